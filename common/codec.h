@@ -1,0 +1,119 @@
+/* codec.h - payload codecs: JSON and CBOR readings in, JSON records out. */
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef TG_CODEC_H
+#define TG_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "reading.h"
+
+/** Payload formats a subscription may carry. */
+enum tg_format {
+        TG_FORMAT_AUTO = 0,     /**< CBOR map or JSON object, told apart by the first byte */
+        TG_FORMAT_JSON,
+        TG_FORMAT_CBOR,
+};
+
+/** Why a payload could not become a reading. Stable: these names are the
+ *  reason codes operators see in logs, counters and dead-letter headers. */
+enum tg_decode_err {
+        TG_DECODE_OK = 0,
+        TG_DECODE_NOT_DECODABLE,   /**< not well-formed JSON/CBOR */
+        TG_DECODE_WRONG_TYPE,      /**< top level not an object/map, or a key of the wrong type */
+        TG_DECODE_MISSING_ID,      /**< no sensor id */
+        TG_DECODE_BAD_ID,          /**< id empty, too long or not a string */
+        TG_DECODE_MISSING_TS,      /**< no event timestamp */
+        TG_DECODE_INVALID_TS,      /**< timestamp not an integer number of ms in range */
+        TG_DECODE_NO_FIELDS,       /**< no numeric field */
+        TG_DECODE_TOO_MANY_FIELDS,
+        TG_DECODE_BAD_FIELD_NAME,  /**< field name empty or too long */
+        TG_DECODE_NON_FINITE,      /**< NaN or infinity */
+        TG_DECODE_TOO_LARGE,       /**< payload or its parse tree over the limit */
+        TG_DECODE_TOO_DEEP,        /**< containers nested deeper than the limit */
+        TG_DECODE__COUNT
+};
+
+/** @brief Stable reason code for @p err, e.g. "missing_id". */
+const char *tg_decode_err_name(enum tg_decode_err err);
+
+/** @brief Parse "auto", "json" or "cbor". @return 0 or -EINVAL. */
+int tg_format_parse(const char *s, enum tg_format *out);
+const char *tg_format_name(enum tg_format f);
+
+/** Largest payload the decoders accept; larger ones fail with TOO_LARGE. */
+#define TG_PAYLOAD_MAX (64 * 1024)
+/** Deepest nesting of arrays/maps the decoders accept (TOO_DEEP beyond). */
+#define TG_DEPTH_MAX 16
+
+/**
+ * @brief Decode one payload into @p out (caller storage, fully overwritten).
+ *
+ * The payload is an object/map with a text member "sensor" (the id), an
+ * integer member "ts" (event time in ms since the epoch) and any number of
+ * numeric members, each becoming a field. Members of other types are ignored.
+ * Allocation-free: JSON is parsed in a thread-local arena.
+ *
+ * @return TG_DECODE_OK or the reason the payload was refused.
+ */
+enum tg_decode_err tg_decode(enum tg_format fmt, const void *payload,
+                             size_t len, struct tg_reading *out);
+
+enum tg_decode_err tg_decode_json(const void *payload, size_t len,
+                                  struct tg_reading *out);
+enum tg_decode_err tg_decode_cbor(const void *payload, size_t len,
+                                  struct tg_reading *out);
+
+/**
+ * @brief Encode @p r as a CBOR map of the shape tg_decode() accepts.
+ * @return bytes written, or 0 if @p cap is too small.
+ */
+size_t tg_encode_cbor(const struct tg_reading *r, uint8_t *buf, size_t cap);
+
+/**
+ * @brief Encode @p r as a flat JSON object of the shape tg_decode() accepts:
+ *        {"sensor":"id","ts":ms,"temperature":21.5,...}. NUL-terminated.
+ * @return bytes written (excluding NUL), or 0 if @p cap is too small.
+ */
+size_t tg_encode_json(const struct tg_reading *r, char *buf, size_t cap);
+
+/**
+ * @brief Encode @p r as the raw-topic record:
+ *        {"sensor":"id","ts":ms,"fields":{"temperature":21.5,...}}.
+ *        Numbers are printed so that they parse back to the same double.
+ * @return bytes written (excluding NUL), or 0 if @p cap is too small.
+ */
+size_t tg_encode_raw_record(const struct tg_reading *r, char *buf, size_t cap);
+
+/**
+ * A bounded JSON text writer over caller storage. Any overflow poisons it, so
+ * a caller checks once, at the end, with tg_jw_finish().
+ */
+struct tg_jw {
+        char *buf;
+        size_t cap, len;
+        int overflow;
+};
+
+void tg_jw_init(struct tg_jw *w, char *buf, size_t cap);
+void tg_jw_raw(struct tg_jw *w, const char *s);      /**< verbatim text */
+void tg_jw_string(struct tg_jw *w, const char *s, size_t len);
+void tg_jw_double(struct tg_jw *w, double v);
+void tg_jw_int(struct tg_jw *w, int64_t v);
+/** @return the text length (NUL-terminated in the buffer), or 0 on overflow. */
+size_t tg_jw_finish(const struct tg_jw *w);
+
+/**
+ * @brief Append @p s (of @p len bytes) to @p buf as a quoted JSON string.
+ * @return bytes written, or 0 if @p cap is too small.
+ */
+size_t tg_json_put_string(char *buf, size_t cap, const char *s, size_t len);
+
+/**
+ * @brief Append @p v as a JSON number that parses back to the same double.
+ *        Non-finite values are written as null.
+ * @return bytes written, or 0 if @p cap is too small.
+ */
+size_t tg_json_put_double(char *buf, size_t cap, double v);
+
+#endif

@@ -1,0 +1,334 @@
+/* codec_cbor.c - CBOR readings in and out with libcbor's streaming API (no allocation). */
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "codec.h"
+
+#include <cbor.h>
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+/*
+ * cbor_load() builds a heap tree; the streaming decoder instead calls back
+ * once per item header (or whole definite string) and allocates nothing.
+ * The callbacks only record the item into `struct cbor_event`; the loop in
+ * tg_decode_cbor() walks the structure with a small explicit stack.
+ */
+
+enum ev_type {
+        EV_NONE,
+        EV_UINT,
+        EV_NEGINT,      /* value is -1 - u */
+        EV_FLOAT,
+        EV_STRING,
+        EV_STRING_START,
+        EV_BYTES,
+        EV_BYTES_START,
+        EV_ARRAY,
+        EV_ARRAY_INDEF,
+        EV_MAP,
+        EV_MAP_INDEF,
+        EV_TAG,
+        EV_SIMPLE,
+        EV_BREAK,
+};
+
+struct cbor_event {
+        enum ev_type type;
+        uint64_t u;
+        double d;
+        const unsigned char *s;
+        size_t len;
+};
+
+#define EV(t) (((struct cbor_event *)ctx)->type = (t))
+static void on_u8(void *ctx, uint8_t v) { EV(EV_UINT); ((struct cbor_event *)ctx)->u = v; }
+static void on_u16(void *ctx, uint16_t v) { EV(EV_UINT); ((struct cbor_event *)ctx)->u = v; }
+static void on_u32(void *ctx, uint32_t v) { EV(EV_UINT); ((struct cbor_event *)ctx)->u = v; }
+static void on_u64(void *ctx, uint64_t v) { EV(EV_UINT); ((struct cbor_event *)ctx)->u = v; }
+static void on_n8(void *ctx, uint8_t v) { EV(EV_NEGINT); ((struct cbor_event *)ctx)->u = v; }
+static void on_n16(void *ctx, uint16_t v) { EV(EV_NEGINT); ((struct cbor_event *)ctx)->u = v; }
+static void on_n32(void *ctx, uint32_t v) { EV(EV_NEGINT); ((struct cbor_event *)ctx)->u = v; }
+static void on_n64(void *ctx, uint64_t v) { EV(EV_NEGINT); ((struct cbor_event *)ctx)->u = v; }
+static void on_f4(void *ctx, float v) { EV(EV_FLOAT); ((struct cbor_event *)ctx)->d = v; }
+static void on_f8(void *ctx, double v) { EV(EV_FLOAT); ((struct cbor_event *)ctx)->d = v; }
+static void on_string(void *ctx, cbor_data s, size_t len) {
+        EV(EV_STRING);
+        ((struct cbor_event *)ctx)->s = s;
+        ((struct cbor_event *)ctx)->len = len;
+}
+static void on_bytes(void *ctx, cbor_data s, size_t len) {
+        EV(EV_BYTES);
+        ((struct cbor_event *)ctx)->s = s;
+        ((struct cbor_event *)ctx)->len = len;
+}
+static void on_string_start(void *ctx) { EV(EV_STRING_START); }
+static void on_bytes_start(void *ctx) { EV(EV_BYTES_START); }
+static void on_array(void *ctx, size_t n) { EV(EV_ARRAY); ((struct cbor_event *)ctx)->u = n; }
+static void on_array_indef(void *ctx) { EV(EV_ARRAY_INDEF); }
+static void on_map(void *ctx, size_t n) { EV(EV_MAP); ((struct cbor_event *)ctx)->u = n; }
+static void on_map_indef(void *ctx) { EV(EV_MAP_INDEF); }
+static void on_tag(void *ctx, uint64_t v) { EV(EV_TAG); ((struct cbor_event *)ctx)->u = v; }
+static void on_simple(void *ctx) { EV(EV_SIMPLE); }
+static void on_bool(void *ctx, bool v) { (void)v; EV(EV_SIMPLE); }
+static void on_break(void *ctx) { EV(EV_BREAK); }
+#undef EV
+
+static const struct cbor_callbacks event_callbacks = {
+        .uint8 = on_u8, .uint16 = on_u16, .uint32 = on_u32, .uint64 = on_u64,
+        .negint8 = on_n8, .negint16 = on_n16, .negint32 = on_n32,
+        .negint64 = on_n64,
+        .byte_string_start = on_bytes_start, .byte_string = on_bytes,
+        .string = on_string, .string_start = on_string_start,
+        .indef_array_start = on_array_indef, .array_start = on_array,
+        .indef_map_start = on_map_indef, .map_start = on_map,
+        .tag = on_tag,
+        .float2 = on_f4, .float4 = on_f4, .float8 = on_f8,
+        .undefined = on_simple, .null = on_simple, .boolean = on_bool,
+        .indef_break = on_break,
+};
+
+/* An open container: a definite one counts down its remaining items (a map
+ * has two per entry), an indefinite one (remaining == -1) ends at a break. */
+struct frame {
+        int64_t remaining;
+        int is_map;
+        enum ev_type chunks; /* indefinite string: the only item type allowed in it */
+};
+
+enum key_kind { KEY_NONE, KEY_SENSOR, KEY_TS, KEY_FIELD, KEY_OTHER };
+
+static enum tg_decode_err top_value(struct tg_reading *out,
+                                    enum key_kind kind, const char *key,
+                                    size_t klen, const struct cbor_event *ev,
+                                    int *have_id, int *have_ts) {
+        double v;
+        int r;
+
+        if (kind == KEY_SENSOR) {
+                if (ev->type != EV_STRING ||
+                    tg_reading_set_sensor(out, (const char *)ev->s, ev->len))
+                        return TG_DECODE_BAD_ID;
+                *have_id = 1;
+                return TG_DECODE_OK;
+        }
+        if (kind == KEY_TS) {
+                if (ev->type == EV_UINT) {
+                        if (ev->u > INT64_MAX)
+                                return TG_DECODE_INVALID_TS;
+                        out->ts_ms = (int64_t)ev->u;
+                } else if (ev->type == EV_NEGINT) {
+                        if (ev->u > INT64_MAX)
+                                return TG_DECODE_INVALID_TS;
+                        out->ts_ms = -1 - (int64_t)ev->u;
+                } else if (ev->type == EV_FLOAT && isfinite(ev->d) &&
+                           ev->d == floor(ev->d) &&
+                           fabs(ev->d) < 9007199254740992.0) {
+                        out->ts_ms = (int64_t)ev->d;
+                } else {
+                        return TG_DECODE_INVALID_TS;
+                }
+                *have_ts = 1;
+                return TG_DECODE_OK;
+        }
+        if (ev->type == EV_UINT)
+                v = (double)ev->u;
+        else if (ev->type == EV_NEGINT)
+                v = -1.0 - (double)ev->u;
+        else if (ev->type == EV_FLOAT)
+                v = ev->d;
+        else
+                return TG_DECODE_OK; /* not numeric: ignored */
+        if (!isfinite(v))
+                return TG_DECODE_NON_FINITE;
+        r = tg_reading_add_field(out, key, klen, v);
+        if (r == -ENOSPC)
+                return TG_DECODE_TOO_MANY_FIELDS;
+        return r ? TG_DECODE_BAD_FIELD_NAME : TG_DECODE_OK;
+}
+
+enum tg_decode_err tg_decode_cbor(const void *payload, size_t len,
+                                  struct tg_reading *out) {
+        const unsigned char *p = payload;
+        struct frame stack[TG_DEPTH_MAX];
+        int depth = 0, started = 0, have_id = 0, have_ts = 0;
+        int expect_key = 1;
+        enum key_kind kind = KEY_NONE;
+        const char *key = NULL;
+        size_t klen = 0, pos = 0;
+        enum tg_decode_err err;
+
+        tg_reading_clear(out);
+        if (len > TG_PAYLOAD_MAX)
+                return TG_DECODE_TOO_LARGE;
+
+        while (pos < len) {
+                struct cbor_event ev = {.type = EV_NONE};
+                struct cbor_decoder_result res;
+                int completes = 0; /* this event completes one item */
+
+                res = cbor_stream_decode(p + pos, len - pos, &event_callbacks,
+                                         &ev);
+                if (res.status != CBOR_DECODER_FINISHED || res.read == 0)
+                        return TG_DECODE_NOT_DECODABLE;
+                pos += res.read;
+
+                if (!started) {
+                        if (ev.type == EV_BREAK)
+                                return TG_DECODE_NOT_DECODABLE;
+                        if (ev.type == EV_TAG)
+                                continue; /* e.g. self-described CBOR, 55799 */
+                        if (ev.type != EV_MAP && ev.type != EV_MAP_INDEF)
+                                return TG_DECODE_WRONG_TYPE;
+                        started = 1;
+                }
+
+                /* An indefinite string holds definite strings of its own
+                 * kind and nothing else. */
+                if (depth > 0 && stack[depth - 1].chunks != EV_NONE &&
+                    ev.type != stack[depth - 1].chunks && ev.type != EV_BREAK)
+                        return TG_DECODE_NOT_DECODABLE;
+
+                switch (ev.type) {
+                case EV_TAG:
+                        continue; /* a prefix of the next item */
+                case EV_MAP:
+                case EV_MAP_INDEF:
+                case EV_ARRAY:
+                case EV_ARRAY_INDEF:
+                case EV_STRING_START:
+                case EV_BYTES_START:
+                        if (depth == 1 && expect_key)
+                                return TG_DECODE_WRONG_TYPE;
+                        if (depth == 1 && (kind == KEY_SENSOR))
+                                return TG_DECODE_BAD_ID;
+                        if (depth == 1 && (kind == KEY_TS))
+                                return TG_DECODE_INVALID_TS;
+                        if (depth == TG_DEPTH_MAX)
+                                return TG_DECODE_TOO_DEEP;
+                        stack[depth].is_map = ev.type == EV_MAP ||
+                                              ev.type == EV_MAP_INDEF;
+                        stack[depth].chunks = ev.type == EV_STRING_START ? EV_STRING
+                                              : ev.type == EV_BYTES_START ? EV_BYTES
+                                                                          : EV_NONE;
+                        if (ev.type == EV_MAP)
+                                stack[depth].remaining =
+                                        ev.u > INT64_MAX / 2 ? INT64_MAX
+                                                             : 2 * (int64_t)ev.u;
+                        else if (ev.type == EV_ARRAY)
+                                stack[depth].remaining =
+                                        ev.u > INT64_MAX ? INT64_MAX
+                                                         : (int64_t)ev.u;
+                        else
+                                stack[depth].remaining = -1;
+                        depth++;
+                        if (stack[depth - 1].remaining == 0) {
+                                depth--;
+                                completes = 1;
+                        }
+                        break;
+                case EV_BREAK:
+                        if (depth == 0 || stack[depth - 1].remaining != -1)
+                                return TG_DECODE_NOT_DECODABLE;
+                        if (depth == 1 && !expect_key)
+                                return TG_DECODE_NOT_DECODABLE; /* key without value */
+                        depth--;
+                        completes = 1;
+                        break;
+                default:
+                        if (depth == 0)
+                                return TG_DECODE_NOT_DECODABLE;
+                        if (depth == 1) {
+                                if (expect_key) {
+                                        if (ev.type != EV_STRING)
+                                                return TG_DECODE_WRONG_TYPE;
+                                        key = (const char *)ev.s;
+                                        klen = ev.len;
+                                        if (klen == 6 && !memcmp(key, "sensor", 6))
+                                                kind = KEY_SENSOR;
+                                        else if (klen == 2 && !memcmp(key, "ts", 2))
+                                                kind = KEY_TS;
+                                        else
+                                                kind = KEY_FIELD;
+                                } else {
+                                        err = top_value(out, kind, key, klen, &ev,
+                                                        &have_id, &have_ts);
+                                        if (err)
+                                                return err;
+                                }
+                        }
+                        completes = 1;
+                        break;
+                }
+
+                /* Count completed items up the stack; a definite container
+                 * whose last item completed is itself complete. */
+                while (completes) {
+                        completes = 0;
+                        if (depth == 0)
+                                break;
+                        if (depth == 1)
+                                expect_key = !expect_key;
+                        if (stack[depth - 1].remaining > 0 &&
+                            --stack[depth - 1].remaining == 0) {
+                                depth--;
+                                completes = 1;
+                        }
+                }
+                if (depth == 0)
+                        break; /* the top-level map is complete */
+        }
+
+        if (!started || depth != 0)
+                return TG_DECODE_NOT_DECODABLE;
+        if (pos != len)
+                return TG_DECODE_NOT_DECODABLE; /* trailing bytes */
+        if (!have_id)
+                return TG_DECODE_MISSING_ID;
+        if (!have_ts)
+                return TG_DECODE_MISSING_TS;
+        if (out->nfields == 0)
+                return TG_DECODE_NO_FIELDS;
+        return TG_DECODE_OK;
+}
+
+size_t tg_encode_cbor(const struct tg_reading *r, uint8_t *buf, size_t cap) {
+        size_t o = 0, n;
+        uint16_t i;
+
+#define PUT(call)                                                              \
+        do {                                                                   \
+                if (!(n = (call)))                                             \
+                        return 0;                                              \
+                o += n;                                                        \
+        } while (0)
+#define PUT_BYTES(src, len)                                                    \
+        do {                                                                   \
+                if ((len) > cap - o)                                           \
+                        return 0;                                              \
+                memcpy(buf + o, (src), (len));                                 \
+                o += (len);                                                    \
+        } while (0)
+
+        PUT(cbor_encode_map_start(2 + (size_t)r->nfields, buf + o, cap - o));
+        PUT(cbor_encode_string_start(6, buf + o, cap - o));
+        PUT_BYTES("sensor", 6);
+        PUT(cbor_encode_string_start(r->sensor_len, buf + o, cap - o));
+        PUT_BYTES(r->sensor, r->sensor_len);
+        PUT(cbor_encode_string_start(2, buf + o, cap - o));
+        PUT_BYTES("ts", 2);
+        if (r->ts_ms >= 0)
+                PUT(cbor_encode_uint((uint64_t)r->ts_ms, buf + o, cap - o));
+        else
+                PUT(cbor_encode_negint((uint64_t)(-1 - r->ts_ms), buf + o,
+                                       cap - o));
+        for (i = 0; i < r->nfields; i++) {
+                const struct tg_field *f = &r->fields[i];
+
+                PUT(cbor_encode_string_start(f->name_len, buf + o, cap - o));
+                PUT_BYTES(f->name, f->name_len);
+                PUT(cbor_encode_double(f->value, buf + o, cap - o));
+        }
+#undef PUT
+#undef PUT_BYTES
+        return o;
+}

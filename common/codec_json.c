@@ -1,0 +1,328 @@
+/* codec_json.c - JSON readings in (cJSON over a thread-local arena) and JSON text out. */
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "codec.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * cJSON allocates every node with malloc. To keep the per-reading path free
+ * of allocation, cJSON's hooks point at a bump arena owned by the calling
+ * thread: it is reset before each parse and never freed node by node. The
+ * hooks are process-wide, so a thread without an active arena (a test tool
+ * using cJSON for something else) falls through to malloc/free, and free
+ * recognises arena pointers by address.
+ */
+#define ARENA_SIZE (TG_PAYLOAD_MAX * 8)
+
+struct arena {
+        size_t used;
+        int active;
+        int exhausted; /* an allocation failed during this parse */
+        _Alignas(max_align_t) unsigned char mem[ARENA_SIZE];
+};
+
+static __thread struct arena *tls_arena;
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+static pthread_key_t arena_key; /* frees a thread's arena when it exits */
+
+static void *arena_malloc(size_t n) {
+        struct arena *a = tls_arena;
+        size_t off;
+
+        if (!a || !a->active)
+                return malloc(n);
+        off = (a->used + (_Alignof(max_align_t) - 1)) &
+              ~(size_t)(_Alignof(max_align_t) - 1);
+        if (off > ARENA_SIZE || n > ARENA_SIZE - off) {
+                a->exhausted = 1; /* cJSON fails the parse: reported as too large */
+                return NULL;
+        }
+        a->used = off + n;
+        return a->mem + off;
+}
+
+static void arena_free(void *p) {
+        struct arena *a = tls_arena;
+
+        if (a && (unsigned char *)p >= a->mem &&
+            (unsigned char *)p < a->mem + ARENA_SIZE)
+                return;
+        free(p);
+}
+
+static void hooks_install(void) {
+        cJSON_Hooks hooks = {.malloc_fn = arena_malloc, .free_fn = arena_free};
+
+        pthread_key_create(&arena_key, free);
+        cJSON_InitHooks(&hooks);
+}
+
+/* The arena itself is allocated once per thread, on that thread's first
+ * JSON payload; it is small enough to keep for the thread's life. */
+static struct arena *arena_get(void) {
+        pthread_once(&hooks_once, hooks_install);
+        if (!tls_arena && (tls_arena = calloc(1, sizeof(*tls_arena))))
+                pthread_setspecific(arena_key, tls_arena);
+        return tls_arena;
+}
+
+static enum tg_decode_err json_number_to_ts(const cJSON *it, int64_t *out) {
+        double d;
+
+        if (!cJSON_IsNumber(it))
+                return TG_DECODE_INVALID_TS;
+        d = it->valuedouble;
+        /* Integral and exactly representable: |ts| < 2^53 covers
+         * ±285 000 years of milliseconds. */
+        if (!isfinite(d) || d != floor(d) || fabs(d) >= 9007199254740992.0)
+                return TG_DECODE_INVALID_TS;
+        *out = (int64_t)d;
+        return TG_DECODE_OK;
+}
+
+static enum tg_decode_err json_to_reading(const cJSON *root,
+                                          struct tg_reading *out) {
+        const cJSON *it;
+        enum tg_decode_err err;
+        int have_id = 0, have_ts = 0;
+
+        if (!cJSON_IsObject(root))
+                return TG_DECODE_WRONG_TYPE;
+
+        cJSON_ArrayForEach(it, root) {
+                const char *k = it->string;
+                size_t klen = strlen(k);
+
+                if (!strcmp(k, "sensor")) {
+                        if (!cJSON_IsString(it) ||
+                            tg_reading_set_sensor(out, it->valuestring,
+                                                  strlen(it->valuestring)))
+                                return TG_DECODE_BAD_ID;
+                        have_id = 1;
+                } else if (!strcmp(k, "ts")) {
+                        if ((err = json_number_to_ts(it, &out->ts_ms)))
+                                return err;
+                        have_ts = 1;
+                } else if (cJSON_IsNumber(it)) {
+                        int r;
+
+                        if (!isfinite(it->valuedouble))
+                                return TG_DECODE_NON_FINITE;
+                        r = tg_reading_add_field(out, k, klen, it->valuedouble);
+                        if (r == -ENOSPC)
+                                return TG_DECODE_TOO_MANY_FIELDS;
+                        if (r)
+                                return TG_DECODE_BAD_FIELD_NAME;
+                }
+        }
+        if (!have_id)
+                return TG_DECODE_MISSING_ID;
+        if (!have_ts)
+                return TG_DECODE_MISSING_TS;
+        if (out->nfields == 0)
+                return TG_DECODE_NO_FIELDS;
+        return TG_DECODE_OK;
+}
+
+/* cJSON has no depth limit of its own below 1000, so nesting is measured
+ * first, in one pass that skips string contents. */
+static int json_too_deep(const char *p, size_t len) {
+        int depth = 0, in_string = 0;
+        size_t i;
+
+        for (i = 0; i < len; i++) {
+                char c = p[i];
+
+                if (in_string) {
+                        if (c == '\\')
+                                i++;
+                        else if (c == '"')
+                                in_string = 0;
+                } else if (c == '"') {
+                        in_string = 1;
+                } else if (c == '{' || c == '[') {
+                        if (++depth > TG_DEPTH_MAX)
+                                return 1;
+                } else if (c == '}' || c == ']') {
+                        depth--;
+                }
+        }
+        return 0;
+}
+
+static int only_white_space(const char *p, const char *end) {
+        for (; p < end; p++)
+                if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+                        return 0;
+        return 1;
+}
+
+enum tg_decode_err tg_decode_json(const void *payload, size_t len,
+                                  struct tg_reading *out) {
+        const char *text = payload, *parse_end = NULL;
+        struct arena *a;
+        cJSON *root;
+        enum tg_decode_err err;
+
+        tg_reading_clear(out);
+        if (len > TG_PAYLOAD_MAX)
+                return TG_DECODE_TOO_LARGE;
+        if (json_too_deep(text, len))
+                return TG_DECODE_TOO_DEEP;
+        if (!(a = arena_get()))
+                return TG_DECODE_TOO_LARGE;
+
+        a->used = 0;
+        a->exhausted = 0;
+        a->active = 1;
+        root = cJSON_ParseWithLengthOpts(text, len, &parse_end, 0);
+        if (!root)
+                err = a->exhausted ? TG_DECODE_TOO_LARGE : TG_DECODE_NOT_DECODABLE;
+        else if (!parse_end || !only_white_space(parse_end, text + len))
+                err = TG_DECODE_NOT_DECODABLE; /* a second value or garbage after it */
+        else
+                err = json_to_reading(root, out);
+        a->active = 0;
+        a->used = 0;
+        return err;
+}
+
+size_t tg_json_put_string(char *buf, size_t cap, const char *s, size_t len) {
+        static const char hex[] = "0123456789abcdef";
+        size_t o = 0, i;
+
+#define PUT(c)                                                                 \
+        do {                                                                   \
+                if (o + 1 >= cap)                                              \
+                        return 0;                                              \
+                buf[o++] = (c);                                                \
+        } while (0)
+
+        PUT('"');
+        for (i = 0; i < len; i++) {
+                unsigned char c = (unsigned char)s[i];
+
+                if (c == '"' || c == '\\') {
+                        PUT('\\');
+                        PUT((char)c);
+                } else if (c < 0x20) {
+                        PUT('\\');
+                        PUT('u');
+                        PUT('0');
+                        PUT('0');
+                        PUT(hex[c >> 4]);
+                        PUT(hex[c & 0xf]);
+                } else {
+                        PUT((char)c);
+                }
+        }
+        PUT('"');
+#undef PUT
+        buf[o] = '\0';
+        return o;
+}
+
+size_t tg_json_put_double(char *buf, size_t cap, double v) {
+        int n;
+
+        if (!isfinite(v)) {
+                n = snprintf(buf, cap, "null");
+        } else {
+                /* Shortest of the two precisions that reads back exactly. */
+                n = snprintf(buf, cap, "%.15g", v);
+                if (n > 0 && (size_t)n < cap && strtod(buf, NULL) != v)
+                        n = snprintf(buf, cap, "%.17g", v);
+        }
+        if (n < 0 || (size_t)n >= cap)
+                return 0;
+        return (size_t)n;
+}
+
+void tg_jw_init(struct tg_jw *w, char *buf, size_t cap) {
+        w->buf = buf;
+        w->cap = cap;
+        w->len = 0;
+        w->overflow = cap == 0;
+        if (cap)
+                buf[0] = '\0';
+}
+
+size_t tg_jw_finish(const struct tg_jw *w) {
+        return w->overflow ? 0 : w->len;
+}
+
+void tg_jw_raw(struct tg_jw *w, const char *s) {
+        size_t n = strlen(s);
+
+        if (w->overflow || w->len + n >= w->cap) {
+                w->overflow = 1;
+                return;
+        }
+        memcpy(w->buf + w->len, s, n + 1);
+        w->len += n;
+}
+
+void tg_jw_string(struct tg_jw *w, const char *s, size_t len) {
+        size_t n;
+
+        if (w->overflow)
+                return;
+        n = tg_json_put_string(w->buf + w->len, w->cap - w->len, s, len);
+        if (!n)
+                w->overflow = 1;
+        w->len += n;
+}
+
+void tg_jw_double(struct tg_jw *w, double v) {
+        size_t n;
+
+        if (w->overflow)
+                return;
+        n = tg_json_put_double(w->buf + w->len, w->cap - w->len, v);
+        if (!n)
+                w->overflow = 1;
+        w->len += n;
+}
+
+void tg_jw_int(struct tg_jw *w, int64_t v) {
+        char tmp[24];
+
+        snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
+        tg_jw_raw(w, tmp);
+}
+
+static size_t encode_json(const struct tg_reading *r, char *buf, size_t cap,
+                          int nested) {
+        struct tg_jw w;
+        uint16_t i;
+
+        tg_jw_init(&w, buf, cap);
+        tg_jw_raw(&w, "{\"sensor\":");
+        tg_jw_string(&w, r->sensor, r->sensor_len);
+        tg_jw_raw(&w, ",\"ts\":");
+        tg_jw_int(&w, r->ts_ms);
+        tg_jw_raw(&w, nested ? ",\"fields\":{" : r->nfields ? "," : "");
+        for (i = 0; i < r->nfields; i++) {
+                if (i)
+                        tg_jw_raw(&w, ",");
+                tg_jw_string(&w, r->fields[i].name, r->fields[i].name_len);
+                tg_jw_raw(&w, ":");
+                tg_jw_double(&w, r->fields[i].value);
+        }
+        tg_jw_raw(&w, nested ? "}}" : "}");
+        return tg_jw_finish(&w);
+}
+
+size_t tg_encode_json(const struct tg_reading *r, char *buf, size_t cap) {
+        return encode_json(r, buf, cap, 0);
+}
+
+size_t tg_encode_raw_record(const struct tg_reading *r, char *buf, size_t cap) {
+        return encode_json(r, buf, cap, 1);
+}

@@ -1,0 +1,484 @@
+/* config.c - the option table, its validating setter and the YAML loader (libyaml). */
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#define OPT(field) offsetof(struct tg_config, field)
+#define SEC(n) ((int64_t)(n) * 1000)
+#define DAY SEC(86400)
+
+/*
+ * Every option the gateway has. The README's reference, --help-config,
+ * the defaults and all validation come from this one table.
+ */
+static const struct tg_option options[] = {
+        {"mqtt.uri", TG_OPT_STRING, OPT(mqtt_uri), 0, 0, "tcp://127.0.0.1:1883", NULL,
+         "MQTT broker to subscribe at (tcp://host:port or ssl://host:port).", 0},
+        {"mqtt.client_id", TG_OPT_STRING, OPT(mqtt_client_id), 0, 0, "tumblegate", NULL,
+         "MQTT client id. Keep it stable: the broker holds this persistent "
+         "session's queue while the gateway is away.", 0},
+        {"mqtt.topic", TG_OPT_STRING, OPT(mqtt_topic), 0, 0, "sensors/+/telemetry", NULL,
+         "Topic filter to subscribe to.", 0},
+        {"mqtt.qos", TG_OPT_INT, OPT(mqtt_qos), 0, 1, "1", NULL,
+         "Subscription QoS. 1: the broker redelivers until the gateway has "
+         "taken the reading.", 0},
+        {"mqtt.format", TG_OPT_ENUM, OPT(mqtt_format), 0, 0, "auto", "auto|json|cbor",
+         "Payload format; auto tells a CBOR map from a JSON object by its first byte.", 0},
+        {"mqtt.keepalive", TG_OPT_DURATION, OPT(mqtt_keepalive_ms), SEC(1), SEC(3600), "30s", NULL,
+         "MQTT keep-alive interval.", 0},
+
+        {"kafka.bootstrap.servers", TG_OPT_STRING, OPT(kafka_bootstrap_servers), 0, 0,
+         "127.0.0.1:9092", NULL,
+         "Kafka or Redpanda brokers, host:port[,host:port...]. Any other "
+         "kafka.* key is passed to librdkafka as is.", 0},
+        {"kafka.compression.type", TG_OPT_ENUM, OPT(kafka_compression), 0, 0, "lz4",
+         "none|gzip|snappy|lz4|zstd", "Compression of produced batches.", 0},
+        {"kafka.flush_timeout", TG_OPT_DURATION, OPT(kafka_flush_timeout_ms), 0, SEC(3600), "30s",
+         NULL, "At shutdown, how long to wait for Kafka to confirm what is in flight.", 0},
+        {"topics.raw", TG_OPT_STRING, OPT(topic_raw), 0, 0, "sensors.raw", NULL,
+         "Topic for every valid reading (JSON, key = sensor id, timestamp = event time).", 0},
+        {"topics.agg", TG_OPT_STRING, OPT(topic_agg), 0, 0, "sensors.agg", NULL,
+         "Topic for closed-window aggregates (JSON, key = sensor id).", 0},
+
+        {"window.size", TG_OPT_DURATION, OPT(window_size_ms), 1, DAY, "10s", NULL,
+         "Window length; windows are aligned to the Unix epoch, [start, end).", 0},
+        {"window.hop", TG_OPT_DURATION, OPT(window_hop_ms), 0, DAY, "0", NULL,
+         "Hop of hopping windows; must divide window.size. 0: tumbling (hop = size).", 0},
+        {"window.grace", TG_OPT_DURATION, OPT(window_grace_ms), 0, DAY, "2s", NULL,
+         "A window closes when the watermark reaches its end plus this grace.", 0},
+        {"window.idle_timeout", TG_OPT_DURATION, OPT(window_idle_timeout_ms), 0, DAY, "30s", NULL,
+         "Close a sensor's open windows once nothing has arrived from it for "
+         "this long (wall clock). 0: never.", 0},
+        {"window.max_future", TG_OPT_DURATION, OPT(window_max_future_ms), 0, DAY, "5m", NULL,
+         "Refuse readings whose timestamp is further than this ahead of the "
+         "gateway's clock.", 0},
+        {"window.close", TG_OPT_ENUM, OPT(window_close), 0, 0, "per-sensor",
+         "per-sensor|global",
+         "Watermark: each sensor's own max event time, or the max over all sensors.", 0},
+        {"window.max_sensors", TG_OPT_INT, OPT(window_max_sensors), 1, 1 << 24, "10000", NULL,
+         "Sensor table capacity, allocated at start-up.", 0},
+        {"window.max_fields", TG_OPT_INT, OPT(window_max_fields), 1, 16, "8", NULL,
+         "Distinct numeric fields kept per sensor window.", 0},
+        {"window.max_field_names", TG_OPT_INT, OPT(window_max_field_names), 1, 4096, "64", NULL,
+         "Distinct field names over the gateway's life.", 0},
+
+        {"state.dir", TG_OPT_STRING, OPT(state_dir), 0, 0, "/var/lib/tumblegate", NULL,
+         "Directory for the window state file (and, later, the spool).", 0},
+        {"log.level", TG_OPT_ENUM, OPT(log_level), 0, 0, "info", "error|warn|info|debug",
+         "Log threshold.", 0},
+        {"log.file", TG_OPT_STRING, OPT(log_file), 0, 0, "", NULL,
+         "Log to this file instead of stderr (empty: stderr).", 0},
+};
+
+#define NOPTIONS (sizeof(options) / sizeof(*options))
+
+const struct tg_option *tg_config_options(size_t *cnt) {
+        *cnt = NOPTIONS;
+        return options;
+}
+
+static const struct tg_option *option_find(const char *name) {
+        size_t i;
+
+        for (i = 0; i < NOPTIONS; i++)
+                if (!strcmp(options[i].name, name))
+                        return &options[i];
+        return NULL;
+}
+
+int tg_parse_duration_ms(const char *s, int64_t *out) {
+        static const struct {
+                const char *suffix;
+                int64_t ms;
+        } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"", 1}};
+        char *end;
+        long long v;
+        size_t i;
+
+        if (*s < '0' || *s > '9') /* strtoll would take " 5" and "+5" */
+                return -EINVAL;
+        errno = 0;
+        v = strtoll(s, &end, 10);
+        if (end == s || errno || v < 0)
+                return -EINVAL;
+        for (i = 0; i < sizeof(units) / sizeof(*units); i++) {
+                if (!strcmp(end, units[i].suffix)) {
+                        if (v > INT64_MAX / units[i].ms)
+                                return -EINVAL;
+                        *out = v * units[i].ms;
+                        return 0;
+                }
+        }
+        return -EINVAL;
+}
+
+static int enum_has(const char *values, const char *v) {
+        size_t n = strlen(v);
+        const char *p = values;
+
+        while (p) {
+                const char *bar = strchr(p, '|');
+                size_t len = bar ? (size_t)(bar - p) : strlen(p);
+
+                if (len == n && !memcmp(p, v, n))
+                        return 1;
+                p = bar ? bar + 1 : NULL;
+        }
+        return 0;
+}
+
+#define FAIL(...)                                                              \
+        do {                                                                   \
+                if (errstr && errstr_size)                                     \
+                        snprintf(errstr, errstr_size, __VA_ARGS__);            \
+                return -EINVAL;                                                \
+        } while (0)
+
+static int set_passthrough(struct tg_config *cfg, const char *key,
+                           const char *value, const char *origin,
+                           char *errstr, size_t errstr_size) {
+        size_t i;
+        char *k, *v;
+
+        if (!key[0])
+                FAIL("%s: kafka.: empty librdkafka property name", origin);
+        for (i = 0; i < cfg->kafka_passthrough_cnt; i++)
+                if (!strcmp(cfg->kafka_passthrough[i].key, key))
+                        break;
+        if (i == TG_CONFIG_PASSTHROUGH_MAX)
+                FAIL("%s: kafka.%s: more than %d librdkafka properties", origin,
+                     key, TG_CONFIG_PASSTHROUGH_MAX);
+        if (!(v = strdup(value)) || !(k = strdup(key))) {
+                free(v);
+                return -ENOMEM;
+        }
+        if (i == cfg->kafka_passthrough_cnt) {
+                cfg->kafka_passthrough_cnt++;
+        } else {
+                free(cfg->kafka_passthrough[i].key);
+                free(cfg->kafka_passthrough[i].value);
+        }
+        cfg->kafka_passthrough[i].key = k;
+        cfg->kafka_passthrough[i].value = v;
+        snprintf(cfg->kafka_passthrough[i].origin,
+                 sizeof(cfg->kafka_passthrough[i].origin), "%s", origin);
+        return 0;
+}
+
+int tg_config_set(struct tg_config *cfg, const char *key, const char *value,
+                  const char *origin, char *errstr, size_t errstr_size) {
+        const struct tg_option *o = option_find(key);
+        void *field;
+        int64_t v;
+        char *end;
+
+        if (!o) {
+                if (!strncmp(key, "kafka.", 6))
+                        return set_passthrough(cfg, key + 6, value, origin,
+                                               errstr, errstr_size);
+                FAIL("%s: unknown option '%s' (tumblegate --help-config lists them)",
+                     origin, key);
+        }
+        field = (char *)cfg + o->offset;
+
+        switch (o->type) {
+        case TG_OPT_ENUM:
+                if (!enum_has(o->enum_values, value))
+                        FAIL("%s: %s: '%s' is not one of %s", origin, key, value,
+                             o->enum_values);
+                /* fall through */
+        case TG_OPT_STRING: {
+                char *copy = strdup(value);
+
+                if (!copy)
+                        return -ENOMEM;
+                free(*(char **)field);
+                *(char **)field = copy;
+                return 0;
+        }
+        case TG_OPT_INT:
+                errno = 0;
+                v = strtoll(value, &end, 10);
+                if (end == value || *end || errno ||
+                    !(value[0] == '-' || (value[0] >= '0' && value[0] <= '9')))
+                        FAIL("%s: %s: '%s' is not an integer", origin, key, value);
+                break;
+        case TG_OPT_DURATION:
+                if (tg_parse_duration_ms(value, &v))
+                        FAIL("%s: %s: '%s' is not a duration (e.g. 500ms, 10s, 5m, 1h)",
+                             origin, key, value);
+                break;
+        default:
+                FAIL("%s: %s: option of unknown type", origin, key);
+        }
+        if (v < o->min || v > o->max)
+                FAIL("%s: %s: %s is out of range [%lld, %lld]%s", origin, key, value,
+                     (long long)o->min, (long long)o->max,
+                     o->type == TG_OPT_DURATION ? " ms" : "");
+        *(int64_t *)field = v;
+        return 0;
+}
+
+struct tg_config *tg_config_new(void) {
+        struct tg_config *cfg = calloc(1, sizeof(*cfg));
+        size_t i;
+
+        if (!cfg)
+                return NULL;
+        for (i = 0; i < NOPTIONS; i++) {
+                /* The table's own defaults must pass its own validation. */
+                if (tg_config_set(cfg, options[i].name, options[i].def, "default",
+                                  NULL, 0)) {
+                        tg_config_destroy(cfg);
+                        return NULL;
+                }
+        }
+        return cfg;
+}
+
+void tg_config_destroy(struct tg_config *cfg) {
+        size_t i;
+
+        if (!cfg)
+                return;
+        for (i = 0; i < NOPTIONS; i++)
+                if (options[i].type == TG_OPT_STRING || options[i].type == TG_OPT_ENUM)
+                        free(*(char **)((char *)cfg + options[i].offset));
+        for (i = 0; i < cfg->kafka_passthrough_cnt; i++) {
+                free(cfg->kafka_passthrough[i].key);
+                free(cfg->kafka_passthrough[i].value);
+        }
+        free(cfg);
+}
+
+int tg_config_validate(const struct tg_config *cfg, char *errstr,
+                       size_t errstr_size) {
+        int64_t hop = cfg->window_hop_ms ? cfg->window_hop_ms : cfg->window_size_ms;
+
+        if (cfg->window_size_ms % hop)
+                FAIL("window.hop: %lld ms does not divide window.size (%lld ms)",
+                     (long long)hop, (long long)cfg->window_size_ms);
+        if (cfg->window_size_ms / hop > 64)
+                FAIL("window.hop: at most 64 hops per window (window.size / window.hop)");
+        if (cfg->window_max_field_names < cfg->window_max_fields)
+                FAIL("window.max_field_names (%lld) must be at least window.max_fields (%lld)",
+                     (long long)cfg->window_max_field_names,
+                     (long long)cfg->window_max_fields);
+        if (!cfg->mqtt_uri[0] || !cfg->mqtt_topic[0] || !cfg->kafka_bootstrap_servers[0])
+                FAIL("mqtt.uri, mqtt.topic and kafka.bootstrap.servers must not be empty");
+        if (!cfg->mqtt_client_id[0])
+                FAIL("mqtt.client_id: must not be empty (a persistent session needs a stable id)");
+        if (!cfg->topic_raw[0] || !cfg->topic_agg[0])
+                FAIL("topics.raw and topics.agg must not be empty");
+        return 0;
+}
+
+/* --- YAML ------------------------------------------------------------- */
+
+#define PATH_DEPTH 8
+
+int tg_config_load_file(struct tg_config *cfg, const char *path, char *errstr,
+                        size_t errstr_size) {
+        yaml_parser_t parser;
+        yaml_event_t ev;
+        FILE *f;
+        char keys[PATH_DEPTH][128];
+        int depth = 0;          /* open mappings */
+        int have_key = 0;       /* a key waits for its value at this depth */
+        int r = 0, done = 0;
+
+        if (!(f = fopen(path, "r"))) {
+                r = -errno;
+                if (errstr && errstr_size)
+                        snprintf(errstr, errstr_size, "%s: cannot open: %s", path,
+                                 strerror(-r));
+                return r;
+        }
+        if (!yaml_parser_initialize(&parser)) {
+                fclose(f);
+                return -ENOMEM;
+        }
+        yaml_parser_set_input_file(&parser, f);
+
+#define YFAIL(line, ...)                                                       \
+        do {                                                                   \
+                int n_ = snprintf(errstr, errstr_size, "%s:%zu: ", path,       \
+                                  (size_t)(line) + 1);                         \
+                if (n_ > 0 && (size_t)n_ < errstr_size)                        \
+                        snprintf(errstr + n_, errstr_size - (size_t)n_,        \
+                                 __VA_ARGS__);                                 \
+                r = -EINVAL;                                                   \
+                goto out;                                                      \
+        } while (0)
+
+        while (!done) {
+                size_t line;
+
+                if (!yaml_parser_parse(&parser, &ev))
+                        YFAIL(parser.problem_mark.line, "YAML syntax: %s",
+                              parser.problem ? parser.problem : "error");
+                line = ev.start_mark.line;
+
+                switch (ev.type) {
+                case YAML_STREAM_END_EVENT:
+                        done = 1;
+                        break;
+                case YAML_MAPPING_START_EVENT:
+                        if (depth > 0 && !have_key) {
+                                yaml_event_delete(&ev);
+                                YFAIL(line, "a mapping cannot be a key");
+                        }
+                        if (depth == PATH_DEPTH) {
+                                yaml_event_delete(&ev);
+                                YFAIL(line, "nested too deeply");
+                        }
+                        depth++;
+                        have_key = 0;
+                        break;
+                case YAML_MAPPING_END_EVENT:
+                        depth--;
+                        have_key = 0;
+                        break;
+                case YAML_SEQUENCE_START_EVENT:
+                        yaml_event_delete(&ev);
+                        if (depth == 0)
+                                YFAIL(line, "the top level must be a mapping of options");
+                        if (!have_key)
+                                YFAIL(line, "a list cannot be a key");
+                        YFAIL(line, "%s: lists are not accepted here", keys[depth - 1]);
+                case YAML_ALIAS_EVENT:
+                        yaml_event_delete(&ev);
+                        YFAIL(line, "aliases are not accepted");
+                case YAML_SCALAR_EVENT: {
+                        const char *text = (const char *)ev.data.scalar.value;
+
+                        if (depth == 0) {
+                                /* An empty file parses as one empty scalar. */
+                                if (ev.data.scalar.length == 0)
+                                        break;
+                                yaml_event_delete(&ev);
+                                YFAIL(line, "the top level must be a mapping of options");
+                        }
+                        if (!have_key) {
+                                char key[sizeof(keys[0])];
+                                int n;
+
+                                if (depth == 1)
+                                        n = snprintf(key, sizeof(key), "%s", text);
+                                else
+                                        n = snprintf(key, sizeof(key), "%s.%s",
+                                                     keys[depth - 2], text);
+                                memcpy(keys[depth - 1], key, sizeof(key));
+                                if (n < 0 || (size_t)n >= sizeof(keys[0])) {
+                                        yaml_event_delete(&ev);
+                                        YFAIL(line, "key too long");
+                                }
+                                have_key = 1;
+                        } else {
+                                char origin[4200];
+
+                                snprintf(origin, sizeof(origin), "%s:%zu", path, line + 1);
+                                if ((r = tg_config_set(cfg, keys[depth - 1], text, origin,
+                                                       errstr, errstr_size))) {
+                                        yaml_event_delete(&ev);
+                                        goto out;
+                                }
+                                have_key = 0;
+                        }
+                        break;
+                }
+                default:
+                        break;
+                }
+                yaml_event_delete(&ev);
+        }
+out:
+#undef YFAIL
+        yaml_parser_delete(&parser);
+        fclose(f);
+        return r;
+}
+
+/* --- output ------------------------------------------------------------ */
+
+/* A YAML double-quoted scalar, so that the dump loads back as it was. */
+static void put_quoted(FILE *out, const char *v) {
+        fputc('"', out);
+        for (; *v; v++) {
+                unsigned char c = (unsigned char)*v;
+
+                if (c == '"' || c == '\\')
+                        fprintf(out, "\\%c", c);
+                else if (c < 0x20 || c == 0x7f)
+                        fprintf(out, "\\x%02x", c);
+                else
+                        fputc(c, out);
+        }
+        fputc('"', out);
+}
+
+void tg_config_dump(const struct tg_config *cfg, FILE *out) {
+        size_t i;
+
+        for (i = 0; i < NOPTIONS; i++) {
+                const struct tg_option *o = &options[i];
+                const void *field = (const char *)cfg + o->offset;
+
+                if (o->secret)
+                        fprintf(out, "%s: \"***\"\n", o->name);
+                else if (o->type == TG_OPT_STRING || o->type == TG_OPT_ENUM) {
+                        fprintf(out, "%s: ", o->name);
+                        put_quoted(out, *(char *const *)field);
+                        fputc('\n', out);
+                }
+                else if (o->type == TG_OPT_DURATION)
+                        fprintf(out, "%s: %lldms\n", o->name,
+                                (long long)*(const int64_t *)field);
+                else
+                        fprintf(out, "%s: %lld\n", o->name,
+                                (long long)*(const int64_t *)field);
+        }
+        for (i = 0; i < cfg->kafka_passthrough_cnt; i++) {
+                const char *k = cfg->kafka_passthrough[i].key;
+                int secret = strstr(k, "password") || strstr(k, "secret") ||
+                             strstr(k, ".pem");
+
+                fprintf(out, "kafka.%s: ", k);
+                put_quoted(out, secret ? "***" : cfg->kafka_passthrough[i].value);
+                fputc('\n', out);
+        }
+}
+
+void tg_config_reference(FILE *out) {
+        size_t i;
+
+        fprintf(out, "| option | type | default | description |\n"
+                     "|---|---|---|---|\n");
+        for (i = 0; i < NOPTIONS; i++) {
+                const struct tg_option *o = &options[i];
+                const char *type = o->type == TG_OPT_STRING     ? "string"
+                                   : o->type == TG_OPT_INT      ? "integer"
+                                   : o->type == TG_OPT_DURATION ? "duration"
+                                                                : "enum";
+
+                fprintf(out, "| `%s` | %s", o->name, type);
+                if (o->type == TG_OPT_ENUM) {
+                        const char *p;
+
+                        fputs(": ", out);
+                        for (p = o->enum_values; *p; p++)
+                                if (*p == '|')
+                                        fputs(", ", out);
+                                else
+                                        fputc(*p, out);
+                } else if (o->type == TG_OPT_INT) {
+                        fprintf(out, " %lld..%lld", (long long)o->min, (long long)o->max);
+                }
+                fprintf(out, " | `%s` | %s |\n", o->def[0] ? o->def : "\"\"", o->doc);
+        }
+}

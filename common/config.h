@@ -1,0 +1,118 @@
+/* config.h - every gateway option in one table: defaults, bounds, docs, YAML file and --set overrides. */
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef TG_CONFIG_H
+#define TG_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define TG_CONFIG_PASSTHROUGH_MAX 64
+
+/** The gateway's settings. Strings are owned by the config. */
+struct tg_config {
+        /* MQTT side */
+        char *mqtt_uri;
+        char *mqtt_client_id;
+        char *mqtt_topic;
+        int64_t mqtt_qos;
+        char *mqtt_format;
+        int64_t mqtt_keepalive_ms;
+        /* Kafka side */
+        char *kafka_bootstrap_servers;
+        char *kafka_compression;
+        char *topic_raw;
+        char *topic_agg;
+        int64_t kafka_flush_timeout_ms;
+        /* windows */
+        int64_t window_size_ms;
+        int64_t window_hop_ms;
+        int64_t window_grace_ms;
+        int64_t window_idle_timeout_ms;
+        int64_t window_max_future_ms;
+        int64_t window_max_sensors;
+        int64_t window_max_fields;
+        int64_t window_max_field_names;
+        char *window_close;
+        /* process */
+        char *state_dir;
+        char *log_level;
+        char *log_file;
+
+        /* kafka.* keys that are not options of ours go to librdkafka as is */
+        struct {
+                char *key;   /**< without the "kafka." prefix */
+                char *value;
+                char origin[256];
+        } kafka_passthrough[TG_CONFIG_PASSTHROUGH_MAX];
+        size_t kafka_passthrough_cnt;
+};
+
+enum tg_option_type {
+        TG_OPT_STRING,
+        TG_OPT_INT,
+        TG_OPT_DURATION, /**< "250ms", "10s", "5m", "1h" or a plain number of ms */
+        TG_OPT_ENUM,
+};
+
+/** One row of the option table. */
+struct tg_option {
+        const char *name;        /**< dotted path, as in the file and --set */
+        enum tg_option_type type;
+        size_t offset;           /**< into struct tg_config */
+        int64_t min, max;        /**< INT and DURATION bounds */
+        const char *def;         /**< default, as text */
+        const char *enum_values; /**< ENUM: values separated by '|' */
+        const char *doc;
+        int secret;              /**< never printed */
+};
+
+/** @brief The option table, @p cnt rows. */
+const struct tg_option *tg_config_options(size_t *cnt);
+
+/**
+ * @brief A config holding every default.
+ * @return the config, or NULL when out of memory.
+ */
+struct tg_config *tg_config_new(void);
+
+/** @brief Free @p cfg and its strings. NULL is accepted. */
+void tg_config_destroy(struct tg_config *cfg);
+
+/**
+ * @brief Set one option from text. Keys under "kafka." that are not options
+ *        of ours are kept for librdkafka.
+ * @param origin where the value came from, for messages ("gw.yaml:12", "--set").
+ * @return 0, or -EINVAL with "origin: key: what is wrong" in @p errstr.
+ */
+int tg_config_set(struct tg_config *cfg, const char *key, const char *value,
+                  const char *origin, char *errstr, size_t errstr_size);
+
+/**
+ * @brief Apply a YAML file: nested mappings name options by path
+ *        (window: {size: 10s} sets window.size).
+ * @return 0, or -errno / -EINVAL with "file:line: what is wrong" in @p errstr.
+ */
+int tg_config_load_file(struct tg_config *cfg, const char *path, char *errstr,
+                        size_t errstr_size);
+
+/**
+ * @brief Checks that involve more than one option (hop divides size, ...).
+ * @return 0 or -EINVAL with the reason in @p errstr.
+ */
+int tg_config_validate(const struct tg_config *cfg, char *errstr,
+                       size_t errstr_size);
+
+/** @brief Print the effective configuration as YAML; secrets masked. */
+void tg_config_dump(const struct tg_config *cfg, FILE *out);
+
+/** @brief Print the option reference (Markdown table) from the table. */
+void tg_config_reference(FILE *out);
+
+/**
+ * @brief Parse a duration: a number with ms, s, m or h, or plain ms.
+ * @return 0 or -EINVAL.
+ */
+int tg_parse_duration_ms(const char *s, int64_t *out);
+
+#endif

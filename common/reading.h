@@ -1,0 +1,47 @@
+/* reading.h - the reading model: one sensor's numeric sample at one event time. */
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef TG_READING_H
+#define TG_READING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Hard upper bounds of the in-memory reading. A reading lives in caller
+ * storage (stack or a preallocated slot), so decoding allocates nothing.
+ * Configurable limits (see config.h) may only be tighter than these. */
+#define TG_SENSOR_ID_MAX 64     /**< bytes, excluding the terminating NUL */
+#define TG_FIELD_NAME_MAX 32    /**< bytes, excluding the terminating NUL */
+#define TG_READING_FIELDS_MAX 16
+
+struct tg_field {
+        char name[TG_FIELD_NAME_MAX + 1];
+        uint8_t name_len;
+        double value;
+};
+
+struct tg_reading {
+        char sensor[TG_SENSOR_ID_MAX + 1];
+        uint16_t sensor_len;
+        int64_t ts_ms;          /**< event time, ms since the Unix epoch */
+        uint16_t nfields;
+        struct tg_field fields[TG_READING_FIELDS_MAX];
+};
+
+/** @brief Empty a reading so it can be filled again. */
+void tg_reading_clear(struct tg_reading *r);
+
+/**
+ * @brief Set the sensor id (copied).
+ * @return 0, or -ENAMETOOLONG if it exceeds TG_SENSOR_ID_MAX, -EINVAL if empty.
+ */
+int tg_reading_set_sensor(struct tg_reading *r, const char *id, size_t len);
+
+/**
+ * @brief Append a numeric field (name copied). A name already present is
+ *        overwritten, so a reading never holds one field twice.
+ * @return 0, -ENAMETOOLONG (name), -ENOSPC (too many fields), -EINVAL (empty name).
+ */
+int tg_reading_add_field(struct tg_reading *r, const char *name, size_t len,
+                         double value);
+
+#endif

@@ -1,0 +1,793 @@
+/* window.c - the window engine: sensor table, per-sensor window rings, Welford statistics, state file. */
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "window.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+/*
+ * Memory layout, all allocated in tg_window_engine_new():
+ *
+ *   index[]    open-addressing hash of sensor ids -> position in sensors[]
+ *              (capacity: a power of two at least twice max_sensors, so
+ *              probes stay short; UINT32_MAX marks an empty bucket)
+ *   sensors[]  dense array of max_sensors entries
+ *   slots      max_sensors rings of ring_len window slots; a slot is a
+ *              header followed by max_fields field statistics
+ *
+ * A sensor's window starting at `start` lives in slot (start / H) mod
+ * ring_len of its ring. ring_len = (W + G) / H + 2 is enough for every
+ * window that can be open at once (those whose end is past the close mark),
+ * so a live window is never overwritten; should one still be found in the
+ * way, it is closed and emitted first.
+ */
+
+#define EMPTY UINT32_MAX
+
+struct sensor {
+        char id[TG_SENSOR_ID_MAX + 1];
+        uint16_t id_len;
+        uint32_t nopen;          /* open slots in the ring */
+        int64_t watermark;       /* max event time seen */
+        int64_t close_mark;      /* every window with end <= close_mark is closed */
+        int64_t last_arrival_ms; /* wall clock of the last reading */
+};
+
+struct slot {
+        int64_t start;
+        uint32_t count;
+        uint32_t nfields;
+        uint8_t open;
+        struct tg_field_stats fields[]; /* max_fields */
+};
+
+struct tg_window_engine {
+        struct tg_window_conf conf;
+        const struct tg_clock *clock;
+        tg_window_emit_fn *emit;
+        void *opaque;
+
+        uint32_t ring_len;
+        size_t slot_size;
+
+        uint32_t *index;
+        uint32_t index_mask;
+        struct sensor *sensors;
+        uint32_t nsensors;
+        unsigned char *slots;
+
+        char (*field_names)[TG_FIELD_NAME_MAX + 1];
+        uint8_t *field_name_lens;
+        uint32_t nfield_names;
+
+        int64_t global_watermark;
+        struct tg_window_counters counters;
+        size_t memory;
+};
+
+/* Floor division: window boundaries for negative timestamps round down. */
+static inline int64_t floor_div(int64_t a, int64_t b) {
+        int64_t q = a / b;
+
+        return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+static inline int64_t align_down(int64_t t, int64_t step) {
+        return floor_div(t, step) * step;
+}
+
+static inline struct slot *slot_at(const tg_window_engine_t *e, uint32_t sensor,
+                                   uint32_t i) {
+        return (struct slot *)(e->slots +
+                               ((size_t)sensor * e->ring_len + i) * e->slot_size);
+}
+
+static inline uint32_t ring_pos(const tg_window_engine_t *e, int64_t start) {
+        int64_t m = floor_div(start, e->conf.hop_ms) % (int64_t)e->ring_len;
+
+        return (uint32_t)(m < 0 ? m + e->ring_len : m);
+}
+
+static uint64_t hash_id(const char *s, size_t len) {
+        uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+        while (len--) {
+                h ^= (unsigned char)*s++;
+                h *= 1099511628211ULL;
+        }
+        return h;
+}
+
+__attribute__((format(printf, 3, 4))) static void
+errfmt(char *errstr, size_t size, const char *fmt, ...) {
+        va_list ap;
+
+        if (!errstr || !size)
+                return;
+        va_start(ap, fmt);
+        vsnprintf(errstr, size, fmt, ap);
+        va_end(ap);
+}
+
+tg_window_engine_t *tg_window_engine_new(const struct tg_window_conf *conf,
+                                         const struct tg_clock *clock,
+                                         tg_window_emit_fn *emit, void *opaque,
+                                         char *errstr, size_t errstr_size) {
+        tg_window_engine_t *e;
+        size_t index_cap = 2, nslots;
+
+        if (conf->size_ms <= 0 || conf->size_ms > TG_DURATION_MAX) {
+                errfmt(errstr, errstr_size,
+                       "window size must be 1..%lld ms", (long long)TG_DURATION_MAX);
+                return NULL;
+        }
+        if (conf->hop_ms <= 0 || conf->hop_ms > conf->size_ms ||
+            conf->size_ms % conf->hop_ms) {
+                errfmt(errstr, errstr_size,
+                       "window hop must divide the window size (%lld ms)",
+                       (long long)conf->size_ms);
+                return NULL;
+        }
+        if (conf->size_ms / conf->hop_ms > 64) {
+                errfmt(errstr, errstr_size,
+                       "window size / hop must be at most %d", 64);
+                return NULL;
+        }
+        if (conf->grace_ms < 0 || conf->grace_ms > TG_DURATION_MAX ||
+            conf->idle_timeout_ms < 0 || conf->idle_timeout_ms > TG_DURATION_MAX ||
+            conf->max_future_ms < 0 || conf->max_future_ms > TG_DURATION_MAX) {
+                errfmt(errstr, errstr_size,
+                       "grace, idle timeout and max future must be 0..%lld ms",
+                       (long long)TG_DURATION_MAX);
+                return NULL;
+        }
+        if (conf->grace_ms / conf->hop_ms > 4096) {
+                errfmt(errstr, errstr_size,
+                       "grace may span at most %d hops: the window ring would be too large",
+                       4096);
+                return NULL;
+        }
+        if (conf->max_sensors == 0 || conf->max_sensors > (1u << 24) ||
+            conf->max_fields == 0 || conf->max_fields > TG_READING_FIELDS_MAX ||
+            conf->max_field_names < conf->max_fields ||
+            conf->max_field_names > 4096) {
+                errfmt(errstr, errstr_size,
+                       "sensor table 1..16777216, fields per window 1..%lld, "
+                       "field names fields..4096", (long long)TG_READING_FIELDS_MAX);
+                return NULL;
+        }
+
+        if (!(e = calloc(1, sizeof(*e)))) {
+                errfmt(errstr, errstr_size, "out of memory (%lld bytes)",
+                       (long long)sizeof(*e));
+                return NULL;
+        }
+        e->conf = *conf;
+        e->clock = clock;
+        e->emit = emit;
+        e->opaque = opaque;
+        e->ring_len = (uint32_t)((conf->size_ms + conf->grace_ms) / conf->hop_ms + 2);
+        e->slot_size = (sizeof(struct slot) +
+                        conf->max_fields * sizeof(struct tg_field_stats) + 7) & ~(size_t)7;
+        while (index_cap < 2 * (size_t)conf->max_sensors)
+                index_cap <<= 1;
+        e->index_mask = (uint32_t)(index_cap - 1);
+        nslots = (size_t)conf->max_sensors * e->ring_len;
+        e->global_watermark = INT64_MIN;
+
+        e->index = malloc(index_cap * sizeof(*e->index));
+        e->sensors = calloc(conf->max_sensors, sizeof(*e->sensors));
+        e->slots = calloc(nslots, e->slot_size);
+        e->field_names = calloc(conf->max_field_names, sizeof(*e->field_names));
+        e->field_name_lens = calloc(conf->max_field_names, 1);
+        e->memory = sizeof(*e) + index_cap * sizeof(*e->index) +
+                    conf->max_sensors * sizeof(*e->sensors) + nslots * e->slot_size +
+                    conf->max_field_names * (sizeof(*e->field_names) + 1);
+        if (!e->index || !e->sensors || !e->slots || !e->field_names ||
+            !e->field_name_lens) {
+                errfmt(errstr, errstr_size,
+                       "out of memory: the window engine needs %lld bytes; "
+                       "lower window.max_sensors or window.max_fields",
+                       (long long)e->memory);
+                tg_window_engine_destroy(e);
+                return NULL;
+        }
+        memset(e->index, 0xff, index_cap * sizeof(*e->index));
+        return e;
+}
+
+void tg_window_engine_destroy(tg_window_engine_t *e) {
+        if (!e)
+                return;
+        free(e->index);
+        free(e->sensors);
+        free(e->slots);
+        free(e->field_names);
+        free(e->field_name_lens);
+        free(e);
+}
+
+/* Position of @p id in sensors[], inserting it if @p create; EMPTY if
+ * absent or the table is full. */
+static uint32_t sensor_find(tg_window_engine_t *e, const char *id, size_t len,
+                            int create) {
+        uint32_t b = (uint32_t)hash_id(id, len) & e->index_mask;
+        struct sensor *s;
+
+        for (;; b = (b + 1) & e->index_mask) {
+                uint32_t pos = e->index[b];
+
+                if (pos == EMPTY)
+                        break;
+                s = &e->sensors[pos];
+                if (s->id_len == len && !memcmp(s->id, id, len))
+                        return pos;
+        }
+        if (!create || e->nsensors == e->conf.max_sensors)
+                return EMPTY;
+
+        e->index[b] = e->nsensors;
+        s = &e->sensors[e->nsensors];
+        memcpy(s->id, id, len);
+        s->id[len] = '\0';
+        s->id_len = (uint16_t)len;
+        s->nopen = 0;
+        s->watermark = INT64_MIN;
+        s->close_mark = INT64_MIN;
+        s->last_arrival_ms = 0;
+        e->counters.sensors_active++;
+        return e->nsensors++;
+}
+
+static uint32_t field_intern(tg_window_engine_t *e, const char *name,
+                             size_t len) {
+        uint32_t i;
+
+        for (i = 0; i < e->nfield_names; i++)
+                if (e->field_name_lens[i] == len &&
+                    !memcmp(e->field_names[i], name, len))
+                        return i;
+        if (e->nfield_names == e->conf.max_field_names)
+                return EMPTY;
+        memcpy(e->field_names[i], name, len);
+        e->field_names[i][len] = '\0';
+        e->field_name_lens[i] = (uint8_t)len;
+        return e->nfield_names++;
+}
+
+const char *tg_window_field_name(const tg_window_engine_t *e, uint32_t field) {
+        return field < e->nfield_names ? e->field_names[field] : "?";
+}
+
+static void slot_emit_close(tg_window_engine_t *e, uint32_t pos,
+                            struct slot *sl) {
+        struct sensor *s = &e->sensors[pos];
+        struct tg_window_result res = {
+                .sensor = s->id,
+                .sensor_len = s->id_len,
+                .start = sl->start,
+                .end = sl->start + e->conf.size_ms,
+                .count = sl->count,
+                .nfields = sl->nfields,
+                .fields = sl->fields,
+        };
+
+        if (e->emit)
+                e->emit(e->opaque, &res);
+        sl->open = 0;
+        s->nopen--;
+        if (res.end > s->close_mark)
+                s->close_mark = res.end;
+        e->counters.windows_emitted++;
+}
+
+/* Close, in start order, the sensor's open windows ending at or before
+ * @p mark (INT64_MAX: all of them), and record the mark. */
+static void sensor_close_until(tg_window_engine_t *e, uint32_t pos,
+                               int64_t mark) {
+        struct sensor *s = &e->sensors[pos];
+
+        while (s->nopen) {
+                struct slot *oldest = NULL;
+                uint32_t i;
+
+                for (i = 0; i < e->ring_len; i++) {
+                        struct slot *sl = slot_at(e, pos, i);
+
+                        if (sl->open && (!oldest || sl->start < oldest->start))
+                                oldest = sl;
+                }
+                if (oldest->start + e->conf.size_ms > mark)
+                        break;
+                slot_emit_close(e, pos, oldest);
+        }
+        if (mark != INT64_MAX && mark > s->close_mark)
+                s->close_mark = mark;
+}
+
+/* The close mark a watermark implies: the last window boundary at or
+ * before watermark - grace. */
+static int64_t close_mark_for(const tg_window_engine_t *e, int64_t watermark) {
+        if (watermark == INT64_MIN)
+                return INT64_MIN;
+        return align_down(watermark - e->conf.grace_ms, e->conf.hop_ms);
+}
+
+static void stats_add(struct tg_field_stats *st, int64_t ts, double x) {
+        double delta;
+
+        if (st->count == 0) {
+                st->min = st->max = st->sum = st->first = st->last = x;
+                st->first_ts = st->last_ts = ts;
+                st->mean = x;
+                st->m2 = 0;
+                st->count = 1;
+                return;
+        }
+        st->count++;
+        if (x < st->min)
+                st->min = x;
+        if (x > st->max)
+                st->max = x;
+        st->sum += x;
+        delta = x - st->mean;
+        st->mean += delta / st->count;
+        st->m2 += delta * (x - st->mean);
+        /* Ties keep the first arrival as "first" and the last as "last". */
+        if (ts < st->first_ts) {
+                st->first = x;
+                st->first_ts = ts;
+        }
+        if (ts >= st->last_ts) {
+                st->last = x;
+                st->last_ts = ts;
+        }
+}
+
+static void slot_add(tg_window_engine_t *e, struct slot *sl,
+                     const struct tg_reading *r, const uint32_t *field_ids) {
+        uint16_t i;
+
+        sl->count++;
+        for (i = 0; i < r->nfields; i++) {
+                uint32_t f = field_ids[i], j;
+
+                if (f == EMPTY)
+                        continue; /* counted once per reading by the caller */
+                for (j = 0; j < sl->nfields; j++)
+                        if (sl->fields[j].field == f)
+                                break;
+                if (j == sl->nfields) {
+                        if (sl->nfields == e->conf.max_fields) {
+                                e->counters.fields_dropped++;
+                                continue;
+                        }
+                        memset(&sl->fields[j], 0, sizeof(sl->fields[j]));
+                        sl->fields[j].field = f;
+                        sl->nfields++;
+                }
+                stats_add(&sl->fields[j], r->ts_ms, r->fields[i].value);
+        }
+}
+
+enum tg_window_verdict tg_window_engine_add(tg_window_engine_t *e,
+                                            const struct tg_reading *r) {
+        const int64_t W = e->conf.size_ms, H = e->conf.hop_ms;
+        uint32_t field_ids[TG_READING_FIELDS_MAX];
+        int64_t now, ts = r->ts_ms, start, first_start;
+        struct sensor *s;
+        uint32_t pos;
+        uint16_t i;
+        int late = 0;
+
+        if (ts < TG_TS_MIN || ts > TG_TS_MAX) {
+                e->counters.out_of_range++;
+                return TG_WINDOW_OUT_OF_RANGE;
+        }
+        now = tg_clock_now(e->clock);
+        if (ts > now + e->conf.max_future_ms) {
+                e->counters.future++;
+                return TG_WINDOW_FUTURE;
+        }
+        pos = sensor_find(e, r->sensor, r->sensor_len, 1);
+        if (pos == EMPTY) {
+                e->counters.table_full++;
+                return TG_WINDOW_TABLE_FULL;
+        }
+        s = &e->sensors[pos];
+        s->last_arrival_ms = now;
+        if (ts > s->watermark)
+                s->watermark = ts;
+        if (ts > e->global_watermark)
+                e->global_watermark = ts;
+        sensor_close_until(e, pos,
+                           close_mark_for(e, e->conf.close == TG_CLOSE_GLOBAL
+                                                     ? e->global_watermark
+                                                     : s->watermark));
+
+        for (i = 0; i < r->nfields; i++) {
+                field_ids[i] = field_intern(e, r->fields[i].name,
+                                            r->fields[i].name_len);
+                if (field_ids[i] == EMPTY)
+                        e->counters.fields_dropped++;
+        }
+
+        /* Every window [start, start + W) with start aligned to H that
+         * contains ts, oldest first. */
+        first_start = align_down(ts, H) - W + H;
+        for (start = first_start; start <= ts; start += H) {
+                struct slot *sl;
+
+                if (start + W <= s->close_mark) {
+                        late = 1;
+                        continue;
+                }
+                sl = slot_at(e, pos, ring_pos(e, start));
+                if (sl->open && sl->start != start) {
+                        if (sl->start > start) {
+                                late = 1; /* cannot happen with ring_len as sized */
+                                continue;
+                        }
+                        slot_emit_close(e, pos, sl);
+                }
+                if (!sl->open) {
+                        sl->open = 1;
+                        sl->start = start;
+                        sl->count = 0;
+                        sl->nfields = 0;
+                        s->nopen++;
+                }
+                slot_add(e, sl, r, field_ids);
+        }
+        if (late) {
+                e->counters.late++;
+                return TG_WINDOW_LATE;
+        }
+        e->counters.accepted++;
+        return TG_WINDOW_ACCEPTED;
+}
+
+void tg_window_engine_tick(tg_window_engine_t *e) {
+        int64_t now = tg_clock_now(e->clock);
+        int64_t global_mark = close_mark_for(e, e->global_watermark);
+        uint32_t pos;
+
+        for (pos = 0; pos < e->nsensors; pos++) {
+                struct sensor *s = &e->sensors[pos];
+
+                if (!s->nopen)
+                        continue;
+                if (e->conf.close == TG_CLOSE_GLOBAL)
+                        sensor_close_until(e, pos, global_mark);
+                if (s->nopen && e->conf.idle_timeout_ms > 0 &&
+                    now - s->last_arrival_ms >= e->conf.idle_timeout_ms) {
+                        sensor_close_until(e, pos, INT64_MAX);
+                        e->counters.idle_closes++;
+                }
+        }
+}
+
+void tg_window_engine_flush(tg_window_engine_t *e) {
+        uint32_t pos;
+
+        for (pos = 0; pos < e->nsensors; pos++)
+                sensor_close_until(e, pos, INT64_MAX);
+}
+
+void tg_window_engine_counters(const tg_window_engine_t *e,
+                               struct tg_window_counters *out) {
+        *out = e->counters;
+}
+
+size_t tg_window_engine_memory(const tg_window_engine_t *e) {
+        return e->memory;
+}
+
+/*
+ * State file, version 1. Native byte order: the file never leaves the
+ * machine that wrote it.
+ *
+ *   header  "TGWSTATE" u32 version, u32 header_crc-less flags (0)
+ *           i64 W, H, u32 max_fields, u32 nfield_names, u32 nsensors,
+ *           i64 global_watermark
+ *   names   nfield_names x (u8 len, bytes)
+ *   sensors nsensors x (u16 id_len, bytes, i64 watermark, i64 close_mark,
+ *           u32 nopen, nopen x (i64 start, u32 count, u32 nfields,
+ *           nfields x struct tg_field_stats))
+ *   trailer u32 CRC-32 of everything before it
+ */
+#define STATE_MAGIC "TGWSTATE"
+#define STATE_VERSION 1u
+
+struct wbuf {
+        unsigned char *p;
+        size_t len, cap;
+        int oom;
+};
+
+static void wput(struct wbuf *b, const void *src, size_t n) {
+        if (b->oom)
+                return;
+        if (b->len + n > b->cap) {
+                size_t cap = b->cap ? b->cap * 2 : 4096;
+                unsigned char *p;
+
+                while (cap < b->len + n)
+                        cap *= 2;
+                if (!(p = realloc(b->p, cap))) {
+                        b->oom = 1;
+                        return;
+                }
+                b->p = p;
+                b->cap = cap;
+        }
+        memcpy(b->p + b->len, src, n);
+        b->len += n;
+}
+
+#define WPUT(b, v) wput((b), &(v), sizeof(v))
+
+int tg_window_engine_save(const tg_window_engine_t *e, const char *path) {
+        struct wbuf b = {0};
+        uint32_t u32, pos, i, crc;
+        char tmp[4096];
+        int fd, r = 0;
+        size_t off;
+
+        wput(&b, STATE_MAGIC, 8);
+        u32 = STATE_VERSION;
+        WPUT(&b, u32);
+        u32 = 0;
+        WPUT(&b, u32);
+        WPUT(&b, e->conf.size_ms);
+        WPUT(&b, e->conf.hop_ms);
+        WPUT(&b, e->conf.max_fields);
+        WPUT(&b, e->nfield_names);
+        WPUT(&b, e->nsensors);
+        WPUT(&b, e->global_watermark);
+        for (i = 0; i < e->nfield_names; i++) {
+                WPUT(&b, e->field_name_lens[i]);
+                wput(&b, e->field_names[i], e->field_name_lens[i]);
+        }
+        for (pos = 0; pos < e->nsensors; pos++) {
+                const struct sensor *s = &e->sensors[pos];
+
+                WPUT(&b, s->id_len);
+                wput(&b, s->id, s->id_len);
+                WPUT(&b, s->watermark);
+                WPUT(&b, s->close_mark);
+                WPUT(&b, s->nopen);
+                for (i = 0; i < e->ring_len; i++) {
+                        const struct slot *sl = slot_at(e, pos, i);
+
+                        if (!sl->open)
+                                continue;
+                        WPUT(&b, sl->start);
+                        WPUT(&b, sl->count);
+                        WPUT(&b, sl->nfields);
+                        wput(&b, sl->fields, sl->nfields * sizeof(*sl->fields));
+                }
+        }
+        crc = (uint32_t)crc32(0L, b.p, (uInt)b.len);
+        WPUT(&b, crc);
+        if (b.oom) {
+                free(b.p);
+                return -ENOMEM;
+        }
+
+        snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+        if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0) {
+                free(b.p);
+                return -errno;
+        }
+        for (off = 0; off < b.len;) {
+                ssize_t n = write(fd, b.p + off, b.len - off);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        r = -errno;
+                        break;
+                }
+                off += (size_t)n;
+        }
+        if (!r && fsync(fd))
+                r = -errno;
+        if (close(fd) && !r)
+                r = -errno;
+        free(b.p);
+        if (!r && rename(tmp, path))
+                r = -errno;
+        if (r)
+                unlink(tmp);
+        return r;
+}
+
+struct rbuf {
+        const unsigned char *p;
+        size_t len, off;
+        int short_read;
+};
+
+static void rget(struct rbuf *b, void *dst, size_t n) {
+        if (b->short_read || n > b->len - b->off) {
+                b->short_read = 1;
+                memset(dst, 0, n);
+                return;
+        }
+        memcpy(dst, b->p + b->off, n);
+        b->off += n;
+}
+
+#define RGET(b, v) rget((b), &(v), sizeof(v))
+
+static void engine_reset(tg_window_engine_t *e) {
+        memset(e->index, 0xff, ((size_t)e->index_mask + 1) * sizeof(*e->index));
+        memset(e->slots, 0, (size_t)e->conf.max_sensors * e->ring_len * e->slot_size);
+        e->nsensors = 0;
+        e->nfield_names = 0;
+        e->global_watermark = INT64_MIN;
+        e->counters.sensors_active = 0;
+}
+
+static int load_fail(tg_window_engine_t *e, char *errstr, size_t size,
+                     const char *why) {
+        if (errstr && size)
+                snprintf(errstr, size, "%s", why);
+        engine_reset(e);
+        return -EINVAL;
+}
+
+int tg_window_engine_load(tg_window_engine_t *e, const char *path,
+                          char *errstr, size_t errstr_size) {
+        unsigned char *data = NULL;
+        struct rbuf b;
+        char magic[8];
+        uint32_t version, flags, max_fields, nnames, nsens, i, pos, crc;
+        int64_t W, H, gwm;
+        int64_t now = tg_clock_now(e->clock);
+        FILE *f;
+        long size;
+        int r;
+
+        if (!(f = fopen(path, "rb")))
+                return -errno;
+        if (fseek(f, 0, SEEK_END) || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET)) {
+                fclose(f);
+                return load_fail(e, errstr, errstr_size, "cannot read the file");
+        }
+        if (size < 12 || !(data = malloc((size_t)size)) ||
+            fread(data, 1, (size_t)size, f) != (size_t)size) {
+                fclose(f);
+                free(data);
+                return load_fail(e, errstr, errstr_size, "file truncated or unreadable");
+        }
+        fclose(f);
+
+        memcpy(&crc, data + size - 4, 4);
+        if ((uint32_t)crc32(0L, data, (uInt)(size - 4)) != crc) {
+                free(data);
+                return load_fail(e, errstr, errstr_size, "CRC mismatch: file corrupt");
+        }
+
+        engine_reset(e);
+        b = (struct rbuf){.p = data, .len = (size_t)size - 4};
+        rget(&b, magic, 8);
+        RGET(&b, version);
+        RGET(&b, flags);
+        if (memcmp(magic, STATE_MAGIC, 8) || version != STATE_VERSION) {
+                free(data);
+                return load_fail(e, errstr, errstr_size,
+                                 "not a window state file of version 1");
+        }
+        RGET(&b, W);
+        RGET(&b, H);
+        RGET(&b, max_fields);
+        RGET(&b, nnames);
+        RGET(&b, nsens);
+        RGET(&b, gwm);
+        if (W != e->conf.size_ms || H != e->conf.hop_ms ||
+            max_fields != e->conf.max_fields) {
+                free(data);
+                return load_fail(e, errstr, errstr_size,
+                                 "written with another window size, hop or "
+                                 "window.max_fields");
+        }
+        if (nnames > e->conf.max_field_names || nsens > e->conf.max_sensors) {
+                free(data);
+                return load_fail(e, errstr, errstr_size,
+                                 "more sensors or field names than this "
+                                 "configuration holds");
+        }
+        for (i = 0; i < nnames; i++) {
+                uint8_t len;
+                char name[256];
+
+                RGET(&b, len);
+                rget(&b, name, len);
+                if (b.short_read || len == 0 || len > TG_FIELD_NAME_MAX ||
+                    field_intern(e, name, len) != i) {
+                        free(data);
+                        return load_fail(e, errstr, errstr_size,
+                                         "bad field name table");
+                }
+        }
+        for (i = 0; i < nsens; i++) {
+                uint16_t id_len;
+                uint32_t nopen, k;
+                char id[TG_SENSOR_ID_MAX + 1];
+                struct sensor *s;
+
+                RGET(&b, id_len);
+                if (id_len == 0 || id_len > TG_SENSOR_ID_MAX) {
+                        free(data);
+                        return load_fail(e, errstr, errstr_size, "bad sensor id");
+                }
+                rget(&b, id, id_len);
+                pos = sensor_find(e, id, id_len, 0);
+                if (pos != EMPTY || b.short_read ||
+                    (pos = sensor_find(e, id, id_len, 1)) == EMPTY) {
+                        free(data);
+                        return load_fail(e, errstr, errstr_size,
+                                         "duplicate or unplaceable sensor");
+                }
+                s = &e->sensors[pos];
+                RGET(&b, s->watermark);
+                RGET(&b, s->close_mark);
+                RGET(&b, nopen);
+                s->last_arrival_ms = now;
+                if (nopen > e->ring_len) {
+                        free(data);
+                        return load_fail(e, errstr, errstr_size, "bad window count");
+                }
+                for (k = 0; k < nopen; k++) {
+                        int64_t start;
+                        struct slot *sl;
+
+                        RGET(&b, start);
+                        if (start < TG_TS_MIN - TG_DURATION_MAX || start > TG_TS_MAX) {
+                                free(data);
+                                return load_fail(e, errstr, errstr_size,
+                                                 "window start out of range");
+                        }
+                        sl = slot_at(e, pos, ring_pos(e, start));
+                        if (sl->open) {
+                                free(data);
+                                return load_fail(e, errstr, errstr_size,
+                                                 "two windows in one slot");
+                        }
+                        sl->start = start;
+                        RGET(&b, sl->count);
+                        RGET(&b, sl->nfields);
+                        if (sl->nfields > e->conf.max_fields) {
+                                free(data);
+                                return load_fail(e, errstr, errstr_size,
+                                                 "bad field count");
+                        }
+                        rget(&b, sl->fields, sl->nfields * sizeof(*sl->fields));
+                        for (r = 0; r < (int)sl->nfields; r++) {
+                                if (sl->fields[r].field >= nnames) {
+                                        free(data);
+                                        return load_fail(e, errstr, errstr_size,
+                                                         "bad field reference");
+                                }
+                        }
+                        sl->open = 1;
+                        s->nopen++;
+                }
+        }
+        if (b.short_read || b.off != b.len) {
+                free(data);
+                return load_fail(e, errstr, errstr_size, "length mismatch");
+        }
+        e->global_watermark = gwm;
+        (void)flags;
+        free(data);
+        return 0;
+}

@@ -1,0 +1,133 @@
+/* window.h - event-time tumbling and hopping windows per sensor, in memory fixed at start-up. */
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef TG_WINDOW_H
+#define TG_WINDOW_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "clock.h"
+#include "reading.h"
+
+/* Timestamps outside [TG_TS_MIN, TG_TS_MAX] are refused, which keeps every
+ * boundary computation (start, end, end + grace) free of overflow. The range
+ * still spans ±146 million years around 1970. */
+#define TG_TS_MIN (INT64_MIN / 4)
+#define TG_TS_MAX (INT64_MAX / 4)
+/* Window sizes, hops, grace and timeouts are capped far below that. */
+#define TG_DURATION_MAX ((int64_t)1 << 40) /* ~35 years of ms */
+
+enum tg_window_close {
+        TG_CLOSE_PER_SENSOR = 0, /**< watermark: the sensor's own max event time */
+        TG_CLOSE_GLOBAL,         /**< watermark: max event time over all sensors */
+};
+
+struct tg_window_conf {
+        int64_t size_ms;         /**< W: window length */
+        int64_t hop_ms;          /**< H: window advance; == W for tumbling, must divide W */
+        int64_t grace_ms;        /**< G: a window closes when the watermark reaches end + G */
+        int64_t idle_timeout_ms; /**< close a silent sensor's windows after this much wall time; 0 = never */
+        int64_t max_future_ms;   /**< refuse readings this far ahead of the wall clock */
+        uint32_t max_sensors;    /**< sensor table capacity */
+        uint32_t max_fields;     /**< distinct fields kept per window */
+        uint32_t max_field_names;/**< distinct field names over the gateway's life */
+        enum tg_window_close close;
+};
+
+/** Statistics of one field over one window. */
+struct tg_field_stats {
+        uint32_t field;          /**< interned name, see tg_window_field_name() */
+        uint32_t count;
+        double min, max, sum;
+        double mean, m2;         /**< Welford's running mean and sum of squared deviations */
+        double first, last;      /**< values at the earliest and latest event time */
+        int64_t first_ts, last_ts;
+};
+
+/** A closed (or, in update mode, running) window handed to the emit callback. */
+struct tg_window_result {
+        const char *sensor;
+        size_t sensor_len;
+        int64_t start, end;      /**< [start, end) in event-time ms */
+        uint32_t count;          /**< readings in the window */
+        uint32_t nfields;
+        const struct tg_field_stats *fields;
+};
+
+/** Called for each window as it closes; the result is valid during the call only. */
+typedef void (tg_window_emit_fn)(void *opaque, const struct tg_window_result *w);
+
+/** What happened to one reading. */
+enum tg_window_verdict {
+        TG_WINDOW_ACCEPTED = 0,
+        TG_WINDOW_LATE,          /**< (one of) its window(s) had closed: not counted there */
+        TG_WINDOW_FUTURE,        /**< beyond now + max_future_ms: refused */
+        TG_WINDOW_OUT_OF_RANGE,  /**< outside [TG_TS_MIN, TG_TS_MAX]: refused */
+        TG_WINDOW_TABLE_FULL,    /**< new sensor and no room: refused */
+};
+
+/** Counters; monotonic except sensors_active. */
+struct tg_window_counters {
+        uint64_t accepted, late, future, out_of_range, table_full;
+        uint64_t fields_dropped; /**< field values not kept: window or name table full */
+        uint64_t windows_emitted;
+        uint64_t idle_closes;    /**< sensors whose windows closed by the idle timeout */
+        uint64_t sensors_active;
+};
+
+typedef struct tg_window_engine tg_window_engine_t;
+
+/**
+ * @brief Allocate the engine and all the memory it will ever use.
+ * @param clock wall clock for the future check and idle close (borrowed).
+ * @return the engine, or NULL with a reason in @p errstr.
+ */
+tg_window_engine_t *tg_window_engine_new(const struct tg_window_conf *conf,
+                                         const struct tg_clock *clock,
+                                         tg_window_emit_fn *emit, void *opaque,
+                                         char *errstr, size_t errstr_size);
+
+/** @brief Free the engine without emitting anything. NULL is accepted. */
+void tg_window_engine_destroy(tg_window_engine_t *e);
+
+/**
+ * @brief Add one reading; windows it makes closable are emitted first.
+ *        Allocation-free and lock-free; not thread-safe (one caller at a time).
+ */
+enum tg_window_verdict tg_window_engine_add(tg_window_engine_t *e,
+                                            const struct tg_reading *r);
+
+/** @brief Close the windows of sensors idle for idle_timeout_ms (wall clock). */
+void tg_window_engine_tick(tg_window_engine_t *e);
+
+/** @brief Close and emit every open window (e.g. at shutdown without a state file). */
+void tg_window_engine_flush(tg_window_engine_t *e);
+
+/** @brief Name of an interned field. */
+const char *tg_window_field_name(const tg_window_engine_t *e, uint32_t field);
+
+/** @brief A snapshot of the counters. */
+void tg_window_engine_counters(const tg_window_engine_t *e,
+                               struct tg_window_counters *out);
+
+/** @brief Bytes allocated at start-up: what the engine costs in memory. */
+size_t tg_window_engine_memory(const tg_window_engine_t *e);
+
+/**
+ * @brief Write the open windows to @p path atomically (temporary file,
+ *        fsync, rename), versioned and CRC-checked.
+ * @return 0 or -errno.
+ */
+int tg_window_engine_save(const tg_window_engine_t *e, const char *path);
+
+/**
+ * @brief Restore open windows written by tg_window_engine_save() into an
+ *        empty engine with the same window size, hop and field limits.
+ * @return 0; -ENOENT when there is no file; -EINVAL (with @p errstr) when the
+ *         file is corrupt, of another version or of other settings, in which
+ *         case the engine is left empty.
+ */
+int tg_window_engine_load(tg_window_engine_t *e, const char *path,
+                          char *errstr, size_t errstr_size);
+
+#endif
