@@ -1,0 +1,68 @@
+/* kafka_sink.h - the Kafka side: an idempotent librdkafka producer for the raw and aggregate topics. */
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef TG_KAFKA_SINK_H
+#define TG_KAFKA_SINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+enum tg_sink_topic {
+        TG_SINK_RAW = 0,
+        TG_SINK_AGG,
+        TG_SINK__COUNT
+};
+
+struct tg_sink_counters {
+        uint64_t produced[TG_SINK__COUNT];  /**< handed to librdkafka */
+        uint64_t delivered[TG_SINK__COUNT]; /**< confirmed by the brokers (acks=all) */
+        uint64_t failed[TG_SINK__COUNT];    /**< permanently failed deliveries */
+        uint64_t queue_full_waits;          /**< times produce waited for room */
+};
+
+typedef struct tg_kafka_sink tg_kafka_sink_t;
+
+/**
+ * @brief Create the producer from @p cfg (bootstrap servers, compression,
+ *        kafka.* passthrough). Does not wait for the brokers.
+ * @return the sink, or NULL with the reason in @p errstr.
+ */
+tg_kafka_sink_t *tg_kafka_sink_new(const struct tg_config *cfg, char *errstr,
+                                   size_t errstr_size);
+
+/**
+ * @brief Check that every kafka.* property is one librdkafka accepts,
+ *        without creating a producer (for --check-config).
+ * @return 0 or -EINVAL with the reason in @p errstr.
+ */
+int tg_kafka_sink_check_config(const struct tg_config *cfg, char *errstr,
+                               size_t errstr_size);
+
+/**
+ * @brief Flush what is in flight (up to @p timeout_ms), then free. NULL is accepted.
+ * @return messages still undelivered when it gave up.
+ */
+int tg_kafka_sink_destroy(tg_kafka_sink_t *sink, int timeout_ms);
+
+/**
+ * @brief Produce one record; the payload and key are copied. When
+ *        librdkafka's queue is full this waits for room (back-pressure to
+ *        the MQTT side) until @p stop becomes non-zero.
+ * @return 0 or -errno (-ECANCELED when stopped while waiting).
+ */
+int tg_kafka_sink_produce(tg_kafka_sink_t *sink, enum tg_sink_topic topic,
+                          const char *key, size_t key_len, const void *value,
+                          size_t value_len, int64_t timestamp_ms,
+                          const volatile int *stop);
+
+/** @brief Serve delivery reports and logs for up to @p timeout_ms. */
+void tg_kafka_sink_poll(tg_kafka_sink_t *sink, int timeout_ms);
+
+/** @brief Messages produced but not yet confirmed or failed. */
+int tg_kafka_sink_in_flight(const tg_kafka_sink_t *sink);
+
+void tg_kafka_sink_counters(const tg_kafka_sink_t *sink,
+                            struct tg_sink_counters *out);
+
+#endif

@@ -1,0 +1,271 @@
+/* main.c - the tumblegate daemon: options, start-up, the main loop and an orderly shutdown. */
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "config.h"
+#include "kafka_sink.h"
+#include "log.h"
+#include "mqtt_source.h"
+#include "pipeline.h"
+
+#ifndef TG_VERSION
+#define TG_VERSION "dev"
+#endif
+
+#define STATS_INTERVAL_MS 10000
+#define TICK_MS 100
+
+static volatile int stop_requested;
+static volatile int reopen_log;
+
+static void on_signal(int sig) {
+        if (sig == SIGHUP)
+                reopen_log = 1;
+        else
+                stop_requested = 1;
+}
+
+static void usage(FILE *out) {
+        fprintf(out,
+                "Usage: tumblegate [OPTION]...\n"
+                "MQTT-to-Kafka edge gateway: forwards every sensor reading and the\n"
+                "aggregates of event-time tumbling windows per sensor.\n"
+                "\n"
+                "  -c, --config FILE      YAML configuration file\n"
+                "  -s, --set KEY=VALUE    set one option (after the file; repeatable)\n"
+                "      --check-config     validate the configuration, print it, exit\n"
+                "      --help-config      list every option (Markdown), exit\n"
+                "  -h, --help             this help\n"
+                "  -V, --version          version\n"
+                "\n"
+                "With no configuration the gateway subscribes at tcp://127.0.0.1:1883\n"
+                "and produces to 127.0.0.1:9092. Signals: SIGTERM/SIGINT stop (open\n"
+                "windows are saved to state.dir and restored at the next start),\n"
+                "SIGHUP reopens log.file.\n");
+}
+
+/* The state directory must exist and be writable before anything is taken
+ * from MQTT: a gateway that cannot save its state says so at once. */
+static int state_dir_ready(const char *dir, char *errstr, size_t size) {
+        char path[4096];
+        char *p;
+
+        snprintf(path, sizeof(path), "%s", dir);
+        for (p = path + 1; *p; p++) {
+                if (*p != '/')
+                        continue;
+                *p = '\0';
+                if (mkdir(path, 0750) && errno != EEXIST)
+                        goto fail;
+                *p = '/';
+        }
+        if (mkdir(path, 0750) && errno != EEXIST)
+                goto fail;
+        if (access(dir, W_OK | X_OK))
+                goto fail;
+        return 0;
+fail:
+        snprintf(errstr, size, "state.dir %s: %s (set state.dir to a writable directory)",
+                 dir, strerror(errno));
+        return -errno;
+}
+
+static void log_stats(tg_pipeline_t *p, tg_kafka_sink_t *sink,
+                      tg_mqtt_source_t *mqtt) {
+        struct tg_pipeline_counters c;
+        struct tg_sink_counters k;
+        struct tg_mqtt_counters m = {0};
+        uint64_t refused = 0;
+        int i;
+
+        tg_pipeline_counters(p, &c);
+        tg_kafka_sink_counters(sink, &k);
+        if (mqtt)
+                tg_mqtt_source_counters(mqtt, &m);
+        for (i = 1; i < TG_DECODE__COUNT; i++)
+                refused += c.decode_failed[i];
+        tg_info("stats: received=%llu decoded=%llu refused=%llu late=%llu future=%llu "
+                "forwarded=%llu windows=%llu delivered_raw=%llu delivered_agg=%llu "
+                "failed=%llu in_flight=%d sensors=%llu mqtt_connects=%llu",
+                (unsigned long long)c.received, (unsigned long long)c.decoded,
+                (unsigned long long)refused, (unsigned long long)c.window.late,
+                (unsigned long long)c.window.future, (unsigned long long)c.forwarded,
+                (unsigned long long)c.window.windows_emitted,
+                (unsigned long long)k.delivered[TG_SINK_RAW],
+                (unsigned long long)k.delivered[TG_SINK_AGG],
+                (unsigned long long)(k.failed[TG_SINK_RAW] + k.failed[TG_SINK_AGG] +
+                                     c.forward_failed),
+                tg_kafka_sink_in_flight(sink), (unsigned long long)c.window.sensors_active,
+                (unsigned long long)m.connects);
+}
+
+int main(int argc, char **argv) {
+        static const struct option longopts[] = {
+                {"config", required_argument, NULL, 'c'},
+                {"set", required_argument, NULL, 's'},
+                {"check-config", no_argument, NULL, 'C'},
+                {"help-config", no_argument, NULL, 'H'},
+                {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'V'},
+                {NULL, 0, NULL, 0},
+        };
+        struct tg_config *cfg;
+        tg_kafka_sink_t *sink = NULL;
+        tg_pipeline_t *pipeline = NULL;
+        tg_mqtt_source_t *mqtt = NULL;
+        const char *config_path = NULL;
+        char errstr[1024];
+        int check_only = 0, opt, i, rc = 1, left;
+        enum tg_log_level level;
+        struct sigaction sa;
+        int64_t next_stats;
+
+        tg_log_set_ident("tumblegate");
+        if (!(cfg = tg_config_new())) {
+                fprintf(stderr, "tumblegate: out of memory\n");
+                return 1;
+        }
+
+        /* First pass: options that end at once, and the file. */
+        while ((opt = getopt_long(argc, argv, "c:s:hV", longopts, NULL)) != -1) {
+                switch (opt) {
+                case 'c':
+                        config_path = optarg;
+                        break;
+                case 's':
+                        break;
+                case 'C':
+                        check_only = 1;
+                        break;
+                case 'H':
+                        tg_config_reference(stdout);
+                        tg_config_destroy(cfg);
+                        return 0;
+                case 'h':
+                        usage(stdout);
+                        tg_config_destroy(cfg);
+                        return 0;
+                case 'V':
+                        printf("tumblegate %s\n", TG_VERSION);
+                        tg_config_destroy(cfg);
+                        return 0;
+                default:
+                        usage(stderr);
+                        tg_config_destroy(cfg);
+                        return 2;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "tumblegate: unexpected argument '%s'\n", argv[optind]);
+                tg_config_destroy(cfg);
+                return 2;
+        }
+        if (config_path && tg_config_load_file(cfg, config_path, errstr, sizeof(errstr))) {
+                fprintf(stderr, "tumblegate: %s\n", errstr);
+                tg_config_destroy(cfg);
+                return 2;
+        }
+        /* Second pass: --set, in order, over the file. */
+        optind = 1;
+        while ((opt = getopt_long(argc, argv, "c:s:hV", longopts, NULL)) != -1) {
+                char *eq, origin[16];
+
+                if (opt != 's')
+                        continue;
+                if (!(eq = strchr(optarg, '='))) {
+                        fprintf(stderr, "tumblegate: --set %s: expected KEY=VALUE\n", optarg);
+                        tg_config_destroy(cfg);
+                        return 2;
+                }
+                *eq = '\0';
+                snprintf(origin, sizeof(origin), "--set");
+                if (tg_config_set(cfg, optarg, eq + 1, origin, errstr, sizeof(errstr))) {
+                        fprintf(stderr, "tumblegate: %s\n", errstr);
+                        tg_config_destroy(cfg);
+                        return 2;
+                }
+                *eq = '=';
+        }
+        if (tg_config_validate(cfg, errstr, sizeof(errstr)) ||
+            tg_kafka_sink_check_config(cfg, errstr, sizeof(errstr))) {
+                fprintf(stderr, "tumblegate: %s\n", errstr);
+                tg_config_destroy(cfg);
+                return 2;
+        }
+        if (check_only) {
+                tg_config_dump(cfg, stdout);
+                printf("# configuration OK\n");
+                tg_config_destroy(cfg);
+                return 0;
+        }
+
+        tg_log_level_parse(cfg->log_level, &level);
+        tg_log_set_level(level);
+        if (cfg->log_file[0] && (i = tg_log_open(cfg->log_file))) {
+                fprintf(stderr, "tumblegate: log.file %s: %s\n", cfg->log_file,
+                        strerror(-i));
+                tg_config_destroy(cfg);
+                return 1;
+        }
+
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        tg_info("tumblegate %s starting: mqtt %s topic '%s' -> kafka %s (raw '%s', agg '%s')",
+                TG_VERSION, cfg->mqtt_uri, cfg->mqtt_topic, cfg->kafka_bootstrap_servers,
+                cfg->topic_raw, cfg->topic_agg);
+
+        if (state_dir_ready(cfg->state_dir, errstr, sizeof(errstr)) ||
+            !(sink = tg_kafka_sink_new(cfg, errstr, sizeof(errstr))) ||
+            !(pipeline = tg_pipeline_new(cfg, sink, &tg_clock_realtime, &stop_requested,
+                                         errstr, sizeof(errstr))) ||
+            !(mqtt = tg_mqtt_source_new(cfg, pipeline, errstr, sizeof(errstr)))) {
+                tg_err("cannot start: %s", errstr);
+                goto out;
+        }
+
+        next_stats = tg_monotonic_ms() + STATS_INTERVAL_MS;
+        while (!stop_requested) {
+                tg_kafka_sink_poll(sink, TICK_MS);
+                tg_pipeline_tick(pipeline);
+                if (reopen_log) {
+                        reopen_log = 0;
+                        if (cfg->log_file[0] && (i = tg_log_open(cfg->log_file)))
+                                tg_err("log.file %s: cannot reopen: %s", cfg->log_file,
+                                       strerror(-i));
+                }
+                if (tg_monotonic_ms() >= next_stats) {
+                        log_stats(pipeline, sink, mqtt);
+                        next_stats += STATS_INTERVAL_MS;
+                }
+        }
+        tg_info("stopping: no new messages taken; saving open windows and "
+                "flushing Kafka (up to %lld ms)", (long long)cfg->kafka_flush_timeout_ms);
+        rc = 0;
+out:
+        /* Order matters: stop the input first, so nothing arrives while the
+         * windows are saved and the producer drains. */
+        if (pipeline)
+                log_stats(pipeline, sink, mqtt);
+        tg_mqtt_source_destroy(mqtt);
+        tg_pipeline_destroy(pipeline);
+        left = tg_kafka_sink_destroy(sink, (int)cfg->kafka_flush_timeout_ms);
+        if (left > 0)
+                rc = 1;
+        tg_info("stopped");
+        tg_config_destroy(cfg);
+        return rc;
+}

@@ -1,0 +1,196 @@
+/* mqtt_source.c - Paho MQTTAsync subscriber: persistent session, auto-reconnect, resubscribe. */
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "mqtt_source.h"
+
+#include <MQTTAsync.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+struct tg_mqtt_source {
+        MQTTAsync client;
+        tg_pipeline_t *pipeline;
+        char *topic;
+        int qos;
+        _Atomic int ready;
+        _Atomic int stopping;
+        _Atomic uint64_t connects, connection_lost, subscribed;
+};
+
+static void subscribe(struct tg_mqtt_source *src);
+
+static void on_subscribe_ok(void *context, MQTTAsync_successData *resp) {
+        struct tg_mqtt_source *src = context;
+
+        /* Brokers answer 0x80 in the granted QoS when they refuse. */
+        if (resp && resp->alt.qos == 0x80) {
+                tg_err("mqtt: subscription to '%s' refused by the broker", src->topic);
+                return;
+        }
+        atomic_fetch_add(&src->subscribed, 1);
+        atomic_store(&src->ready, 1);
+        tg_info("mqtt: subscribed to '%s' (QoS %d)", src->topic, src->qos);
+}
+
+static void on_subscribe_fail(void *context, MQTTAsync_failureData *resp) {
+        struct tg_mqtt_source *src = context;
+
+        tg_err("mqtt: subscribe to '%s' failed (code %d%s%s)", src->topic,
+               resp ? resp->code : 0, resp && resp->message ? ": " : "",
+               resp && resp->message ? resp->message : "");
+}
+
+static void subscribe(struct tg_mqtt_source *src) {
+        MQTTAsync_responseOptions opts = MQTTAsync_responseOptions_initializer;
+        int rc;
+
+        opts.onSuccess = on_subscribe_ok;
+        opts.onFailure = on_subscribe_fail;
+        opts.context = src;
+        rc = MQTTAsync_subscribe(src->client, src->topic, src->qos, &opts);
+        if (rc != MQTTASYNC_SUCCESS)
+                tg_err("mqtt: subscribe to '%s' not sent: %s", src->topic,
+                       MQTTAsync_strerror(rc));
+}
+
+/* Called on the first connection and on every automatic reconnection.
+ * The broker keeps our subscription in the persistent session, but
+ * subscribing again is harmless and repairs a session the broker lost
+ * (restart without persistence, expiry): never a zombie connection that
+ * receives nothing. */
+static void on_connected(void *context, char *cause) {
+        struct tg_mqtt_source *src = context;
+
+        atomic_fetch_add(&src->connects, 1);
+        tg_info("mqtt: connected%s%s", cause ? " " : "", cause ? cause : "");
+        subscribe(src);
+}
+
+static void on_connect_fail(void *context, MQTTAsync_failureData *resp) {
+        tg_warn("mqtt: connect failed (code %d%s%s); retrying",
+                resp ? resp->code : 0, resp && resp->message ? ": " : "",
+                resp && resp->message ? resp->message : "");
+}
+
+static void on_connection_lost(void *context, char *cause) {
+        struct tg_mqtt_source *src = context;
+
+        atomic_store(&src->ready, 0);
+        atomic_fetch_add(&src->connection_lost, 1);
+        tg_warn("mqtt: connection lost (%s); reconnecting",
+                cause ? cause : "no reason given");
+}
+
+/* Paho sends the PUBACK when this returns, whatever it returns: the reading
+ * must be fully handed on before returning. */
+static int on_message(void *context, char *topic, int topic_len,
+                      MQTTAsync_message *msg) {
+        struct tg_mqtt_source *src = context;
+        char name[512];
+
+        snprintf(name, sizeof(name), "%.*s",
+                 topic_len ? topic_len : (int)strlen(topic), topic);
+        tg_pipeline_ingest(src->pipeline, name, msg->payload,
+                           (size_t)msg->payloadlen);
+        MQTTAsync_freeMessage(&msg);
+        MQTTAsync_free(topic);
+        return 1;
+}
+
+/* Paho's own trace goes through our log at debug level. */
+static void on_trace(enum MQTTASYNC_TRACE_LEVELS level, char *message) {
+        if (level >= MQTTASYNC_TRACE_ERROR)
+                tg_warn("paho: %s", message);
+        else
+                tg_dbg("paho: %s", message);
+}
+
+tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg,
+                                     tg_pipeline_t *pipeline, char *errstr,
+                                     size_t errstr_size) {
+        MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer;
+        MQTTAsync_connectOptions conn = MQTTAsync_connectOptions_initializer;
+        struct tg_mqtt_source *src = calloc(1, sizeof(*src));
+        int rc;
+
+        if (!src || !(src->topic = strdup(cfg->mqtt_topic))) {
+                free(src);
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        src->pipeline = pipeline;
+        src->qos = (int)cfg->mqtt_qos;
+
+        MQTTAsync_setTraceCallback(on_trace);
+        MQTTAsync_setTraceLevel(tg_log_threshold >= TG_LOG_DEBUG
+                                        ? MQTTASYNC_TRACE_PROTOCOL
+                                        : MQTTASYNC_TRACE_ERROR);
+
+        copts.MQTTVersion = MQTTVERSION_3_1_1;
+        rc = MQTTAsync_createWithOptions(&src->client, cfg->mqtt_uri,
+                                         cfg->mqtt_client_id,
+                                         MQTTCLIENT_PERSISTENCE_NONE, NULL, &copts);
+        if (rc != MQTTASYNC_SUCCESS) {
+                snprintf(errstr, errstr_size, "mqtt.uri '%s': %s", cfg->mqtt_uri,
+                         MQTTAsync_strerror(rc));
+                free(src->topic);
+                free(src);
+                return NULL;
+        }
+        MQTTAsync_setCallbacks(src->client, src, on_connection_lost, on_message, NULL);
+        MQTTAsync_setConnected(src->client, src, on_connected);
+
+        /* A persistent session: while the gateway is away the broker queues
+         * QoS 1 messages for this client id. */
+        conn.cleansession = 0;
+        conn.keepAliveInterval = (int)(cfg->mqtt_keepalive_ms / 1000);
+        conn.automaticReconnect = 1;
+        conn.minRetryInterval = 1;  /* s, doubled on each failure */
+        conn.maxRetryInterval = 30;
+        conn.connectTimeout = 10;
+        conn.onFailure = on_connect_fail;
+        conn.context = src;
+        rc = MQTTAsync_connect(src->client, &conn);
+        if (rc != MQTTASYNC_SUCCESS) {
+                snprintf(errstr, errstr_size, "mqtt connect to %s: %s", cfg->mqtt_uri,
+                         MQTTAsync_strerror(rc));
+                MQTTAsync_destroy(&src->client);
+                free(src->topic);
+                free(src);
+                return NULL;
+        }
+        return src;
+}
+
+void tg_mqtt_source_destroy(tg_mqtt_source_t *src) {
+        MQTTAsync_disconnectOptions opts = MQTTAsync_disconnectOptions_initializer;
+
+        if (!src)
+                return;
+        atomic_store(&src->stopping, 1);
+        opts.timeout = 2000;
+        if (MQTTAsync_isConnected(src->client))
+                MQTTAsync_disconnect(src->client, &opts);
+        /* Let an in-progress callback finish before the client goes. */
+        for (int i = 0; i < 50 && MQTTAsync_isConnected(src->client); i++)
+                usleep(50 * 1000);
+        MQTTAsync_destroy(&src->client);
+        free(src->topic);
+        free(src);
+}
+
+int tg_mqtt_source_ready(const tg_mqtt_source_t *src) {
+        return atomic_load(&src->ready);
+}
+
+void tg_mqtt_source_counters(const tg_mqtt_source_t *src,
+                             struct tg_mqtt_counters *out) {
+        out->connects = atomic_load(&src->connects);
+        out->connection_lost = atomic_load(&src->connection_lost);
+        out->subscribed = atomic_load(&src->subscribed);
+}

@@ -1,0 +1,43 @@
+/* mqtt_source.h - the MQTT side: a persistent-session Paho subscriber feeding the pipeline. */
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef TG_MQTT_SOURCE_H
+#define TG_MQTT_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "pipeline.h"
+
+typedef struct tg_mqtt_source tg_mqtt_source_t;
+
+struct tg_mqtt_counters {
+        uint64_t connects;     /**< successful connections, the first included */
+        uint64_t connection_lost;
+        uint64_t subscribed;   /**< successful subscribe calls */
+};
+
+/**
+ * @brief Create the client and start connecting (asynchronously, with
+ *        reconnects and exponential backoff).
+ * @param pipeline borrowed; receives every message.
+ * @return the source, or NULL with the reason in @p errstr.
+ */
+tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg,
+                                     tg_pipeline_t *pipeline, char *errstr,
+                                     size_t errstr_size);
+
+/**
+ * @brief Stop taking messages: disconnect (keeping the broker-side
+ *        session, so what arrives meanwhile waits there), then free.
+ *        NULL is accepted.
+ */
+void tg_mqtt_source_destroy(tg_mqtt_source_t *src);
+
+/** @brief Non-zero while connected and subscribed. */
+int tg_mqtt_source_ready(const tg_mqtt_source_t *src);
+
+void tg_mqtt_source_counters(const tg_mqtt_source_t *src,
+                             struct tg_mqtt_counters *out);
+
+#endif

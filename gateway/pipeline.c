@@ -1,0 +1,253 @@
+/* pipeline.c - decode, forward raw, window, emit aggregates: the gateway's data path. */
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "pipeline.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* Big enough for a window of TG_READING_FIELDS_MAX fields with the longest
+ * names and ids; larger would mean a bug, and is counted as a failure. */
+#define AGG_JSON_MAX 8192
+#define RAW_JSON_MAX 4096
+
+struct tg_pipeline {
+        enum tg_format format;
+        tg_kafka_sink_t *sink;
+        tg_window_engine_t *engine;
+        const volatile int *stop;
+        char state_path[4096];
+
+        /* One MQTT delivery thread and the ticking main thread share the
+         * engine; the lock is uncontended almost always. */
+        pthread_mutex_t lock;
+        struct tg_pipeline_counters c;
+        struct tg_reading reading;     /* scratch, under lock */
+        char raw_json[RAW_JSON_MAX];   /* scratch, under lock */
+        char agg_json[AGG_JSON_MAX];   /* scratch, under lock */
+};
+
+/* Aggregate record, the format Redpanda Console shows as JSON:
+ * {"id":"<sensor>/<start>","sensor":..,"window_start":ms,"window_end":ms,
+ *  "count":n,"fields":{"<name>":{"count":..,"min":..,"max":..,"mean":..,
+ *  "sum":..,"stddev":..,"first":..,"last":..}}} */
+static size_t aggregate_json(tg_pipeline_t *p, const struct tg_window_result *w) {
+        struct tg_jw j;
+        char num[32];
+        uint32_t i;
+
+        tg_jw_init(&j, p->agg_json, sizeof(p->agg_json));
+        tg_jw_raw(&j, "{\"id\":");
+        snprintf(num, sizeof(num), "/%lld", (long long)w->start);
+        {
+                char id[TG_SENSOR_ID_MAX + 32];
+                int n = snprintf(id, sizeof(id), "%.*s%s", (int)w->sensor_len,
+                                 w->sensor, num);
+
+                tg_jw_string(&j, id, (size_t)n);
+        }
+        tg_jw_raw(&j, ",\"sensor\":");
+        tg_jw_string(&j, w->sensor, w->sensor_len);
+        tg_jw_raw(&j, ",\"window_start\":");
+        tg_jw_int(&j, w->start);
+        tg_jw_raw(&j, ",\"window_end\":");
+        tg_jw_int(&j, w->end);
+        tg_jw_raw(&j, ",\"count\":");
+        tg_jw_int(&j, w->count);
+        tg_jw_raw(&j, ",\"fields\":{");
+        for (i = 0; i < w->nfields; i++) {
+                const struct tg_field_stats *f = &w->fields[i];
+                const char *name = tg_window_field_name(p->engine, f->field);
+
+                if (i)
+                        tg_jw_raw(&j, ",");
+                tg_jw_string(&j, name, strlen(name));
+                tg_jw_raw(&j, ":{\"count\":");
+                tg_jw_int(&j, f->count);
+                tg_jw_raw(&j, ",\"min\":");
+                tg_jw_double(&j, f->min);
+                tg_jw_raw(&j, ",\"max\":");
+                tg_jw_double(&j, f->max);
+                tg_jw_raw(&j, ",\"mean\":");
+                tg_jw_double(&j, f->mean);
+                tg_jw_raw(&j, ",\"sum\":");
+                tg_jw_double(&j, f->sum);
+                tg_jw_raw(&j, ",\"stddev\":");
+                tg_jw_double(&j, f->count ? sqrt(f->m2 / f->count) : 0.0);
+                tg_jw_raw(&j, ",\"first\":");
+                tg_jw_double(&j, f->first);
+                tg_jw_raw(&j, ",\"last\":");
+                tg_jw_double(&j, f->last);
+                tg_jw_raw(&j, "}");
+        }
+        tg_jw_raw(&j, "}}");
+        return tg_jw_finish(&j);
+}
+
+/* Called by the engine, under p->lock, for each window that closes. */
+static void on_window(void *opaque, const struct tg_window_result *w) {
+        tg_pipeline_t *p = opaque;
+        size_t n = aggregate_json(p, w);
+
+        if (!n) {
+                tg_err("window %.*s/%lld: aggregate record too large, not sent",
+                       (int)w->sensor_len, w->sensor, (long long)w->start);
+                p->c.forward_failed++;
+                return;
+        }
+        if (tg_kafka_sink_produce(p->sink, TG_SINK_AGG, w->sensor, w->sensor_len,
+                                  p->agg_json, n, w->start, p->stop) == 0)
+                p->c.aggregates++;
+        else
+                p->c.forward_failed++;
+}
+
+static void state_load(tg_pipeline_t *p) {
+        char err[256];
+        int r = tg_window_engine_load(p->engine, p->state_path, err, sizeof(err));
+
+        if (r == 0)
+                tg_info("restored open windows from %s", p->state_path);
+        else if (r == -ENOENT)
+                tg_info("no window state at %s: starting with no open windows",
+                        p->state_path);
+        else if (r == -EINVAL)
+                tg_warn("window state %s not used (%s): starting with no open windows",
+                        p->state_path, err);
+        else
+                tg_warn("window state %s not readable (%s): starting with no open windows",
+                        p->state_path, strerror(-r));
+}
+
+tg_pipeline_t *tg_pipeline_new(const struct tg_config *cfg,
+                               tg_kafka_sink_t *sink, const struct tg_clock *clock,
+                               const volatile int *stop, char *errstr,
+                               size_t errstr_size) {
+        struct tg_window_conf wc = {
+                .size_ms = cfg->window_size_ms,
+                .hop_ms = cfg->window_hop_ms ? cfg->window_hop_ms : cfg->window_size_ms,
+                .grace_ms = cfg->window_grace_ms,
+                .idle_timeout_ms = cfg->window_idle_timeout_ms,
+                .max_future_ms = cfg->window_max_future_ms,
+                .max_sensors = (uint32_t)cfg->window_max_sensors,
+                .max_fields = (uint32_t)cfg->window_max_fields,
+                .max_field_names = (uint32_t)cfg->window_max_field_names,
+                .close = strcmp(cfg->window_close, "global") ? TG_CLOSE_PER_SENSOR
+                                                             : TG_CLOSE_GLOBAL,
+        };
+        tg_pipeline_t *p = calloc(1, sizeof(*p));
+
+        if (!p) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        tg_format_parse(cfg->mqtt_format, &p->format);
+        p->sink = sink;
+        p->stop = stop;
+        pthread_mutex_init(&p->lock, NULL);
+        snprintf(p->state_path, sizeof(p->state_path), "%s/windows.state",
+                 cfg->state_dir);
+        if (!(p->engine = tg_window_engine_new(&wc, clock, on_window, p, errstr,
+                                               errstr_size))) {
+                pthread_mutex_destroy(&p->lock);
+                free(p);
+                return NULL;
+        }
+        tg_info("window engine: %zu bytes for %u sensors",
+                tg_window_engine_memory(p->engine), wc.max_sensors);
+        state_load(p);
+        return p;
+}
+
+void tg_pipeline_destroy(tg_pipeline_t *p) {
+        int r;
+
+        if (!p)
+                return;
+        r = tg_window_engine_save(p->engine, p->state_path);
+        if (r)
+                tg_err("cannot save open windows to %s: %s; they are lost",
+                       p->state_path, strerror(-r));
+        else
+                tg_info("saved open windows to %s", p->state_path);
+        tg_window_engine_destroy(p->engine);
+        pthread_mutex_destroy(&p->lock);
+        free(p);
+}
+
+int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
+                       const void *payload, size_t len) {
+        struct tg_reading *r = &p->reading;
+        enum tg_decode_err derr;
+        enum tg_window_verdict v;
+        size_t n;
+        int rc = 0;
+
+        pthread_mutex_lock(&p->lock);
+        p->c.received++;
+        derr = tg_decode(p->format, payload, len, r);
+        if (derr) {
+                p->c.decode_failed[derr]++;
+                tg_warn("mqtt %s: payload of %zu bytes refused: %s", mqtt_topic,
+                        len, tg_decode_err_name(derr));
+                goto out;
+        }
+        p->c.decoded++;
+
+        v = tg_window_engine_add(p->engine, r);
+        switch (v) {
+        case TG_WINDOW_FUTURE:
+                tg_warn("sensor %s: timestamp %lld is in the future: refused",
+                        r->sensor, (long long)r->ts_ms);
+                goto out;
+        case TG_WINDOW_OUT_OF_RANGE:
+                tg_warn("sensor %s: timestamp %lld out of range: refused",
+                        r->sensor, (long long)r->ts_ms);
+                goto out;
+        case TG_WINDOW_TABLE_FULL:
+                tg_warn("sensor %s: sensor table full (window.max_sensors): "
+                        "reading forwarded but not windowed", r->sensor);
+                break;
+        case TG_WINDOW_LATE:
+                tg_dbg("sensor %s: late reading at %lld", r->sensor,
+                       (long long)r->ts_ms);
+                break;
+        case TG_WINDOW_ACCEPTED:
+                break;
+        }
+
+        /* Every valid reading is forwarded, late ones included. */
+        n = tg_encode_raw_record(r, p->raw_json, sizeof(p->raw_json));
+        if (!n) {
+                p->c.forward_failed++;
+                tg_err("sensor %s: raw record too large", r->sensor);
+                goto out;
+        }
+        rc = tg_kafka_sink_produce(p->sink, TG_SINK_RAW, r->sensor, r->sensor_len,
+                                   p->raw_json, n, r->ts_ms, p->stop);
+        if (rc == 0)
+                p->c.forwarded++;
+        else
+                p->c.forward_failed++;
+out:
+        pthread_mutex_unlock(&p->lock);
+        return rc == -ECANCELED ? rc : 0;
+}
+
+void tg_pipeline_tick(tg_pipeline_t *p) {
+        pthread_mutex_lock(&p->lock);
+        tg_window_engine_tick(p->engine);
+        pthread_mutex_unlock(&p->lock);
+}
+
+void tg_pipeline_counters(tg_pipeline_t *p, struct tg_pipeline_counters *out) {
+        pthread_mutex_lock(&p->lock);
+        *out = p->c;
+        tg_window_engine_counters(p->engine, &out->window);
+        pthread_mutex_unlock(&p->lock);
+}

@@ -1,0 +1,59 @@
+/* pipeline.h - one reading's way through the gateway: decode, window, forward. */
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef TG_PIPELINE_H
+#define TG_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec.h"
+#include "config.h"
+#include "kafka_sink.h"
+#include "window.h"
+
+struct tg_pipeline_counters {
+        uint64_t received;                     /**< MQTT messages taken */
+        uint64_t decoded;                      /**< became a reading */
+        uint64_t decode_failed[TG_DECODE__COUNT];
+        uint64_t forwarded;                    /**< raw records produced */
+        uint64_t forward_failed;
+        uint64_t aggregates;                   /**< aggregate records produced */
+        struct tg_window_counters window;
+};
+
+typedef struct tg_pipeline tg_pipeline_t;
+
+/**
+ * @brief Build the window engine from @p cfg and restore its state file
+ *        (state.dir/windows.state) when one is there.
+ * @param sink borrowed; must outlive the pipeline.
+ * @param stop set non-zero to abandon waits for Kafka back-pressure.
+ * @return the pipeline, or NULL with the reason in @p errstr.
+ */
+tg_pipeline_t *tg_pipeline_new(const struct tg_config *cfg,
+                               tg_kafka_sink_t *sink, const struct tg_clock *clock,
+                               const volatile int *stop, char *errstr,
+                               size_t errstr_size);
+
+/**
+ * @brief Save open windows to the state file (so a restart does not split
+ *        them), then free. NULL is accepted.
+ */
+void tg_pipeline_destroy(tg_pipeline_t *p);
+
+/**
+ * @brief Take one MQTT payload: decode it, forward the reading to the raw
+ *        topic, add it to its windows (emitting those it closes).
+ *        Thread-safe; allocation-free in our code.
+ * @return 0 when the payload was handled (including refused as bad input),
+ *         -ECANCELED when stopping interrupted it.
+ */
+int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
+                       const void *payload, size_t len);
+
+/** @brief Periodic work: idle-close windows. Thread-safe. */
+void tg_pipeline_tick(tg_pipeline_t *p);
+
+void tg_pipeline_counters(tg_pipeline_t *p, struct tg_pipeline_counters *out);
+
+#endif
