@@ -1,0 +1,73 @@
+# lib.sh - helpers shared by the integration test scripts: gateway start/stop, waits, unique names.
+# SPDX-License-Identifier: Apache-2.0
+# shellcheck shell=bash
+
+repo_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+build_dir=${1:?usage: $0 BUILD_DIR}
+build_dir=$(cd "$build_dir" && pwd)
+eval "$("$repo_dir/deploy/stack.sh" env)"
+
+# Names no earlier run used, so topics and MQTT sessions start empty.
+run_id=it$(date +%s)$$
+work=$(mktemp -d "/tmp/tumblegate-$run_id.XXXX")
+gateway_pid=
+
+log() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; }
+fail() {
+	log "FAIL: $*"
+	if [[ -f $work/gateway.log ]]; then
+		log "last gateway log lines:"
+		tail -n 30 "$work/gateway.log" >&2
+	fi
+	exit 1
+}
+
+cleanup() {
+	if [[ -n $gateway_pid ]] && kill -0 "$gateway_pid" 2>/dev/null; then
+		kill -KILL "$gateway_pid" 2>/dev/null || true
+	fi
+	if [[ ${KEEP_WORK:-0} != 1 ]]; then rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+# gateway_start [--set k=v ...]: the gateway on this run's topics, logging to
+# $work/gateway.log; returns once it is subscribed.
+gateway_start() {
+	"$build_dir/gateway/tumblegate" \
+		--set "mqtt.uri=$TG_MQTT_URI" \
+		--set "mqtt.client_id=$run_id-gw" \
+		--set "mqtt.topic=$run_id/+/telemetry" \
+		--set "kafka.bootstrap.servers=$TG_KAFKA_BROKERS" \
+		--set "topics.raw=$run_id.raw" \
+		--set "topics.agg=$run_id.agg" \
+		--set "state.dir=$work/state" \
+		"$@" >>"$work/gateway.log" 2>&1 &
+	gateway_pid=$!
+	local i
+	for ((i = 0; i < 300; i++)); do
+		if grep -q "mqtt: subscribed" "$work/gateway.log"; then return 0; fi
+		kill -0 "$gateway_pid" 2>/dev/null || fail "gateway exited during start-up"
+		sleep 0.1
+	done
+	fail "gateway not subscribed after 30 s"
+}
+
+# gateway_stop: SIGTERM, and the exit status must be 0.
+gateway_stop() {
+	local rc=0
+	kill -TERM "$gateway_pid"
+	wait "$gateway_pid" || rc=$?
+	gateway_pid=
+	((rc == 0)) || fail "gateway exited with status $rc after SIGTERM"
+}
+
+# sim ARGS...: the simulator on this run's topic prefix.
+sim() {
+	"$build_dir/firmware-sim/tumblegate-sim" --uri "$TG_MQTT_URI" \
+		--topic-prefix "$run_id" --client-id "$run_id-sim-$RANDOM" "$@"
+}
+
+verify() {
+	"$build_dir/tests/integration/tg-verify" -b "$TG_KAFKA_BROKERS" \
+		-r "$run_id.raw" -a "$run_id.agg" "$@"
+}

@@ -1,0 +1,407 @@
+/* verify.c - tg-verify: checks Kafka's raw and aggregate topics against a simulator truth file. */
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The expected results are computed here, independently of the gateway's
+ * window engine: plain arrays, sorted, grouped by (sensor, window start).
+ * Every truth reading must be on the raw topic exactly once with the same
+ * values; every window computed from the truth must be on the aggregate
+ * topic exactly once with the same count, min, max, first, last, and a sum
+ * and mean equal within 1e-9 relative; nothing else may be there.
+ */
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <librdkafka/rdkafka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "codec.h"
+
+#define MAXF 8
+
+struct rec {                   /* one reading: truth or raw topic */
+        char sensor[TG_SENSOR_ID_MAX + 1];
+        int64_t ts;
+        int nf;
+        char name[MAXF][TG_FIELD_NAME_MAX + 1];
+        double v[MAXF];
+};
+
+struct fstat {
+        char name[TG_FIELD_NAME_MAX + 1];
+        long long count;
+        double min, max, sum, mean, first, last;
+        int64_t first_ts, last_ts;
+};
+
+struct agg {                   /* one window: expected or from the topic */
+        char sensor[TG_SENSOR_ID_MAX + 1];
+        int64_t start, end;
+        long long count;
+        int nf;
+        struct fstat f[MAXF];
+};
+
+struct vec {
+        void *p;
+        size_t n, cap, size;
+};
+
+static void *vec_push(struct vec *v) {
+        if (v->n == v->cap) {
+                v->cap = v->cap ? v->cap * 2 : 1024;
+                v->p = realloc(v->p, v->cap * v->size);
+                if (!v->p) {
+                        perror("realloc");
+                        exit(2);
+                }
+        }
+        return memset((char *)v->p + v->n++ * v->size, 0, v->size);
+}
+
+static int rec_cmp(const void *a, const void *b) {
+        const struct rec *x = a, *y = b;
+        int c = strcmp(x->sensor, y->sensor);
+
+        return c ? c : (x->ts > y->ts) - (x->ts < y->ts);
+}
+
+static int agg_cmp(const void *a, const void *b) {
+        const struct agg *x = a, *y = b;
+        int c = strcmp(x->sensor, y->sensor);
+
+        return c ? c : (x->start > y->start) - (x->start < y->start);
+}
+
+static int64_t floor_div(int64_t a, int64_t b) {
+        int64_t q = a / b;
+
+        return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+/* {"sensor":..,"ts":..,<fields>} (truth) or {"sensor":..,"ts":..,"fields":{..}} (raw) */
+static int parse_rec(const char *text, size_t len, struct rec *r) {
+        cJSON *root = cJSON_ParseWithLength(text, len), *it, *fields;
+        const cJSON *s, *ts;
+
+        if (!root)
+                return -1;
+        s = cJSON_GetObjectItemCaseSensitive(root, "sensor");
+        ts = cJSON_GetObjectItemCaseSensitive(root, "ts");
+        fields = cJSON_GetObjectItemCaseSensitive(root, "fields");
+        if (!cJSON_IsString(s) || !cJSON_IsNumber(ts)) {
+                cJSON_Delete(root);
+                return -1;
+        }
+        snprintf(r->sensor, sizeof(r->sensor), "%s", s->valuestring);
+        r->ts = (int64_t)ts->valuedouble;
+        if (!fields)
+                fields = root; /* truth lines are flat */
+        cJSON_ArrayForEach(it, fields) {
+                if (!cJSON_IsNumber(it) || !strcmp(it->string, "ts") || r->nf == MAXF)
+                        continue;
+                snprintf(r->name[r->nf], sizeof(r->name[0]), "%s", it->string);
+                r->v[r->nf++] = it->valuedouble;
+        }
+        cJSON_Delete(root);
+        return 0;
+}
+
+static int parse_agg(const char *text, size_t len, struct agg *a) {
+        cJSON *root = cJSON_ParseWithLength(text, len), *it;
+        const cJSON *s;
+
+        if (!root)
+                return -1;
+        s = cJSON_GetObjectItemCaseSensitive(root, "sensor");
+        if (!cJSON_IsString(s)) {
+                cJSON_Delete(root);
+                return -1;
+        }
+        snprintf(a->sensor, sizeof(a->sensor), "%s", s->valuestring);
+        a->start = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(root, "window_start"));
+        a->end = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(root, "window_end"));
+        a->count = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(root, "count"));
+        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(root, "fields")) {
+                struct fstat *f;
+
+                if (a->nf == MAXF)
+                        break;
+                f = &a->f[a->nf++];
+                snprintf(f->name, sizeof(f->name), "%s", it->string);
+                f->count = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "count"));
+                f->min = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "min"));
+                f->max = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "max"));
+                f->sum = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "sum"));
+                f->mean = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "mean"));
+                f->first = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "first"));
+                f->last = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(it, "last"));
+        }
+        cJSON_Delete(root);
+        return 0;
+}
+
+static void expected_aggregates(const struct rec *t, size_t n, int64_t W,
+                                struct vec *out) {
+        size_t i;
+        struct agg *a = NULL;
+
+        for (i = 0; i < n; i++) {
+                int64_t start = floor_div(t[i].ts, W) * W;
+                int k, j;
+
+                if (!a || strcmp(a->sensor, t[i].sensor) || a->start != start) {
+                        a = vec_push(out);
+                        snprintf(a->sensor, sizeof(a->sensor), "%s", t[i].sensor);
+                        a->start = start;
+                        a->end = start + W;
+                }
+                a->count++;
+                for (k = 0; k < t[i].nf; k++) {
+                        struct fstat *f = NULL;
+
+                        for (j = 0; j < a->nf; j++)
+                                if (!strcmp(a->f[j].name, t[i].name[k]))
+                                        f = &a->f[j];
+                        if (!f) {
+                                f = &a->f[a->nf++];
+                                snprintf(f->name, sizeof(f->name), "%s", t[i].name[k]);
+                                f->min = f->max = f->first = f->last = t[i].v[k];
+                                f->first_ts = f->last_ts = t[i].ts;
+                        }
+                        f->count++;
+                        f->sum += t[i].v[k];
+                        if (t[i].v[k] < f->min)
+                                f->min = t[i].v[k];
+                        if (t[i].v[k] > f->max)
+                                f->max = t[i].v[k];
+                        if (t[i].ts < f->first_ts) {
+                                f->first_ts = t[i].ts;
+                                f->first = t[i].v[k];
+                        }
+                        if (t[i].ts >= f->last_ts) {
+                                f->last_ts = t[i].ts;
+                                f->last = t[i].v[k];
+                        }
+                }
+        }
+        for (i = 0; i < out->n; i++) {
+                struct agg *x = (struct agg *)out->p + i;
+                int j;
+
+                for (j = 0; j < x->nf; j++)
+                        x->f[j].mean = x->f[j].sum / (double)x->f[j].count;
+        }
+}
+
+static int close_rel(double a, double b) {
+        return fabs(a - b) <= 1e-9 * fmax(1.0, fmax(fabs(a), fabs(b)));
+}
+
+static int errors;
+
+#define MISMATCH(...)                                                          \
+        do {                                                                   \
+                if (errors++ < 20)                                             \
+                        fprintf(stderr, "tg-verify: " __VA_ARGS__);            \
+        } while (0)
+
+static void compare_raw(struct rec *want, size_t nw, struct rec *got, size_t ng) {
+        size_t i = 0, j = 0;
+        int k;
+
+        qsort(got, ng, sizeof(*got), rec_cmp);
+        while (i < nw || j < ng) {
+                int c = i == nw ? 1 : j == ng ? -1 : rec_cmp(&want[i], &got[j]);
+
+                if (c < 0) {
+                        MISMATCH("raw: missing reading %s@%lld\n", want[i].sensor,
+                                 (long long)want[i].ts);
+                        i++;
+                } else if (c > 0) {
+                        MISMATCH("raw: unexpected or duplicate reading %s@%lld\n",
+                                 got[j].sensor, (long long)got[j].ts);
+                        j++;
+                } else {
+                        if (want[i].nf != got[j].nf)
+                                MISMATCH("raw: %s@%lld has %d fields, want %d\n",
+                                         got[j].sensor, (long long)got[j].ts, got[j].nf,
+                                         want[i].nf);
+                        for (k = 0; k < want[i].nf && k < got[j].nf; k++)
+                                if (strcmp(want[i].name[k], got[j].name[k]) ||
+                                    want[i].v[k] != got[j].v[k])
+                                        MISMATCH("raw: %s@%lld field %s=%.17g, want %s=%.17g\n",
+                                                 got[j].sensor, (long long)got[j].ts,
+                                                 got[j].name[k], got[j].v[k],
+                                                 want[i].name[k], want[i].v[k]);
+                        i++;
+                        j++;
+                }
+        }
+}
+
+static void compare_agg(struct agg *want, size_t nw, struct agg *got, size_t ng) {
+        size_t i = 0, j = 0;
+        int k, m;
+
+        qsort(got, ng, sizeof(*got), agg_cmp);
+        while (i < nw || j < ng) {
+                int c = i == nw ? 1 : j == ng ? -1 : agg_cmp(&want[i], &got[j]);
+
+                if (c < 0) {
+                        MISMATCH("agg: missing window %s/%lld\n", want[i].sensor,
+                                 (long long)want[i].start);
+                        i++;
+                        continue;
+                }
+                if (c > 0) {
+                        MISMATCH("agg: unexpected or duplicate window %s/%lld\n",
+                                 got[j].sensor, (long long)got[j].start);
+                        j++;
+                        continue;
+                }
+                if (got[j].end != want[i].end || got[j].count != want[i].count ||
+                    got[j].nf != want[i].nf)
+                        MISMATCH("agg: %s/%lld end %lld count %lld nf %d, want %lld %lld %d\n",
+                                 got[j].sensor, (long long)got[j].start,
+                                 (long long)got[j].end, got[j].count, got[j].nf,
+                                 (long long)want[i].end, want[i].count, want[i].nf);
+                for (k = 0; k < want[i].nf; k++) {
+                        const struct fstat *w = &want[i].f[k], *g = NULL;
+
+                        for (m = 0; m < got[j].nf; m++)
+                                if (!strcmp(got[j].f[m].name, w->name))
+                                        g = &got[j].f[m];
+                        if (!g) {
+                                MISMATCH("agg: %s/%lld lacks field %s\n", got[j].sensor,
+                                         (long long)got[j].start, w->name);
+                                continue;
+                        }
+                        if (g->count != w->count || g->min != w->min || g->max != w->max ||
+                            g->first != w->first || g->last != w->last ||
+                            !close_rel(g->sum, w->sum) || !close_rel(g->mean, w->mean))
+                                MISMATCH("agg: %s/%lld %s: count %lld min %.17g max %.17g "
+                                         "mean %.17g sum %.17g; want %lld %.17g %.17g %.17g %.17g\n",
+                                         got[j].sensor, (long long)got[j].start, w->name,
+                                         g->count, g->min, g->max, g->mean, g->sum,
+                                         w->count, w->min, w->max, w->mean, w->sum);
+                }
+                i++;
+                j++;
+        }
+}
+
+int main(int argc, char **argv) {
+        const char *brokers = "127.0.0.1:9092", *raw_topic = NULL, *agg_topic = NULL;
+        const char *truth_path = NULL;
+        int64_t W = 10000, timeout_ms = 120000, settle_ms = 3000;
+        struct vec truth = {.size = sizeof(struct rec)}, raw = {.size = sizeof(struct rec)};
+        struct vec want_agg = {.size = sizeof(struct agg)}, agg = {.size = sizeof(struct agg)};
+        char line[8192], errstr[512], group[64];
+        rd_kafka_conf_t *conf;
+        rd_kafka_t *rk;
+        rd_kafka_topic_partition_list_t *subs;
+        int64_t deadline, last_msg;
+        FILE *f;
+        int opt;
+
+        while ((opt = getopt(argc, argv, "b:r:a:t:w:T:s:")) != -1) {
+                switch (opt) {
+                case 'b': brokers = optarg; break;
+                case 'r': raw_topic = optarg; break;
+                case 'a': agg_topic = optarg; break;
+                case 't': truth_path = optarg; break;
+                case 'w': W = atoll(optarg); break;
+                case 'T': timeout_ms = atoll(optarg) * 1000; break;
+                case 's': settle_ms = atoll(optarg) * 1000; break;
+                default:
+                        fprintf(stderr, "usage: tg-verify -r RAW_TOPIC -a AGG_TOPIC -t TRUTH "
+                                        "[-b BROKERS] [-w WINDOW_MS] [-T TIMEOUT_S] [-s SETTLE_S]\n");
+                        return 2;
+                }
+        }
+        if (!raw_topic || !agg_topic || !truth_path || W <= 0) {
+                fprintf(stderr, "tg-verify: -r, -a and -t are required\n");
+                return 2;
+        }
+        if (!(f = fopen(truth_path, "r"))) {
+                perror(truth_path);
+                return 2;
+        }
+        while (fgets(line, sizeof(line), f)) {
+                struct rec *r = vec_push(&truth);
+
+                if (parse_rec(line, strlen(line), r)) {
+                        fprintf(stderr, "tg-verify: %s: bad line: %s", truth_path, line);
+                        return 2;
+                }
+        }
+        fclose(f);
+        qsort(truth.p, truth.n, truth.size, rec_cmp);
+        expected_aggregates(truth.p, truth.n, W, &want_agg);
+        fprintf(stderr, "tg-verify: truth has %zu readings in %zu windows\n", truth.n,
+                want_agg.n);
+
+        conf = rd_kafka_conf_new();
+        snprintf(group, sizeof(group), "tg-verify-%d", (int)getpid());
+        if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof(errstr)) ||
+            rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) ||
+            rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", errstr, sizeof(errstr)) ||
+            rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr)) ||
+            rd_kafka_conf_set(conf, "topic.metadata.refresh.interval.ms", "1000", errstr,
+                              sizeof(errstr)) ||
+            !(rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr)))) {
+                fprintf(stderr, "tg-verify: %s\n", errstr);
+                return 2;
+        }
+        rd_kafka_poll_set_consumer(rk);
+        subs = rd_kafka_topic_partition_list_new(2);
+        rd_kafka_topic_partition_list_add(subs, raw_topic, RD_KAFKA_PARTITION_UA);
+        rd_kafka_topic_partition_list_add(subs, agg_topic, RD_KAFKA_PARTITION_UA);
+        rd_kafka_subscribe(rk, subs);
+        rd_kafka_topic_partition_list_destroy(subs);
+
+        /* Read until both topics hold at least what is expected and nothing
+         * more has come for settle_ms (so duplicates get their chance to
+         * show), or until the timeout. */
+        deadline = tg_monotonic_ms() + timeout_ms;
+        last_msg = tg_monotonic_ms();
+        while (tg_monotonic_ms() < deadline) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+
+                if (m) {
+                        if (!m->err) {
+                                const char *t = rd_kafka_topic_name(m->rkt);
+
+                                if (!strcmp(t, raw_topic)) {
+                                        if (parse_rec(m->payload, m->len, vec_push(&raw)))
+                                                MISMATCH("raw: unparsable record\n");
+                                } else if (parse_agg(m->payload, m->len, vec_push(&agg))) {
+                                        MISMATCH("agg: unparsable record\n");
+                                }
+                                last_msg = tg_monotonic_ms();
+                        }
+                        rd_kafka_message_destroy(m);
+                        continue;
+                }
+                if (raw.n >= truth.n && agg.n >= want_agg.n &&
+                    tg_monotonic_ms() - last_msg >= settle_ms)
+                        break;
+        }
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+
+        fprintf(stderr, "tg-verify: raw topic %zu records (want %zu), aggregates %zu (want %zu)\n",
+                raw.n, truth.n, agg.n, want_agg.n);
+        compare_raw(truth.p, truth.n, raw.p, raw.n);
+        compare_agg(want_agg.p, want_agg.n, agg.p, agg.n);
+        if (errors) {
+                fprintf(stderr, "tg-verify: FAILED with %d mismatch(es)\n", errors);
+                return 1;
+        }
+        fprintf(stderr, "tg-verify: OK: every reading exactly once, every aggregate equal\n");
+        return 0;
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# tests/run.sh - installs what is missing, builds, and runs every test: unit (also under ASan+UBSan) and integration.
+# SPDX-License-Identifier: Apache-2.0
+#
+# This is the README's test command and the only thing CI runs. Integration
+# tests start the local stack (mosquitto + Kafka) themselves through ctest
+# fixtures and stop it afterwards.
+set -euo pipefail
+
+repo_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo_dir"
+jobs=$(nproc 2>/dev/null || echo 2)
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "dependencies"
+bash deploy/install-deps.sh
+
+step "build (RelWithDebInfo, -Werror)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$jobs"
+
+step "build (ASan + UBSan) and unit tests under it"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTG_SANITIZE=ON \
+	-DTG_INTEGRATION_TESTS=OFF >/dev/null
+cmake --build build-asan -j "$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ctest --test-dir build-asan -L unit --output-on-failure
+
+step "all tests (unit, deploy checks, integration against the real stack)"
+ctest --test-dir build --output-on-failure
