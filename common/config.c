@@ -44,6 +44,9 @@ static const struct tg_option options[] = {
          "Topic for every valid reading (JSON, key = sensor id, timestamp = event time).", 0},
         {"topics.agg", TG_OPT_STRING, OPT(topic_agg), 0, 0, "sensors.agg", NULL,
          "Topic for closed-window aggregates (JSON, key = sensor id).", 0},
+        {"topics.late", TG_OPT_STRING, OPT(topic_late), 0, 0, "", NULL,
+         "Also send late readings (their window had closed) here, as raw "
+         "records. Empty: only to topics.raw.", 0},
 
         {"window.size", TG_OPT_DURATION, OPT(window_size_ms), 1, DAY, "10s", NULL,
          "Window length; windows are aligned to the Unix epoch, [start, end).", 0},
@@ -60,6 +63,14 @@ static const struct tg_option options[] = {
         {"window.close", TG_OPT_ENUM, OPT(window_close), 0, 0, "per-sensor",
          "per-sensor|global",
          "Watermark: each sensor's own max event time, or the max over all sensors.", 0},
+        {"window.emit", TG_OPT_ENUM, OPT(window_emit), 0, 0, "final", "final|update",
+         "final: one record per window when it closes. update: also running "
+         "results of open windows, at most every window.update_interval.", 0},
+        {"window.update_interval", TG_OPT_DURATION, OPT(window_update_interval_ms), 100, DAY,
+         "1s", NULL, "How often an open window's running result may be sent in update mode.", 0},
+        {"window.evict_after", TG_OPT_DURATION, OPT(window_evict_after_ms), 0, DAY * 365, "1h",
+         NULL, "When the sensor table is full, the least recently active sensor "
+         "is evicted (its windows emitted) if silent this long. 0: never evict.", 0},
         {"window.max_sensors", TG_OPT_INT, OPT(window_max_sensors), 1, 1 << 24, "10000", NULL,
          "Sensor table capacity, allocated at start-up.", 0},
         {"window.max_fields", TG_OPT_INT, OPT(window_max_fields), 1, 16, "8", NULL,
@@ -68,7 +79,7 @@ static const struct tg_option options[] = {
          "Distinct field names over the gateway's life.", 0},
 
         {"state.dir", TG_OPT_STRING, OPT(state_dir), 0, 0, "/var/lib/tumblegate", NULL,
-         "Directory for the window state file (and, later, the spool).", 0},
+         "Directory for the window state file.", 0},
         {"log.level", TG_OPT_ENUM, OPT(log_level), 0, 0, "info", "error|warn|info|debug",
          "Log threshold.", 0},
         {"log.file", TG_OPT_STRING, OPT(log_file), 0, 0, "", NULL,

@@ -23,6 +23,7 @@ struct tg_config {
         char *kafka_compression;
         char *topic_raw;
         char *topic_agg;
+        char *topic_late;
         int64_t kafka_flush_timeout_ms;
         /* windows */
         int64_t window_size_ms;
@@ -34,6 +35,9 @@ struct tg_config {
         int64_t window_max_fields;
         int64_t window_max_field_names;
         char *window_close;
+        char *window_emit;
+        int64_t window_update_interval_ms;
+        int64_t window_evict_after_ms;
         /* process */
         char *state_dir;
         char *log_level;

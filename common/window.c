@@ -12,20 +12,26 @@
 #include <zlib.h>
 
 /*
+ * The specification is docs/windows.md; section numbers below refer to it.
+ *
  * Memory layout, all allocated in tg_window_engine_new():
  *
  *   index[]    open-addressing hash of sensor ids -> position in sensors[]
  *              (capacity: a power of two at least twice max_sensors, so
- *              probes stay short; UINT32_MAX marks an empty bucket)
- *   sensors[]  dense array of max_sensors entries
+ *              probes stay short; EMPTY marks an empty bucket)
+ *   sensors[]  max_sensors entries; free ones are kept on a free stack
  *   slots      max_sensors rings of ring_len window slots; a slot is a
  *              header followed by max_fields field statistics
  *
  * A sensor's window starting at `start` lives in slot (start / H) mod
  * ring_len of its ring. ring_len = (W + G) / H + 2 is enough for every
  * window that can be open at once (those whose end is past the close mark),
- * so a live window is never overwritten; should one still be found in the
- * way, it is closed and emitted first.
+ * so a live window is never overwritten (7.3). Open windows span fewer than
+ * ring_len consecutive hops, so walking the ring forward from the oldest
+ * open slot visits them in start order.
+ *
+ * Sensors in use are also on a doubly linked list in order of last
+ * arrival, most recent first: its tail is the eviction candidate (7.2).
  */
 
 #define EMPTY UINT32_MAX
@@ -33,17 +39,25 @@
 struct sensor {
         char id[TG_SENSOR_ID_MAX + 1];
         uint16_t id_len;
+        uint8_t in_use;
+        uint32_t hash;
         uint32_t nopen;          /* open slots in the ring */
-        int64_t watermark;       /* max event time seen */
-        int64_t close_mark;      /* every window with end <= close_mark is closed */
-        int64_t last_arrival_ms; /* wall clock of the last reading */
+        uint32_t lru_prev, lru_next;
+        int64_t oldest_open;     /* start of the oldest open window, if nopen */
+        int64_t watermark;       /* max event time seen (3.1) */
+        int64_t close_mark;      /* every window with end <= close_mark is closed (3.3) */
+        int64_t last_arrival_ms; /* engine clock at the last reading (5.2) */
+        uint64_t late_total;
+        uint64_t late_since_final;
 };
 
 struct slot {
         int64_t start;
+        int64_t last_update_ms;  /* update mode: INT64_MIN until the first */
         uint32_t count;
         uint32_t nfields;
         uint8_t open;
+        uint8_t dirty;           /* gained readings since the last update */
         struct tg_field_stats fields[]; /* max_fields */
 };
 
@@ -52,6 +66,7 @@ struct tg_window_engine {
         const struct tg_clock *clock;
         tg_window_emit_fn *emit;
         void *opaque;
+        int64_t now;             /* wall clock as of the last tick (1.3) */
 
         uint32_t ring_len;
         size_t slot_size;
@@ -59,7 +74,10 @@ struct tg_window_engine {
         uint32_t *index;
         uint32_t index_mask;
         struct sensor *sensors;
-        uint32_t nsensors;
+        uint32_t high_water;     /* sensors[0..high_water) have been used */
+        uint32_t *free_stack;
+        uint32_t nfree;
+        uint32_t lru_head, lru_tail;
         unsigned char *slots;
 
         char (*field_names)[TG_FIELD_NAME_MAX + 1];
@@ -94,12 +112,12 @@ static inline uint32_t ring_pos(const tg_window_engine_t *e, int64_t start) {
         return (uint32_t)(m < 0 ? m + e->ring_len : m);
 }
 
-static uint64_t hash_id(const char *s, size_t len) {
-        uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+static uint32_t hash_id(const char *s, size_t len) {
+        uint32_t h = 2166136261u; /* FNV-1a */
 
         while (len--) {
                 h ^= (unsigned char)*s++;
-                h *= 1099511628211ULL;
+                h *= 16777619u;
         }
         return h;
 }
@@ -141,10 +159,12 @@ tg_window_engine_t *tg_window_engine_new(const struct tg_window_conf *conf,
         }
         if (conf->grace_ms < 0 || conf->grace_ms > TG_DURATION_MAX ||
             conf->idle_timeout_ms < 0 || conf->idle_timeout_ms > TG_DURATION_MAX ||
-            conf->max_future_ms < 0 || conf->max_future_ms > TG_DURATION_MAX) {
+            conf->max_future_ms < 0 || conf->max_future_ms > TG_DURATION_MAX ||
+            conf->evict_after_ms < 0 || conf->evict_after_ms > TG_DURATION_MAX ||
+            conf->update_interval_ms < 0 || conf->update_interval_ms > TG_DURATION_MAX) {
                 errfmt(errstr, errstr_size,
-                       "grace, idle timeout and max future must be 0..%lld ms",
-                       (long long)TG_DURATION_MAX);
+                       "grace, idle timeout, max future, evict after and update "
+                       "interval must be 0..%lld ms", (long long)TG_DURATION_MAX);
                 return NULL;
         }
         if (conf->grace_ms / conf->hop_ms > 4096) {
@@ -172,6 +192,7 @@ tg_window_engine_t *tg_window_engine_new(const struct tg_window_conf *conf,
         e->clock = clock;
         e->emit = emit;
         e->opaque = opaque;
+        e->now = tg_clock_now(clock);
         e->ring_len = (uint32_t)((conf->size_ms + conf->grace_ms) / conf->hop_ms + 2);
         e->slot_size = (sizeof(struct slot) +
                         conf->max_fields * sizeof(struct tg_field_stats) + 7) & ~(size_t)7;
@@ -180,17 +201,20 @@ tg_window_engine_t *tg_window_engine_new(const struct tg_window_conf *conf,
         e->index_mask = (uint32_t)(index_cap - 1);
         nslots = (size_t)conf->max_sensors * e->ring_len;
         e->global_watermark = INT64_MIN;
+        e->lru_head = e->lru_tail = EMPTY;
 
         e->index = malloc(index_cap * sizeof(*e->index));
         e->sensors = calloc(conf->max_sensors, sizeof(*e->sensors));
+        e->free_stack = malloc(conf->max_sensors * sizeof(*e->free_stack));
         e->slots = calloc(nslots, e->slot_size);
         e->field_names = calloc(conf->max_field_names, sizeof(*e->field_names));
         e->field_name_lens = calloc(conf->max_field_names, 1);
         e->memory = sizeof(*e) + index_cap * sizeof(*e->index) +
-                    conf->max_sensors * sizeof(*e->sensors) + nslots * e->slot_size +
+                    conf->max_sensors * (sizeof(*e->sensors) + sizeof(*e->free_stack)) +
+                    nslots * e->slot_size +
                     conf->max_field_names * (sizeof(*e->field_names) + 1);
-        if (!e->index || !e->sensors || !e->slots || !e->field_names ||
-            !e->field_name_lens) {
+        if (!e->index || !e->sensors || !e->free_stack || !e->slots ||
+            !e->field_names || !e->field_name_lens) {
                 errfmt(errstr, errstr_size,
                        "out of memory: the window engine needs %lld bytes; "
                        "lower window.max_sensors or window.max_fields",
@@ -207,42 +231,136 @@ void tg_window_engine_destroy(tg_window_engine_t *e) {
                 return;
         free(e->index);
         free(e->sensors);
+        free(e->free_stack);
         free(e->slots);
         free(e->field_names);
         free(e->field_name_lens);
         free(e);
 }
 
-/* Position of @p id in sensors[], inserting it if @p create; EMPTY if
- * absent or the table is full. */
-static uint32_t sensor_find(tg_window_engine_t *e, const char *id, size_t len,
-                            int create) {
-        uint32_t b = (uint32_t)hash_id(id, len) & e->index_mask;
-        struct sensor *s;
+/* --- the arrival-ordered list ------------------------------------------ */
+
+static void lru_unlink(tg_window_engine_t *e, uint32_t pos) {
+        struct sensor *s = &e->sensors[pos];
+
+        if (s->lru_prev != EMPTY)
+                e->sensors[s->lru_prev].lru_next = s->lru_next;
+        else
+                e->lru_head = s->lru_next;
+        if (s->lru_next != EMPTY)
+                e->sensors[s->lru_next].lru_prev = s->lru_prev;
+        else
+                e->lru_tail = s->lru_prev;
+}
+
+static void lru_push_front(tg_window_engine_t *e, uint32_t pos) {
+        struct sensor *s = &e->sensors[pos];
+
+        s->lru_prev = EMPTY;
+        s->lru_next = e->lru_head;
+        if (e->lru_head != EMPTY)
+                e->sensors[e->lru_head].lru_prev = pos;
+        e->lru_head = pos;
+        if (e->lru_tail == EMPTY)
+                e->lru_tail = pos;
+}
+
+/* --- the sensor table --------------------------------------------------- */
+
+static uint32_t index_bucket(const tg_window_engine_t *e, const char *id,
+                             size_t len, uint32_t hash) {
+        uint32_t b = hash & e->index_mask;
 
         for (;; b = (b + 1) & e->index_mask) {
                 uint32_t pos = e->index[b];
+                const struct sensor *s;
 
                 if (pos == EMPTY)
-                        break;
+                        return b;
                 s = &e->sensors[pos];
-                if (s->id_len == len && !memcmp(s->id, id, len))
-                        return pos;
+                if (s->hash == hash && s->id_len == len && !memcmp(s->id, id, len))
+                        return b;
         }
-        if (!create || e->nsensors == e->conf.max_sensors)
-                return EMPTY;
+}
 
-        e->index[b] = e->nsensors;
-        s = &e->sensors[e->nsensors];
+/* Linear probing deletion without tombstones: shift back every later entry
+ * of the cluster that the hole would otherwise cut off from its home. */
+static void index_remove(tg_window_engine_t *e, uint32_t hole) {
+        uint32_t j = hole;
+
+        for (;;) {
+                uint32_t home;
+
+                j = (j + 1) & e->index_mask;
+                if (e->index[j] == EMPTY)
+                        break;
+                home = e->sensors[e->index[j]].hash & e->index_mask;
+                /* Move j into the hole unless its home lies cyclically in (hole, j]. */
+                if (hole <= j ? (home <= hole || home > j) : (home <= hole && home > j)) {
+                        e->index[hole] = e->index[j];
+                        hole = j;
+                }
+        }
+        e->index[hole] = EMPTY;
+}
+
+static void sensor_close_until(tg_window_engine_t *e, uint32_t pos, int64_t mark);
+
+/* 7.2: when the table is full, the least recently active sensor goes if it
+ * has been silent for evict_after_ms; its open windows are emitted first. */
+static int sensor_evict_one(tg_window_engine_t *e) {
+        uint32_t pos = e->lru_tail;
+        struct sensor *s;
+
+        if (!e->conf.evict_after_ms || pos == EMPTY)
+                return 0;
+        s = &e->sensors[pos];
+        if (e->now - s->last_arrival_ms < e->conf.evict_after_ms)
+                return 0;
+        sensor_close_until(e, pos, INT64_MAX);
+        index_remove(e, index_bucket(e, s->id, s->id_len, s->hash));
+        lru_unlink(e, pos);
+        s->in_use = 0;
+        e->free_stack[e->nfree++] = pos;
+        e->counters.sensors_active--;
+        e->counters.evicted++;
+        return 1;
+}
+
+/* Position of @p id in sensors[], inserting it if @p create; EMPTY if
+ * absent, or if the table is full and nobody can be evicted. */
+static uint32_t sensor_find(tg_window_engine_t *e, const char *id, size_t len,
+                            int create) {
+        uint32_t hash = hash_id(id, len);
+        uint32_t b = index_bucket(e, id, len, hash), pos;
+        struct sensor *s;
+
+        if (e->index[b] != EMPTY)
+                return e->index[b];
+        if (!create)
+                return EMPTY;
+        if (e->nfree == 0 && e->high_water == e->conf.max_sensors) {
+                if (!sensor_evict_one(e))
+                        return EMPTY;
+                b = index_bucket(e, id, len, hash); /* the table moved */
+        }
+        pos = e->nfree ? e->free_stack[--e->nfree] : e->high_water++;
+        e->index[b] = pos;
+        s = &e->sensors[pos];
         memcpy(s->id, id, len);
         s->id[len] = '\0';
         s->id_len = (uint16_t)len;
+        s->in_use = 1;
+        s->hash = hash;
         s->nopen = 0;
         s->watermark = INT64_MIN;
         s->close_mark = INT64_MIN;
-        s->last_arrival_ms = 0;
+        s->last_arrival_ms = e->now;
+        s->late_total = 0;
+        s->late_since_final = 0;
+        lru_push_front(e, pos);
         e->counters.sensors_active++;
-        return e->nsensors++;
+        return pos;
 }
 
 static uint32_t field_intern(tg_window_engine_t *e, const char *name,
@@ -265,8 +383,10 @@ const char *tg_window_field_name(const tg_window_engine_t *e, uint32_t field) {
         return field < e->nfield_names ? e->field_names[field] : "?";
 }
 
-static void slot_emit_close(tg_window_engine_t *e, uint32_t pos,
-                            struct slot *sl) {
+/* --- emitting ------------------------------------------------------------ */
+
+static void slot_emit(tg_window_engine_t *e, uint32_t pos, struct slot *sl,
+                      int final) {
         struct sensor *s = &e->sensors[pos];
         struct tg_window_result res = {
                 .sensor = s->id,
@@ -274,12 +394,19 @@ static void slot_emit_close(tg_window_engine_t *e, uint32_t pos,
                 .start = sl->start,
                 .end = sl->start + e->conf.size_ms,
                 .count = sl->count,
+                .final = final,
+                .late = final ? s->late_since_final : 0,
                 .nfields = sl->nfields,
                 .fields = sl->fields,
         };
 
         if (e->emit)
                 e->emit(e->opaque, &res);
+        if (!final) {
+                e->counters.updates_emitted++;
+                return;
+        }
+        s->late_since_final = 0;
         sl->open = 0;
         s->nopen--;
         if (res.end > s->close_mark)
@@ -287,37 +414,64 @@ static void slot_emit_close(tg_window_engine_t *e, uint32_t pos,
         e->counters.windows_emitted++;
 }
 
-/* Close, in start order, the sensor's open windows ending at or before
- * @p mark (INT64_MAX: all of them), and record the mark. */
+/* Ring position of the sensor's oldest open window (nopen > 0). */
+static uint32_t oldest_pos(const tg_window_engine_t *e, uint32_t pos) {
+        const struct sensor *s = &e->sensors[pos];
+
+        return ring_pos(e, s->oldest_open);
+}
+
+/* Recompute oldest_open after windows closed. */
+static void sensor_rescan_oldest(tg_window_engine_t *e, uint32_t pos) {
+        struct sensor *s = &e->sensors[pos];
+        int64_t oldest = INT64_MAX;
+        uint32_t i;
+
+        if (!s->nopen)
+                return;
+        for (i = 0; i < e->ring_len; i++) {
+                const struct slot *sl = slot_at(e, pos, i);
+
+                if (sl->open && sl->start < oldest)
+                        oldest = sl->start;
+        }
+        s->oldest_open = oldest;
+}
+
+/* Emit final, in start order, the sensor's open windows ending at or
+ * before @p mark (INT64_MAX: all of them), and raise the close mark. */
 static void sensor_close_until(tg_window_engine_t *e, uint32_t pos,
                                int64_t mark) {
         struct sensor *s = &e->sensors[pos];
 
-        while (s->nopen) {
-                struct slot *oldest = NULL;
-                uint32_t i;
+        if (s->nopen && s->oldest_open + e->conf.size_ms <= mark) {
+                uint32_t i = oldest_pos(e, pos), n;
 
-                for (i = 0; i < e->ring_len; i++) {
+                for (n = 0; n < e->ring_len && s->nopen;
+                     n++, i = i + 1 == e->ring_len ? 0 : i + 1) {
                         struct slot *sl = slot_at(e, pos, i);
 
-                        if (sl->open && (!oldest || sl->start < oldest->start))
-                                oldest = sl;
+                        if (!sl->open)
+                                continue;
+                        if (sl->start + e->conf.size_ms > mark)
+                                break;
+                        slot_emit(e, pos, sl, 1);
                 }
-                if (oldest->start + e->conf.size_ms > mark)
-                        break;
-                slot_emit_close(e, pos, oldest);
+                sensor_rescan_oldest(e, pos);
         }
         if (mark != INT64_MAX && mark > s->close_mark)
                 s->close_mark = mark;
 }
 
-/* The close mark a watermark implies: the last window boundary at or
+/* 3.4: the close mark a watermark implies, the last window boundary at or
  * before watermark - grace. */
 static int64_t close_mark_for(const tg_window_engine_t *e, int64_t watermark) {
         if (watermark == INT64_MIN)
                 return INT64_MIN;
         return align_down(watermark - e->conf.grace_ms, e->conf.hop_ms);
 }
+
+/* --- adding ------------------------------------------------------------- */
 
 static void stats_add(struct tg_field_stats *st, int64_t ts, double x) {
         double delta;
@@ -339,7 +493,7 @@ static void stats_add(struct tg_field_stats *st, int64_t ts, double x) {
         delta = x - st->mean;
         st->mean += delta / st->count;
         st->m2 += delta * (x - st->mean);
-        /* Ties keep the first arrival as "first" and the last as "last". */
+        /* 6.2: ties keep the first added as "first" and the last as "last". */
         if (ts < st->first_ts) {
                 st->first = x;
                 st->first_ts = ts;
@@ -355,6 +509,7 @@ static void slot_add(tg_window_engine_t *e, struct slot *sl,
         uint16_t i;
 
         sl->count++;
+        sl->dirty = 1;
         for (i = 0; i < r->nfields; i++) {
                 uint32_t f = field_ids[i], j;
 
@@ -380,7 +535,7 @@ enum tg_window_verdict tg_window_engine_add(tg_window_engine_t *e,
                                             const struct tg_reading *r) {
         const int64_t W = e->conf.size_ms, H = e->conf.hop_ms;
         uint32_t field_ids[TG_READING_FIELDS_MAX];
-        int64_t now, ts = r->ts_ms, start, first_start;
+        int64_t ts = r->ts_ms, start, newest;
         struct sensor *s;
         uint32_t pos;
         uint16_t i;
@@ -390,8 +545,7 @@ enum tg_window_verdict tg_window_engine_add(tg_window_engine_t *e,
                 e->counters.out_of_range++;
                 return TG_WINDOW_OUT_OF_RANGE;
         }
-        now = tg_clock_now(e->clock);
-        if (ts > now + e->conf.max_future_ms) {
+        if (ts > e->now + e->conf.max_future_ms) {
                 e->counters.future++;
                 return TG_WINDOW_FUTURE;
         }
@@ -401,7 +555,11 @@ enum tg_window_verdict tg_window_engine_add(tg_window_engine_t *e,
                 return TG_WINDOW_TABLE_FULL;
         }
         s = &e->sensors[pos];
-        s->last_arrival_ms = now;
+        s->last_arrival_ms = e->now;
+        if (e->lru_head != pos) {
+                lru_unlink(e, pos);
+                lru_push_front(e, pos);
+        }
         if (ts > s->watermark)
                 s->watermark = ts;
         if (ts > e->global_watermark)
@@ -418,10 +576,9 @@ enum tg_window_verdict tg_window_engine_add(tg_window_engine_t *e,
                         e->counters.fields_dropped++;
         }
 
-        /* Every window [start, start + W) with start aligned to H that
-         * contains ts, oldest first. */
-        first_start = align_down(ts, H) - W + H;
-        for (start = first_start; start <= ts; start += H) {
+        /* 2.3 / 4.1: every window containing ts, oldest first. */
+        newest = align_down(ts, H);
+        for (start = newest - W + H; start <= newest; start += H) {
                 struct slot *sl;
 
                 if (start + W <= s->close_mark) {
@@ -434,18 +591,23 @@ enum tg_window_verdict tg_window_engine_add(tg_window_engine_t *e,
                                 late = 1; /* cannot happen with ring_len as sized */
                                 continue;
                         }
-                        slot_emit_close(e, pos, sl);
+                        slot_emit(e, pos, sl, 1); /* 7.3 */
+                        sensor_rescan_oldest(e, pos);
                 }
                 if (!sl->open) {
                         sl->open = 1;
                         sl->start = start;
                         sl->count = 0;
                         sl->nfields = 0;
-                        s->nopen++;
+                        sl->last_update_ms = INT64_MIN;
+                        if (!s->nopen++ || start < s->oldest_open)
+                                s->oldest_open = start;
                 }
                 slot_add(e, sl, r, field_ids);
         }
         if (late) {
+                s->late_total++;
+                s->late_since_final++;
                 e->counters.late++;
                 return TG_WINDOW_LATE;
         }
@@ -453,31 +615,65 @@ enum tg_window_verdict tg_window_engine_add(tg_window_engine_t *e,
         return TG_WINDOW_ACCEPTED;
 }
 
+/* --- ticks --------------------------------------------------------------- */
+
+/* 5.4: running results of changed open windows, in start order. */
+static void sensor_emit_updates(tg_window_engine_t *e, uint32_t pos) {
+        struct sensor *s = &e->sensors[pos];
+        uint32_t i = oldest_pos(e, pos), n, seen = 0;
+
+        for (n = 0; n < e->ring_len && seen < s->nopen;
+             n++, i = i + 1 == e->ring_len ? 0 : i + 1) {
+                struct slot *sl = slot_at(e, pos, i);
+
+                if (!sl->open)
+                        continue;
+                seen++;
+                if (!sl->dirty || (sl->last_update_ms != INT64_MIN &&
+                                   e->now - sl->last_update_ms < e->conf.update_interval_ms))
+                        continue;
+                slot_emit(e, pos, sl, 0);
+                sl->dirty = 0;
+                sl->last_update_ms = e->now;
+        }
+}
+
 void tg_window_engine_tick(tg_window_engine_t *e) {
-        int64_t now = tg_clock_now(e->clock);
-        int64_t global_mark = close_mark_for(e, e->global_watermark);
+        int64_t global_mark;
         uint32_t pos;
 
-        for (pos = 0; pos < e->nsensors; pos++) {
+        e->now = tg_clock_now(e->clock);
+        global_mark = close_mark_for(e, e->global_watermark);
+        for (pos = 0; pos < e->high_water; pos++) {
                 struct sensor *s = &e->sensors[pos];
 
-                if (!s->nopen)
+                if (!s->in_use || !s->nopen)
                         continue;
                 if (e->conf.close == TG_CLOSE_GLOBAL)
                         sensor_close_until(e, pos, global_mark);
                 if (s->nopen && e->conf.idle_timeout_ms > 0 &&
-                    now - s->last_arrival_ms >= e->conf.idle_timeout_ms) {
+                    e->now - s->last_arrival_ms >= e->conf.idle_timeout_ms) {
                         sensor_close_until(e, pos, INT64_MAX);
                         e->counters.idle_closes++;
                 }
+                if (s->nopen && e->conf.update_interval_ms > 0)
+                        sensor_emit_updates(e, pos);
         }
 }
 
 void tg_window_engine_flush(tg_window_engine_t *e) {
         uint32_t pos;
 
-        for (pos = 0; pos < e->nsensors; pos++)
-                sensor_close_until(e, pos, INT64_MAX);
+        for (pos = 0; pos < e->high_water; pos++)
+                if (e->sensors[pos].in_use)
+                        sensor_close_until(e, pos, INT64_MAX);
+}
+
+int64_t tg_window_engine_sensor_late(const tg_window_engine_t *e, const char *id,
+                                     size_t len) {
+        uint32_t b = index_bucket(e, id, len, hash_id(id, len));
+
+        return e->index[b] == EMPTY ? -1 : (int64_t)e->sensors[e->index[b]].late_total;
 }
 
 void tg_window_engine_counters(const tg_window_engine_t *e,
@@ -498,7 +694,7 @@ size_t tg_window_engine_memory(const tg_window_engine_t *e) {
  *           i64 global_watermark
  *   names   nfield_names x (u8 len, bytes)
  *   sensors nsensors x (u16 id_len, bytes, i64 watermark, i64 close_mark,
- *           u32 nopen, nopen x (i64 start, u32 count, u32 nfields,
+ *           u64 late_total, u64 late_since_final, u32 nopen, nopen x (i64 start, u32 count, u32 nfields,
  *           nfields x struct tg_field_stats))
  *   trailer u32 CRC-32 of everything before it
  */
@@ -535,7 +731,7 @@ static void wput(struct wbuf *b, const void *src, size_t n) {
 
 int tg_window_engine_save(const tg_window_engine_t *e, const char *path) {
         struct wbuf b = {0};
-        uint32_t u32, pos, i, crc;
+        uint32_t u32, pos, i, crc, nsensors;
         char tmp[4096];
         int fd, r = 0;
         size_t off;
@@ -549,19 +745,24 @@ int tg_window_engine_save(const tg_window_engine_t *e, const char *path) {
         WPUT(&b, e->conf.hop_ms);
         WPUT(&b, e->conf.max_fields);
         WPUT(&b, e->nfield_names);
-        WPUT(&b, e->nsensors);
+        nsensors = e->counters.sensors_active;
+        WPUT(&b, nsensors);
         WPUT(&b, e->global_watermark);
         for (i = 0; i < e->nfield_names; i++) {
                 WPUT(&b, e->field_name_lens[i]);
                 wput(&b, e->field_names[i], e->field_name_lens[i]);
         }
-        for (pos = 0; pos < e->nsensors; pos++) {
+        for (pos = 0; pos < e->high_water; pos++) {
                 const struct sensor *s = &e->sensors[pos];
 
+                if (!s->in_use)
+                        continue;
                 WPUT(&b, s->id_len);
                 wput(&b, s->id, s->id_len);
                 WPUT(&b, s->watermark);
                 WPUT(&b, s->close_mark);
+                WPUT(&b, s->late_total);
+                WPUT(&b, s->late_since_final);
                 WPUT(&b, s->nopen);
                 for (i = 0; i < e->ring_len; i++) {
                         const struct slot *sl = slot_at(e, pos, i);
@@ -630,7 +831,10 @@ static void rget(struct rbuf *b, void *dst, size_t n) {
 static void engine_reset(tg_window_engine_t *e) {
         memset(e->index, 0xff, ((size_t)e->index_mask + 1) * sizeof(*e->index));
         memset(e->slots, 0, (size_t)e->conf.max_sensors * e->ring_len * e->slot_size);
-        e->nsensors = 0;
+        memset(e->sensors, 0, (size_t)e->conf.max_sensors * sizeof(*e->sensors));
+        e->high_water = 0;
+        e->nfree = 0;
+        e->lru_head = e->lru_tail = EMPTY;
         e->nfield_names = 0;
         e->global_watermark = INT64_MIN;
         e->counters.sensors_active = 0;
@@ -651,7 +855,6 @@ int tg_window_engine_load(tg_window_engine_t *e, const char *path,
         char magic[8];
         uint32_t version, flags, max_fields, nnames, nsens, i, pos, crc;
         int64_t W, H, gwm;
-        int64_t now = tg_clock_now(e->clock);
         FILE *f;
         long size;
         int r;
@@ -740,8 +943,9 @@ int tg_window_engine_load(tg_window_engine_t *e, const char *path,
                 s = &e->sensors[pos];
                 RGET(&b, s->watermark);
                 RGET(&b, s->close_mark);
+                RGET(&b, s->late_total);
+                RGET(&b, s->late_since_final);
                 RGET(&b, nopen);
-                s->last_arrival_ms = now;
                 if (nopen > e->ring_len) {
                         free(data);
                         return load_fail(e, errstr, errstr_size, "bad window count");
@@ -779,8 +983,11 @@ int tg_window_engine_load(tg_window_engine_t *e, const char *path,
                                 }
                         }
                         sl->open = 1;
+                        sl->dirty = 1;
+                        sl->last_update_ms = INT64_MIN;
                         s->nopen++;
                 }
+                sensor_rescan_oldest(e, pos);
         }
         if (b.short_read || b.off != b.len) {
                 free(data);

@@ -32,6 +32,8 @@ struct tg_window_conf {
         uint32_t max_fields;     /**< distinct fields kept per window */
         uint32_t max_field_names;/**< distinct field names over the gateway's life */
         enum tg_window_close close;
+        int64_t evict_after_ms;  /**< table full: evict the least recently active sensor if silent this long; 0 = never */
+        int64_t update_interval_ms; /**< > 0: also emit running results of open windows at most this often */
 };
 
 /** Statistics of one field over one window. */
@@ -50,6 +52,8 @@ struct tg_window_result {
         size_t sensor_len;
         int64_t start, end;      /**< [start, end) in event-time ms */
         uint32_t count;          /**< readings in the window */
+        int final;               /**< 1: the window has closed; 0: a running result (update mode) */
+        uint64_t late;           /**< final only: the sensor's late readings since its previous final result */
         uint32_t nfields;
         const struct tg_field_stats *fields;
 };
@@ -70,8 +74,10 @@ enum tg_window_verdict {
 struct tg_window_counters {
         uint64_t accepted, late, future, out_of_range, table_full;
         uint64_t fields_dropped; /**< field values not kept: window or name table full */
-        uint64_t windows_emitted;
+        uint64_t windows_emitted;/**< final results */
+        uint64_t updates_emitted;/**< running results (update mode) */
         uint64_t idle_closes;    /**< sensors whose windows closed by the idle timeout */
+        uint64_t evicted;        /**< sensors removed to make room */
         uint64_t sensors_active;
 };
 
@@ -79,7 +85,8 @@ typedef struct tg_window_engine tg_window_engine_t;
 
 /**
  * @brief Allocate the engine and all the memory it will ever use.
- * @param clock wall clock for the future check and idle close (borrowed).
+ * @param clock wall clock for the future check, idle close and eviction
+ *        (borrowed); read at creation and at each tick only (docs/windows.md 1.3).
  * @return the engine, or NULL with a reason in @p errstr.
  */
 tg_window_engine_t *tg_window_engine_new(const struct tg_window_conf *conf,
@@ -97,8 +104,19 @@ void tg_window_engine_destroy(tg_window_engine_t *e);
 enum tg_window_verdict tg_window_engine_add(tg_window_engine_t *e,
                                             const struct tg_reading *r);
 
-/** @brief Close the windows of sensors idle for idle_timeout_ms (wall clock). */
+/**
+ * @brief Read the wall clock, then close windows of idle sensors, close
+ *        windows the global watermark made closable, and emit running
+ *        results in update mode (docs/windows.md section 5).
+ */
 void tg_window_engine_tick(tg_window_engine_t *e);
+
+/**
+ * @brief Late readings of sensor @p id since it entered the table.
+ * @return the count, or -1 if the sensor is not in the table.
+ */
+int64_t tg_window_engine_sensor_late(const tg_window_engine_t *e, const char *id,
+                                     size_t len);
 
 /** @brief Close and emit every open window (e.g. at shutdown without a state file). */
 void tg_window_engine_flush(tg_window_engine_t *e);

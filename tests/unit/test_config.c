@@ -320,7 +320,7 @@ static void test_set_duration(void) {
                 EXPECT_REFUSED(cfg, o->name, v);
                 tested++;
         }
-        CU_ASSERT_EQUAL(tested, 7);
+        CU_ASSERT_EQUAL(tested, 9);
         tg_config_destroy(cfg);
 }
 
@@ -368,7 +368,7 @@ static void test_set_enum(void) {
                       "%s: error '%s' does not list %s", o->name, err, o->enum_values);
                 tested++;
         }
-        CU_ASSERT_EQUAL(tested, 4);
+        CU_ASSERT_EQUAL(tested, 5);
         tg_config_destroy(cfg);
 }
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "window.h"
 
@@ -16,6 +17,8 @@ struct emitted {
         char sensor[TG_SENSOR_ID_MAX + 1];
         int64_t start, end;
         uint32_t count, nfields;
+        int final;
+        uint64_t late;
         struct tg_field_stats fields[TG_READING_FIELDS_MAX];
 };
 
@@ -41,6 +44,8 @@ static void collect(void *opaque, const struct tg_window_result *w) {
         e->start = w->start;
         e->end = w->end;
         e->count = w->count;
+        e->final = w->final;
+        e->late = w->late;
         e->nfields = w->nfields;
         memcpy(e->fields, w->fields, w->nfields * sizeof(*w->fields));
 }
@@ -58,6 +63,12 @@ static struct tg_window_conf base_conf(void) {
                 .close = TG_CLOSE_PER_SENSOR,
         };
         return c;
+}
+
+/* The engine reads its clock at creation and at each tick (1.3). */
+static void set_now(tg_window_engine_t *e, int64_t now) {
+        fake_now = now;
+        tg_window_engine_tick(e);
 }
 
 static tg_window_engine_t *engine(const struct tg_window_conf *c) {
@@ -87,7 +98,7 @@ static void test_boundaries(void) {
 
         c.grace_ms = 0;
         e = engine(&c);
-        fake_now = 100000;
+        set_now(e, 100000);
         /* 0 and 9999 share [0, 10000); 10000 starts the next window and,
          * with no grace, closes [0, 10000) at once. */
         CU_ASSERT_EQUAL(add(e, "a", 0, 1.0), TG_WINDOW_ACCEPTED);
@@ -117,7 +128,7 @@ static void test_negative_timestamps(void) {
 
         c.grace_ms = 0;
         e = engine(&c);
-        fake_now = 0;
+        set_now(e, 0);
         /* -1 belongs to [-10000, 0), not [0, 10000). */
         CU_ASSERT_EQUAL(add(e, "a", -1, 1.0), TG_WINDOW_ACCEPTED);
         CU_ASSERT_EQUAL(add(e, "a", -10000, 2.0), TG_WINDOW_ACCEPTED);
@@ -135,7 +146,7 @@ static void test_grace_edges(void) {
         struct tg_window_conf c = base_conf(); /* W 10 s, G 2 s */
         tg_window_engine_t *e = engine(&c);
 
-        fake_now = 100000;
+        set_now(e, 100000);
         CU_ASSERT_EQUAL(add(e, "a", 5000, 1.0), TG_WINDOW_ACCEPTED);
         /* Watermark 11999 = end + G - 1: still open, a reading at 9999 counts. */
         CU_ASSERT_EQUAL(add(e, "a", 11999, 2.0), TG_WINDOW_ACCEPTED);
@@ -155,7 +166,7 @@ static void test_future_and_range(void) {
         tg_window_engine_t *e = engine(&c);
         struct tg_window_counters k;
 
-        fake_now = 1000000;
+        set_now(e, 1000000);
         CU_ASSERT_EQUAL(add(e, "a", fake_now + c.max_future_ms, 1), TG_WINDOW_ACCEPTED);
         CU_ASSERT_EQUAL(add(e, "a", fake_now + c.max_future_ms + 1, 1), TG_WINDOW_FUTURE);
         CU_ASSERT_EQUAL(add(e, "a", INT64_MAX, 1), TG_WINDOW_OUT_OF_RANGE);
@@ -177,13 +188,11 @@ static void test_idle_close(void) {
 
         c.idle_timeout_ms = 30000;
         e = engine(&c);
-        fake_now = 1000000;
+        set_now(e, 1000000);
         add(e, "a", 995000, 1.0);
-        fake_now += 29999;
-        tg_window_engine_tick(e);
+        set_now(e, 1000000 + 29999);
         CU_ASSERT_EQUAL(nemits, 0);
-        fake_now += 1;
-        tg_window_engine_tick(e);
+        set_now(e, 1000000 + 30000);
         CU_ASSERT_EQUAL_FATAL(nemits, 1);
         CU_ASSERT_EQUAL(emits[0].start, 990000);
         /* The closed window stays closed: a reading for it is late. */
@@ -199,7 +208,7 @@ static void test_table_full(void) {
 
         c.max_sensors = 3;
         e = engine(&c);
-        fake_now = 1000000;
+        set_now(e, 1000000);
         for (i = 0; i < 3; i++) {
                 snprintf(id, sizeof(id), "s%d", i);
                 CU_ASSERT_EQUAL(add(e, id, 1000, 1), TG_WINDOW_ACCEPTED);
@@ -218,7 +227,7 @@ static void test_hopping(void) {
         c.hop_ms = 5000;
         c.grace_ms = 0;
         e = engine(&c);
-        fake_now = 1000000;
+        set_now(e, 1000000);
         /* 7000 lies in [0, 10000) and [5000, 15000). */
         CU_ASSERT_EQUAL(add(e, "a", 7000, 1.0), TG_WINDOW_ACCEPTED);
         CU_ASSERT_EQUAL(add(e, "a", 12000, 2.0), TG_WINDOW_ACCEPTED);
@@ -243,7 +252,7 @@ static void test_global_close(void) {
         c.close = TG_CLOSE_GLOBAL;
         c.grace_ms = 0;
         e = engine(&c);
-        fake_now = 1000000;
+        set_now(e, 1000000);
         add(e, "a", 1000, 1.0);
         add(e, "b", 25000, 1.0);
         /* a's window is closable by the global watermark; tick emits it. */
@@ -260,7 +269,7 @@ static void test_welford(void) {
         const double v[] = {1e9 + 4, 1e9 + 7, 1e9 + 13, 1e9 + 16};
         int i;
 
-        fake_now = 1000000;
+        set_now(e, 1000000);
         for (i = 0; i < 4; i++)
                 add(e, "a", 1000 + i, v[i]);
         tg_window_engine_flush(e);
@@ -280,7 +289,7 @@ static void test_state_round_trip(void) {
 
         CU_ASSERT_FATAL(fd >= 0);
         close(fd);
-        fake_now = 1000000;
+        set_now(e, 1000000);
         add(e, "a", 1000, 1.0);
         add(e, "a", 2000, 2.0);
         add(e, "b", 5000, 7.0);
@@ -327,21 +336,282 @@ static void test_state_round_trip(void) {
         tg_window_engine_destroy(e2);
 }
 
+/* 1.2, 2.2: windows at the ends of the accepted range. */
+static void test_int64_limits(void) {
+        struct tg_window_conf c = base_conf();
+        tg_window_engine_t *e = engine(&c);
+        int64_t start_max = (TG_TS_MAX / 10000) * 10000;
+
+        set_now(e, TG_TS_MAX);
+        CU_ASSERT_EQUAL(add(e, "hi", TG_TS_MAX, 1.0), TG_WINDOW_ACCEPTED);
+        CU_ASSERT_EQUAL(add(e, "hi", TG_TS_MAX - 1, 2.0), TG_WINDOW_ACCEPTED);
+        CU_ASSERT_EQUAL(add(e, "lo", TG_TS_MIN, 3.0), TG_WINDOW_ACCEPTED);
+        tg_window_engine_flush(e);
+        CU_ASSERT_EQUAL_FATAL(nemits, 2);
+        CU_ASSERT_EQUAL(emits[0].start, start_max);
+        CU_ASSERT_EQUAL(emits[0].end, start_max + 10000);
+        CU_ASSERT_EQUAL(emits[0].count, 2);
+        CU_ASSERT(emits[1].start <= TG_TS_MIN && emits[1].end > TG_TS_MIN);
+        CU_ASSERT_EQUAL(emits[1].start % 10000, 0);
+        tg_window_engine_destroy(e);
+}
+
+/* 7.1, 7.3: a sensor runs through its small ring hundreds of times; every
+ * window comes out once, in order, with the right count. */
+static void test_ring_wrap_around(void) {
+        struct tg_window_conf c = base_conf();
+        tg_window_engine_t *e;
+        int64_t t;
+        int i;
+
+        c.size_ms = c.hop_ms = 1000;
+        c.grace_ms = 2500; /* ring of (1000 + 2500) / 1000 + 2 = 5 slots */
+        e = engine(&c);
+        set_now(e, 10000000);
+        for (t = 0; t < 1000000; t += 100) {
+                CU_ASSERT_EQUAL(add(e, "a", t, (double)t), TG_WINDOW_ACCEPTED);
+                /* an out-of-order reading 2 s back: still within grace */
+                if (t >= 2000 && t % 700 == 0)
+                        CU_ASSERT_EQUAL(add(e, "a", t - 2000 + 50, 0.5), TG_WINDOW_ACCEPTED);
+        }
+        tg_window_engine_flush(e);
+        CU_ASSERT_EQUAL_FATAL(nemits, 1000);
+        for (i = 0; i < nemits; i++) {
+                CU_ASSERT_EQUAL(emits[i].start, (int64_t)i * 1000);
+                CU_ASSERT(emits[i].count >= 10 && emits[i].count <= 12);
+        }
+        tg_window_engine_destroy(e);
+}
+
+/* 7.2: eviction of the least recently active sensor once silent long enough. */
+static void test_eviction(void) {
+        struct tg_window_conf c = base_conf();
+        tg_window_engine_t *e;
+        struct tg_window_counters k;
+
+        c.max_sensors = 2;
+        c.evict_after_ms = 10000;
+        e = engine(&c);
+        set_now(e, 1000000);
+        add(e, "a", 1000, 1.0);
+        add(e, "b", 1000, 2.0);
+        set_now(e, 1005000);
+        CU_ASSERT_EQUAL(add(e, "c", 1000, 3.0), TG_WINDOW_TABLE_FULL);
+        CU_ASSERT_EQUAL(nemits, 0);
+        set_now(e, 1010000);
+        /* a and b are equally silent; a was active first, so it goes. */
+        CU_ASSERT_EQUAL(add(e, "c", 1000, 3.0), TG_WINDOW_ACCEPTED);
+        CU_ASSERT_EQUAL_FATAL(nemits, 1);
+        CU_ASSERT_STRING_EQUAL(emits[0].sensor, "a");
+        CU_ASSERT_EQUAL(tg_window_engine_sensor_late(e, "a", 1), -1);
+        /* b is still silent: a comes back as a new sensor in b's place, and
+         * its old window is not late: its close mark was forgotten. */
+        CU_ASSERT_EQUAL(add(e, "a", 1500, 4.0), TG_WINDOW_ACCEPTED);
+        CU_ASSERT_EQUAL_FATAL(nemits, 2);
+        CU_ASSERT_STRING_EQUAL(emits[1].sensor, "b");
+        tg_window_engine_counters(e, &k);
+        CU_ASSERT_EQUAL(k.evicted, 2);
+        CU_ASSERT_EQUAL(k.table_full, 1);
+        CU_ASSERT_EQUAL(k.sensors_active, 2);
+        tg_window_engine_destroy(e);
+}
+
+/* 7.2 with thousands of ids: the hash index stays consistent through
+ * evictions (every surviving sensor is still found). */
+static void test_eviction_churn(void) {
+        struct tg_window_conf c = base_conf();
+        tg_window_engine_t *e;
+        char id[32];
+        int i;
+
+        c.max_sensors = 64;
+        c.evict_after_ms = 1;
+        e = engine(&c);
+        for (i = 0; i < 3000; i++) {
+                set_now(e, 1000000 + i);
+                snprintf(id, sizeof(id), "flood-%d", i);
+                CU_ASSERT_EQUAL_FATAL(add(e, id, 1000, 1.0), TG_WINDOW_ACCEPTED);
+        }
+        for (i = 3000 - 64; i < 3000; i++) {
+                snprintf(id, sizeof(id), "flood-%d", i);
+                CU_ASSERT_EQUAL(tg_window_engine_sensor_late(e, id, strlen(id)), 0);
+        }
+        snprintf(id, sizeof(id), "flood-%d", 3000 - 65);
+        CU_ASSERT_EQUAL(tg_window_engine_sensor_late(e, id, strlen(id)), -1);
+        CU_ASSERT_EQUAL(nemits, 3000 - 64);
+        tg_window_engine_destroy(e);
+}
+
+/* 5.4: running results at most every U, only when changed; final at close. */
+static void test_update_mode(void) {
+        struct tg_window_conf c = base_conf();
+        tg_window_engine_t *e;
+
+        c.update_interval_ms = 1000;
+        c.grace_ms = 0;
+        e = engine(&c);
+        set_now(e, 1000000);
+        add(e, "a", 1000, 1.0);
+        set_now(e, 1000100);
+        CU_ASSERT_EQUAL_FATAL(nemits, 1);
+        CU_ASSERT_EQUAL(emits[0].final, 0);
+        CU_ASSERT_EQUAL(emits[0].count, 1);
+        set_now(e, 1002000); /* unchanged: nothing */
+        CU_ASSERT_EQUAL(nemits, 1);
+        add(e, "a", 2000, 3.0);
+        set_now(e, 1002100); /* changed, and 2000 ms since the last update */
+        CU_ASSERT_EQUAL_FATAL(nemits, 2);
+        CU_ASSERT_EQUAL(emits[1].count, 2);
+        add(e, "a", 3000, 5.0);
+        set_now(e, 1002600); /* changed, but only 500 ms since the last */
+        CU_ASSERT_EQUAL(nemits, 2);
+        add(e, "a", 10000, 7.0); /* closes [0, 10000) */
+        CU_ASSERT_EQUAL_FATAL(nemits, 3);
+        CU_ASSERT_EQUAL(emits[2].final, 1);
+        CU_ASSERT_EQUAL(emits[2].count, 3);
+        CU_ASSERT_DOUBLE_EQUAL(emits[2].fields[0].mean, 3.0, 0);
+        tg_window_engine_destroy(e);
+}
+
+/* 4.2, 6.3: late readings counted per sensor and reported with the next final result. */
+static void test_late_counts(void) {
+        struct tg_window_conf c = base_conf();
+        tg_window_engine_t *e;
+        struct tg_window_counters k;
+
+        c.grace_ms = 0;
+        e = engine(&c);
+        set_now(e, 1000000);
+        add(e, "a", 0, 1.0);
+        add(e, "a", 10000, 1.0);
+        CU_ASSERT_EQUAL(emits[0].late, 0);
+        CU_ASSERT_EQUAL(add(e, "a", 5, 9.0), TG_WINDOW_LATE);
+        CU_ASSERT_EQUAL(add(e, "a", 9999, 9.0), TG_WINDOW_LATE);
+        CU_ASSERT_EQUAL(add(e, "b", 5, 9.0), TG_WINDOW_ACCEPTED);
+        CU_ASSERT_EQUAL(tg_window_engine_sensor_late(e, "a", 1), 2);
+        CU_ASSERT_EQUAL(tg_window_engine_sensor_late(e, "b", 1), 0);
+        add(e, "a", 20000, 1.0);
+        CU_ASSERT_EQUAL_FATAL(nemits, 2);
+        CU_ASSERT_EQUAL(emits[1].start, 10000);
+        CU_ASSERT_EQUAL(emits[1].count, 1);
+        CU_ASSERT_EQUAL(emits[1].late, 2);
+        tg_window_engine_counters(e, &k);
+        CU_ASSERT_EQUAL(k.late, 2);
+        tg_window_engine_destroy(e);
+}
+
+/* 5.2: silence closes windows, old timestamps arriving steadily do not. */
+static void test_idle_is_silence_not_age(void) {
+        struct tg_window_conf c = base_conf();
+        tg_window_engine_t *e;
+        int i;
+
+        c.idle_timeout_ms = 30000;
+        e = engine(&c);
+        set_now(e, 1000000000);
+        /* a backlog from long ago, one reading every 5 s of wall time */
+        for (i = 0; i < 20; i++) {
+                add(e, "a", 1000 + i * 100, 1.0);
+                set_now(e, 1000000000 + (i + 1) * 5000);
+        }
+        CU_ASSERT_EQUAL(nemits, 0);
+        set_now(e, 1000000000 + 19 * 5000 + 30000);
+        CU_ASSERT_EQUAL_FATAL(nemits, 1);
+        CU_ASSERT_EQUAL(emits[0].count, 20);
+        tg_window_engine_destroy(e);
+}
+
+/* 6.5: field limits. */
+static void test_fields_dropped(void) {
+        struct tg_window_conf c = base_conf();
+        tg_window_engine_t *e;
+        struct tg_window_counters k;
+        struct tg_reading r;
+
+        c.max_fields = 2;
+        c.max_field_names = 3;
+        e = engine(&c);
+        set_now(e, 1000000);
+        tg_reading_clear(&r);
+        tg_reading_set_sensor(&r, "a", 1);
+        r.ts_ms = 1000;
+        tg_reading_add_field(&r, "x", 1, 1);
+        tg_reading_add_field(&r, "y", 1, 2);
+        tg_reading_add_field(&r, "z", 1, 3);
+        CU_ASSERT_EQUAL(tg_window_engine_add(e, &r), TG_WINDOW_ACCEPTED);
+        tg_reading_clear(&r);
+        tg_reading_set_sensor(&r, "a", 1);
+        r.ts_ms = 1001;
+        tg_reading_add_field(&r, "w", 1, 4); /* a 4th name: no room in the table */
+        CU_ASSERT_EQUAL(tg_window_engine_add(e, &r), TG_WINDOW_ACCEPTED);
+        tg_window_engine_flush(e);
+        CU_ASSERT_EQUAL_FATAL(nemits, 1);
+        CU_ASSERT_EQUAL(emits[0].count, 2);
+        CU_ASSERT_EQUAL(emits[0].nfields, 2);
+        tg_window_engine_counters(e, &k);
+        CU_ASSERT_EQUAL(k.fields_dropped, 2);
+        tg_window_engine_destroy(e);
+}
+
+/* 8.2: a file of another version is refused by its version, not its CRC. */
+static void test_state_other_version(void) {
+        struct tg_window_conf c = base_conf();
+        char path[] = "/tmp/tg-window-state-XXXXXX", err[256];
+        unsigned char buf[65536];
+        tg_window_engine_t *e = engine(&c);
+        uint32_t version = 2, crc;
+        size_t n;
+        FILE *f;
+        int fd = mkstemp(path);
+
+        CU_ASSERT_FATAL(fd >= 0);
+        close(fd);
+        set_now(e, 1000000);
+        add(e, "a", 1000, 1.0);
+        CU_ASSERT_EQUAL_FATAL(tg_window_engine_save(e, path), 0);
+        f = fopen(path, "rb");
+        n = fread(buf, 1, sizeof(buf), f);
+        fclose(f);
+        CU_ASSERT_FATAL(n > 16);
+        memcpy(buf + 8, &version, 4);
+        crc = (uint32_t)crc32(0L, buf, (uInt)(n - 4));
+        memcpy(buf + n - 4, &crc, 4);
+        f = fopen(path, "wb");
+        fwrite(buf, 1, n, f);
+        fclose(f);
+        CU_ASSERT_EQUAL(tg_window_engine_load(e, path, err, sizeof(err)), -EINVAL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "version"));
+        nemits = 0;
+        tg_window_engine_flush(e);
+        CU_ASSERT_EQUAL(nemits, 0); /* started clean */
+        unlink(path);
+        tg_window_engine_destroy(e);
+}
+
 int main(void) {
         static const struct {
                 const char *name;
                 void (*fn)(void);
         } tests[] = {
-                {"boundaries at 0, W-1 and W", test_boundaries},
-                {"negative timestamps floor to earlier windows", test_negative_timestamps},
-                {"grace: one ms before and at end + G", test_grace_edges},
-                {"future and out-of-range timestamps refused", test_future_and_range},
-                {"idle close by the wall clock", test_idle_close},
-                {"sensor table full", test_table_full},
-                {"hopping windows", test_hopping},
-                {"gateway-wide watermark", test_global_close},
-                {"Welford mean and variance", test_welford},
-                {"state file round trip, corruption, mismatch", test_state_round_trip},
+                {"1.2/1.3 future and out-of-range timestamps refused", test_future_and_range},
+                {"1.2/2.2 windows at the INT64 ends of the range", test_int64_limits},
+                {"2.2 boundaries at 0, W-1 and W", test_boundaries},
+                {"2.2 negative timestamps floor to earlier windows", test_negative_timestamps},
+                {"2.3 hopping windows", test_hopping},
+                {"3.4 grace: one ms before and at end + G", test_grace_edges},
+                {"3.5/5.3 gateway-wide watermark", test_global_close},
+                {"4.2/6.3 late readings counted per sensor", test_late_counts},
+                {"5.2 idle close by the wall clock", test_idle_close},
+                {"5.2 idle is silence, not old timestamps", test_idle_is_silence_not_age},
+                {"5.4 update mode", test_update_mode},
+                {"6.2 Welford mean and variance", test_welford},
+                {"6.5 fields dropped when full", test_fields_dropped},
+                {"7.1/7.3 ring wrap-around", test_ring_wrap_around},
+                {"7.2 sensor table full", test_table_full},
+                {"7.2 eviction of the least recently active", test_eviction},
+                {"7.2 eviction churn keeps the index consistent", test_eviction_churn},
+                {"8 state file round trip, corruption, mismatch", test_state_round_trip},
+                {"8.2 state file of another version", test_state_other_version},
         };
         CU_pSuite suite;
         unsigned failed;
