@@ -137,7 +137,8 @@ int tg_kafka_sink_check_config(const struct tg_config *cfg, char *errstr,
 tg_kafka_sink_t *tg_kafka_sink_new(const struct tg_config *cfg, char *errstr,
                                    size_t errstr_size) {
         struct tg_kafka_sink *sink = calloc(1, sizeof(*sink));
-        const char *names[TG_SINK__COUNT] = {cfg->topic_raw, cfg->topic_agg};
+        const char *names[TG_SINK__COUNT] = {cfg->topic_raw, cfg->topic_agg,
+                                             cfg->topic_late};
         rd_kafka_conf_t *conf;
         int i;
 
@@ -160,6 +161,8 @@ tg_kafka_sink_t *tg_kafka_sink_new(const struct tg_config *cfg, char *errstr,
                 return NULL;
         }
         for (i = 0; i < TG_SINK__COUNT; i++) {
+                if (!names[i][0])
+                        continue; /* optional topic, not configured */
                 if (!(sink->rkt[i] = rd_kafka_topic_new(sink->rk, names[i], NULL))) {
                         snprintf(errstr, errstr_size, "topic %s: %s", names[i],
                                  rd_kafka_err2str(rd_kafka_last_error()));
@@ -198,6 +201,8 @@ int tg_kafka_sink_produce(tg_kafka_sink_t *sink, enum tg_sink_topic topic,
         rd_kafka_resp_err_t err;
         int waited = 0;
 
+        if (!sink->rkt[topic])
+                return 0;
         for (;;) {
                 err = rd_kafka_producev(
                         sink->rk, RD_KAFKA_V_RKT(sink->rkt[topic]),

@@ -94,7 +94,8 @@ static void log_stats(tg_pipeline_t *p, tg_kafka_sink_t *sink,
                 refused += c.decode_failed[i];
         tg_info("stats: received=%llu decoded=%llu refused=%llu late=%llu future=%llu "
                 "forwarded=%llu windows=%llu delivered_raw=%llu delivered_agg=%llu "
-                "failed=%llu in_flight=%d sensors=%llu mqtt_connects=%llu",
+                "failed=%llu in_flight=%d sensors=%llu evicted=%llu table_full=%llu "
+                "mqtt_connects=%llu",
                 (unsigned long long)c.received, (unsigned long long)c.decoded,
                 (unsigned long long)refused, (unsigned long long)c.window.late,
                 (unsigned long long)c.window.future, (unsigned long long)c.forwarded,
@@ -104,6 +105,7 @@ static void log_stats(tg_pipeline_t *p, tg_kafka_sink_t *sink,
                 (unsigned long long)(k.failed[TG_SINK_RAW] + k.failed[TG_SINK_AGG] +
                                      c.forward_failed),
                 tg_kafka_sink_in_flight(sink), (unsigned long long)c.window.sensors_active,
+                (unsigned long long)c.window.evicted, (unsigned long long)c.window.table_full,
                 (unsigned long long)m.connects);
 }
 

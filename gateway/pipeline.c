@@ -34,8 +34,9 @@ struct tg_pipeline {
 
 /* Aggregate record, the format Redpanda Console shows as JSON:
  * {"id":"<sensor>/<start>","sensor":..,"window_start":ms,"window_end":ms,
- *  "count":n,"fields":{"<name>":{"count":..,"min":..,"max":..,"mean":..,
- *  "sum":..,"stddev":..,"first":..,"last":..}}} */
+ *  "count":n,"final":true,"late":n,"fields":{"<name>":{"count":..,"min":..,
+ *  "max":..,"mean":..,"sum":..,"stddev":..,"first":..,"last":..}}}
+ * Running results (update mode) carry "final":false and no "late". */
 static size_t aggregate_json(tg_pipeline_t *p, const struct tg_window_result *w) {
         struct tg_jw j;
         char num[32];
@@ -59,6 +60,12 @@ static size_t aggregate_json(tg_pipeline_t *p, const struct tg_window_result *w)
         tg_jw_int(&j, w->end);
         tg_jw_raw(&j, ",\"count\":");
         tg_jw_int(&j, w->count);
+        if (w->final) {
+                tg_jw_raw(&j, ",\"final\":true,\"late\":");
+                tg_jw_int(&j, (int64_t)w->late);
+        } else {
+                tg_jw_raw(&j, ",\"final\":false");
+        }
         tg_jw_raw(&j, ",\"fields\":{");
         for (i = 0; i < w->nfields; i++) {
                 const struct tg_field_stats *f = &w->fields[i];
@@ -122,6 +129,8 @@ static void state_load(tg_pipeline_t *p) {
         else
                 tg_warn("window state %s not readable (%s): starting with no open windows",
                         p->state_path, strerror(-r));
+        if (r && r != -ENOENT)
+                p->c.state_rejected++;
 }
 
 tg_pipeline_t *tg_pipeline_new(const struct tg_config *cfg,
@@ -139,6 +148,10 @@ tg_pipeline_t *tg_pipeline_new(const struct tg_config *cfg,
                 .max_field_names = (uint32_t)cfg->window_max_field_names,
                 .close = strcmp(cfg->window_close, "global") ? TG_CLOSE_PER_SENSOR
                                                              : TG_CLOSE_GLOBAL,
+                .evict_after_ms = cfg->window_evict_after_ms,
+                .update_interval_ms = strcmp(cfg->window_emit, "update")
+                                              ? 0
+                                              : cfg->window_update_interval_ms,
         };
         tg_pipeline_t *p = calloc(1, sizeof(*p));
 
@@ -234,6 +247,10 @@ int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
                 p->c.forwarded++;
         else
                 p->c.forward_failed++;
+        if (rc == 0 && v == TG_WINDOW_LATE)
+                rc = tg_kafka_sink_produce(p->sink, TG_SINK_LATE, r->sensor,
+                                           r->sensor_len, p->raw_json, n, r->ts_ms,
+                                           p->stop);
 out:
         pthread_mutex_unlock(&p->lock);
         return rc == -ECANCELED ? rc : 0;

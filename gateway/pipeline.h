@@ -18,6 +18,7 @@ struct tg_pipeline_counters {
         uint64_t forwarded;                    /**< raw records produced */
         uint64_t forward_failed;
         uint64_t aggregates;                   /**< aggregate records produced */
+        uint64_t state_rejected;               /**< window state files not used at start */
         struct tg_window_counters window;
 };
 

@@ -41,6 +41,7 @@ struct agg {                   /* one window: expected or from the topic */
         char sensor[TG_SENSOR_ID_MAX + 1];
         int64_t start, end;
         long long count;
+        int final;             /* running results (update mode) are not compared */
         int nf;
         struct fstat f[MAXF];
 };
@@ -122,6 +123,7 @@ static int parse_agg(const char *text, size_t len, struct agg *a) {
                 return -1;
         }
         snprintf(a->sensor, sizeof(a->sensor), "%s", s->valuestring);
+        a->final = !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(root, "final"));
         a->start = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(root, "window_start"));
         a->end = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(root, "window_end"));
         a->count = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(root, "count"));
@@ -379,8 +381,13 @@ int main(int argc, char **argv) {
                                 if (!strcmp(t, raw_topic)) {
                                         if (parse_rec(m->payload, m->len, vec_push(&raw)))
                                                 MISMATCH("raw: unparsable record\n");
-                                } else if (parse_agg(m->payload, m->len, vec_push(&agg))) {
-                                        MISMATCH("agg: unparsable record\n");
+                                } else {
+                                        struct agg *a = vec_push(&agg);
+
+                                        if (parse_agg(m->payload, m->len, a))
+                                                MISMATCH("agg: unparsable record\n");
+                                        else if (!a->final)
+                                                agg.n--; /* a running result */
                                 }
                                 last_msg = tg_monotonic_ms();
                         }
