@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -49,6 +50,12 @@ struct sensor {
         int64_t last_arrival_ms; /* engine clock at the last reading (5.2) */
         uint64_t late_total;
         uint64_t late_since_final;
+        /* Caches that keep 64-bit divisions off the common path: the start
+         * and ring position of the newest window seen, and the watermark at
+         * which the close mark next moves. */
+        int64_t cur_start;
+        uint32_t cur_pos;
+        int64_t next_mark_wm;
 };
 
 struct slot {
@@ -69,6 +76,7 @@ struct tg_window_engine {
         int64_t now;             /* wall clock as of the last tick (1.3) */
 
         uint32_t ring_len;
+        uint32_t windows_per_reading; /* W / H */
         size_t slot_size;
 
         uint32_t *index;
@@ -83,6 +91,7 @@ struct tg_window_engine {
         char (*field_names)[TG_FIELD_NAME_MAX + 1];
         uint8_t *field_name_lens;
         uint32_t nfield_names;
+        uint32_t field_hint[TG_READING_FIELDS_MAX]; /* last id per field position */
 
         int64_t global_watermark;
         struct tg_window_counters counters;
@@ -131,6 +140,39 @@ errfmt(char *errstr, size_t size, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(errstr, size, fmt, ap);
         va_end(ap);
+}
+
+/* The window slots are the bulk of the engine's memory and are touched in
+ * no predictable order, one sensor after another: with 4 KiB pages nearly
+ * every reading would also miss the TLB. Large tables are therefore mapped
+ * with transparent huge pages where the kernel offers them (madvise mode). */
+#define HUGE_MIN ((size_t)2 << 20)
+
+static void *big_calloc(size_t size) {
+        void *p;
+
+        if (size < HUGE_MIN)
+                return calloc(1, size);
+        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+                return NULL;
+#ifdef MADV_HUGEPAGE
+        madvise(p, size, MADV_HUGEPAGE); /* a hint: failure is harmless */
+#endif
+        return p;
+}
+
+static void big_free(void *p, size_t size) {
+        if (!p)
+                return;
+        if (size < HUGE_MIN)
+                free(p);
+        else
+                munmap(p, size);
+}
+
+static size_t slots_bytes(const tg_window_engine_t *e) {
+        return (size_t)e->conf.max_sensors * e->ring_len * e->slot_size;
 }
 
 tg_window_engine_t *tg_window_engine_new(const struct tg_window_conf *conf,
@@ -194,6 +236,7 @@ tg_window_engine_t *tg_window_engine_new(const struct tg_window_conf *conf,
         e->opaque = opaque;
         e->now = tg_clock_now(clock);
         e->ring_len = (uint32_t)((conf->size_ms + conf->grace_ms) / conf->hop_ms + 2);
+        e->windows_per_reading = (uint32_t)(conf->size_ms / conf->hop_ms);
         e->slot_size = (sizeof(struct slot) +
                         conf->max_fields * sizeof(struct tg_field_stats) + 7) & ~(size_t)7;
         while (index_cap < 2 * (size_t)conf->max_sensors)
@@ -206,7 +249,7 @@ tg_window_engine_t *tg_window_engine_new(const struct tg_window_conf *conf,
         e->index = malloc(index_cap * sizeof(*e->index));
         e->sensors = calloc(conf->max_sensors, sizeof(*e->sensors));
         e->free_stack = malloc(conf->max_sensors * sizeof(*e->free_stack));
-        e->slots = calloc(nslots, e->slot_size);
+        e->slots = big_calloc(nslots * e->slot_size);
         e->field_names = calloc(conf->max_field_names, sizeof(*e->field_names));
         e->field_name_lens = calloc(conf->max_field_names, 1);
         e->memory = sizeof(*e) + index_cap * sizeof(*e->index) +
@@ -232,7 +275,7 @@ void tg_window_engine_destroy(tg_window_engine_t *e) {
         free(e->index);
         free(e->sensors);
         free(e->free_stack);
-        free(e->slots);
+        big_free(e->slots, slots_bytes(e));
         free(e->field_names);
         free(e->field_name_lens);
         free(e);
@@ -358,15 +401,23 @@ static uint32_t sensor_find(tg_window_engine_t *e, const char *id, size_t len,
         s->last_arrival_ms = e->now;
         s->late_total = 0;
         s->late_since_final = 0;
+        s->cur_start = INT64_MIN;
+        s->cur_pos = 0;
+        s->next_mark_wm = INT64_MIN;
         lru_push_front(e, pos);
         e->counters.sensors_active++;
         return pos;
 }
 
 static uint32_t field_intern(tg_window_engine_t *e, const char *name,
-                             size_t len) {
+                             size_t len, uint32_t hint) {
         uint32_t i;
 
+        /* Devices send the same fields in the same order: try the id the
+         * previous reading had at this position first. */
+        if (hint < e->nfield_names && e->field_name_lens[hint] == len &&
+            !memcmp(e->field_names[hint], name, len))
+                return hint;
         for (i = 0; i < e->nfield_names; i++)
                 if (e->field_name_lens[i] == len &&
                     !memcmp(e->field_names[i], name, len))
@@ -515,9 +566,13 @@ static void slot_add(tg_window_engine_t *e, struct slot *sl,
 
                 if (f == EMPTY)
                         continue; /* counted once per reading by the caller */
-                for (j = 0; j < sl->nfields; j++)
-                        if (sl->fields[j].field == f)
-                                break;
+                /* Usually the window holds the fields in the reading's order. */
+                if (i < sl->nfields && sl->fields[i].field == f)
+                        j = i;
+                else
+                        for (j = 0; j < sl->nfields; j++)
+                                if (sl->fields[j].field == f)
+                                        break;
                 if (j == sl->nfields) {
                         if (sl->nfields == e->conf.max_fields) {
                                 e->counters.fields_dropped++;
@@ -535,9 +590,10 @@ enum tg_window_verdict tg_window_engine_add(tg_window_engine_t *e,
                                             const struct tg_reading *r) {
         const int64_t W = e->conf.size_ms, H = e->conf.hop_ms;
         uint32_t field_ids[TG_READING_FIELDS_MAX];
-        int64_t ts = r->ts_ms, start, newest;
+        int64_t ts = r->ts_ms, start, newest, wm;
+        uint64_t ahead;
         struct sensor *s;
-        uint32_t pos;
+        uint32_t pos, rp;
         uint16_t i;
         int late = 0;
 
@@ -555,37 +611,68 @@ enum tg_window_verdict tg_window_engine_add(tg_window_engine_t *e,
                 return TG_WINDOW_TABLE_FULL;
         }
         s = &e->sensors[pos];
-        s->last_arrival_ms = e->now;
-        if (e->lru_head != pos) {
-                lru_unlink(e, pos);
-                lru_push_front(e, pos);
+        /* The clock moves at ticks only, so the arrival list needs a move
+         * once per tick per sensor, not once per reading: a sensor keeps
+         * its place among those sharing its last_arrival (7.2). */
+        if (s->last_arrival_ms != e->now) {
+                s->last_arrival_ms = e->now;
+                if (e->lru_head != pos) {
+                        lru_unlink(e, pos);
+                        lru_push_front(e, pos);
+                }
         }
         if (ts > s->watermark)
                 s->watermark = ts;
         if (ts > e->global_watermark)
                 e->global_watermark = ts;
-        sensor_close_until(e, pos,
-                           close_mark_for(e, e->conf.close == TG_CLOSE_GLOBAL
-                                                     ? e->global_watermark
-                                                     : s->watermark));
+        wm = e->conf.close == TG_CLOSE_GLOBAL ? e->global_watermark : s->watermark;
+        if (wm >= s->next_mark_wm) {
+                /* 3.4; below next_mark_wm the mark would not move. */
+                int64_t mark = close_mark_for(e, wm);
+
+                s->next_mark_wm = mark + H + e->conf.grace_ms;
+                sensor_close_until(e, pos, mark);
+        }
 
         for (i = 0; i < r->nfields; i++) {
                 field_ids[i] = field_intern(e, r->fields[i].name,
-                                            r->fields[i].name_len);
+                                            r->fields[i].name_len, e->field_hint[i]);
                 if (field_ids[i] == EMPTY)
                         e->counters.fields_dropped++;
+                else
+                        e->field_hint[i] = field_ids[i];
         }
 
-        /* 2.3 / 4.1: every window containing ts, oldest first. */
-        newest = align_down(ts, H);
-        for (start = newest - W + H; start <= newest; start += H) {
+        /* The newest window containing ts, its start and ring position:
+         * usually the sensor's current or next one. */
+        ahead = (uint64_t)ts - (uint64_t)s->cur_start; /* no overflow: unsigned */
+        if (ts >= s->cur_start && ahead < (uint64_t)H) {
+                newest = s->cur_start;
+                rp = s->cur_pos;
+        } else if (ts >= s->cur_start && ahead < 2 * (uint64_t)H) {
+                newest = s->cur_start + H;
+                rp = s->cur_pos + 1 == e->ring_len ? 0 : s->cur_pos + 1;
+        } else {
+                newest = align_down(ts, H);
+                rp = ring_pos(e, newest);
+        }
+        if (newest > s->cur_start) {
+                s->cur_start = newest;
+                s->cur_pos = rp;
+        }
+
+        /* 2.3 / 4.1: every window containing ts, oldest first; ring
+         * positions step with the starts. */
+        rp = (rp + e->ring_len - e->windows_per_reading + 1) % e->ring_len;
+        for (start = newest - W + H; start <= newest;
+             start += H, rp = rp + 1 == e->ring_len ? 0 : rp + 1) {
                 struct slot *sl;
 
                 if (start + W <= s->close_mark) {
                         late = 1;
                         continue;
                 }
-                sl = slot_at(e, pos, ring_pos(e, start));
+                sl = slot_at(e, pos, rp);
                 if (sl->open && sl->start != start) {
                         if (sl->start > start) {
                                 late = 1; /* cannot happen with ring_len as sized */
@@ -830,7 +917,7 @@ static void rget(struct rbuf *b, void *dst, size_t n) {
 
 static void engine_reset(tg_window_engine_t *e) {
         memset(e->index, 0xff, ((size_t)e->index_mask + 1) * sizeof(*e->index));
-        memset(e->slots, 0, (size_t)e->conf.max_sensors * e->ring_len * e->slot_size);
+        memset(e->slots, 0, slots_bytes(e));
         memset(e->sensors, 0, (size_t)e->conf.max_sensors * sizeof(*e->sensors));
         e->high_water = 0;
         e->nfree = 0;
@@ -915,7 +1002,7 @@ int tg_window_engine_load(tg_window_engine_t *e, const char *path,
                 RGET(&b, len);
                 rget(&b, name, len);
                 if (b.short_read || len == 0 || len > TG_FIELD_NAME_MAX ||
-                    field_intern(e, name, len) != i) {
+                    field_intern(e, name, len, EMPTY) != i) {
                         free(data);
                         return load_fail(e, errstr, errstr_size,
                                          "bad field name table");

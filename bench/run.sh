@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# bench/run.sh - builds the benchmarks in Release and runs them; paste the output into bench/RESULTS.md.
+# SPDX-License-Identifier: Apache-2.0
+#
+# Usage: bench/run.sh [window] ...   (default: all)
+# These machines are noisy: compare figures from one run with each other,
+# not with another day's.
+set -euo pipefail
+
+repo_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=$repo_dir/build-bench
+cmake -S "$repo_dir" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
+
+what=("$@")
+((${#what[@]})) || what=(window)
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+for w in "${what[@]}"; do
+	case $w in
+	window)
+		echo "## window engine alone: bench/run.sh window"
+		"$build/bench/window_bench" 100 1000 10000
+		;;
+	*)
+		echo "bench/run.sh: unknown benchmark '$w'" >&2
+		exit 2
+		;;
+	esac
+done
