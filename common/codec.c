@@ -19,6 +19,8 @@ static const char *const decode_err_names[TG_DECODE__COUNT] = {
         [TG_DECODE_NON_FINITE] = "non_finite_value",
         [TG_DECODE_TOO_LARGE] = "too_large",
         [TG_DECODE_TOO_DEEP] = "too_deep",
+        [TG_DECODE_STRING_TOO_LONG] = "string_too_long",
+        [TG_DECODE_BAD_SENML] = "bad_senml",
 };
 
 const char *tg_decode_err_name(enum tg_decode_err err) {

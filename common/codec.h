@@ -31,6 +31,8 @@ enum tg_decode_err {
         TG_DECODE_NON_FINITE,      /**< NaN or infinity */
         TG_DECODE_TOO_LARGE,       /**< payload or its parse tree over the limit */
         TG_DECODE_TOO_DEEP,        /**< containers nested deeper than the limit */
+        TG_DECODE_STRING_TOO_LONG, /**< a string member over the limit */
+        TG_DECODE_BAD_SENML,       /**< not a SenML pack of a version we read (RFC 8428) */
         TG_DECODE__COUNT
 };
 

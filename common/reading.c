@@ -43,7 +43,19 @@ int tg_reading_add_field(struct tg_reading *r, const char *name, size_t len,
         memcpy(r->fields[i].name, name, len);
         r->fields[i].name[len] = '\0';
         r->fields[i].name_len = (uint8_t)len;
+        r->fields[i].unit[0] = '\0';
         r->fields[i].value = value;
         r->nfields++;
+        return 0;
+}
+
+int tg_reading_set_unit(struct tg_reading *r, uint16_t i, const char *unit,
+                        size_t len) {
+        if (i >= r->nfields)
+                return -EINVAL;
+        if (len > TG_UNIT_MAX)
+                return -ENAMETOOLONG;
+        memcpy(r->fields[i].unit, unit, len);
+        r->fields[i].unit[len] = '\0';
         return 0;
 }

@@ -12,10 +12,12 @@
 #define TG_SENSOR_ID_MAX 64     /**< bytes, excluding the terminating NUL */
 #define TG_FIELD_NAME_MAX 32    /**< bytes, excluding the terminating NUL */
 #define TG_READING_FIELDS_MAX 16
+#define TG_UNIT_MAX 15          /**< bytes of a unit (SenML "u"), excluding the NUL */
 
 struct tg_field {
         char name[TG_FIELD_NAME_MAX + 1];
         uint8_t name_len;
+        char unit[TG_UNIT_MAX + 1]; /**< "" when the payload gave none */
         double value;
 };
 
@@ -43,5 +45,12 @@ int tg_reading_set_sensor(struct tg_reading *r, const char *id, size_t len);
  */
 int tg_reading_add_field(struct tg_reading *r, const char *name, size_t len,
                          double value);
+
+/**
+ * @brief Set the unit of field @p i (copied; truncated units are refused).
+ * @return 0, -ENAMETOOLONG or -EINVAL (no such field).
+ */
+int tg_reading_set_unit(struct tg_reading *r, uint16_t i, const char *unit,
+                        size_t len);
 
 #endif

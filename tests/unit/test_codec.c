@@ -407,7 +407,7 @@ static void test_reason_names(void) {
                 "ok", "not_decodable", "wrong_type", "missing_id", "bad_id",
                 "missing_timestamp", "invalid_timestamp", "no_fields",
                 "too_many_fields", "bad_field_name", "non_finite_value",
-                "too_large", "too_deep",
+                "too_large", "too_deep", "string_too_long", "bad_senml",
         };
         int i, j;
 
