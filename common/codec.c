@@ -23,6 +23,30 @@ static const char *const decode_err_names[TG_DECODE__COUNT] = {
         [TG_DECODE_BAD_SENML] = "bad_senml",
 };
 
+static const char *const decode_err_messages[TG_DECODE__COUNT] = {
+        [TG_DECODE_OK] = "ok",
+        [TG_DECODE_NOT_DECODABLE] = "the payload is not well-formed JSON or CBOR",
+        [TG_DECODE_WRONG_TYPE] = "the payload is not an object/map with text keys",
+        [TG_DECODE_MISSING_ID] = "the payload has no sensor id",
+        [TG_DECODE_BAD_ID] = "the sensor id is not a text of 1 to the maximum number of bytes",
+        [TG_DECODE_MISSING_TS] = "the payload has no event timestamp",
+        [TG_DECODE_INVALID_TS] = "the timestamp is not a valid time in the configured unit",
+        [TG_DECODE_NO_FIELDS] = "the payload has no numeric field to keep",
+        [TG_DECODE_TOO_MANY_FIELDS] = "the payload has more numeric fields than the limit",
+        [TG_DECODE_BAD_FIELD_NAME] = "a field name is empty or longer than the limit",
+        [TG_DECODE_NON_FINITE] = "a value is NaN or infinite",
+        [TG_DECODE_TOO_LARGE] = "the payload is larger than the limit",
+        [TG_DECODE_TOO_DEEP] = "the payload nests deeper than the limit",
+        [TG_DECODE_STRING_TOO_LONG] = "a string in the payload is longer than the limit",
+        [TG_DECODE_BAD_SENML] = "not a SenML pack of a version this gateway reads",
+};
+
+const char *tg_decode_err_message(enum tg_decode_err err) {
+        if ((unsigned)err >= TG_DECODE__COUNT)
+                return "unknown error";
+        return decode_err_messages[err];
+}
+
 const char *tg_decode_err_name(enum tg_decode_err err) {
         if ((unsigned)err >= TG_DECODE__COUNT)
                 return "unknown";

@@ -39,6 +39,9 @@ enum tg_decode_err {
 /** @brief Stable reason code for @p err, e.g. "missing_id". */
 const char *tg_decode_err_name(enum tg_decode_err err);
 
+/** @brief A sentence for people saying what is wrong, e.g. for dead letters. */
+const char *tg_decode_err_message(enum tg_decode_err err);
+
 /** @brief Parse "auto", "json" or "cbor". @return 0 or -EINVAL. */
 int tg_format_parse(const char *s, enum tg_format *out);
 const char *tg_format_name(enum tg_format f);

@@ -44,6 +44,10 @@ static const struct tg_option options[] = {
          "Topic for every valid reading (JSON, key = sensor id, timestamp = event time).", 0},
         {"topics.agg", TG_OPT_STRING, OPT(topic_agg), 0, 0, "sensors.agg", NULL,
          "Topic for closed-window aggregates (JSON, key = sensor id).", 0},
+        {"topics.dlq", TG_OPT_STRING, OPT(topic_dlq), 0, 0, "sensors.dlq", NULL,
+         "Dead letters: every payload that cannot become a valid reading, its "
+         "bytes unchanged, with headers tg.reason, tg.error, tg.mqtt_topic and "
+         "tg.arrival_ms. Empty: refused payloads are only logged and counted.", 0},
         {"topics.late", TG_OPT_STRING, OPT(topic_late), 0, 0, "", NULL,
          "Also send late readings (their window had closed) here, as raw "
          "records. Empty: only to topics.raw.", 0},

@@ -24,6 +24,7 @@ struct tg_config {
         char *topic_raw;
         char *topic_agg;
         char *topic_late;
+        char *topic_dlq;
         int64_t kafka_flush_timeout_ms;
         /* windows */
         int64_t window_size_ms;

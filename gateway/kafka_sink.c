@@ -138,7 +138,7 @@ tg_kafka_sink_t *tg_kafka_sink_new(const struct tg_config *cfg, char *errstr,
                                    size_t errstr_size) {
         struct tg_kafka_sink *sink = calloc(1, sizeof(*sink));
         const char *names[TG_SINK__COUNT] = {cfg->topic_raw, cfg->topic_agg,
-                                             cfg->topic_late};
+                                             cfg->topic_late, cfg->topic_dlq};
         rd_kafka_conf_t *conf;
         int i;
 
@@ -198,12 +198,33 @@ int tg_kafka_sink_produce(tg_kafka_sink_t *sink, enum tg_sink_topic topic,
                           const char *key, size_t key_len, const void *value,
                           size_t value_len, int64_t timestamp_ms,
                           const volatile int *stop) {
+        return tg_kafka_sink_produce_headers(sink, topic, key, key_len, value,
+                                             value_len, timestamp_ms, NULL, 0, stop);
+}
+
+int tg_kafka_sink_produce_headers(tg_kafka_sink_t *sink, enum tg_sink_topic topic,
+                                  const char *key, size_t key_len, const void *value,
+                                  size_t value_len, int64_t timestamp_ms,
+                                  const struct tg_sink_header *headers,
+                                  size_t nheaders, const volatile int *stop) {
         rd_kafka_resp_err_t err;
         int waited = 0;
 
         if (!sink->rkt[topic])
                 return 0;
         for (;;) {
+                /* Headers are handed over with the message only on success,
+                 * so they are built anew for each attempt. */
+                rd_kafka_headers_t *hdrs = NULL;
+                size_t h;
+
+                if (nheaders) {
+                        hdrs = rd_kafka_headers_new(nheaders);
+                        for (h = 0; h < nheaders; h++)
+                                rd_kafka_header_add(hdrs, headers[h].name, -1,
+                                                    headers[h].value,
+                                                    (ssize_t)headers[h].len);
+                }
                 err = rd_kafka_producev(
                         sink->rk, RD_KAFKA_V_RKT(sink->rkt[topic]),
                         RD_KAFKA_V_KEY(key, key_len),
@@ -211,7 +232,10 @@ int tg_kafka_sink_produce(tg_kafka_sink_t *sink, enum tg_sink_topic topic,
                         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                         RD_KAFKA_V_TIMESTAMP(timestamp_ms),
                         RD_KAFKA_V_OPAQUE((void *)(uintptr_t)topic),
+                        RD_KAFKA_V_HEADERS(hdrs),
                         RD_KAFKA_V_END);
+                if (err && hdrs)
+                        rd_kafka_headers_destroy(hdrs);
                 if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
                         break;
                 /* librdkafka's queue is full (brokers slow or down): wait

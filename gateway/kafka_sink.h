@@ -12,6 +12,7 @@ enum tg_sink_topic {
         TG_SINK_RAW = 0,
         TG_SINK_AGG,
         TG_SINK_LATE,   /**< optional (topics.late); producing to it when unset is a no-op */
+        TG_SINK_DLQ,    /**< dead letters (topics.dlq); optional too */
         TG_SINK__COUNT
 };
 
@@ -56,6 +57,23 @@ int tg_kafka_sink_produce(tg_kafka_sink_t *sink, enum tg_sink_topic topic,
                           const char *key, size_t key_len, const void *value,
                           size_t value_len, int64_t timestamp_ms,
                           const volatile int *stop);
+
+/** One Kafka record header. */
+struct tg_sink_header {
+        const char *name;
+        const void *value;
+        size_t len;
+};
+
+/**
+ * @brief Like tg_kafka_sink_produce(), with record headers (copied).
+ * @return 0 or -errno.
+ */
+int tg_kafka_sink_produce_headers(tg_kafka_sink_t *sink, enum tg_sink_topic topic,
+                                  const char *key, size_t key_len, const void *value,
+                                  size_t value_len, int64_t timestamp_ms,
+                                  const struct tg_sink_header *headers,
+                                  size_t nheaders, const volatile int *stop);
 
 /** @brief Serve delivery reports and logs for up to @p timeout_ms. */
 void tg_kafka_sink_poll(tg_kafka_sink_t *sink, int timeout_ms);

@@ -92,12 +92,14 @@ static void log_stats(tg_pipeline_t *p, tg_kafka_sink_t *sink,
                 tg_mqtt_source_counters(mqtt, &m);
         for (i = 1; i < TG_DECODE__COUNT; i++)
                 refused += c.decode_failed[i];
-        tg_info("stats: received=%llu decoded=%llu refused=%llu late=%llu future=%llu "
+        tg_info("stats: received=%llu decoded=%llu refused=%llu dead_lettered=%llu "
+                "late=%llu future=%llu "
                 "forwarded=%llu windows=%llu delivered_raw=%llu delivered_agg=%llu "
                 "failed=%llu in_flight=%d sensors=%llu evicted=%llu table_full=%llu "
                 "mqtt_connects=%llu",
                 (unsigned long long)c.received, (unsigned long long)c.decoded,
-                (unsigned long long)refused, (unsigned long long)c.window.late,
+                (unsigned long long)refused, (unsigned long long)c.dead_lettered,
+                (unsigned long long)c.window.late,
                 (unsigned long long)c.window.future, (unsigned long long)c.forwarded,
                 (unsigned long long)c.window.windows_emitted,
                 (unsigned long long)k.delivered[TG_SINK_RAW],

@@ -19,6 +19,7 @@
 struct tg_pipeline {
         enum tg_format format;
         tg_kafka_sink_t *sink;
+        const struct tg_clock *clock;
         tg_window_engine_t *engine;
         const volatile int *stop;
         char state_path[4096];
@@ -114,6 +115,29 @@ static void on_window(void *opaque, const struct tg_window_result *w) {
                 p->c.forward_failed++;
 }
 
+/* Everything that cannot become a valid reading goes to the dead-letter
+ * topic with its bytes unchanged and the reason in headers. */
+static void dead_letter(tg_pipeline_t *p, const char *mqtt_topic,
+                        const void *payload, size_t len, const char *reason,
+                        const char *message, int64_t arrival_ms) {
+        char arrival[24];
+        struct tg_sink_header h[4] = {
+                {"tg.reason", reason, strlen(reason)},
+                {"tg.error", message, strlen(message)},
+                {"tg.mqtt_topic", mqtt_topic, strlen(mqtt_topic)},
+                {"tg.arrival_ms", arrival, 0},
+        };
+
+        h[3].len = (size_t)snprintf(arrival, sizeof(arrival), "%lld",
+                                    (long long)arrival_ms);
+        if (tg_kafka_sink_produce_headers(p->sink, TG_SINK_DLQ, mqtt_topic,
+                                          strlen(mqtt_topic), payload, len,
+                                          arrival_ms, h, 4, p->stop) == 0)
+                p->c.dead_lettered++;
+        else
+                p->c.forward_failed++;
+}
+
 static void state_load(tg_pipeline_t *p) {
         char err[256];
         int r = tg_window_engine_load(p->engine, p->state_path, err, sizeof(err));
@@ -161,6 +185,7 @@ tg_pipeline_t *tg_pipeline_new(const struct tg_config *cfg,
         }
         tg_format_parse(cfg->mqtt_format, &p->format);
         p->sink = sink;
+        p->clock = clock;
         p->stop = stop;
         pthread_mutex_init(&p->lock, NULL);
         snprintf(p->state_path, sizeof(p->state_path), "%s/windows.state",
@@ -198,6 +223,7 @@ int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
         struct tg_reading *r = &p->reading;
         enum tg_decode_err derr;
         enum tg_window_verdict v;
+        int64_t arrival_ms = tg_clock_now(p->clock);
         size_t n;
         int rc = 0;
 
@@ -208,6 +234,8 @@ int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
                 p->c.decode_failed[derr]++;
                 tg_warn("mqtt %s: payload of %zu bytes refused: %s", mqtt_topic,
                         len, tg_decode_err_name(derr));
+                dead_letter(p, mqtt_topic, payload, len, tg_decode_err_name(derr),
+                            tg_decode_err_message(derr), arrival_ms);
                 goto out;
         }
         p->c.decoded++;
@@ -217,10 +245,16 @@ int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
         case TG_WINDOW_FUTURE:
                 tg_warn("sensor %s: timestamp %lld is in the future: refused",
                         r->sensor, (long long)r->ts_ms);
+                dead_letter(p, mqtt_topic, payload, len, "future_timestamp",
+                            "the timestamp is further ahead of the gateway's clock "
+                            "than window.max_future", arrival_ms);
                 goto out;
         case TG_WINDOW_OUT_OF_RANGE:
                 tg_warn("sensor %s: timestamp %lld out of range: refused",
                         r->sensor, (long long)r->ts_ms);
+                dead_letter(p, mqtt_topic, payload, len, "timestamp_out_of_range",
+                            "the timestamp lies outside the range windows can hold",
+                            arrival_ms);
                 goto out;
         case TG_WINDOW_TABLE_FULL:
                 tg_warn("sensor %s: sensor table full (window.max_sensors): "

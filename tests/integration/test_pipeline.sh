@@ -43,6 +43,6 @@ grep -q "agg: .* temperature: count" "$work/neg2.log" || fail "wrong failure: $(
 
 gateway_stop
 grep -q "saved open windows" "$work/gateway.log" || fail "no state saved at shutdown"
-grep -E "stats: received=24000 decoded=24000 refused=0" "$work/gateway.log" >/dev/null ||
+grep -E "stats: received=24000 decoded=24000 refused=0 dead_lettered=0" "$work/gateway.log" >/dev/null ||
 	fail "gateway counters do not show 24000 readings taken"
 log "PASS: 24000 readings, every one on the raw topic once, every aggregate equal to the truth"
