@@ -46,6 +46,41 @@ const char *tg_decode_err_message(enum tg_decode_err err);
 int tg_format_parse(const char *s, enum tg_format *out);
 const char *tg_format_name(enum tg_format f);
 
+/** Units of a payload's event timestamp. */
+enum tg_ts_unit {
+        TG_TS_UNIT_MS = 0,  /**< integer milliseconds since the epoch */
+        TG_TS_UNIT_S,       /**< seconds since the epoch, fractions allowed */
+        TG_TS_UNIT_US,      /**< integer microseconds since the epoch */
+        TG_TS_UNIT_RFC3339, /**< text such as 2026-11-25T10:00:00.123Z */
+};
+
+/** @brief Parse "ms", "s", "us" or "rfc3339". @return 0 or -EINVAL. */
+int tg_ts_unit_parse(const char *s, enum tg_ts_unit *out);
+
+/**
+ * How a flat JSON object or CBOR map becomes a reading, and the limits
+ * enforced before any other work. Strings are borrowed.
+ */
+struct tg_decode_opts {
+        const char *id_key;        /**< member holding the sensor id */
+        const char *sensor;        /**< id from the MQTT topic: overrides id_key when set */
+        size_t sensor_len;
+        const char *ts_key;        /**< member holding the event time */
+        enum tg_ts_unit ts_unit;
+        int ts_from_arrival;       /**< no timestamp member: use arrival_ms */
+        int64_t arrival_ms;
+        const char *const *keep;   /**< only these fields; NULL: every numeric member */
+        size_t nkeep;
+        size_t max_payload;        /**< bytes, <= TG_PAYLOAD_MAX */
+        size_t max_depth;          /**< <= TG_DEPTH_MAX */
+        size_t max_fields;         /**< <= TG_READING_FIELDS_MAX */
+        size_t max_id;             /**< <= TG_SENSOR_ID_MAX */
+        size_t max_string;         /**< longest string member of any kind */
+};
+
+/** The defaults: "sensor", "ts" in ms, every numeric field, the hard limits. */
+extern const struct tg_decode_opts tg_decode_defaults;
+
 /** Largest payload the decoders accept; larger ones fail with TOO_LARGE. */
 #define TG_PAYLOAD_MAX (64 * 1024)
 /** Deepest nesting of arrays/maps the decoders accept (TOO_DEEP beyond). */
@@ -68,6 +103,48 @@ enum tg_decode_err tg_decode_json(const void *payload, size_t len,
                                   struct tg_reading *out);
 enum tg_decode_err tg_decode_cbor(const void *payload, size_t len,
                                   struct tg_reading *out);
+
+/** @brief tg_decode() with a mapping and limits. */
+enum tg_decode_err tg_decode_ex(enum tg_format fmt, const void *payload,
+                                size_t len, const struct tg_decode_opts *opts,
+                                struct tg_reading *out);
+enum tg_decode_err tg_decode_json_ex(const void *payload, size_t len,
+                                     const struct tg_decode_opts *opts,
+                                     struct tg_reading *out);
+enum tg_decode_err tg_decode_cbor_ex(const void *payload, size_t len,
+                                     const struct tg_decode_opts *opts,
+                                     struct tg_reading *out);
+
+/**
+ * @brief Parse an RFC 3339 date-time ("2026-11-25T10:00:00.123Z",
+ *        "...+02:00") to ms since the epoch; fractions beyond ms are dropped
+ *        (rounded toward minus infinity).
+ * @return 0 or -EINVAL.
+ */
+int tg_parse_rfc3339_ms(const char *s, size_t len, int64_t *out);
+
+/**
+ * @brief Take the sensor id from an MQTT topic: @p pattern is matched level
+ *        by level ('+' matches any one level, "{sensor}" any one level and
+ *        captures it), e.g. "sensors/{sensor}/telemetry".
+ * @return 0 with the id (pointing into @p topic), or -1 if it does not match.
+ */
+int tg_topic_sensor(const char *pattern, const char *topic, const char **id,
+                    size_t *id_len);
+
+/** Shared by the decoders: a timestamp number in @p u to ms. */
+enum tg_decode_err tg_ts_from_int(int64_t v, enum tg_ts_unit u, int64_t *out);
+enum tg_decode_err tg_ts_from_double(double d, enum tg_ts_unit u, int64_t *out);
+
+/** Shared by the decoders: id from the topic, arrival time, final checks. */
+enum tg_decode_err tg_decode_finish(const struct tg_decode_opts *o,
+                                    struct tg_reading *out, int have_id,
+                                    int have_ts);
+
+/** Shared by the decoders: the member is the id, the timestamp, a field? */
+int tg_decode_key_is(const char *key, size_t klen, const char *want);
+int tg_decode_keep_field(const struct tg_decode_opts *o, const char *name,
+                         size_t len);
 
 /**
  * @brief Encode @p r as a CBOR map of the shape tg_decode() accepts.

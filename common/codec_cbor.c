@@ -98,38 +98,44 @@ struct frame {
 enum key_kind { KEY_NONE, KEY_SENSOR, KEY_TS, KEY_FIELD, KEY_OTHER };
 
 static enum tg_decode_err top_value(struct tg_reading *out,
+                                    const struct tg_decode_opts *o,
                                     enum key_kind kind, const char *key,
                                     size_t klen, const struct cbor_event *ev,
                                     int *have_id, int *have_ts) {
+        enum tg_decode_err err;
         double v;
         int r;
 
         if (kind == KEY_SENSOR) {
-                if (ev->type != EV_STRING ||
+                if (ev->type != EV_STRING || ev->len > o->max_id ||
                     tg_reading_set_sensor(out, (const char *)ev->s, ev->len))
                         return TG_DECODE_BAD_ID;
                 *have_id = 1;
                 return TG_DECODE_OK;
         }
         if (kind == KEY_TS) {
-                if (ev->type == EV_UINT) {
+                if (o->ts_unit == TG_TS_UNIT_RFC3339) {
+                        if (ev->type != EV_STRING ||
+                            tg_parse_rfc3339_ms((const char *)ev->s, ev->len,
+                                                &out->ts_ms))
+                                return TG_DECODE_INVALID_TS;
+                        err = TG_DECODE_OK;
+                } else if (ev->type == EV_UINT || ev->type == EV_NEGINT) {
                         if (ev->u > INT64_MAX)
                                 return TG_DECODE_INVALID_TS;
-                        out->ts_ms = (int64_t)ev->u;
-                } else if (ev->type == EV_NEGINT) {
-                        if (ev->u > INT64_MAX)
-                                return TG_DECODE_INVALID_TS;
-                        out->ts_ms = -1 - (int64_t)ev->u;
-                } else if (ev->type == EV_FLOAT && isfinite(ev->d) &&
-                           ev->d == floor(ev->d) &&
-                           fabs(ev->d) < 9007199254740992.0) {
-                        out->ts_ms = (int64_t)ev->d;
+                        err = tg_ts_from_int(ev->type == EV_UINT ? (int64_t)ev->u
+                                                                 : -1 - (int64_t)ev->u,
+                                             o->ts_unit, &out->ts_ms);
+                } else if (ev->type == EV_FLOAT) {
+                        err = tg_ts_from_double(ev->d, o->ts_unit, &out->ts_ms);
                 } else {
-                        return TG_DECODE_INVALID_TS;
+                        err = TG_DECODE_INVALID_TS;
                 }
-                *have_ts = 1;
-                return TG_DECODE_OK;
+                *have_ts = !err;
+                return err;
         }
+        if (kind != KEY_FIELD)
+                return TG_DECODE_OK;
         if (ev->type == EV_UINT)
                 v = (double)ev->u;
         else if (ev->type == EV_NEGINT)
@@ -141,13 +147,14 @@ static enum tg_decode_err top_value(struct tg_reading *out,
         if (!isfinite(v))
                 return TG_DECODE_NON_FINITE;
         r = tg_reading_add_field(out, key, klen, v);
-        if (r == -ENOSPC)
+        if (r == -ENOSPC || out->nfields > o->max_fields)
                 return TG_DECODE_TOO_MANY_FIELDS;
         return r ? TG_DECODE_BAD_FIELD_NAME : TG_DECODE_OK;
 }
 
-enum tg_decode_err tg_decode_cbor(const void *payload, size_t len,
-                                  struct tg_reading *out) {
+enum tg_decode_err tg_decode_cbor_ex(const void *payload, size_t len,
+                                     const struct tg_decode_opts *opts,
+                                     struct tg_reading *out) {
         const unsigned char *p = payload;
         struct frame stack[TG_DEPTH_MAX];
         int depth = 0, started = 0, have_id = 0, have_ts = 0;
@@ -158,7 +165,7 @@ enum tg_decode_err tg_decode_cbor(const void *payload, size_t len,
         enum tg_decode_err err;
 
         tg_reading_clear(out);
-        if (len > TG_PAYLOAD_MAX)
+        if (len > opts->max_payload || len > TG_PAYLOAD_MAX)
                 return TG_DECODE_TOO_LARGE;
 
         while (pos < len) {
@@ -171,6 +178,9 @@ enum tg_decode_err tg_decode_cbor(const void *payload, size_t len,
                 if (res.status != CBOR_DECODER_FINISHED || res.read == 0)
                         return TG_DECODE_NOT_DECODABLE;
                 pos += res.read;
+                if ((ev.type == EV_STRING || ev.type == EV_BYTES) &&
+                    ev.len > opts->max_string)
+                        return TG_DECODE_STRING_TOO_LONG;
 
                 if (!started) {
                         if (ev.type == EV_BREAK)
@@ -203,7 +213,7 @@ enum tg_decode_err tg_decode_cbor(const void *payload, size_t len,
                                 return TG_DECODE_BAD_ID;
                         if (depth == 1 && (kind == KEY_TS))
                                 return TG_DECODE_INVALID_TS;
-                        if (depth == TG_DEPTH_MAX)
+                        if (depth == TG_DEPTH_MAX || (size_t)depth >= opts->max_depth)
                                 return TG_DECODE_TOO_DEEP;
                         stack[depth].is_map = ev.type == EV_MAP ||
                                               ev.type == EV_MAP_INDEF;
@@ -243,14 +253,17 @@ enum tg_decode_err tg_decode_cbor(const void *payload, size_t len,
                                                 return TG_DECODE_WRONG_TYPE;
                                         key = (const char *)ev.s;
                                         klen = ev.len;
-                                        if (klen == 6 && !memcmp(key, "sensor", 6))
+                                        if (!opts->sensor &&
+                                            tg_decode_key_is(key, klen, opts->id_key))
                                                 kind = KEY_SENSOR;
-                                        else if (klen == 2 && !memcmp(key, "ts", 2))
+                                        else if (tg_decode_key_is(key, klen, opts->ts_key))
                                                 kind = KEY_TS;
-                                        else
+                                        else if (tg_decode_keep_field(opts, key, klen))
                                                 kind = KEY_FIELD;
+                                        else
+                                                kind = KEY_OTHER;
                                 } else {
-                                        err = top_value(out, kind, key, klen, &ev,
+                                        err = top_value(out, opts, kind, key, klen, &ev,
                                                         &have_id, &have_ts);
                                         if (err)
                                                 return err;
@@ -282,13 +295,7 @@ enum tg_decode_err tg_decode_cbor(const void *payload, size_t len,
                 return TG_DECODE_NOT_DECODABLE;
         if (pos != len)
                 return TG_DECODE_NOT_DECODABLE; /* trailing bytes */
-        if (!have_id)
-                return TG_DECODE_MISSING_ID;
-        if (!have_ts)
-                return TG_DECODE_MISSING_TS;
-        if (out->nfields == 0)
-                return TG_DECODE_NO_FIELDS;
-        return TG_DECODE_OK;
+        return tg_decode_finish(opts, out, have_id, have_ts);
 }
 
 size_t tg_encode_cbor(const struct tg_reading *r, uint8_t *buf, size_t cap) {

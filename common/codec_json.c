@@ -72,21 +72,21 @@ static struct arena *arena_get(void) {
         return tls_arena;
 }
 
-static enum tg_decode_err json_number_to_ts(const cJSON *it, int64_t *out) {
-        double d;
-
+static enum tg_decode_err json_ts(const cJSON *it, const struct tg_decode_opts *o,
+                                  int64_t *out) {
+        if (o->ts_unit == TG_TS_UNIT_RFC3339) {
+                if (!cJSON_IsString(it) ||
+                    tg_parse_rfc3339_ms(it->valuestring, strlen(it->valuestring), out))
+                        return TG_DECODE_INVALID_TS;
+                return TG_DECODE_OK;
+        }
         if (!cJSON_IsNumber(it))
                 return TG_DECODE_INVALID_TS;
-        d = it->valuedouble;
-        /* Integral and exactly representable: |ts| < 2^53 covers
-         * ±285 000 years of milliseconds. */
-        if (!isfinite(d) || d != floor(d) || fabs(d) >= 9007199254740992.0)
-                return TG_DECODE_INVALID_TS;
-        *out = (int64_t)d;
-        return TG_DECODE_OK;
+        return tg_ts_from_double(it->valuedouble, o->ts_unit, out);
 }
 
 static enum tg_decode_err json_to_reading(const cJSON *root,
+                                          const struct tg_decode_opts *o,
                                           struct tg_reading *out) {
         const cJSON *it;
         enum tg_decode_err err;
@@ -99,42 +99,40 @@ static enum tg_decode_err json_to_reading(const cJSON *root,
                 const char *k = it->string;
                 size_t klen = strlen(k);
 
-                if (!strcmp(k, "sensor")) {
+                if (!o->sensor && tg_decode_key_is(k, klen, o->id_key)) {
+                        size_t n;
+
                         if (!cJSON_IsString(it) ||
-                            tg_reading_set_sensor(out, it->valuestring,
-                                                  strlen(it->valuestring)))
+                            (n = strlen(it->valuestring)) > o->max_id ||
+                            tg_reading_set_sensor(out, it->valuestring, n))
                                 return TG_DECODE_BAD_ID;
                         have_id = 1;
-                } else if (!strcmp(k, "ts")) {
-                        if ((err = json_number_to_ts(it, &out->ts_ms)))
+                } else if (tg_decode_key_is(k, klen, o->ts_key)) {
+                        if ((err = json_ts(it, o, &out->ts_ms)))
                                 return err;
                         have_ts = 1;
-                } else if (cJSON_IsNumber(it)) {
+                } else if (cJSON_IsNumber(it) && tg_decode_keep_field(o, k, klen)) {
                         int r;
 
                         if (!isfinite(it->valuedouble))
                                 return TG_DECODE_NON_FINITE;
                         r = tg_reading_add_field(out, k, klen, it->valuedouble);
-                        if (r == -ENOSPC)
+                        if (r == -ENOSPC || out->nfields > o->max_fields)
                                 return TG_DECODE_TOO_MANY_FIELDS;
                         if (r)
                                 return TG_DECODE_BAD_FIELD_NAME;
                 }
         }
-        if (!have_id)
-                return TG_DECODE_MISSING_ID;
-        if (!have_ts)
-                return TG_DECODE_MISSING_TS;
-        if (out->nfields == 0)
-                return TG_DECODE_NO_FIELDS;
-        return TG_DECODE_OK;
+        return tg_decode_finish(o, out, have_id, have_ts);
 }
 
-/* cJSON has no depth limit of its own below 1000, so nesting is measured
- * first, in one pass that skips string contents. */
-static int json_too_deep(const char *p, size_t len) {
-        int depth = 0, in_string = 0;
-        size_t i;
+/* cJSON has no depth limit of its own below 1000, and it copies every
+ * string: nesting and string lengths are measured first, in one pass,
+ * before any parse work. */
+static enum tg_decode_err json_prescan(const char *p, size_t len,
+                                       const struct tg_decode_opts *o) {
+        size_t depth = 0, i, str_start = 0;
+        int in_string = 0;
 
         for (i = 0; i < len; i++) {
                 char c = p[i];
@@ -142,18 +140,22 @@ static int json_too_deep(const char *p, size_t len) {
                 if (in_string) {
                         if (c == '\\')
                                 i++;
-                        else if (c == '"')
+                        else if (c == '"') {
                                 in_string = 0;
+                                if (i - str_start > o->max_string)
+                                        return TG_DECODE_STRING_TOO_LONG;
+                        }
                 } else if (c == '"') {
                         in_string = 1;
+                        str_start = i + 1;
                 } else if (c == '{' || c == '[') {
-                        if (++depth > TG_DEPTH_MAX)
-                                return 1;
-                } else if (c == '}' || c == ']') {
+                        if (++depth > o->max_depth)
+                                return TG_DECODE_TOO_DEEP;
+                } else if ((c == '}' || c == ']') && depth) {
                         depth--;
                 }
         }
-        return 0;
+        return TG_DECODE_OK;
 }
 
 static int only_white_space(const char *p, const char *end) {
@@ -163,18 +165,19 @@ static int only_white_space(const char *p, const char *end) {
         return 1;
 }
 
-enum tg_decode_err tg_decode_json(const void *payload, size_t len,
-                                  struct tg_reading *out) {
+enum tg_decode_err tg_decode_json_ex(const void *payload, size_t len,
+                                     const struct tg_decode_opts *opts,
+                                     struct tg_reading *out) {
         const char *text = payload, *parse_end = NULL;
         struct arena *a;
         cJSON *root;
         enum tg_decode_err err;
 
         tg_reading_clear(out);
-        if (len > TG_PAYLOAD_MAX)
+        if (len > opts->max_payload || len > TG_PAYLOAD_MAX)
                 return TG_DECODE_TOO_LARGE;
-        if (json_too_deep(text, len))
-                return TG_DECODE_TOO_DEEP;
+        if ((err = json_prescan(text, len, opts)))
+                return err;
         if (!(a = arena_get()))
                 return TG_DECODE_TOO_LARGE;
 
@@ -187,7 +190,7 @@ enum tg_decode_err tg_decode_json(const void *payload, size_t len,
         else if (!parse_end || !only_white_space(parse_end, text + len))
                 err = TG_DECODE_NOT_DECODABLE; /* a second value or garbage after it */
         else
-                err = json_to_reading(root, out);
+                err = json_to_reading(root, opts, out);
         a->active = 0;
         a->used = 0;
         return err;

@@ -32,6 +32,32 @@ static const struct tg_option options[] = {
         {"mqtt.keepalive", TG_OPT_DURATION, OPT(mqtt_keepalive_ms), SEC(1), SEC(3600), "30s", NULL,
          "MQTT keep-alive interval.", 0},
 
+        {"input.sensor_id", TG_OPT_STRING, OPT(input_sensor_id), 0, 0, "payload:sensor", NULL,
+         "Where the sensor id comes from: payload:<member> (a text member of "
+         "the payload) or topic:<pattern>, a topic with one level written "
+         "{sensor}, e.g. topic:sensors/{sensor}/telemetry.", 0},
+        {"input.timestamp.field", TG_OPT_STRING, OPT(input_ts_field), 0, 0, "ts", NULL,
+         "Payload member holding the event time.", 0},
+        {"input.timestamp.unit", TG_OPT_ENUM, OPT(input_ts_unit), 0, 0, "ms", "ms|s|us|rfc3339",
+         "Unit of the event time: ms, s (fractions allowed) or us since the "
+         "epoch, or an RFC 3339 text.", 0},
+        {"input.timestamp.missing", TG_OPT_ENUM, OPT(input_ts_missing), 0, 0, "reject",
+         "reject|arrival",
+         "A payload without event time: dead-lettered (reject) or stamped with "
+         "its arrival time and counted (arrival).", 0},
+        {"input.fields", TG_OPT_STRING, OPT(input_fields), 0, 0, "", NULL,
+         "Comma-separated numeric fields to keep; empty: every numeric member.", 0},
+        {"limits.payload", TG_OPT_INT, OPT(limit_payload), 1, 65536, "65536", NULL,
+         "Largest payload in bytes; larger ones are dead-lettered unread (too_large).", 0},
+        {"limits.depth", TG_OPT_INT, OPT(limit_depth), 1, 16, "16", NULL,
+         "Deepest nesting of objects/arrays (too_deep).", 0},
+        {"limits.fields", TG_OPT_INT, OPT(limit_fields), 1, 16, "16", NULL,
+         "Most numeric fields in one payload (too_many_fields).", 0},
+        {"limits.id", TG_OPT_INT, OPT(limit_id), 1, 64, "64", NULL,
+         "Longest sensor id in bytes (bad_id).", 0},
+        {"limits.string", TG_OPT_INT, OPT(limit_string), 1, 65536, "4096", NULL,
+         "Longest string anywhere in a payload, in bytes (string_too_long).", 0},
+
         {"kafka.bootstrap.servers", TG_OPT_STRING, OPT(kafka_bootstrap_servers), 0, 0,
          "127.0.0.1:9092", NULL,
          "Kafka or Redpanda brokers, host:port[,host:port...]. Any other "
@@ -286,6 +312,15 @@ int tg_config_validate(const struct tg_config *cfg, char *errstr,
                      (long long)cfg->window_max_fields);
         if (!cfg->mqtt_uri[0] || !cfg->mqtt_topic[0] || !cfg->kafka_bootstrap_servers[0])
                 FAIL("mqtt.uri, mqtt.topic and kafka.bootstrap.servers must not be empty");
+        if (strncmp(cfg->input_sensor_id, "payload:", 8) &&
+            strncmp(cfg->input_sensor_id, "topic:", 6))
+                FAIL("input.sensor_id: '%s' is neither payload:<member> nor topic:<pattern>",
+                     cfg->input_sensor_id);
+        if (!strncmp(cfg->input_sensor_id, "topic:", 6) &&
+            !strstr(cfg->input_sensor_id, "{sensor}"))
+                FAIL("input.sensor_id: the topic pattern needs a {sensor} level");
+        if (!strcmp(cfg->input_sensor_id, "payload:") || !cfg->input_ts_field[0])
+                FAIL("input.sensor_id and input.timestamp.field name a member: not empty");
         if (!cfg->mqtt_client_id[0])
                 FAIL("mqtt.client_id: must not be empty (a persistent session needs a stable id)");
         if (!cfg->topic_raw[0] || !cfg->topic_agg[0])

@@ -18,6 +18,17 @@ struct tg_config {
         int64_t mqtt_qos;
         char *mqtt_format;
         int64_t mqtt_keepalive_ms;
+        /* how payloads become readings */
+        char *input_sensor_id;
+        char *input_ts_field;
+        char *input_ts_unit;
+        char *input_ts_missing;
+        char *input_fields;
+        int64_t limit_payload;
+        int64_t limit_depth;
+        int64_t limit_fields;
+        int64_t limit_id;
+        int64_t limit_string;
         /* Kafka side */
         char *kafka_bootstrap_servers;
         char *kafka_compression;

@@ -9,6 +9,7 @@ void tg_reading_clear(struct tg_reading *r) {
         r->sensor[0] = '\0';
         r->sensor_len = 0;
         r->ts_ms = 0;
+        r->ts_from_arrival = 0;
         r->nfields = 0;
 }
 

@@ -25,6 +25,7 @@ struct tg_reading {
         char sensor[TG_SENSOR_ID_MAX + 1];
         uint16_t sensor_len;
         int64_t ts_ms;          /**< event time, ms since the Unix epoch */
+        uint8_t ts_from_arrival; /**< the payload had none: arrival time used */
         uint16_t nfields;
         struct tg_field fields[TG_READING_FIELDS_MAX];
 };

@@ -16,8 +16,14 @@
 #define AGG_JSON_MAX 8192
 #define RAW_JSON_MAX 4096
 
+#define KEEP_MAX TG_READING_FIELDS_MAX
+
 struct tg_pipeline {
         enum tg_format format;
+        struct tg_decode_opts opts;    /* arrival_ms and sensor set per message */
+        const char *topic_pattern;     /* input.sensor_id = topic:<pattern>, or NULL */
+        char *keep_buf;                /* input.fields, split in place */
+        const char *keep[KEEP_MAX];
         tg_kafka_sink_t *sink;
         const struct tg_clock *clock;
         tg_window_engine_t *engine;
@@ -138,6 +144,43 @@ static void dead_letter(tg_pipeline_t *p, const char *mqtt_topic,
                 p->c.forward_failed++;
 }
 
+static int opts_init(tg_pipeline_t *p, const struct tg_config *cfg, char *errstr,
+                     size_t errstr_size) {
+        struct tg_decode_opts *o = &p->opts;
+        char *save = NULL, *tok;
+
+        *o = tg_decode_defaults;
+        if (!strncmp(cfg->input_sensor_id, "topic:", 6))
+                p->topic_pattern = cfg->input_sensor_id + 6;
+        else
+                o->id_key = cfg->input_sensor_id + 8; /* payload: */
+        o->ts_key = cfg->input_ts_field;
+        tg_ts_unit_parse(cfg->input_ts_unit, &o->ts_unit);
+        o->ts_from_arrival = !strcmp(cfg->input_ts_missing, "arrival");
+        o->max_payload = (size_t)cfg->limit_payload;
+        o->max_depth = (size_t)cfg->limit_depth;
+        o->max_fields = (size_t)cfg->limit_fields;
+        o->max_id = (size_t)cfg->limit_id;
+        o->max_string = (size_t)cfg->limit_string;
+        if (cfg->input_fields[0]) {
+                if (!(p->keep_buf = strdup(cfg->input_fields))) {
+                        snprintf(errstr, errstr_size, "out of memory");
+                        return -ENOMEM;
+                }
+                for (tok = strtok_r(p->keep_buf, ", ", &save); tok;
+                     tok = strtok_r(NULL, ", ", &save)) {
+                        if (o->nkeep == KEEP_MAX) {
+                                snprintf(errstr, errstr_size,
+                                         "input.fields: more than %d names", KEEP_MAX);
+                                return -EINVAL;
+                        }
+                        p->keep[o->nkeep++] = tok;
+                }
+                o->keep = p->keep;
+        }
+        return 0;
+}
+
 static void state_load(tg_pipeline_t *p) {
         char err[256];
         int r = tg_window_engine_load(p->engine, p->state_path, err, sizeof(err));
@@ -190,9 +233,11 @@ tg_pipeline_t *tg_pipeline_new(const struct tg_config *cfg,
         pthread_mutex_init(&p->lock, NULL);
         snprintf(p->state_path, sizeof(p->state_path), "%s/windows.state",
                  cfg->state_dir);
-        if (!(p->engine = tg_window_engine_new(&wc, clock, on_window, p, errstr,
+        if (opts_init(p, cfg, errstr, errstr_size) ||
+            !(p->engine = tg_window_engine_new(&wc, clock, on_window, p, errstr,
                                                errstr_size))) {
                 pthread_mutex_destroy(&p->lock);
+                free(p->keep_buf);
                 free(p);
                 return NULL;
         }
@@ -215,6 +260,7 @@ void tg_pipeline_destroy(tg_pipeline_t *p) {
                 tg_info("saved open windows to %s", p->state_path);
         tg_window_engine_destroy(p->engine);
         pthread_mutex_destroy(&p->lock);
+        free(p->keep_buf);
         free(p);
 }
 
@@ -229,7 +275,13 @@ int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
 
         pthread_mutex_lock(&p->lock);
         p->c.received++;
-        derr = tg_decode(p->format, payload, len, r);
+        p->opts.arrival_ms = arrival_ms;
+        if (p->topic_pattern &&
+            tg_topic_sensor(p->topic_pattern, mqtt_topic, &p->opts.sensor,
+                         &p->opts.sensor_len))
+                derr = TG_DECODE_MISSING_ID; /* the topic has no {sensor} level */
+        else
+                derr = tg_decode_ex(p->format, payload, len, &p->opts, r);
         if (derr) {
                 p->c.decode_failed[derr]++;
                 tg_warn("mqtt %s: payload of %zu bytes refused: %s", mqtt_topic,
@@ -239,6 +291,8 @@ int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
                 goto out;
         }
         p->c.decoded++;
+        if (r->ts_from_arrival)
+                p->c.ts_from_arrival++;
 
         v = tg_window_engine_add(p->engine, r);
         switch (v) {

@@ -14,6 +14,7 @@
 struct tg_pipeline_counters {
         uint64_t received;                     /**< MQTT messages taken */
         uint64_t decoded;                      /**< became a reading */
+        uint64_t ts_from_arrival;              /**< of those, stamped with arrival time */
         uint64_t decode_failed[TG_DECODE__COUNT];
         uint64_t dead_lettered;                /**< produced to the dead-letter topic */
         uint64_t forwarded;                    /**< raw records produced */

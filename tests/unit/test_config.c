@@ -252,7 +252,7 @@ static void test_set_int(void) {
                 EXPECT_REFUSED(cfg, o->name, v);
                 tested++;
         }
-        CU_ASSERT_EQUAL(tested, 4); /* qos, max_sensors, max_fields, max_field_names */
+        CU_ASSERT_EQUAL(tested, 9); /* qos, max_sensors, max_fields, max_field_names */
         for (i = 0; i < sizeof(not_int) / sizeof(*not_int); i++)
                 EXPECT_REFUSED(cfg, "window.max_sensors", not_int[i]);
         EXPECT_INT(cfg, "window.max_sensors", "16777216", 16777216);
@@ -368,7 +368,7 @@ static void test_set_enum(void) {
                       "%s: error '%s' does not list %s", o->name, err, o->enum_values);
                 tested++;
         }
-        CU_ASSERT_EQUAL(tested, 5);
+        CU_ASSERT_EQUAL(tested, 7);
         tg_config_destroy(cfg);
 }
 

@@ -1,0 +1,199 @@
+/* test_mapping.c - CUnit tests of payload mapping: id and timestamp sources, units, kept fields, limits. */
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <CUnit/Basic.h>
+#include <cbor.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+
+static struct tg_reading r;
+
+static enum tg_decode_err json(const struct tg_decode_opts *o, const char *text) {
+        return tg_decode_json_ex(text, strlen(text), o, &r);
+}
+
+static void test_id_and_ts_keys(void) {
+        struct tg_decode_opts o = tg_decode_defaults;
+
+        o.id_key = "dev";
+        o.ts_key = "time";
+        CU_ASSERT_EQUAL(json(&o, "{\"dev\":\"m1\",\"time\":5,\"x\":1}"), TG_DECODE_OK);
+        CU_ASSERT_STRING_EQUAL(r.sensor, "m1");
+        CU_ASSERT_EQUAL(r.ts_ms, 5);
+        /* the default names are now ordinary members: "ts" is a field */
+        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"m1\",\"ts\":5,\"x\":1}"), TG_DECODE_MISSING_ID);
+        CU_ASSERT_EQUAL(json(&o, "{\"dev\":\"m1\",\"ts\":5,\"x\":1}"), TG_DECODE_MISSING_TS);
+}
+
+static void test_ts_units(void) {
+        struct tg_decode_opts o = tg_decode_defaults;
+        int64_t ms;
+
+        o.ts_unit = TG_TS_UNIT_S;
+        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"ts\":1732530000.1234,\"x\":1}"), TG_DECODE_OK);
+        CU_ASSERT_EQUAL(r.ts_ms, 1732530000123);
+        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"ts\":-1.5,\"x\":1}"), TG_DECODE_OK);
+        CU_ASSERT_EQUAL(r.ts_ms, -1500);
+        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"ts\":1e300,\"x\":1}"), TG_DECODE_INVALID_TS);
+        o.ts_unit = TG_TS_UNIT_US;
+        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"ts\":1732530000123999,\"x\":1}"), TG_DECODE_OK);
+        CU_ASSERT_EQUAL(r.ts_ms, 1732530000123);
+        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"ts\":-1,\"x\":1}"), TG_DECODE_OK);
+        CU_ASSERT_EQUAL(r.ts_ms, -1); /* floor, like the windows */
+        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"ts\":1.5,\"x\":1}"), TG_DECODE_INVALID_TS);
+        o.ts_unit = TG_TS_UNIT_RFC3339;
+        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"ts\":\"2024-11-25T10:00:00.123Z\",\"x\":1}"),
+                        TG_DECODE_OK);
+        CU_ASSERT_EQUAL(r.ts_ms, 1732528800123);
+        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"ts\":1732528800123,\"x\":1}"),
+                        TG_DECODE_INVALID_TS);
+
+        CU_ASSERT_EQUAL(tg_parse_rfc3339_ms("1970-01-01T00:00:00Z", 20, &ms), 0);
+        CU_ASSERT_EQUAL(ms, 0);
+        CU_ASSERT_EQUAL(tg_parse_rfc3339_ms("1970-01-01T02:00:00+02:00", 25, &ms), 0);
+        CU_ASSERT_EQUAL(ms, 0);
+        CU_ASSERT_EQUAL(tg_parse_rfc3339_ms("1969-12-31T23:59:59.9999Z", 25, &ms), 0);
+        CU_ASSERT_EQUAL(ms, -1);
+        CU_ASSERT_EQUAL(tg_parse_rfc3339_ms("2024-02-29T12:00:00Z", 20, &ms), 0);
+        CU_ASSERT_EQUAL(ms, 1709208000000);
+        CU_ASSERT_EQUAL(tg_parse_rfc3339_ms("2023-02-29T12:00:00Z", 20, &ms), -EINVAL);
+        CU_ASSERT_EQUAL(tg_parse_rfc3339_ms("2024-13-01T00:00:00Z", 20, &ms), -EINVAL);
+        CU_ASSERT_EQUAL(tg_parse_rfc3339_ms("2024-01-01T00:00:00", 19, &ms), -EINVAL);
+        CU_ASSERT_EQUAL(tg_parse_rfc3339_ms("2024-01-01T00:00:00.Z", 21, &ms), -EINVAL);
+        CU_ASSERT_EQUAL(tg_parse_rfc3339_ms("2024-01-01T00:00:00Zx", 21, &ms), -EINVAL);
+        CU_ASSERT_EQUAL(tg_parse_rfc3339_ms("2024-01-01T24:00:00Z", 20, &ms), -EINVAL);
+}
+
+static void test_ts_from_arrival(void) {
+        struct tg_decode_opts o = tg_decode_defaults;
+
+        o.ts_from_arrival = 1;
+        o.arrival_ms = 777;
+        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"x\":1}"), TG_DECODE_OK);
+        CU_ASSERT_EQUAL(r.ts_ms, 777);
+        CU_ASSERT_EQUAL(r.ts_from_arrival, 1);
+        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"ts\":5,\"x\":1}"), TG_DECODE_OK);
+        CU_ASSERT_EQUAL(r.ts_ms, 5);
+        CU_ASSERT_EQUAL(r.ts_from_arrival, 0);
+        /* a timestamp that is there but wrong is still refused */
+        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"ts\":\"x\",\"x\":1}"), TG_DECODE_INVALID_TS);
+}
+
+static void test_keep_and_topic_id(void) {
+        static const char *const keep[] = {"temperature", "pressure"};
+        struct tg_decode_opts o = tg_decode_defaults;
+        const char *id;
+        size_t len;
+
+        o.keep = keep;
+        o.nkeep = 2;
+        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"ts\":1,\"temperature\":1,\"humidity\":2,"
+                                 "\"pressure\":3}"), TG_DECODE_OK);
+        CU_ASSERT_EQUAL(r.nfields, 2);
+        CU_ASSERT_STRING_EQUAL(r.fields[1].name, "pressure");
+        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"ts\":1,\"humidity\":2}"), TG_DECODE_NO_FIELDS);
+
+        CU_ASSERT_EQUAL(tg_topic_sensor("sensors/{sensor}/telemetry", "sensors/m-7/telemetry",
+                                        &id, &len), 0);
+        CU_ASSERT_EQUAL(len, 3);
+        CU_ASSERT_EQUAL(memcmp(id, "m-7", 3), 0);
+        CU_ASSERT_EQUAL(tg_topic_sensor("+/x/{sensor}", "plant/x/p9", &id, &len), 0);
+        CU_ASSERT_EQUAL(memcmp(id, "p9", 2), 0);
+        CU_ASSERT_EQUAL(tg_topic_sensor("sensors/{sensor}/telemetry", "sensors/m-7", &id, &len), -1);
+        CU_ASSERT_EQUAL(tg_topic_sensor("sensors/{sensor}", "sensors/m-7/extra", &id, &len), -1);
+        CU_ASSERT_EQUAL(tg_topic_sensor("sensors/+", "sensors/m-7", &id, &len), -1);
+
+        /* an id from the topic wins over the payload's */
+        o = tg_decode_defaults;
+        o.sensor = "from-topic";
+        o.sensor_len = 10;
+        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"from-payload\",\"ts\":1,\"x\":1}"), TG_DECODE_OK);
+        CU_ASSERT_STRING_EQUAL(r.sensor, "from-topic");
+        CU_ASSERT_EQUAL(json(&o, "{\"ts\":1,\"x\":1}"), TG_DECODE_OK);
+}
+
+static void test_limits(void) {
+        struct tg_decode_opts o = tg_decode_defaults;
+        unsigned char cb[512];
+        size_t n;
+        char big[300];
+
+        o.max_string = 10;
+        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"ts\":1,\"x\":1,\"note\":\"0123456789\"}"),
+                        TG_DECODE_OK);
+        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"ts\":1,\"x\":1,\"note\":\"0123456789A\"}"),
+                        TG_DECODE_STRING_TOO_LONG);
+        /* the same in CBOR: a map with an 11-byte text value */
+        n = cbor_encode_map_start(4, cb, sizeof(cb));
+        n += cbor_encode_string_start(6, cb + n, sizeof(cb) - n);
+        memcpy(cb + n, "sensor", 6), n += 6;
+        n += cbor_encode_string_start(1, cb + n, sizeof(cb) - n);
+        cb[n++] = 'a';
+        n += cbor_encode_string_start(2, cb + n, sizeof(cb) - n);
+        memcpy(cb + n, "ts", 2), n += 2;
+        n += cbor_encode_uint(1, cb + n, sizeof(cb) - n);
+        n += cbor_encode_string_start(1, cb + n, sizeof(cb) - n);
+        cb[n++] = 'x';
+        n += cbor_encode_uint(1, cb + n, sizeof(cb) - n);
+        n += cbor_encode_string_start(4, cb + n, sizeof(cb) - n);
+        memcpy(cb + n, "note", 4), n += 4;
+        n += cbor_encode_string_start(11, cb + n, sizeof(cb) - n);
+        memcpy(cb + n, "0123456789A", 11), n += 11;
+        CU_ASSERT_EQUAL(tg_decode_cbor_ex(cb, n, &o, &r), TG_DECODE_STRING_TOO_LONG);
+        o.max_string = 11;
+        CU_ASSERT_EQUAL(tg_decode_cbor_ex(cb, n, &o, &r), TG_DECODE_OK);
+
+        o = tg_decode_defaults;
+        o.max_depth = 2;
+        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"ts\":1,\"x\":1,\"n\":[1]}"), TG_DECODE_OK);
+        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"ts\":1,\"x\":1,\"n\":[[1]]}"), TG_DECODE_TOO_DEEP);
+        o = tg_decode_defaults;
+        o.max_fields = 2;
+        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"ts\":1,\"x\":1,\"y\":2}"), TG_DECODE_OK);
+        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"ts\":1,\"x\":1,\"y\":2,\"z\":3}"),
+                        TG_DECODE_TOO_MANY_FIELDS);
+        o = tg_decode_defaults;
+        o.max_id = 3;
+        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"abc\",\"ts\":1,\"x\":1}"), TG_DECODE_OK);
+        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"abcd\",\"ts\":1,\"x\":1}"), TG_DECODE_BAD_ID);
+        o = tg_decode_defaults;
+        o.max_payload = 100;
+        memset(big, ' ', sizeof(big));
+        memcpy(big, "{\"sensor\":\"a\",\"ts\":1,\"x\":1}", 27);
+        CU_ASSERT_EQUAL(tg_decode_json_ex(big, 100, &o, &r), TG_DECODE_OK);
+        CU_ASSERT_EQUAL(tg_decode_json_ex(big, 101, &o, &r), TG_DECODE_TOO_LARGE);
+}
+
+int main(void) {
+        static const struct {
+                const char *name;
+                void (*fn)(void);
+        } tests[] = {
+                {"id and timestamp member names", test_id_and_ts_keys},
+                {"timestamp units: s, us, RFC 3339", test_ts_units},
+                {"missing timestamp: arrival time", test_ts_from_arrival},
+                {"kept fields and id from the topic", test_keep_and_topic_id},
+                {"limits: string, depth, fields, id, payload", test_limits},
+        };
+        CU_pSuite suite;
+        unsigned failed;
+        size_t i;
+
+        if (CU_initialize_registry() != CUE_SUCCESS)
+                return 1;
+        suite = CU_add_suite("mapping", NULL, NULL);
+        for (i = 0; suite && i < sizeof(tests) / sizeof(*tests); i++)
+                if (!CU_add_test(suite, tests[i].name, tests[i].fn))
+                        suite = NULL;
+        if (!suite) {
+                CU_cleanup_registry();
+                return 1;
+        }
+        CU_basic_set_mode(CU_BRM_VERBOSE);
+        CU_basic_run_tests();
+        failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+        CU_cleanup_registry();
+        return failed ? 1 : 0;
+}
