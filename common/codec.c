@@ -310,3 +310,33 @@ int tg_topic_sensor(const char *pattern, const char *topic, const char **id,
                 topic = te + 1;
         }
 }
+
+int tg_topic_filter_match(const char *filter, const char *topic) {
+        if (topic[0] == '$' && (filter[0] == '+' || filter[0] == '#'))
+                return 0;
+        for (;;) {
+                if (filter[0] == '#' && filter[1] == '\0')
+                        return 1; /* also matches the parent level itself */
+                if (filter[0] == '+' && (filter[1] == '/' || filter[1] == '\0')) {
+                        while (*topic && *topic != '/')
+                                topic++;
+                        filter++;
+                } else {
+                        while (*filter && *filter != '/' && *filter == *topic) {
+                                filter++;
+                                topic++;
+                        }
+                        if ((*filter && *filter != '/') || (*topic && *topic != '/'))
+                                return 0;
+                }
+                if (!*filter && !*topic)
+                        return 1;
+                if (*filter != '/')
+                        return 0;
+                filter++;
+                if (*topic != '/')
+                        /* "a/#" matches "a" */
+                        return filter[0] == '#' && filter[1] == '\0' && !*topic;
+                topic++;
+        }
+}

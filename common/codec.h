@@ -132,6 +132,13 @@ int tg_parse_rfc3339_ms(const char *s, size_t len, int64_t *out);
 int tg_topic_sensor(const char *pattern, const char *topic, const char **id,
                     size_t *id_len);
 
+/**
+ * @brief Whether an MQTT topic matches a subscription's topic filter
+ *        ('+' one level, '#' the rest; topics starting with '$' match no
+ *        filter starting with a wildcard, as MQTT 3.1.1 §4.7.2 says).
+ */
+int tg_topic_filter_match(const char *filter, const char *topic);
+
 /** Shared by the decoders: a timestamp number in @p u to ms. */
 enum tg_decode_err tg_ts_from_int(int64_t v, enum tg_ts_unit u, int64_t *out);
 enum tg_decode_err tg_ts_from_double(double d, enum tg_ts_unit u, int64_t *out);

@@ -46,7 +46,8 @@ static const struct tg_option options[] = {
          "A payload without event time: dead-lettered (reject) or stamped with "
          "its arrival time and counted (arrival).", 0},
         {"input.fields", TG_OPT_STRING, OPT(input_fields), 0, 0, "", NULL,
-         "Comma-separated numeric fields to keep; empty: every numeric member.", 0},
+         "Numeric fields to keep, a list or comma-separated; empty: every "
+         "numeric member.", TG_OPT_LIST},
         {"limits.payload", TG_OPT_INT, OPT(limit_payload), 1, 65536, "65536", NULL,
          "Largest payload in bytes; larger ones are dead-lettered unread (too_large).", 0},
         {"limits.depth", TG_OPT_INT, OPT(limit_depth), 1, 16, "16", NULL,
@@ -211,21 +212,90 @@ static int set_passthrough(struct tg_config *cfg, const char *key,
         return 0;
 }
 
+/* subscriptions.N.<key> -> the top-level option it overrides. */
+static const struct {
+        const char *key, *option;
+} sub_keys[TG_SUB__COUNT] = {
+        [TG_SUB_TOPIC] = {"topic", "mqtt.topic"},
+        [TG_SUB_QOS] = {"qos", "mqtt.qos"},
+        [TG_SUB_FORMAT] = {"format", "mqtt.format"},
+        [TG_SUB_SENSOR_ID] = {"sensor_id", "input.sensor_id"},
+        [TG_SUB_TS_FIELD] = {"timestamp.field", "input.timestamp.field"},
+        [TG_SUB_TS_UNIT] = {"timestamp.unit", "input.timestamp.unit"},
+        [TG_SUB_TS_MISSING] = {"timestamp.missing", "input.timestamp.missing"},
+        [TG_SUB_FIELDS] = {"fields", "input.fields"},
+};
+
+const char *tg_config_sub_option(enum tg_sub_key k) {
+        return (unsigned)k < TG_SUB__COUNT ? sub_keys[k].option : NULL;
+}
+
+static int option_store(struct tg_config *cfg, const struct tg_option *o,
+                        const char *key, const char *value, const char *origin,
+                        char *errstr, size_t errstr_size);
+
+/* subscriptions.N.<key>: validated as the option it overrides would be,
+ * kept as text. */
+static int set_subscription(struct tg_config *cfg, const char *key,
+                            const char *value, const char *origin,
+                            char *errstr, size_t errstr_size) {
+        const char *rest = key + strlen("subscriptions.");
+        struct tg_config *scratch;
+        unsigned long n;
+        char *end, *copy;
+        int k, r;
+
+        errno = 0;
+        n = strtoul(rest, &end, 10);
+        if (end == rest || *end != '.' || errno || n >= TG_SUBSCRIPTIONS_MAX)
+                FAIL("%s: %s: subscriptions are numbered 0..%d", origin, key,
+                     TG_SUBSCRIPTIONS_MAX - 1);
+        for (k = 0; k < TG_SUB__COUNT; k++)
+                if (!strcmp(end + 1, sub_keys[k].key))
+                        break;
+        if (k == TG_SUB__COUNT)
+                FAIL("%s: unknown option '%s' (a subscription takes topic, qos, format, "
+                     "sensor_id, timestamp.field, timestamp.unit, timestamp.missing, "
+                     "fields)", origin, key);
+        if (!(scratch = calloc(1, sizeof(*scratch))))
+                return -ENOMEM;
+        r = option_store(scratch, option_find(sub_keys[k].option), key, value, origin,
+                         errstr, errstr_size);
+        tg_config_destroy(scratch);
+        if (r)
+                return r;
+        if (!(copy = strdup(value)))
+                return -ENOMEM;
+        free(cfg->subs[n][k]);
+        cfg->subs[n][k] = copy;
+        if (n + 1 > cfg->nsubs)
+                cfg->nsubs = n + 1;
+        return 0;
+}
+
 int tg_config_set(struct tg_config *cfg, const char *key, const char *value,
                   const char *origin, char *errstr, size_t errstr_size) {
         const struct tg_option *o = option_find(key);
-        void *field;
-        int64_t v;
-        char *end;
 
         if (!o) {
                 if (!strncmp(key, "kafka.", 6))
                         return set_passthrough(cfg, key + 6, value, origin,
                                                errstr, errstr_size);
+                if (!strncmp(key, "subscriptions.", 14))
+                        return set_subscription(cfg, key, value, origin, errstr,
+                                                errstr_size);
                 FAIL("%s: unknown option '%s' (tumblegate --help-config lists them)",
                      origin, key);
         }
-        field = (char *)cfg + o->offset;
+        return option_store(cfg, o, key, value, origin, errstr, errstr_size);
+}
+
+static int option_store(struct tg_config *cfg, const struct tg_option *o,
+                        const char *key, const char *value, const char *origin,
+                        char *errstr, size_t errstr_size) {
+        void *field = (char *)cfg + o->offset;
+        int64_t v;
+        char *end;
 
         switch (o->type) {
         case TG_OPT_ENUM:
@@ -294,12 +364,39 @@ void tg_config_destroy(struct tg_config *cfg) {
                 free(cfg->kafka_passthrough[i].key);
                 free(cfg->kafka_passthrough[i].value);
         }
+        for (i = 0; i < TG_SUBSCRIPTIONS_MAX; i++)
+                for (int k = 0; k < TG_SUB__COUNT; k++)
+                        free(cfg->subs[i][k]);
         free(cfg);
+}
+
+size_t tg_config_subscriptions(const struct tg_config *cfg,
+                               struct tg_subscription *out) {
+        size_t n = cfg->nsubs ? cfg->nsubs : 1, i;
+        int k;
+
+        for (i = 0; i < n; i++) {
+                for (k = 0; k < TG_SUB__COUNT; k++) {
+                        const struct tg_option *o = option_find(sub_keys[k].option);
+
+                        out[i].value[k] = cfg->subs[i][k];
+                        if (!out[i].value[k] && o->type != TG_OPT_INT)
+                                out[i].value[k] = *(char *const *)((const char *)cfg +
+                                                                   o->offset);
+                }
+                out[i].qos = cfg->subs[i][TG_SUB_QOS] ? atoi(cfg->subs[i][TG_SUB_QOS])
+                                                      : (int)cfg->mqtt_qos;
+                if (!out[i].value[TG_SUB_QOS])
+                        out[i].value[TG_SUB_QOS] = out[i].qos ? "1" : "0";
+        }
+        return n;
 }
 
 int tg_config_validate(const struct tg_config *cfg, char *errstr,
                        size_t errstr_size) {
         int64_t hop = cfg->window_hop_ms ? cfg->window_hop_ms : cfg->window_size_ms;
+        struct tg_subscription subs[TG_SUBSCRIPTIONS_MAX];
+        size_t nsubs = tg_config_subscriptions(cfg, subs), i;
 
         if (cfg->window_size_ms % hop)
                 FAIL("window.hop: %lld ms does not divide window.size (%lld ms)",
@@ -310,17 +407,30 @@ int tg_config_validate(const struct tg_config *cfg, char *errstr,
                 FAIL("window.max_field_names (%lld) must be at least window.max_fields (%lld)",
                      (long long)cfg->window_max_field_names,
                      (long long)cfg->window_max_fields);
-        if (!cfg->mqtt_uri[0] || !cfg->mqtt_topic[0] || !cfg->kafka_bootstrap_servers[0])
-                FAIL("mqtt.uri, mqtt.topic and kafka.bootstrap.servers must not be empty");
-        if (strncmp(cfg->input_sensor_id, "payload:", 8) &&
-            strncmp(cfg->input_sensor_id, "topic:", 6))
-                FAIL("input.sensor_id: '%s' is neither payload:<member> nor topic:<pattern>",
-                     cfg->input_sensor_id);
-        if (!strncmp(cfg->input_sensor_id, "topic:", 6) &&
-            !strstr(cfg->input_sensor_id, "{sensor}"))
-                FAIL("input.sensor_id: the topic pattern needs a {sensor} level");
-        if (!strcmp(cfg->input_sensor_id, "payload:") || !cfg->input_ts_field[0])
-                FAIL("input.sensor_id and input.timestamp.field name a member: not empty");
+        if (!cfg->mqtt_uri[0] || !cfg->kafka_bootstrap_servers[0])
+                FAIL("mqtt.uri and kafka.bootstrap.servers must not be empty");
+        for (i = 0; i < nsubs; i++) {
+                const char *id = subs[i].value[TG_SUB_SENSOR_ID];
+                char where[48];
+
+                if (cfg->nsubs)
+                        snprintf(where, sizeof(where), "subscriptions.%zu.", i);
+                else
+                        snprintf(where, sizeof(where), "input.");
+                if (cfg->nsubs && !cfg->subs[i][TG_SUB_TOPIC])
+                        FAIL("subscriptions.%zu: no topic (every listed subscription "
+                             "needs one)", i);
+                if (!subs[i].value[TG_SUB_TOPIC][0])
+                        FAIL("%stopic: must not be empty", cfg->nsubs ? where : "mqtt.");
+                if (strncmp(id, "payload:", 8) && strncmp(id, "topic:", 6))
+                        FAIL("%ssensor_id: '%s' is neither payload:<member> nor "
+                             "topic:<pattern>", where, id);
+                if (!strncmp(id, "topic:", 6) && !strstr(id, "{sensor}"))
+                        FAIL("%ssensor_id: the topic pattern needs a {sensor} level", where);
+                if (!strcmp(id, "payload:") || !subs[i].value[TG_SUB_TS_FIELD][0])
+                        FAIL("%ssensor_id and timestamp.field name a member: not empty",
+                             where);
+        }
         if (!cfg->mqtt_client_id[0])
                 FAIL("mqtt.client_id: must not be empty (a persistent session needs a stable id)");
         if (!cfg->topic_raw[0] || !cfg->topic_agg[0])
@@ -331,16 +441,56 @@ int tg_config_validate(const struct tg_config *cfg, char *errstr,
 /* --- YAML ------------------------------------------------------------- */
 
 #define PATH_DEPTH 8
+#define KEY_MAX 128
 
+/* One open YAML container while walking the event stream. */
+struct yframe {
+        int is_seq;
+        char prefix[KEY_MAX];   /* dotted path of this container */
+        char key[KEY_MAX];      /* mapping: full path of the key awaiting a value */
+        int have_key;
+        unsigned index;         /* sequence: next item's index */
+        char joined[1024];      /* sequence of scalars: items joined by ',' */
+        size_t joined_len;
+        int has_scalars, has_maps;
+        size_t line;
+};
+
+static int option_takes_list(const char *key) {
+        const struct tg_option *o = option_find(key);
+        const char *dot;
+        int k;
+
+        /* subscriptions.N.<key> takes what the option it overrides takes */
+        if (!o && !strncmp(key, "subscriptions.", 14) &&
+            (dot = strchr(key + 14, '.'))) {
+                for (k = 0; k < TG_SUB__COUNT; k++)
+                        if (!strcmp(dot + 1, sub_keys[k].key))
+                                o = option_find(sub_keys[k].option);
+        }
+        return o && (o->flags & TG_OPT_LIST);
+}
+
+static int path_join(char *dst, const char *prefix, const char *name) {
+        int n = prefix[0] ? snprintf(dst, KEY_MAX, "%s.%s", prefix, name)
+                          : snprintf(dst, KEY_MAX, "%s", name);
+
+        return n < 0 || n >= KEY_MAX ? -1 : 0;
+}
+
+/*
+ * Nested mappings name options by path (window: {size: 10s} sets
+ * window.size); a sequence of mappings numbers its items
+ * (subscriptions: [{topic: a}] sets subscriptions.0.topic); a sequence of
+ * scalars becomes one comma-separated value (fields: [a, b]).
+ */
 int tg_config_load_file(struct tg_config *cfg, const char *path, char *errstr,
                         size_t errstr_size) {
         yaml_parser_t parser;
         yaml_event_t ev;
         FILE *f;
-        char keys[PATH_DEPTH][128];
-        int depth = 0;          /* open mappings */
-        int have_key = 0;       /* a key waits for its value at this depth */
-        int r = 0, done = 0;
+        struct yframe *st, *top, *child;
+        int depth = 0, r = 0, done = 0;
 
         if (!(f = fopen(path, "r"))) {
                 r = -errno;
@@ -349,7 +499,12 @@ int tg_config_load_file(struct tg_config *cfg, const char *path, char *errstr,
                                  strerror(-r));
                 return r;
         }
+        if (!(st = calloc(PATH_DEPTH, sizeof(*st)))) {
+                fclose(f);
+                return -ENOMEM;
+        }
         if (!yaml_parser_initialize(&parser)) {
+                free(st);
                 fclose(f);
                 return -ENOMEM;
         }
@@ -363,82 +518,120 @@ int tg_config_load_file(struct tg_config *cfg, const char *path, char *errstr,
                         snprintf(errstr + n_, errstr_size - (size_t)n_,        \
                                  __VA_ARGS__);                                 \
                 r = -EINVAL;                                                   \
+                yaml_event_delete(&ev);                                        \
                 goto out;                                                      \
         } while (0)
 
         while (!done) {
                 size_t line;
 
-                if (!yaml_parser_parse(&parser, &ev))
-                        YFAIL(parser.problem_mark.line, "YAML syntax: %s",
-                              parser.problem ? parser.problem : "error");
+                if (!yaml_parser_parse(&parser, &ev)) {
+                        snprintf(errstr, errstr_size, "%s:%zu: YAML syntax: %s", path,
+                                 (size_t)parser.problem_mark.line + 1,
+                                 parser.problem ? parser.problem : "error");
+                        r = -EINVAL;
+                        goto out;
+                }
                 line = ev.start_mark.line;
+                top = depth ? &st[depth - 1] : NULL;
 
                 switch (ev.type) {
                 case YAML_STREAM_END_EVENT:
                         done = 1;
                         break;
                 case YAML_MAPPING_START_EVENT:
-                        if (depth > 0 && !have_key) {
-                                yaml_event_delete(&ev);
-                                YFAIL(line, "a mapping cannot be a key");
-                        }
-                        if (depth == PATH_DEPTH) {
-                                yaml_event_delete(&ev);
+                case YAML_SEQUENCE_START_EVENT: {
+                        int is_seq = ev.type == YAML_SEQUENCE_START_EVENT;
+
+                        if (depth == PATH_DEPTH)
                                 YFAIL(line, "nested too deeply");
+                        if (!top && is_seq)
+                                YFAIL(line, "the top level must be a mapping of options");
+                        child = &st[depth];
+                        memset(child, 0, sizeof(*child));
+                        child->is_seq = is_seq;
+                        child->line = line;
+                        if (top && !top->is_seq) {
+                                if (!top->have_key)
+                                        YFAIL(line, is_seq ? "a list cannot be a key"
+                                                           : "a mapping cannot be a key");
+                                memcpy(child->prefix, top->key, KEY_MAX);
+                                top->have_key = 0;
+                        } else if (top) {
+                                char idx[16];
+
+                                if (is_seq)
+                                        YFAIL(line, "%s: lists of lists are not accepted",
+                                              top->prefix);
+                                if (top->has_scalars)
+                                        YFAIL(line, "%s: a list mixes values and mappings",
+                                              top->prefix);
+                                snprintf(idx, sizeof(idx), "%u", top->index++);
+                                top->has_maps = 1;
+                                if (path_join(child->prefix, top->prefix, idx))
+                                        YFAIL(line, "key too long");
                         }
                         depth++;
-                        have_key = 0;
                         break;
+                }
                 case YAML_MAPPING_END_EVENT:
                         depth--;
-                        have_key = 0;
                         break;
-                case YAML_SEQUENCE_START_EVENT:
-                        yaml_event_delete(&ev);
-                        if (depth == 0)
-                                YFAIL(line, "the top level must be a mapping of options");
-                        if (!have_key)
-                                YFAIL(line, "a list cannot be a key");
-                        YFAIL(line, "%s: lists are not accepted here", keys[depth - 1]);
-                case YAML_ALIAS_EVENT:
-                        yaml_event_delete(&ev);
-                        YFAIL(line, "aliases are not accepted");
-                case YAML_SCALAR_EVENT: {
-                        const char *text = (const char *)ev.data.scalar.value;
-
-                        if (depth == 0) {
-                                /* An empty file parses as one empty scalar. */
-                                if (ev.data.scalar.length == 0)
-                                        break;
-                                yaml_event_delete(&ev);
-                                YFAIL(line, "the top level must be a mapping of options");
-                        }
-                        if (!have_key) {
-                                char key[sizeof(keys[0])];
-                                int n;
-
-                                if (depth == 1)
-                                        n = snprintf(key, sizeof(key), "%s", text);
-                                else
-                                        n = snprintf(key, sizeof(key), "%s.%s",
-                                                     keys[depth - 2], text);
-                                memcpy(keys[depth - 1], key, sizeof(key));
-                                if (n < 0 || (size_t)n >= sizeof(keys[0])) {
-                                        yaml_event_delete(&ev);
-                                        YFAIL(line, "key too long");
-                                }
-                                have_key = 1;
-                        } else {
+                case YAML_SEQUENCE_END_EVENT:
+                        if (top->has_scalars) {
                                 char origin[4200];
 
-                                snprintf(origin, sizeof(origin), "%s:%zu", path, line + 1);
-                                if ((r = tg_config_set(cfg, keys[depth - 1], text, origin,
+                                if (!option_takes_list(top->prefix))
+                                        YFAIL(top->line, "%s: lists are not accepted here",
+                                              top->prefix);
+
+                                snprintf(origin, sizeof(origin), "%s:%zu", path,
+                                         top->line + 1);
+                                if ((r = tg_config_set(cfg, top->prefix, top->joined, origin,
                                                        errstr, errstr_size))) {
                                         yaml_event_delete(&ev);
                                         goto out;
                                 }
-                                have_key = 0;
+                        }
+                        depth--;
+                        break;
+                case YAML_ALIAS_EVENT:
+                        YFAIL(line, "aliases are not accepted");
+                case YAML_SCALAR_EVENT: {
+                        const char *text = (const char *)ev.data.scalar.value;
+                        size_t len = ev.data.scalar.length;
+
+                        if (!top) {
+                                /* An empty file parses as one empty scalar. */
+                                if (len == 0)
+                                        break;
+                                YFAIL(line, "the top level must be a mapping of options");
+                        }
+                        if (top->is_seq) {
+                                if (top->has_maps)
+                                        YFAIL(line, "%s: a list mixes values and mappings",
+                                              top->prefix);
+                                if (top->joined_len + len + 2 > sizeof(top->joined))
+                                        YFAIL(line, "%s: list too long", top->prefix);
+                                if (top->joined_len)
+                                        top->joined[top->joined_len++] = ',';
+                                memcpy(top->joined + top->joined_len, text, len + 1);
+                                top->joined_len += len;
+                                top->has_scalars = 1;
+                        } else if (!top->have_key) {
+                                if (path_join(top->key, top->prefix, text))
+                                        YFAIL(line, "key too long");
+                                top->have_key = 1;
+                        } else {
+                                char origin[4200];
+
+                                snprintf(origin, sizeof(origin), "%s:%zu", path, line + 1);
+                                if ((r = tg_config_set(cfg, top->key, text, origin,
+                                                       errstr, errstr_size))) {
+                                        yaml_event_delete(&ev);
+                                        goto out;
+                                }
+                                top->have_key = 0;
                         }
                         break;
                 }
@@ -450,6 +643,7 @@ int tg_config_load_file(struct tg_config *cfg, const char *path, char *errstr,
 out:
 #undef YFAIL
         yaml_parser_delete(&parser);
+        free(st);
         fclose(f);
         return r;
 }
@@ -479,7 +673,7 @@ void tg_config_dump(const struct tg_config *cfg, FILE *out) {
                 const struct tg_option *o = &options[i];
                 const void *field = (const char *)cfg + o->offset;
 
-                if (o->secret)
+                if (o->flags & TG_OPT_SECRET)
                         fprintf(out, "%s: \"***\"\n", o->name);
                 else if (o->type == TG_OPT_STRING || o->type == TG_OPT_ENUM) {
                         fprintf(out, "%s: ", o->name);
@@ -492,6 +686,17 @@ void tg_config_dump(const struct tg_config *cfg, FILE *out) {
                 else
                         fprintf(out, "%s: %lld\n", o->name,
                                 (long long)*(const int64_t *)field);
+        }
+        for (i = 0; i < cfg->nsubs; i++) {
+                int k;
+
+                for (k = 0; k < TG_SUB__COUNT; k++) {
+                        if (!cfg->subs[i][k])
+                                continue;
+                        fprintf(out, "subscriptions.%zu.%s: ", i, sub_keys[k].key);
+                        put_quoted(out, cfg->subs[i][k]);
+                        fputc('\n', out);
+                }
         }
         for (i = 0; i < cfg->kafka_passthrough_cnt; i++) {
                 const char *k = cfg->kafka_passthrough[i].key;
@@ -531,4 +736,11 @@ void tg_config_reference(FILE *out) {
                 }
                 fprintf(out, " | `%s` | %s |\n", o->def[0] ? o->def : "\"\"", o->doc);
         }
+        for (i = 0; i < TG_SUB__COUNT; i++)
+                fprintf(out, "| `subscriptions[].%s` | as `%s` | `%s`'s value | "
+                             "This subscription's own %s (a list of at most %d "
+                             "subscriptions; each key not given inherits the option "
+                             "named). |\n",
+                        sub_keys[i].key, sub_keys[i].option, sub_keys[i].option,
+                        sub_keys[i].key, TG_SUBSCRIPTIONS_MAX);
 }

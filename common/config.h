@@ -8,6 +8,26 @@
 #include <stdio.h>
 
 #define TG_CONFIG_PASSTHROUGH_MAX 64
+#define TG_SUBSCRIPTIONS_MAX 8
+
+/** Per-subscription settings, each inheriting the top-level option. */
+enum tg_sub_key {
+        TG_SUB_TOPIC = 0,       /**< mqtt.topic */
+        TG_SUB_QOS,             /**< mqtt.qos */
+        TG_SUB_FORMAT,          /**< mqtt.format */
+        TG_SUB_SENSOR_ID,       /**< input.sensor_id */
+        TG_SUB_TS_FIELD,        /**< input.timestamp.field */
+        TG_SUB_TS_UNIT,         /**< input.timestamp.unit */
+        TG_SUB_TS_MISSING,      /**< input.timestamp.missing */
+        TG_SUB_FIELDS,          /**< input.fields */
+        TG_SUB__COUNT
+};
+
+/** One resolved subscription: its own settings or the top-level ones. */
+struct tg_subscription {
+        const char *value[TG_SUB__COUNT]; /**< as text, borrowed from the config */
+        int qos;
+};
 
 /** The gateway's settings. Strings are owned by the config. */
 struct tg_config {
@@ -55,6 +75,10 @@ struct tg_config {
         char *log_level;
         char *log_file;
 
+        /* subscriptions.N.<key>: overrides, NULL where inherited */
+        char *subs[TG_SUBSCRIPTIONS_MAX][TG_SUB__COUNT];
+        size_t nsubs;
+
         /* kafka.* keys that are not options of ours go to librdkafka as is */
         struct {
                 char *key;   /**< without the "kafka." prefix */
@@ -80,8 +104,11 @@ struct tg_option {
         const char *def;         /**< default, as text */
         const char *enum_values; /**< ENUM: values separated by '|' */
         const char *doc;
-        int secret;              /**< never printed */
+        int flags;               /**< TG_OPT_SECRET, TG_OPT_LIST */
 };
+
+#define TG_OPT_SECRET 1 /**< never printed */
+#define TG_OPT_LIST 2   /**< a YAML list of values is accepted, joined by ',' */
 
 /** @brief The option table, @p cnt rows. */
 const struct tg_option *tg_config_options(size_t *cnt);
@@ -118,6 +145,17 @@ int tg_config_load_file(struct tg_config *cfg, const char *path, char *errstr,
  */
 int tg_config_validate(const struct tg_config *cfg, char *errstr,
                        size_t errstr_size);
+
+/**
+ * @brief The subscriptions: those listed under subscriptions, or, when none
+ *        is, one made of the top-level mqtt.* and input.* options.
+ * @return how many were written to @p out (at most TG_SUBSCRIPTIONS_MAX).
+ */
+size_t tg_config_subscriptions(const struct tg_config *cfg,
+                               struct tg_subscription *out);
+
+/** @brief The top-level option a subscription key inherits from. */
+const char *tg_config_sub_option(enum tg_sub_key k);
 
 /** @brief Print the effective configuration as YAML; secrets masked. */
 void tg_config_dump(const struct tg_config *cfg, FILE *out);

@@ -228,9 +228,9 @@ int main(int argc, char **argv) {
         sigaction(SIGHUP, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
 
-        tg_info("tumblegate %s starting: mqtt %s topic '%s' -> kafka %s (raw '%s', agg '%s')",
-                TG_VERSION, cfg->mqtt_uri, cfg->mqtt_topic, cfg->kafka_bootstrap_servers,
-                cfg->topic_raw, cfg->topic_agg);
+        tg_info("tumblegate %s starting: mqtt %s -> kafka %s (raw '%s', agg '%s', dlq '%s')",
+                TG_VERSION, cfg->mqtt_uri, cfg->kafka_bootstrap_servers,
+                cfg->topic_raw, cfg->topic_agg, cfg->topic_dlq);
 
         if (state_dir_ready(cfg->state_dir, errstr, sizeof(errstr)) ||
             !(sink = tg_kafka_sink_new(cfg, errstr, sizeof(errstr))) ||

@@ -15,8 +15,9 @@
 struct tg_mqtt_source {
         MQTTAsync client;
         tg_pipeline_t *pipeline;
-        char *topic;
-        int qos;
+        char *topics[TG_SUBSCRIPTIONS_MAX];
+        int qos[TG_SUBSCRIPTIONS_MAX];
+        int ntopics;
         _Atomic int ready;
         _Atomic int stopping;
         _Atomic uint64_t connects, connection_lost, subscribed;
@@ -26,22 +27,33 @@ static void subscribe(struct tg_mqtt_source *src);
 
 static void on_subscribe_ok(void *context, MQTTAsync_successData *resp) {
         struct tg_mqtt_source *src = context;
+        int i, refused = 0;
 
-        /* Brokers answer 0x80 in the granted QoS when they refuse. */
-        if (resp && resp->alt.qos == 0x80) {
-                tg_err("mqtt: subscription to '%s' refused by the broker", src->topic);
-                return;
+        /* Brokers answer 0x80 in a granted QoS when they refuse that filter;
+         * Paho gives one QoS for one filter, a list for several. */
+        for (i = 0; resp && i < src->ntopics; i++) {
+                int granted = src->ntopics == 1 ? resp->alt.qos
+                              : resp->alt.qosList ? resp->alt.qosList[i]
+                                                  : src->qos[i];
+
+                if (granted == 0x80) {
+                        tg_err("mqtt: subscription to '%s' refused by the broker",
+                               src->topics[i]);
+                        refused++;
+                } else {
+                        tg_info("mqtt: subscribed to '%s' (QoS %d)", src->topics[i],
+                                granted);
+                }
         }
+        if (refused)
+                return;
         atomic_fetch_add(&src->subscribed, 1);
         atomic_store(&src->ready, 1);
-        tg_info("mqtt: subscribed to '%s' (QoS %d)", src->topic, src->qos);
 }
 
 static void on_subscribe_fail(void *context, MQTTAsync_failureData *resp) {
-        struct tg_mqtt_source *src = context;
-
-        tg_err("mqtt: subscribe to '%s' failed (code %d%s%s)", src->topic,
-               resp ? resp->code : 0, resp && resp->message ? ": " : "",
+        tg_err("mqtt: subscribe failed (code %d%s%s)", resp ? resp->code : 0,
+               resp && resp->message ? ": " : "",
                resp && resp->message ? resp->message : "");
 }
 
@@ -52,10 +64,10 @@ static void subscribe(struct tg_mqtt_source *src) {
         opts.onSuccess = on_subscribe_ok;
         opts.onFailure = on_subscribe_fail;
         opts.context = src;
-        rc = MQTTAsync_subscribe(src->client, src->topic, src->qos, &opts);
+        rc = MQTTAsync_subscribeMany(src->client, src->ntopics, src->topics, src->qos,
+                                     &opts);
         if (rc != MQTTASYNC_SUCCESS)
-                tg_err("mqtt: subscribe to '%s' not sent: %s", src->topic,
-                       MQTTAsync_strerror(rc));
+                tg_err("mqtt: subscribe not sent: %s", MQTTAsync_strerror(rc));
 }
 
 /* Called on the first connection and on every automatic reconnection.
@@ -110,21 +122,37 @@ static void on_trace(enum MQTTASYNC_TRACE_LEVELS level, char *message) {
                 tg_dbg("paho: %s", message);
 }
 
+static void source_free(struct tg_mqtt_source *src) {
+        int i;
+
+        for (i = 0; i < TG_SUBSCRIPTIONS_MAX; i++)
+                free(src->topics[i]);
+        free(src);
+}
+
 tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg,
                                      tg_pipeline_t *pipeline, char *errstr,
                                      size_t errstr_size) {
         MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer;
         MQTTAsync_connectOptions conn = MQTTAsync_connectOptions_initializer;
         struct tg_mqtt_source *src = calloc(1, sizeof(*src));
-        int rc;
+        struct tg_subscription subs[TG_SUBSCRIPTIONS_MAX];
+        int rc, i;
 
-        if (!src || !(src->topic = strdup(cfg->mqtt_topic))) {
-                free(src);
+        if (!src) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
         }
+        src->ntopics = (int)tg_config_subscriptions(cfg, subs);
+        for (i = 0; i < src->ntopics; i++) {
+                src->qos[i] = subs[i].qos;
+                if (!(src->topics[i] = strdup(subs[i].value[TG_SUB_TOPIC]))) {
+                        source_free(src);
+                        snprintf(errstr, errstr_size, "out of memory");
+                        return NULL;
+                }
+        }
         src->pipeline = pipeline;
-        src->qos = (int)cfg->mqtt_qos;
 
         MQTTAsync_setTraceCallback(on_trace);
         MQTTAsync_setTraceLevel(tg_log_threshold >= TG_LOG_DEBUG
@@ -138,8 +166,7 @@ tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg,
         if (rc != MQTTASYNC_SUCCESS) {
                 snprintf(errstr, errstr_size, "mqtt.uri '%s': %s", cfg->mqtt_uri,
                          MQTTAsync_strerror(rc));
-                free(src->topic);
-                free(src);
+                source_free(src);
                 return NULL;
         }
         MQTTAsync_setCallbacks(src->client, src, on_connection_lost, on_message, NULL);
@@ -160,8 +187,7 @@ tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg,
                 snprintf(errstr, errstr_size, "mqtt connect to %s: %s", cfg->mqtt_uri,
                          MQTTAsync_strerror(rc));
                 MQTTAsync_destroy(&src->client);
-                free(src->topic);
-                free(src);
+                source_free(src);
                 return NULL;
         }
         return src;
@@ -180,8 +206,7 @@ void tg_mqtt_source_destroy(tg_mqtt_source_t *src) {
         for (int i = 0; i < 50 && MQTTAsync_isConnected(src->client); i++)
                 usleep(50 * 1000);
         MQTTAsync_destroy(&src->client);
-        free(src->topic);
-        free(src);
+        source_free(src);
 }
 
 int tg_mqtt_source_ready(const tg_mqtt_source_t *src) {

@@ -18,12 +18,19 @@
 
 #define KEEP_MAX TG_READING_FIELDS_MAX
 
-struct tg_pipeline {
+/* How one subscription's payloads become readings. */
+struct sub_state {
+        char *filter;                  /* the MQTT topic filter */
         enum tg_format format;
         struct tg_decode_opts opts;    /* arrival_ms and sensor set per message */
-        const char *topic_pattern;     /* input.sensor_id = topic:<pattern>, or NULL */
-        char *keep_buf;                /* input.fields, split in place */
+        const char *topic_pattern;     /* sensor_id = topic:<pattern>, or NULL */
+        char *strings;                 /* copies the options point into */
         const char *keep[KEEP_MAX];
+};
+
+struct tg_pipeline {
+        struct sub_state subs[TG_SUBSCRIPTIONS_MAX];
+        size_t nsubs;
         tg_kafka_sink_t *sink;
         const struct tg_clock *clock;
         tg_window_engine_t *engine;
@@ -144,41 +151,70 @@ static void dead_letter(tg_pipeline_t *p, const char *mqtt_topic,
                 p->c.forward_failed++;
 }
 
-static int opts_init(tg_pipeline_t *p, const struct tg_config *cfg, char *errstr,
-                     size_t errstr_size) {
-        struct tg_decode_opts *o = &p->opts;
-        char *save = NULL, *tok;
+/* One allocation holds the filter, the id and timestamp member names and
+ * the kept field names, split in place. */
+static int sub_init(struct sub_state *st, const struct tg_config *cfg,
+                    const struct tg_subscription *sub, char *errstr,
+                    size_t errstr_size) {
+        const char *id = sub->value[TG_SUB_SENSOR_ID];
+        size_t lt = strlen(sub->value[TG_SUB_TOPIC]) + 1, li = strlen(id) + 1,
+               lf = strlen(sub->value[TG_SUB_TS_FIELD]) + 1,
+               lk = strlen(sub->value[TG_SUB_FIELDS]) + 1;
+        struct tg_decode_opts *o = &st->opts;
+        char *save = NULL, *tok, *idc, *keep;
 
+        if (!(st->strings = malloc(lt + li + lf + lk))) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -ENOMEM;
+        }
+        st->filter = memcpy(st->strings, sub->value[TG_SUB_TOPIC], lt);
+        idc = memcpy(st->strings + lt, id, li);
         *o = tg_decode_defaults;
-        if (!strncmp(cfg->input_sensor_id, "topic:", 6))
-                p->topic_pattern = cfg->input_sensor_id + 6;
-        else
-                o->id_key = cfg->input_sensor_id + 8; /* payload: */
-        o->ts_key = cfg->input_ts_field;
-        tg_ts_unit_parse(cfg->input_ts_unit, &o->ts_unit);
-        o->ts_from_arrival = !strcmp(cfg->input_ts_missing, "arrival");
+        o->ts_key = memcpy(st->strings + lt + li, sub->value[TG_SUB_TS_FIELD], lf);
+        keep = memcpy(st->strings + lt + li + lf, sub->value[TG_SUB_FIELDS], lk);
+        if (!strncmp(idc, "topic:", 6)) {
+                st->topic_pattern = idc + 6;
+                o->id_key = NULL;
+        } else {
+                o->id_key = idc + 8; /* payload: */
+        }
+        tg_format_parse(sub->value[TG_SUB_FORMAT], &st->format);
+        tg_ts_unit_parse(sub->value[TG_SUB_TS_UNIT], &o->ts_unit);
+        o->ts_from_arrival = !strcmp(sub->value[TG_SUB_TS_MISSING], "arrival");
         o->max_payload = (size_t)cfg->limit_payload;
         o->max_depth = (size_t)cfg->limit_depth;
         o->max_fields = (size_t)cfg->limit_fields;
         o->max_id = (size_t)cfg->limit_id;
         o->max_string = (size_t)cfg->limit_string;
-        if (cfg->input_fields[0]) {
-                if (!(p->keep_buf = strdup(cfg->input_fields))) {
-                        snprintf(errstr, errstr_size, "out of memory");
-                        return -ENOMEM;
+        for (tok = strtok_r(keep, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+                if (o->nkeep == KEEP_MAX) {
+                        snprintf(errstr, errstr_size, "fields: more than %d names",
+                                 KEEP_MAX);
+                        return -EINVAL;
                 }
-                for (tok = strtok_r(p->keep_buf, ", ", &save); tok;
-                     tok = strtok_r(NULL, ", ", &save)) {
-                        if (o->nkeep == KEEP_MAX) {
-                                snprintf(errstr, errstr_size,
-                                         "input.fields: more than %d names", KEEP_MAX);
-                                return -EINVAL;
-                        }
-                        p->keep[o->nkeep++] = tok;
-                }
-                o->keep = p->keep;
+                st->keep[o->nkeep++] = tok;
         }
+        if (o->nkeep)
+                o->keep = st->keep;
         return 0;
+}
+
+static void subs_free(tg_pipeline_t *p) {
+        size_t i;
+
+        for (i = 0; i < TG_SUBSCRIPTIONS_MAX; i++)
+                free(p->subs[i].strings);
+}
+
+/* The subscription a message came through: the first whose filter
+ * matches its topic (the broker does not say). */
+static struct sub_state *sub_for(tg_pipeline_t *p, const char *topic) {
+        size_t i;
+
+        for (i = 0; i < p->nsubs; i++)
+                if (tg_topic_filter_match(p->subs[i].filter, topic))
+                        return &p->subs[i];
+        return &p->subs[0];
 }
 
 static void state_load(tg_pipeline_t *p) {
@@ -226,18 +262,29 @@ tg_pipeline_t *tg_pipeline_new(const struct tg_config *cfg,
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
         }
-        tg_format_parse(cfg->mqtt_format, &p->format);
+        {
+                struct tg_subscription subs[TG_SUBSCRIPTIONS_MAX];
+                size_t i;
+
+                p->nsubs = tg_config_subscriptions(cfg, subs);
+                for (i = 0; i < p->nsubs; i++) {
+                        if (sub_init(&p->subs[i], cfg, &subs[i], errstr, errstr_size)) {
+                                subs_free(p);
+                                free(p);
+                                return NULL;
+                        }
+                }
+        }
         p->sink = sink;
         p->clock = clock;
         p->stop = stop;
         pthread_mutex_init(&p->lock, NULL);
         snprintf(p->state_path, sizeof(p->state_path), "%s/windows.state",
                  cfg->state_dir);
-        if (opts_init(p, cfg, errstr, errstr_size) ||
-            !(p->engine = tg_window_engine_new(&wc, clock, on_window, p, errstr,
+        if (!(p->engine = tg_window_engine_new(&wc, clock, on_window, p, errstr,
                                                errstr_size))) {
                 pthread_mutex_destroy(&p->lock);
-                free(p->keep_buf);
+                subs_free(p);
                 free(p);
                 return NULL;
         }
@@ -260,7 +307,7 @@ void tg_pipeline_destroy(tg_pipeline_t *p) {
                 tg_info("saved open windows to %s", p->state_path);
         tg_window_engine_destroy(p->engine);
         pthread_mutex_destroy(&p->lock);
-        free(p->keep_buf);
+        subs_free(p);
         free(p);
 }
 
@@ -270,18 +317,20 @@ int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
         enum tg_decode_err derr;
         enum tg_window_verdict v;
         int64_t arrival_ms = tg_clock_now(p->clock);
+        struct sub_state *sub;
         size_t n;
         int rc = 0;
 
         pthread_mutex_lock(&p->lock);
         p->c.received++;
-        p->opts.arrival_ms = arrival_ms;
-        if (p->topic_pattern &&
-            tg_topic_sensor(p->topic_pattern, mqtt_topic, &p->opts.sensor,
-                         &p->opts.sensor_len))
+        sub = sub_for(p, mqtt_topic);
+        sub->opts.arrival_ms = arrival_ms;
+        if (sub->topic_pattern &&
+            tg_topic_sensor(sub->topic_pattern, mqtt_topic, &sub->opts.sensor,
+                            &sub->opts.sensor_len))
                 derr = TG_DECODE_MISSING_ID; /* the topic has no {sensor} level */
         else
-                derr = tg_decode_ex(p->format, payload, len, &p->opts, r);
+                derr = tg_decode_ex(sub->format, payload, len, &sub->opts, r);
         if (derr) {
                 p->c.decode_failed[derr]++;
                 tg_warn("mqtt %s: payload of %zu bytes refused: %s", mqtt_topic,

@@ -166,6 +166,42 @@ static void test_limits(void) {
         CU_ASSERT_EQUAL(tg_decode_json_ex(big, 101, &o, &r), TG_DECODE_TOO_LARGE);
 }
 
+static void test_filter_match(void) {
+        static const struct {
+                const char *filter, *topic;
+                int match;
+        } cases[] = {
+                {"sensors/+/telemetry", "sensors/a/telemetry", 1},
+                {"sensors/+/telemetry", "sensors//telemetry", 1},
+                {"sensors/+/telemetry", "sensors/a/b/telemetry", 0},
+                {"sensors/+/telemetry", "sensors/a/telemetryx", 0},
+                {"sensors/+/telemetry", "sensors/a", 0},
+                {"sensors/#", "sensors", 1},
+                {"sensors/#", "sensors/a/b/c", 1},
+                {"sensors/#", "sensorsx/a", 0},
+                {"#", "a/b", 1},
+                {"#", "$SYS/x", 0},
+                {"+/x", "$SYS/x", 0},
+                {"$SYS/#", "$SYS/x", 1},
+                {"a/b", "a/b", 1},
+                {"a/b", "a/b/c", 0},
+                {"a/b/c", "a/b", 0},
+                {"+", "a", 1},
+                {"+", "a/b", 0},
+                {"a/+/+", "a/b/c", 1},
+        };
+        size_t i;
+
+        for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+                int got = tg_topic_filter_match(cases[i].filter, cases[i].topic);
+
+                if (got != cases[i].match)
+                        fprintf(stderr, "filter %s topic %s: %d, want %d\n",
+                                cases[i].filter, cases[i].topic, got, cases[i].match);
+                CU_ASSERT_EQUAL(got, cases[i].match);
+        }
+}
+
 int main(void) {
         static const struct {
                 const char *name;
@@ -176,6 +212,7 @@ int main(void) {
                 {"missing timestamp: arrival time", test_ts_from_arrival},
                 {"kept fields and id from the topic", test_keep_and_topic_id},
                 {"limits: string, depth, fields, id, payload", test_limits},
+                {"MQTT topic filters", test_filter_match},
         };
         CU_pSuite suite;
         unsigned failed;
