@@ -196,6 +196,55 @@ enum tg_decode_err tg_decode_json_ex(const void *payload, size_t len,
         return err;
 }
 
+cJSON *tg_json_parse_arena(const char *text, size_t len, enum tg_decode_err *err);
+void tg_json_arena_release(void);
+
+/*
+ * For the other JSON codecs (SenML): parse @p text into the calling thread's
+ * arena with tg_decode_json()'s default size and depth limits and its
+ * trailing-text check; string limits are the caller's to apply. The tree
+ * stays valid until tg_json_arena_release(), which the caller makes on the
+ * same thread before its next parse.
+ * @return the root, or NULL with *err saying why.
+ */
+cJSON *tg_json_parse_arena(const char *text, size_t len,
+                           enum tg_decode_err *err) {
+        const char *parse_end = NULL;
+        struct arena *a;
+        cJSON *root;
+
+        *err = TG_DECODE_TOO_LARGE;
+        if (len > TG_PAYLOAD_MAX)
+                return NULL;
+        if ((*err = json_prescan(text, len, &tg_decode_defaults)))
+                return NULL;
+        if (!(a = arena_get())) {
+                *err = TG_DECODE_TOO_LARGE;
+                return NULL;
+        }
+        a->used = 0;
+        a->exhausted = 0;
+        a->active = 1;
+        root = cJSON_ParseWithLengthOpts(text, len, &parse_end, 0);
+        if (!root)
+                *err = a->exhausted ? TG_DECODE_TOO_LARGE : TG_DECODE_NOT_DECODABLE;
+        else if (!parse_end || !only_white_space(parse_end, text + len))
+                *err = TG_DECODE_NOT_DECODABLE; /* a second value or garbage after it */
+        if (*err) {
+                tg_json_arena_release();
+                return NULL;
+        }
+        return root;
+}
+
+/** @brief End the calling thread's arena parse: its tree is gone. */
+void tg_json_arena_release(void) {
+        if (tls_arena) {
+                tls_arena->active = 0;
+                tls_arena->used = 0;
+        }
+}
+
 size_t tg_json_put_string(char *buf, size_t cap, const char *s, size_t len) {
         static const char hex[] = "0123456789abcdef";
         size_t o = 0, i;

@@ -17,6 +17,7 @@
 
 #include "clock.h"
 #include "codec.h"
+#include "codec_senml.h"
 #include "log.h"
 #include "reading.h"
 
@@ -27,8 +28,18 @@
 #define SIM_FIELDS_MAX 3
 #define SIM_TOPIC_PREFIX_MAX 1024
 /* One reading is an id of at most 64 bytes, a timestamp and three doubles:
- * a few hundred bytes in either encoding, so these never truncate. */
+ * a few hundred bytes in any of the four encodings, so these never truncate. */
 #define SIM_PAYLOAD_MAX 1024
+/* The largest garbage payload is the too_large kind: a 70 000-byte string
+ * member, past the decoders' 64 KiB limit, plus a reading's worth of keys. */
+#define SIM_GARBAGE_BLOB_LEN 70000
+#define SIM_GARBAGE_MAX (SIM_GARBAGE_BLOB_LEN + 2 * SIM_PAYLOAD_MAX)
+/* Nesting of the too_deep kind: beyond the decoders' TG_DEPTH_MAX. */
+#define SIM_GARBAGE_DEPTH 20
+#define SIM_GARBAGE_BAD_ID_LEN 100
+#define SIM_DAY_MS (86400LL * 1000)
+/* The earliest absolute time SenML can carry, 2^28 s (RFC 8428 4.5.3). */
+#define SIM_SENML_MIN_MS ((1LL << 28) * 1000)
 #define SIM_DRAIN_TIMEOUT_MS 10000
 #define SIM_CONNECT_TIMEOUT_S 10
 #define SIM_DISCONNECT_TIMEOUT_MS 2000
@@ -42,6 +53,28 @@
 /* ------------------------------------------------------------------------ */
 /* Options                                                                   */
 /* ------------------------------------------------------------------------ */
+
+/* The wire formats the sim speaks: the gateway's flat object/map, or a
+ * SenML pack (RFC 8428). The sim keeps its own list because SenML is a
+ * separate codec (codec_senml.h) beside the flat ones of codec.h. */
+enum sim_format {
+        SIM_FORMAT_CBOR,
+        SIM_FORMAT_JSON,
+        SIM_FORMAT_SENML_JSON,
+        SIM_FORMAT_SENML_CBOR,
+        SIM_FORMAT__COUNT
+};
+
+static const char *const sim_format_names[SIM_FORMAT__COUNT] = {
+        [SIM_FORMAT_CBOR] = "cbor",
+        [SIM_FORMAT_JSON] = "json",
+        [SIM_FORMAT_SENML_JSON] = "senml-json",
+        [SIM_FORMAT_SENML_CBOR] = "senml-cbor",
+};
+
+static int sim_format_is_senml(enum sim_format f) {
+        return f == SIM_FORMAT_SENML_JSON || f == SIM_FORMAT_SENML_CBOR;
+}
 
 struct sim_opts {
         const char *uri;
@@ -57,9 +90,11 @@ struct sim_opts {
         int have_start;
         int64_t start_ms;
         int qos;
-        enum tg_format format;
+        enum sim_format format;
         uint64_t seed;
         const char *truth_path;
+        double garbage;         /* fraction of messages that are garbage, 0..1 */
+        const char *garbage_truth_path;
         unsigned inflight;
         unsigned nfields;
         int quiet;
@@ -82,6 +117,8 @@ enum sim_opt_key {
         OPT_INFLIGHT,
         OPT_FIELDS,
         OPT_QUIET,
+        OPT_GARBAGE,
+        OPT_GARBAGE_TRUTH,
         OPT_HELP = 'h',
         OPT_VERSION = 'V',
 };
@@ -118,15 +155,28 @@ static const struct sim_option sim_options[] = {
          "first event timestamp in ms since the epoch "
          "(default: now; with --fast, now minus the duration)"},
         {"qos", required_argument, OPT_QOS, "0|1", "MQTT QoS of every publish (default 1)"},
-        {"format", required_argument, OPT_FORMAT, "cbor|json", "payload encoding (default cbor)"},
+        {"format", required_argument, OPT_FORMAT, "F",
+         "payload encoding: cbor or json (a flat map/object: sensor, ts, one member per field), "
+         "senml-json or senml-cbor (a SenML pack, RFC 8428) (default cbor)"},
         {"seed", required_argument, OPT_SEED, "N",
          "seed of the signal generator; same seed and options, same values (default 1)"},
         {"truth", required_argument, OPT_TRUTH, "FILE",
-         "write every successfully published reading to FILE as one JSON line"},
+         "write every successfully published reading to FILE as one JSON line "
+         "(the json encoding of the reading, whatever --format is)"},
         {"inflight", required_argument, OPT_INFLIGHT, "N",
          "most publishes awaiting completion at once, 1..32767 (default 512)"},
         {"fields", required_argument, OPT_FIELDS, "N",
          "fields per reading, 1..3: temperature, humidity, pressure (default 3)"},
+        {"garbage", required_argument, OPT_GARBAGE, "FRACTION",
+         "make this fraction of the messages, 0..1, bad payloads instead of readings; the "
+         "seeded generator picks which, and they cycle through the kinds listed below. "
+         "Garbage goes to the sensor's own topic with the same QoS, takes no event-time step "
+         "(the sensor's next reading keeps its timestamp) and is never written to --truth. "
+         "1 sends only garbage, one message per sensor and step (default 0)"},
+        {"garbage-truth", required_argument, OPT_GARBAGE_TRUTH, "FILE",
+         "write every successfully published garbage message to FILE as one JSON line: "
+         "{\"topic\":T,\"reason\":R,\"bytes\":N}, R being the reason code the gateway "
+         "must refuse it with"},
         {"quiet", no_argument, OPT_QUIET, NULL,
          "no start-up and progress lines; the summary is still printed"},
         {"help", no_argument, OPT_HELP, NULL, "print this help and exit"},
@@ -134,6 +184,76 @@ static const struct sim_option sim_options[] = {
 };
 
 #define SIM_NOPTIONS (sizeof(sim_options) / sizeof(*sim_options))
+
+/* Garbage kinds, in the order --garbage cycles through them. */
+enum sim_garbage_kind {
+        GARBAGE_NOT_DECODABLE,
+        GARBAGE_WRONG_TYPE,
+        GARBAGE_MISSING_ID,
+        GARBAGE_MISSING_TS,
+        GARBAGE_INVALID_TS,
+        GARBAGE_NON_FINITE,
+        GARBAGE_TOO_LARGE,
+        GARBAGE_TOO_DEEP,
+        GARBAGE_FUTURE_TS,
+        GARBAGE_BAD_ID,
+        GARBAGE_BAD_SENML,
+        GARBAGE__COUNT
+};
+
+/* The one description of every garbage kind: what is sent, and the reason
+ * code the gateway must refuse it with in each format (NULL: the format
+ * cannot express the kind, so it is skipped). The codes are the gateway's:
+ * tg_decode_err_name() values, and future_timestamp from the window engine.
+ * --help and the garbage truth file are both generated from this table. */
+struct sim_garbage_desc {
+        const char *what;
+        const char *reason[SIM_FORMAT__COUNT];
+};
+
+static const struct sim_garbage_desc sim_garbage_kinds[GARBAGE__COUNT] = {
+        /*                      cbor, json, senml-json, senml-cbor */
+        [GARBAGE_NOT_DECODABLE] = {
+                "random bytes that are neither a JSON object nor a CBOR map",
+                {"not_decodable", "not_decodable", "not_decodable", "not_decodable"}},
+        [GARBAGE_WRONG_TYPE] = {
+                "the JSON array [1,2,3] (not in SenML, whose decoders call any pack "
+                "of the wrong shape bad_senml)",
+                {"wrong_type", "wrong_type", NULL, NULL}},
+        [GARBAGE_MISSING_ID] = {
+                "a payload of the format without the sensor id (SenML: without \"bn\")",
+                {"missing_id", "missing_id", "missing_id", "missing_id"}},
+        [GARBAGE_MISSING_TS] = {
+                "a payload of the format without \"ts\" (not in SenML, where a record "
+                "without a time is timed \"now\")",
+                {"missing_timestamp", "missing_timestamp", NULL, NULL}},
+        [GARBAGE_INVALID_TS] = {
+                "a payload of the format whose \"ts\" is a string (SenML, where a string "
+                "is bad_senml: a base time of 1e300 s)",
+                {"invalid_timestamp", "invalid_timestamp", "invalid_timestamp",
+                 "invalid_timestamp"}},
+        [GARBAGE_NON_FINITE] = {
+                "CBOR: a field whose value is NaN; JSON, which has no NaN: "
+                "\"temperature\":\"hot\" (SenML: \"vs\":\"hot\") and no numeric field",
+                {"non_finite_value", "no_fields", "no_fields", "non_finite_value"}},
+        [GARBAGE_TOO_LARGE] = {
+                "a JSON object over 64 KiB: a 70000-byte string member",
+                {"too_large", "too_large", "too_large", "too_large"}},
+        [GARBAGE_TOO_DEEP] = {
+                "a payload of the format with a member (SenML: an unknown label) holding "
+                "arrays nested 20 deep",
+                {"too_deep", "too_deep", "too_deep", "too_deep"}},
+        [GARBAGE_FUTURE_TS] = {
+                "a valid reading timestamped one day ahead of the wall clock",
+                {"future_timestamp", "future_timestamp", "future_timestamp",
+                 "future_timestamp"}},
+        [GARBAGE_BAD_ID] = {
+                "a payload of the format whose sensor id (SenML: base name) is 100 bytes long",
+                {"bad_id", "bad_id", "bad_id", "bad_id"}},
+        [GARBAGE_BAD_SENML] = {
+                "a SenML pack of version (bver) 99",
+                {NULL, NULL, "bad_senml", "bad_senml"}},
+};
 
 /* Print @p text word-wrapped from column @p indent to @p width, so that
  * --help reads well in an 80-column terminal. */
@@ -160,10 +280,11 @@ static void sim_usage(FILE *out, const char *prog) {
 
         fprintf(out,
                 "Usage: %s [OPTION]...\n"
-                "Simulate sensor nodes that publish readings (CBOR or JSON) to an MQTT broker.\n"
-                "At every event-time step each sensor publishes one reading. The exit status\n"
-                "is 0 only if every publish was confirmed (QoS 1: acknowledged by the broker;\n"
-                "QoS 0: written to the connection).\n\n",
+                "Simulate sensor nodes that publish readings (CBOR, JSON or SenML) to an MQTT\n"
+                "broker. At every event-time step each sensor publishes one reading, with\n"
+                "--garbage some bad payloads between them. The exit status is 0 only if every\n"
+                "publish was confirmed (QoS 1: acknowledged by the broker; QoS 0: written to\n"
+                "the connection).\n\n",
                 prog);
         for (i = 0; i < SIM_NOPTIONS; i++) {
                 const struct sim_option *o = &sim_options[i];
@@ -173,6 +294,30 @@ static void sim_usage(FILE *out, const char *prog) {
                          o->metavar ? o->metavar : "");
                 fprintf(out, "  %-22s", head);
                 sim_usage_wrap(out, o->doc, 24, 79);
+        }
+        fprintf(out, "\nGarbage kinds (--garbage), in the order they cycle, each with the reason "
+                     "code\nthe gateway must give it:\n");
+        for (i = 0; i < GARBAGE__COUNT; i++) {
+                const struct sim_garbage_desc *g = &sim_garbage_kinds[i];
+                char reasons[256];
+                size_t len = 0;
+                int f, same = g->reason[0] != NULL;
+
+                for (f = 1; f < SIM_FORMAT__COUNT && same; f++)
+                        same = g->reason[f] && !strcmp(g->reason[f], g->reason[0]);
+                if (same) {
+                        snprintf(reasons, sizeof(reasons), "-> %s", g->reason[0]);
+                } else {
+                        for (f = 0; f < SIM_FORMAT__COUNT; f++)
+                                len += (size_t)snprintf(reasons + len, sizeof(reasons) - len,
+                                                        "%s%s: %s", f ? ", " : "-> ",
+                                                        sim_format_names[f],
+                                                        g->reason[f] ? g->reason[f] : "not sent");
+                }
+                fprintf(out, "  %2zu.", i + 1);
+                sim_usage_wrap(out, g->what, 5, 79);
+                fprintf(out, "     ");
+                sim_usage_wrap(out, reasons, 8, 79);
         }
 }
 
@@ -204,6 +349,21 @@ static int parse_unsigned(const char *opt, const char *s, unsigned min, unsigned
         return rc;
 }
 
+static int parse_fraction(const char *opt, const char *s, double *out) {
+        char *end;
+        double v;
+
+        errno = 0;
+        v = strtod(s, &end);
+        /* "v >= 0 && v <= 1" is false for NaN, so NaN is refused too. */
+        if (errno || end == s || *end != '\0' || !(v >= 0.0 && v <= 1.0)) {
+                tg_err("--%s: '%s' is not a number in 0..1", opt, s);
+                return -EINVAL;
+        }
+        *out = v;
+        return 0;
+}
+
 /* Wildcards in a topic name make the broker refuse the publish and '/' in
  * an id would split it over two topic levels; refuse both up front. */
 static int check_topic_text(const char *opt, const char *s, const char *forbidden) {
@@ -230,7 +390,7 @@ static int sim_opts_parse(struct sim_opts *o, int argc, char **argv) {
         o->topic_prefix = "sensors";
         o->rate = 10;
         o->qos = 1;
-        o->format = TG_FORMAT_CBOR;
+        o->format = SIM_FORMAT_CBOR;
         o->seed = 1;
         o->inflight = 512;
         o->nfields = SIM_FIELDS_MAX;
@@ -291,10 +451,15 @@ static int sim_opts_parse(struct sim_opts *o, int argc, char **argv) {
                         o->qos = (int)v64;
                         break;
                 case OPT_FORMAT:
-                        if (tg_format_parse(optarg, &o->format) || o->format == TG_FORMAT_AUTO) {
-                                tg_err("--format: '%s' is neither cbor nor json", optarg);
+                        for (i = 0; i < SIM_FORMAT__COUNT; i++)
+                                if (!strcmp(optarg, sim_format_names[i]))
+                                        break;
+                        if (i == SIM_FORMAT__COUNT) {
+                                tg_err("--format: '%s' is none of cbor, json, senml-json, "
+                                       "senml-cbor", optarg);
                                 rc = -EINVAL;
                         }
+                        o->format = (enum sim_format)i;
                         break;
                 case OPT_SEED:
                         rc = parse_u64("seed", optarg, 0, UINT64_MAX, &o->seed);
@@ -312,6 +477,12 @@ static int sim_opts_parse(struct sim_opts *o, int argc, char **argv) {
                         break;
                 case OPT_QUIET:
                         o->quiet = 1;
+                        break;
+                case OPT_GARBAGE:
+                        rc = parse_fraction("garbage", optarg, &o->garbage);
+                        break;
+                case OPT_GARBAGE_TRUTH:
+                        o->garbage_truth_path = optarg;
                         break;
                 case OPT_HELP:
                         sim_usage(stdout, argv[0]);
@@ -341,6 +512,13 @@ static int sim_opts_parse(struct sim_opts *o, int argc, char **argv) {
                         tg_err("--id-prefix: ids would exceed %d bytes", TG_SENSOR_ID_MAX);
                         return -EINVAL;
                 }
+        }
+        /* SenML reads a time before 2^28 s as relative to now, so the
+         * encoders refuse such readings; say so now, not at the first one. */
+        if (sim_format_is_senml(o->format) && o->have_start && o->start_ms < SIM_SENML_MIN_MS) {
+                tg_err("--start-ms: %s cannot carry a time before %lld (2^28 s, 1978-07-04)",
+                       sim_format_names[o->format], (long long)SIM_SENML_MIN_MS);
+                return -EINVAL;
         }
         o->step_ms = o->rate >= 1000 ? 1 : 1000 / o->rate;
         if (!o->client_id) {
@@ -481,13 +659,26 @@ static double field_next(struct field_state *f, const struct field_model *m, dou
 struct sim;
 
 /* A slot is one publish awaiting completion; the free slots bound the
- * window. The truth line is encoded before the publish so the completion
- * callback only copies bytes. */
+ * window. A reading's truth line is encoded before the publish so the
+ * completion callback only copies bytes; a garbage message keeps what its
+ * (rarer) garbage truth line needs instead. */
 struct sim_slot {
         struct sim *sim;
         unsigned idx;
+        int in_use;
+        const char *garbage_reason;     /* NULL: the slot carries a reading */
+        const char *topic;              /* garbage only */
+        size_t garbage_bytes;
         size_t truth_len;
         char truth[SIM_PAYLOAD_MAX];
+};
+
+/* A JSON-lines output file written from Paho's callback thread. */
+struct sim_file {
+        FILE *f;
+        const char *path;
+        const char *opt;        /* the option that named it, for messages */
+        int err;                /* first write error; later lines are not attempted */
 };
 
 struct sim_sensor {
@@ -507,6 +698,14 @@ struct sim {
         unsigned *free_slots;
         double walk_decay, walk_kick;
 
+        /* Garbage, drawn and built on the publishing thread only. */
+        struct sim_rng garbage_rng;             /* which messages are garbage */
+        struct sim_rng garbage_bytes_rng;       /* the content of random-bytes garbage */
+        unsigned garbage_cycle[GARBAGE__COUNT]; /* the kinds this format can express */
+        unsigned garbage_nkinds;
+        unsigned garbage_next;                   /* index into garbage_cycle */
+        uint8_t *garbage_buf;                    /* SIM_GARBAGE_MAX bytes */
+
         /* Everything below is shared with Paho's threads and the signal
          * thread, and guarded by lock. Paho is never called with lock held:
          * its callbacks run under Paho's own mutex and take ours, so the
@@ -516,9 +715,12 @@ struct sim {
         unsigned nfree;
         unsigned wake_free;     /* main wants waking when this many are free */
         int main_waiting;
-        uint64_t published;     /* handed to Paho (or refused by it) */
+        uint64_t published;     /* readings handed to Paho (or refused by it) */
         uint64_t confirmed;
         uint64_t failed;
+        uint64_t garbage_published;
+        uint64_t garbage_confirmed;
+        uint64_t garbage_failed;
         int stop_signal;        /* first SIGINT/SIGTERM */
         int abort_drain;        /* a second one: stop waiting for confirmations */
         int failing;            /* a publish failed or stalled: stop publishing */
@@ -528,8 +730,10 @@ struct sim {
         int connect_code;
         char connect_msg[160];
         int disconnected;
-        FILE *truth;
-        int truth_errno;
+        struct sim_file truth;
+        struct sim_file garbage_truth;
+        char *garbage_line;     /* scratch for one garbage truth line */
+        size_t garbage_line_cap;
 };
 
 static int sim_should_stop_locked(const struct sim *s) {
@@ -552,6 +756,7 @@ static int sim_wait_locked(struct sim *s, int64_t deadline_ms) {
 
 /* Give a slot back and wake the publisher if it waits for this many. */
 static void slot_release_locked(struct sim *s, struct sim_slot *slot) {
+        slot->in_use = 0;
         s->free_slots[s->nfree++] = slot->idx;
         if (s->main_waiting && s->nfree >= s->wake_free)
                 pthread_cond_signal(&s->cond);
@@ -561,15 +766,46 @@ static void slot_release_locked(struct sim *s, struct sim_slot *slot) {
 /* Paho callbacks (run on Paho's threads)                                    */
 /* ------------------------------------------------------------------------ */
 
+/* Append @p len bytes to @p f; the first error is kept for the close. */
+static void sim_file_write_locked(struct sim_file *f, const void *buf, size_t len) {
+        if (f->f && !f->err && fwrite(buf, 1, len, f->f) != len)
+                f->err = errno ? errno : EIO;
+}
+
+/* {"topic":T,"reason":R,"bytes":N} for a confirmed garbage message. */
+static void garbage_truth_write_locked(struct sim *s, const struct sim_slot *slot) {
+        struct tg_jw w;
+        size_t len;
+
+        if (!s->garbage_truth.f)
+                return;
+        tg_jw_init(&w, s->garbage_line, s->garbage_line_cap);
+        tg_jw_raw(&w, "{\"topic\":");
+        tg_jw_string(&w, slot->topic, strlen(slot->topic));
+        tg_jw_raw(&w, ",\"reason\":");
+        tg_jw_string(&w, slot->garbage_reason, strlen(slot->garbage_reason));
+        tg_jw_raw(&w, ",\"bytes\":");
+        tg_jw_int(&w, (int64_t)slot->garbage_bytes);
+        tg_jw_raw(&w, "}\n");
+        len = tg_jw_finish(&w);
+        if (!len && !s->garbage_truth.err)
+                s->garbage_truth.err = ENOBUFS; /* sized in sim_init: cannot happen */
+        else
+                sim_file_write_locked(&s->garbage_truth, s->garbage_line, len);
+}
+
 static void on_publish_success(void *context, MQTTAsync_successData *response) {
         struct sim_slot *slot = context;
         struct sim *s = slot->sim;
 
         pthread_mutex_lock(&s->lock);
-        s->confirmed++;
-        if (s->truth && !s->truth_errno &&
-            fwrite(slot->truth, 1, slot->truth_len, s->truth) != slot->truth_len)
-                s->truth_errno = errno ? errno : EIO;
+        if (slot->garbage_reason) {
+                s->garbage_confirmed++;
+                garbage_truth_write_locked(s, slot);
+        } else {
+                s->confirmed++;
+                sim_file_write_locked(&s->truth, slot->truth, slot->truth_len);
+        }
         slot_release_locked(s, slot);
         pthread_mutex_unlock(&s->lock);
 }
@@ -580,7 +816,10 @@ static void on_publish_failure(void *context, MQTTAsync_failureData *response) {
         int first;
 
         pthread_mutex_lock(&s->lock);
-        s->failed++;
+        if (slot->garbage_reason)
+                s->garbage_failed++;
+        else
+                s->failed++;
         first = !s->failure_logged;
         s->failure_logged = 1;
         s->failing = 1;
@@ -697,11 +936,48 @@ static void *sim_signal_thread(void *arg) {
 /* Set-up and tear-down                                                      */
 /* ------------------------------------------------------------------------ */
 
+/* Create @p path for JSON lines. @return 0 or -errno, said in words. */
+static int sim_file_open(struct sim_file *f, const char *opt, const char *path) {
+        f->opt = opt;
+        f->path = path;
+        if (!path)
+                return 0;
+        f->f = fopen(path, "w");
+        if (!f->f) {
+                int err = errno;
+
+                tg_err("--%s: cannot create %s: %s", opt, path, strerror(err));
+                return -err;
+        }
+        /* Lines are written from Paho's callback thread; a large buffer
+         * keeps that to a memcpy almost every time. */
+        setvbuf(f->f, NULL, _IOFBF, 1 << 20);
+        return 0;
+}
+
+/* Flush and close. @return 0 or -errno if any line was lost. */
+static int sim_file_close(struct sim_file *f) {
+        int err = f->err;
+
+        if (!f->f)
+                return 0;
+        if (fclose(f->f) && !err)
+                err = errno ? errno : EIO;
+        f->f = NULL;
+        if (err) {
+                tg_err("--%s: writing %s failed: %s; the file is incomplete", f->opt, f->path,
+                       strerror(err));
+                return -err;
+        }
+        return 0;
+}
+
 static int sim_init(struct sim *s, const struct sim_opts *o) {
         pthread_condattr_t ca;
         size_t topic_stride;
         unsigned i, f;
         double dt_s;
+        int rc;
 
         memset(s, 0, sizeof(*s));
         s->opts = o;
@@ -720,7 +996,15 @@ static int sim_init(struct sim *s, const struct sim_opts *o) {
         s->topics = calloc(o->sensors, topic_stride);
         s->slots = calloc(o->inflight, sizeof(*s->slots));
         s->free_slots = calloc(o->inflight, sizeof(*s->free_slots));
-        if (!s->sensors || !s->topics || !s->slots || !s->free_slots) {
+        if (o->garbage > 0)
+                s->garbage_buf = malloc(SIM_GARBAGE_MAX);
+        if (o->garbage_truth_path) {
+                /* Room for a topic of escapes only ("\u001f" per byte). */
+                s->garbage_line_cap = 6 * topic_stride + 128;
+                s->garbage_line = malloc(s->garbage_line_cap);
+        }
+        if (!s->sensors || !s->topics || !s->slots || !s->free_slots ||
+            (o->garbage > 0 && !s->garbage_buf) || (o->garbage_truth_path && !s->garbage_line)) {
                 tg_err("out of memory for %u sensors and %u in-flight slots", o->sensors,
                        o->inflight);
                 return -ENOMEM;
@@ -747,39 +1031,33 @@ static int sim_init(struct sim *s, const struct sim_opts *o) {
         s->walk_decay = exp(-dt_s / SIM_WALK_TAU_S);
         s->walk_kick = sqrt(1.0 - s->walk_decay * s->walk_decay);
 
-        if (o->truth_path) {
-                s->truth = fopen(o->truth_path, "w");
-                if (!s->truth) {
-                        int err = errno;
+        /* Streams of their own, apart from every (sensor, field) stream, so
+         * that --garbage changes which messages are sent but not the value
+         * of any reading; and the random bytes apart from the draws, so that
+         * which messages are garbage does not depend on --format. */
+        rng_seed(&s->garbage_rng, o->seed, UINT32_MAX, UINT32_MAX);
+        rng_seed(&s->garbage_bytes_rng, o->seed, UINT32_MAX, UINT32_MAX - 1);
+        for (i = 0; i < GARBAGE__COUNT; i++)
+                if (sim_garbage_kinds[i].reason[o->format])
+                        s->garbage_cycle[s->garbage_nkinds++] = i;
 
-                        tg_err("--truth: cannot create %s: %s", o->truth_path, strerror(err));
-                        return -err;
-                }
-                /* Lines are written from Paho's callback thread; a large
-                 * buffer keeps that to a memcpy almost every time. */
-                setvbuf(s->truth, NULL, _IOFBF, 1 << 20);
-        }
-        return 0;
+        rc = sim_file_open(&s->truth, "truth", o->truth_path);
+        if (!rc)
+                rc = sim_file_open(&s->garbage_truth, "garbage-truth", o->garbage_truth_path);
+        return rc;
 }
 
-/* Flush and close the truth file. @return 0 or -errno if any line was lost. */
-static int sim_truth_close(struct sim *s) {
-        int err = s->truth_errno;
+/* Close both output files. @return 0 or -errno if any line was lost. */
+static int sim_files_close(struct sim *s) {
+        int rc = sim_file_close(&s->truth);
+        int rc2 = sim_file_close(&s->garbage_truth);
 
-        if (!s->truth)
-                return 0;
-        if (fclose(s->truth) && !err)
-                err = errno ? errno : EIO;
-        s->truth = NULL;
-        if (err) {
-                tg_err("--truth: writing %s failed: %s; the file is incomplete",
-                       s->opts->truth_path, strerror(err));
-                return -err;
-        }
-        return 0;
+        return rc ? rc : rc2;
 }
 
 static void sim_free(struct sim *s) {
+        free(s->garbage_buf);
+        free(s->garbage_line);
         free(s->sensors);
         free(s->topics);
         free(s->slots);
@@ -895,12 +1173,460 @@ static void sim_disconnect(struct sim *s) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* Payloads                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Encode @p r in the wire format. @return bytes written, or 0 if too small. */
+static size_t sim_encode(enum sim_format f, const struct tg_reading *r, uint8_t *buf, size_t cap) {
+        switch (f) {
+        case SIM_FORMAT_JSON:
+                return tg_encode_json(r, (char *)buf, cap);
+        case SIM_FORMAT_SENML_JSON:
+                return tg_encode_senml_json(r, (char *)buf, cap);
+        case SIM_FORMAT_SENML_CBOR:
+                return tg_encode_senml_cbor(r, buf, cap);
+        case SIM_FORMAT_CBOR:
+        default:
+                return tg_encode_cbor(r, buf, cap);
+        }
+}
+
+
+/* A bounded writer of hand-made payloads, JSON text or CBOR, for the shapes
+ * the codecs' encoders refuse to produce. Any overflow poisons it, checked
+ * once at the end as with tg_jw. JSON commas: a value or a closed container
+ * sets need_comma, the next key, value or container consumes it. */
+struct sim_wr {
+        uint8_t *buf;
+        size_t cap, len;
+        int overflow;
+        int cbor;
+        int need_comma;
+};
+
+static void wr_init(struct sim_wr *w, uint8_t *buf, size_t cap, int cbor) {
+        w->buf = buf;
+        w->cap = cap;
+        w->len = 0;
+        w->overflow = 0;
+        w->cbor = cbor;
+        w->need_comma = 0;
+}
+
+static void wr_bytes(struct sim_wr *w, const void *p, size_t n) {
+        if (w->overflow || n > w->cap - w->len) {
+                w->overflow = 1;
+                return;
+        }
+        memcpy(w->buf + w->len, p, n);
+        w->len += n;
+}
+
+static void wr_fill(struct sim_wr *w, int c, size_t n) {
+        if (w->overflow || n > w->cap - w->len) {
+                w->overflow = 1;
+                return;
+        }
+        memset(w->buf + w->len, c, n);
+        w->len += n;
+}
+
+static void wr_str(struct sim_wr *w, const char *s) {
+        wr_bytes(w, s, strlen(s));
+}
+
+/* A CBOR item head: major type and argument in the shortest form. */
+static void wr_cbor_head(struct sim_wr *w, unsigned major, uint64_t v) {
+        uint8_t h[9];
+        size_t n, i;
+
+        if (v < 24) {
+                h[0] = (uint8_t)(major << 5 | v);
+                n = 1;
+        } else {
+                n = v <= 0xff ? 2 : v <= 0xffff ? 3 : v <= 0xffffffff ? 5 : 9;
+                h[0] = (uint8_t)(major << 5 | (n == 2 ? 24 : n == 3 ? 25 : n == 5 ? 26 : 27));
+        }
+        for (i = 1; i < n; i++)
+                h[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+        wr_bytes(w, h, n);
+}
+
+/* JSON: the comma owed before the next key, value or container. */
+static void wr_json_sep(struct sim_wr *w) {
+        if (!w->cbor && w->need_comma)
+                wr_str(w, ",");
+        w->need_comma = 0;
+}
+
+/* A map of @p n entries (CBOR needs the count up front). */
+static void wr_map(struct sim_wr *w, unsigned n) {
+        wr_json_sep(w);
+        if (w->cbor)
+                wr_cbor_head(w, 5, n);
+        else
+                wr_str(w, "{");
+}
+
+static void wr_array(struct sim_wr *w, unsigned n) {
+        wr_json_sep(w);
+        if (w->cbor)
+                wr_cbor_head(w, 4, n);
+        else
+                wr_str(w, "[");
+}
+
+static void wr_end_map(struct sim_wr *w) {
+        if (!w->cbor)
+                wr_str(w, "}");
+        w->need_comma = 1;
+}
+
+static void wr_end_array(struct sim_wr *w) {
+        if (!w->cbor)
+                wr_str(w, "]");
+        w->need_comma = 1;
+}
+
+/* A text string, or @p n copies of @p fill (JSON-safe) when @p s is NULL. */
+static void wr_text(struct sim_wr *w, const char *s, size_t n, int fill) {
+        wr_json_sep(w);
+        if (!w->cbor && s) {
+                size_t k = 0;
+
+                /* Escaped as needed; tg_json_put_string also writes a NUL,
+                 * so it wants one byte of slack. */
+                if (!w->overflow)
+                        k = tg_json_put_string((char *)w->buf + w->len, w->cap - w->len, s, n);
+                if (!k)
+                        w->overflow = 1;
+                w->len += k;
+        } else {
+                if (w->cbor)
+                        wr_cbor_head(w, 3, n);
+                else
+                        wr_str(w, "\"");
+                if (s)
+                        wr_bytes(w, s, n);
+                else
+                        wr_fill(w, fill, n);
+                if (!w->cbor)
+                        wr_str(w, "\"");
+        }
+        w->need_comma = 1;
+}
+
+static void wr_key(struct sim_wr *w, const char *key) {
+        wr_text(w, key, strlen(key), 0);
+        if (!w->cbor)
+                wr_str(w, ":");
+        w->need_comma = 0;
+}
+
+static void wr_int(struct sim_wr *w, int64_t v) {
+        wr_json_sep(w);
+        if (w->cbor) {
+                if (v >= 0)
+                        wr_cbor_head(w, 0, (uint64_t)v);
+                else
+                        wr_cbor_head(w, 1, (uint64_t)(-1 - v));
+        } else {
+                char tmp[24];
+
+                snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
+                wr_str(w, tmp);
+        }
+        w->need_comma = 1;
+}
+
+/* A double; CBOR keeps NaN as it is, JSON cannot (tg_json_put_double
+ * writes null for it). */
+static void wr_double(struct sim_wr *w, double v) {
+        wr_json_sep(w);
+        if (w->cbor) {
+                uint8_t b[9];
+                uint64_t bits;
+                int i;
+
+                memcpy(&bits, &v, sizeof(bits));
+                b[0] = 0xfb;
+                for (i = 0; i < 8; i++)
+                        b[1 + i] = (uint8_t)(bits >> (56 - 8 * i));
+                wr_bytes(w, b, sizeof(b));
+        } else {
+                char tmp[32];
+                size_t k = tg_json_put_double(tmp, sizeof(tmp), v);
+
+                if (!k)
+                        w->overflow = 1;
+                wr_bytes(w, tmp, k);
+        }
+        w->need_comma = 1;
+}
+
+/* @p depth arrays, each holding the next, the innermost empty. */
+static void wr_nested_arrays(struct sim_wr *w, unsigned depth) {
+        unsigned i;
+
+        for (i = 0; i < depth; i++)
+                wr_array(w, i + 1 < depth ? 1 : 0);
+        for (i = 0; i < depth; i++)
+                wr_end_array(w);
+}
+
+static size_t wr_finish(const struct sim_wr *w) {
+        return w->overflow ? 0 : w->len;
+}
+
+/* Bytes on which both decoders fail at the first byte: CBOR heads with a
+ * reserved additional information (28..30) in every major type but maps
+ * and tags, all of them characters no JSON text starts with. So gateways
+ * reading auto, json or cbor all say not_decodable, never wrong_type. */
+static const uint8_t garbage_first_bytes[] = {
+        0x1c, 0x1d, 0x1e, 0x3c, 0x3d, 0x3e, 0x5c, 0x5d, 0x5e,
+        0x7c, 0x7d, 0x7e, 0x9c, 0x9d, 0x9e, 0xfc, 0xfd, 0xfe,
+};
+
+static size_t garbage_random_bytes(struct sim_rng *rng, uint8_t *buf, size_t cap) {
+        size_t len = 16 + (size_t)(rng_next(rng) % 48), i;
+
+        if (len > cap)
+                return 0;
+        buf[0] = garbage_first_bytes[rng_next(rng) % sizeof(garbage_first_bytes)];
+        for (i = 1; i < len; i++)
+                buf[i] = (uint8_t)(rng_next(rng) >> 56);
+        return len;
+}
+
+/* The too_large kind: a flat JSON object of a reading's shape carrying a
+ * string member of SIM_GARBAGE_BLOB_LEN bytes, over TG_PAYLOAD_MAX. */
+static size_t garbage_too_large(const struct sim_sensor *sn, int64_t ts_ms, uint8_t *buf,
+                                size_t cap) {
+        struct sim_wr w;
+
+        wr_init(&w, buf, cap, 0);
+        wr_map(&w, 4);
+        wr_key(&w, "sensor");
+        wr_text(&w, sn->id, sn->id_len, 0);
+        wr_key(&w, "ts");
+        wr_int(&w, ts_ms);
+        wr_key(&w, field_models[0].name);
+        wr_double(&w, field_models[0].center);
+        wr_key(&w, "blob");
+        wr_text(&w, NULL, SIM_GARBAGE_BLOB_LEN, 'x');
+        wr_end_map(&w);
+        return wr_finish(&w);
+}
+
+/* The id of the bad_id kind: the sensor's own, padded to 100 bytes. */
+static size_t garbage_long_id(const struct sim_sensor *sn, char *id) {
+        memcpy(id, sn->id, sn->id_len);
+        memset(id + sn->id_len, 'x', SIM_GARBAGE_BAD_ID_LEN - sn->id_len);
+        id[SIM_GARBAGE_BAD_ID_LEN] = '\0';
+        return SIM_GARBAGE_BAD_ID_LEN;
+}
+
+/* The remaining kinds in the flat formats: a map/object of a reading's
+ * shape (fields at their fleet averages, so no sensor's series is drawn
+ * from) with the one defect the kind names. */
+static size_t garbage_flat(enum sim_format fmt, enum sim_garbage_kind kind,
+                           const struct sim_sensor *sn, int64_t ts_ms, unsigned nfields,
+                           uint8_t *buf, size_t cap) {
+        struct sim_wr w;
+        char long_id[SIM_GARBAGE_BAD_ID_LEN + 1];
+        unsigned members, f;
+
+        if (kind == GARBAGE_NON_FINITE)
+                nfields = 1;
+        members = 2 + nfields - (kind == GARBAGE_MISSING_ID) - (kind == GARBAGE_MISSING_TS) +
+                  (kind == GARBAGE_TOO_DEEP);
+        wr_init(&w, buf, cap, fmt == SIM_FORMAT_CBOR);
+        wr_map(&w, members);
+        if (kind == GARBAGE_BAD_ID) {
+                wr_key(&w, "sensor");
+                wr_text(&w, long_id, garbage_long_id(sn, long_id), 0);
+        } else if (kind != GARBAGE_MISSING_ID) {
+                wr_key(&w, "sensor");
+                wr_text(&w, sn->id, sn->id_len, 0);
+        }
+        if (kind == GARBAGE_INVALID_TS) {
+                char tmp[24];
+
+                wr_key(&w, "ts");
+                snprintf(tmp, sizeof(tmp), "%lld", (long long)ts_ms);
+                wr_text(&w, tmp, strlen(tmp), 0);
+        } else if (kind != GARBAGE_MISSING_TS) {
+                wr_key(&w, "ts");
+                wr_int(&w, ts_ms);
+        }
+        for (f = 0; f < nfields; f++) {
+                wr_key(&w, field_models[f].name);
+                if (kind != GARBAGE_NON_FINITE)
+                        wr_double(&w, field_models[f].center);
+                else if (w.cbor)
+                        wr_double(&w, NAN);
+                else
+                        wr_text(&w, "hot", 3, 0);
+        }
+        if (kind == GARBAGE_TOO_DEEP) {
+                wr_key(&w, "deep");
+                wr_nested_arrays(&w, SIM_GARBAGE_DEPTH);
+        }
+        wr_end_map(&w);
+        return wr_finish(&w);
+}
+
+/* A SenML label: its JSON name, or in CBOR its RFC 8428 integer label. */
+static void wr_senml_label(struct sim_wr *w, const char *name, int label) {
+        if (w->cbor)
+                wr_int(w, label);
+        else
+                wr_key(w, name);
+        w->need_comma = 0;
+}
+
+#define SENML_BVER "bver", -1
+#define SENML_BN "bn", -2
+#define SENML_BT "bt", -3
+#define SENML_N "n", 0
+#define SENML_V "v", 2
+#define SENML_VS "vs", 3
+#define SENML_T "t", 6
+
+/* The remaining kinds in the SenML formats: a pack shaped like
+ * tg_encode_senml_json()'s (bn = id + ":", bt whole seconds, one record per
+ * field with n, v and t = the rest of the ms) with the one defect the kind
+ * names, the base fields and any extra label in the first record. */
+static size_t garbage_senml(enum sim_format fmt, enum sim_garbage_kind kind,
+                            const struct sim_sensor *sn, int64_t ts_ms, unsigned nfields,
+                            uint8_t *buf, size_t cap) {
+        struct sim_wr w;
+        char bn[SIM_GARBAGE_BAD_ID_LEN + 2];
+        size_t bn_len;
+        /* Floor division: SenML time is bt + t, t >= 0 here. */
+        int64_t bt = ts_ms / 1000 - (ts_ms % 1000 < 0);
+        double t = (double)(ts_ms - bt * 1000) / 1000.0;
+        unsigned f;
+
+        if (kind == GARBAGE_BAD_ID) {
+                bn_len = garbage_long_id(sn, bn);
+        } else {
+                memcpy(bn, sn->id, sn->id_len);
+                bn_len = sn->id_len;
+        }
+        bn[bn_len++] = ':';
+        if (kind == GARBAGE_NON_FINITE)
+                nfields = 1;
+
+        wr_init(&w, buf, cap, fmt == SIM_FORMAT_SENML_CBOR);
+        wr_array(&w, nfields);
+        for (f = 0; f < nfields; f++) {
+                unsigned labels = 2 + (t != 0.0);
+
+                if (f == 0)
+                        labels += (kind != GARBAGE_MISSING_ID) + 1 +
+                                  (kind == GARBAGE_BAD_SENML) + (kind == GARBAGE_TOO_DEEP);
+                wr_map(&w, labels);
+                if (f == 0) {
+                        if (kind == GARBAGE_BAD_SENML) {
+                                wr_senml_label(&w, SENML_BVER);
+                                wr_int(&w, 99);
+                        }
+                        if (kind != GARBAGE_MISSING_ID) {
+                                wr_senml_label(&w, SENML_BN);
+                                wr_text(&w, bn, bn_len, 0);
+                        }
+                        wr_senml_label(&w, SENML_BT);
+                        /* A string bt is a label of the wrong type, which
+                         * the SenML decoders call bad_senml; a time beyond
+                         * 2^53 ms is what they call invalid_timestamp. */
+                        if (kind == GARBAGE_INVALID_TS)
+                                wr_double(&w, 1e300);
+                        else
+                                wr_int(&w, bt);
+                        if (kind == GARBAGE_TOO_DEEP) {
+                                /* An unknown label: skipped, were it not
+                                 * nested past the limit. */
+                                if (w.cbor)
+                                        wr_text(&w, "deep", 4, 0);
+                                else
+                                        wr_key(&w, "deep");
+                                w.need_comma = 0;
+                                wr_nested_arrays(&w, SIM_GARBAGE_DEPTH);
+                        }
+                }
+                wr_senml_label(&w, SENML_N);
+                wr_text(&w, field_models[f].name, strlen(field_models[f].name), 0);
+                if (kind != GARBAGE_NON_FINITE) {
+                        wr_senml_label(&w, SENML_V);
+                        wr_double(&w, field_models[f].center);
+                } else if (w.cbor) {
+                        wr_senml_label(&w, SENML_V);
+                        wr_double(&w, NAN);
+                } else {
+                        /* A string value is skipped: no numeric field. */
+                        wr_senml_label(&w, SENML_VS);
+                        wr_text(&w, "hot", 3, 0);
+                }
+                if (t != 0.0) {
+                        wr_senml_label(&w, SENML_T);
+                        wr_double(&w, t);
+                }
+                wr_end_map(&w);
+        }
+        wr_end_array(&w);
+        return wr_finish(&w);
+}
+
+
+/* Build one garbage payload of @p kind for @p sn into @p buf.
+ * @return its length, or 0 if it does not fit (a bug: buf is sized for all). */
+static size_t garbage_encode(const struct sim_opts *o, struct sim_rng *rng,
+                             enum sim_garbage_kind kind, const struct sim_sensor *sn,
+                             int64_t ts_ms, uint8_t *buf, size_t cap) {
+        switch (kind) {
+        case GARBAGE_NOT_DECODABLE:
+                return garbage_random_bytes(rng, buf, cap);
+        case GARBAGE_TOO_LARGE:
+                return garbage_too_large(sn, ts_ms, buf, cap);
+        case GARBAGE_FUTURE_TS: {
+                /* Ahead of the wall clock the gateway judges by, and of the
+                 * run's own event time in case that was set ahead. */
+                int64_t now = tg_clock_now(&tg_clock_realtime);
+                struct tg_reading r;
+                unsigned f;
+
+                tg_reading_clear(&r);
+                tg_reading_set_sensor(&r, sn->id, sn->id_len);
+                r.ts_ms = (now > ts_ms ? now : ts_ms) + SIM_DAY_MS;
+                for (f = 0; f < o->nfields; f++)
+                        tg_reading_add_field(&r, field_models[f].name,
+                                             strlen(field_models[f].name),
+                                             field_models[f].center);
+                return sim_encode(o->format, &r, buf, cap);
+        }
+        default:
+                break;
+        }
+        if (sim_format_is_senml(o->format))
+                return garbage_senml(o->format, kind, sn, ts_ms, o->nfields, buf, cap);
+        if (kind == GARBAGE_WRONG_TYPE) {
+                if (cap < 7)
+                        return 0;
+                memcpy(buf, "[1,2,3]", 7);
+                return 7;
+        }
+        return garbage_flat(o->format, kind, sn, ts_ms, o->nfields, buf, cap);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Publishing                                                                */
 /* ------------------------------------------------------------------------ */
 
-/* Take a free slot, waiting while the window is full.
+/* Take a free slot for a reading (@p garbage_reason NULL) or a garbage
+ * message, waiting while the window is full.
  * @return the slot, or NULL when publishing must stop. */
-static struct sim_slot *slot_acquire(struct sim *s) {
+static struct sim_slot *slot_acquire(struct sim *s, const char *garbage_reason) {
         struct sim_slot *slot = NULL;
         /* Waking per completion would cost a context switch per message;
          * waiting for a few free slots lets the publisher run in bursts. */
@@ -925,10 +1651,51 @@ static struct sim_slot *slot_acquire(struct sim *s) {
         }
         if (!sim_should_stop_locked(s)) {
                 slot = &s->slots[s->free_slots[--s->nfree]];
-                s->published++;
+                slot->in_use = 1;
+                slot->garbage_reason = garbage_reason;
+                if (garbage_reason)
+                        s->garbage_published++;
+                else
+                        s->published++;
         }
         pthread_mutex_unlock(&s->lock);
         return slot;
+}
+
+/* Hand @p slot's message to Paho. @return 0 or -EIO, the slot given back. */
+static int sim_send(struct sim *s, struct sim_slot *slot, const char *topic, const void *payload,
+                    size_t len) {
+        MQTTAsync_message msg = MQTTAsync_message_initializer;
+        MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+        int rc;
+
+        msg.payload = (void *)payload;
+        msg.payloadlen = (int)len;
+        msg.qos = s->opts->qos;
+        msg.retained = 0;
+        ro.onSuccess = on_publish_success;
+        ro.onFailure = on_publish_failure;
+        ro.context = slot;
+        /* Paho copies topic and payload before returning, so stack buffers
+         * are fine. A refusal here means no callback will ever come. */
+        rc = MQTTAsync_sendMessage(s->client, topic, &msg, &ro);
+        if (rc == MQTTASYNC_SUCCESS)
+                return 0;
+        tg_err("publish to %s refused by the MQTT client: %s (%d); stopping", topic,
+               MQTTAsync_strerror(rc), rc);
+        return -EIO;
+}
+
+/* Count a publish that never reached Paho as failed and stop. */
+static void sim_send_refused(struct sim *s, struct sim_slot *slot) {
+        pthread_mutex_lock(&s->lock);
+        if (slot->garbage_reason)
+                s->garbage_failed++;
+        else
+                s->failed++;
+        s->failing = 1;
+        slot_release_locked(s, slot);
+        pthread_mutex_unlock(&s->lock);
 }
 
 static void sim_fill_reading(struct sim *s, struct sim_sensor *sn, int64_t ts_ms, double t_s,
@@ -949,63 +1716,92 @@ static void sim_fill_reading(struct sim *s, struct sim_sensor *sn, int64_t ts_ms
 /* Publish one reading. @return 0, -ECANCELED when stopping, or -EIO. */
 static int sim_publish(struct sim *s, struct sim_sensor *sn, int64_t ts_ms, double t_s) {
         const struct sim_opts *o = s->opts;
-        MQTTAsync_message msg = MQTTAsync_message_initializer;
-        MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
         struct tg_reading r;
-        uint8_t cbor[SIM_PAYLOAD_MAX];
+        uint8_t buf[SIM_PAYLOAD_MAX];
+        const void *payload = buf;
         struct sim_slot *slot;
         size_t json_len = 0, len;
         int rc;
 
         sim_fill_reading(s, sn, ts_ms, t_s, &r);
-        slot = slot_acquire(s);
+        slot = slot_acquire(s, NULL);
         if (!slot)
                 return -ECANCELED;
 
         slot->truth_len = 0;
-        if (s->truth || o->format == TG_FORMAT_JSON) {
+        if (s->truth.f) {
                 /* One byte kept back for the truth file's newline. */
                 json_len = tg_encode_json(&r, slot->truth, sizeof(slot->truth) - 1);
                 slot->truth[json_len] = '\n';
                 slot->truth_len = json_len + 1;
         }
-        if (o->format == TG_FORMAT_JSON) {
-                msg.payload = slot->truth;
+        if (o->format == SIM_FORMAT_JSON && s->truth.f) {
+                payload = slot->truth; /* the truth line is the payload */
                 len = json_len;
         } else {
-                msg.payload = cbor;
-                len = tg_encode_cbor(&r, cbor, sizeof(cbor));
+                len = sim_encode(o->format, &r, buf, sizeof(buf));
         }
-        if (!len || ((s->truth || o->format == TG_FORMAT_JSON) && !json_len)) {
-                rc = -ENOBUFS;
+        if (!len || (s->truth.f && !json_len)) {
                 tg_err("%s: reading does not fit %d bytes", sn->id, SIM_PAYLOAD_MAX);
-                goto refused;
+                sim_send_refused(s, slot);
+                return -ENOBUFS;
         }
-        msg.payloadlen = (int)len;
-        msg.qos = o->qos;
-        msg.retained = 0;
-        ro.onSuccess = on_publish_success;
-        ro.onFailure = on_publish_failure;
-        ro.context = slot;
-        /* Paho copies topic and payload before returning, so stack buffers
-         * are fine. A refusal here means no callback will ever come. */
-        rc = MQTTAsync_sendMessage(s->client, sn->topic, &msg, &ro);
-        if (rc == MQTTASYNC_SUCCESS)
+        rc = sim_send(s, slot, sn->topic, payload, len);
+        if (rc)
+                sim_send_refused(s, slot);
+        return rc;
+}
+
+/* Publish the next garbage kind of the cycle on @p sn's topic.
+ * @return 0, -ECANCELED when stopping, -ENOBUFS or -EIO. */
+static int sim_publish_garbage(struct sim *s, struct sim_sensor *sn, int64_t ts_ms) {
+        const struct sim_opts *o = s->opts;
+        enum sim_garbage_kind kind = (enum sim_garbage_kind)s->garbage_cycle[s->garbage_next];
+        struct sim_slot *slot;
+        size_t len;
+        int rc;
+
+        s->garbage_next = (s->garbage_next + 1) % s->garbage_nkinds;
+        slot = slot_acquire(s, sim_garbage_kinds[kind].reason[o->format]);
+        if (!slot)
+                return -ECANCELED;
+        len = garbage_encode(o, &s->garbage_bytes_rng, kind, sn, ts_ms, s->garbage_buf,
+                             SIM_GARBAGE_MAX);
+        if (!len) {
+                tg_err("%s: garbage payload (%s) does not fit %d bytes", sn->id,
+                       slot->garbage_reason, SIM_GARBAGE_MAX);
+                sim_send_refused(s, slot);
+                return -ENOBUFS;
+        }
+        slot->topic = sn->topic;
+        slot->garbage_bytes = len;
+        rc = sim_send(s, slot, sn->topic, s->garbage_buf, len);
+        if (rc)
+                sim_send_refused(s, slot);
+        return rc;
+}
+
+/* Draw the garbage messages due before @p sn's next reading and publish
+ * them. Each message is garbage with probability --garbage on its own
+ * draw; as garbage takes no event-time step, the draws repeat until one
+ * says "reading". At 1 that would never happen: one garbage message stands
+ * in for the reading instead.
+ * @return 0, -ECANCELED when stopping, or -EIO. */
+static int sim_publish_garbage_due(struct sim *s, struct sim_sensor *sn, int64_t ts_ms) {
+        double p = s->opts->garbage;
+        int rc = 0;
+
+        if (p <= 0.0 || !s->garbage_nkinds)
                 return 0;
-        tg_err("publish to %s refused by the MQTT client: %s (%d); stopping", sn->topic,
-               MQTTAsync_strerror(rc), rc);
-        rc = -EIO;
-refused:
-        pthread_mutex_lock(&s->lock);
-        s->failed++;
-        s->failing = 1;
-        slot_release_locked(s, slot);
-        pthread_mutex_unlock(&s->lock);
+        if (p >= 1.0)
+                return sim_publish_garbage(s, sn, ts_ms);
+        while (!rc && rng_uniform(&s->garbage_rng) < p)
+                rc = sim_publish_garbage(s, sn, ts_ms);
         return rc;
 }
 
 struct sim_progress {
-        uint64_t published, confirmed, failed;
+        uint64_t published, confirmed, failed, garbage;
         unsigned inflight;
 };
 
@@ -1014,6 +1810,7 @@ static void sim_snapshot(struct sim *s, struct sim_progress *p) {
         p->published = s->published;
         p->confirmed = s->confirmed;
         p->failed = s->failed;
+        p->garbage = s->garbage_published;
         p->inflight = s->opts->inflight - s->nfree;
         pthread_mutex_unlock(&s->lock);
 }
@@ -1056,9 +1853,14 @@ static void sim_run(struct sim *s, uint64_t steps, int64_t start_ms) {
                                 lag_warned = 1;
                         }
                 }
-                for (i = 0; i < o->sensors; i++)
-                        if (sim_publish(s, &s->sensors[i], start_ms + offset_ms, t_s))
+                for (i = 0; i < o->sensors; i++) {
+                        struct sim_sensor *sn = &s->sensors[i];
+
+                        if (sim_publish_garbage_due(s, sn, start_ms + offset_ms))
                                 return;
+                        if (o->garbage < 1.0 && sim_publish(s, sn, start_ms + offset_ms, t_s))
+                                return;
+                }
 
                 now = tg_monotonic_ms();
                 if (!o->quiet && now >= next_progress) {
@@ -1066,8 +1868,9 @@ static void sim_run(struct sim *s, uint64_t steps, int64_t start_ms) {
 
                         sim_snapshot(s, &p);
                         tg_info("progress: published=%" PRIu64 " confirmed=%" PRIu64
-                                " failed=%" PRIu64 " inflight=%u rate_per_s=%.0f",
-                                p.published, p.confirmed, p.failed, p.inflight,
+                                " failed=%" PRIu64 " garbage=%" PRIu64
+                                " inflight=%u rate_per_s=%.0f",
+                                p.published, p.confirmed, p.failed, p.garbage, p.inflight,
                                 (double)(p.confirmed - last.confirmed) * 1000.0 /
                                         (double)(now - next_progress + SIM_PROGRESS_MS));
                         last = p;
@@ -1101,6 +1904,7 @@ int main(int argc, char **argv) {
         pthread_t sig_thread;
         sigset_t set;
         uint64_t steps = 0, unconfirmed;
+        unsigned i;
         int64_t start_ms, t0, t1;
         double elapsed_s;
         int rc, status = 0;
@@ -1122,13 +1926,13 @@ int main(int argc, char **argv) {
         MQTTAsync_setTraceLevel(MQTTASYNC_TRACE_ERROR);
 
         if (sim_init(&s, &o)) {
-                sim_truth_close(&s);
+                sim_files_close(&s);
                 sim_free(&s);
                 return 1;
         }
         if (pthread_create(&sig_thread, NULL, sim_signal_thread, &s)) {
                 tg_err("cannot start the signal thread");
-                sim_truth_close(&s);
+                sim_files_close(&s);
                 sim_free(&s);
                 return 1;
         }
@@ -1159,15 +1963,16 @@ int main(int argc, char **argv) {
                         char dur[64];
 
                         if (o.duration_s)
-                                snprintf(dur, sizeof(dur), "%" PRIu64 " s (%" PRIu64 " readings)",
-                                         o.duration_s, steps * o.sensors);
+                                snprintf(dur, sizeof(dur), "%" PRIu64 " s (%" PRIu64 " %s)",
+                                         o.duration_s, steps * o.sensors,
+                                         o.garbage >= 1.0 ? "garbage messages" : "readings");
                         else
                                 snprintf(dur, sizeof(dur), "until stopped");
                         tg_info("connected to %s as %s: %u sensors, step %u ms, %s, %s, qos %d, "
-                                "%s, first ts %" PRId64,
+                                "%s, garbage %g, first ts %" PRId64,
                                 o.uri, o.client_id, o.sensors, o.step_ms, dur,
                                 o.fast ? "fast" : "paced to the wall clock", o.qos,
-                                tg_format_name(o.format), start_ms);
+                                sim_format_names[o.format], o.garbage, start_ms);
                 }
                 t0 = tg_monotonic_ms();
                 sim_run(&s, steps, start_ms);
@@ -1187,18 +1992,29 @@ int main(int argc, char **argv) {
 
         /* Whatever never completed cannot be called published. */
         unconfirmed = o.inflight - s.nfree;
-        s.failed += unconfirmed;
+        for (i = 0; i < o.inflight; i++) {
+                if (!s.slots[i].in_use)
+                        continue;
+                if (s.slots[i].garbage_reason)
+                        s.garbage_failed++;
+                else
+                        s.failed++;
+        }
         if (unconfirmed)
                 tg_err("%" PRIu64 " publishes never completed; counted as failed", unconfirmed);
-        if (sim_truth_close(&s))
+        if (sim_files_close(&s))
                 status = 1;
-        if (s.failed || s.lost)
+        if (s.failed || s.garbage_failed || s.lost)
                 status = 1;
 
+        /* Readings and garbage are counted apart: published, confirmed and
+         * failed are readings only, as they were before --garbage. */
         elapsed_s = (double)(t1 - t0) / 1000.0;
         tg_info("summary: published=%" PRIu64 " confirmed=%" PRIu64 " failed=%" PRIu64
-                " elapsed_s=%.3f rate_per_s=%.0f",
-                s.published, s.confirmed, s.failed, elapsed_s,
+                " garbage_published=%" PRIu64 " garbage_confirmed=%" PRIu64
+                " garbage_failed=%" PRIu64 " elapsed_s=%.3f rate_per_s=%.0f",
+                s.published, s.confirmed, s.failed, s.garbage_published, s.garbage_confirmed,
+                s.garbage_failed, elapsed_s,
                 elapsed_s > 0 ? (double)s.confirmed / elapsed_s : 0.0);
         sim_free(&s);
         return status;
