@@ -58,7 +58,24 @@ static const char *const format_names[] = {
         [TG_FORMAT_AUTO] = "auto",
         [TG_FORMAT_JSON] = "json",
         [TG_FORMAT_CBOR] = "cbor",
+        [TG_FORMAT_SENML_JSON] = "senml-json",
+        [TG_FORMAT_SENML_CBOR] = "senml-cbor",
 };
+
+enum tg_format tg_format_detect(enum tg_format fmt, const void *payload, size_t len) {
+        const unsigned char *p = payload;
+        size_t i = 0;
+
+        if (fmt != TG_FORMAT_AUTO)
+                return fmt;
+        if (len && p[0] >= 0x80 && p[0] <= 0x9f)
+                return TG_FORMAT_SENML_CBOR; /* a CBOR array */
+        if (len && p[0] >= 0xa0 && p[0] <= 0xdb)
+                return TG_FORMAT_CBOR;       /* a CBOR map (or a tag before one) */
+        while (i < len && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r'))
+                i++;
+        return i < len && p[i] == '[' ? TG_FORMAT_SENML_JSON : TG_FORMAT_JSON;
+}
 
 int tg_format_parse(const char *s, enum tg_format *out) {
         size_t i;
@@ -97,10 +114,11 @@ enum tg_decode_err tg_decode_ex(enum tg_format fmt, const void *payload,
                                 struct tg_reading *out) {
         const unsigned char *p = payload;
 
+        /* Flat readings only: an array is not one (SenML has its own decoders). */
         if (fmt == TG_FORMAT_AUTO)
                 fmt = len && p[0] >= 0xa0 && p[0] <= 0xdb ? TG_FORMAT_CBOR
                                                           : TG_FORMAT_JSON;
-        if (fmt == TG_FORMAT_CBOR)
+        if (fmt == TG_FORMAT_CBOR || fmt == TG_FORMAT_SENML_CBOR)
                 return tg_decode_cbor_ex(payload, len, opts, out);
         return tg_decode_json_ex(payload, len, opts, out);
 }

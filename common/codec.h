@@ -10,9 +10,11 @@
 
 /** Payload formats a subscription may carry. */
 enum tg_format {
-        TG_FORMAT_AUTO = 0,     /**< CBOR map or JSON object, told apart by the first byte */
+        TG_FORMAT_AUTO = 0,     /**< by the first byte: JSON object or array (SenML), CBOR map or array (SenML) */
         TG_FORMAT_JSON,
         TG_FORMAT_CBOR,
+        TG_FORMAT_SENML_JSON, /**< RFC 8428 pack, JSON */
+        TG_FORMAT_SENML_CBOR, /**< RFC 8428 pack, CBOR */
 };
 
 /** Why a payload could not become a reading. Stable: these names are the
@@ -42,7 +44,7 @@ const char *tg_decode_err_name(enum tg_decode_err err);
 /** @brief A sentence for people saying what is wrong, e.g. for dead letters. */
 const char *tg_decode_err_message(enum tg_decode_err err);
 
-/** @brief Parse "auto", "json" or "cbor". @return 0 or -EINVAL. */
+/** @brief Parse "auto", "json", "cbor", "senml-json" or "senml-cbor". @return 0 or -EINVAL. */
 int tg_format_parse(const char *s, enum tg_format *out);
 const char *tg_format_name(enum tg_format f);
 
@@ -103,6 +105,12 @@ enum tg_decode_err tg_decode_json(const void *payload, size_t len,
                                   struct tg_reading *out);
 enum tg_decode_err tg_decode_cbor(const void *payload, size_t len,
                                   struct tg_reading *out);
+
+/**
+ * @brief The format of @p payload when @p fmt is AUTO: a JSON object or a
+ *        CBOR map is a flat reading, a JSON or CBOR array a SenML pack.
+ */
+enum tg_format tg_format_detect(enum tg_format fmt, const void *payload, size_t len);
 
 /** @brief tg_decode() with a mapping and limits. */
 enum tg_decode_err tg_decode_ex(enum tg_format fmt, const void *payload,

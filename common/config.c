@@ -27,8 +27,10 @@ static const struct tg_option options[] = {
         {"mqtt.qos", TG_OPT_INT, OPT(mqtt_qos), 0, 1, "1", NULL,
          "Subscription QoS. 1: the broker redelivers until the gateway has "
          "taken the reading.", 0},
-        {"mqtt.format", TG_OPT_ENUM, OPT(mqtt_format), 0, 0, "auto", "auto|json|cbor",
-         "Payload format; auto tells a CBOR map from a JSON object by its first byte.", 0},
+        {"mqtt.format", TG_OPT_ENUM, OPT(mqtt_format), 0, 0, "auto",
+         "auto|json|cbor|senml-json|senml-cbor",
+         "Payload format. auto tells them apart by the first byte: a JSON object "
+         "or CBOR map is one reading, a JSON or CBOR array a SenML pack (RFC 8428).", 0},
         {"mqtt.keepalive", TG_OPT_DURATION, OPT(mqtt_keepalive_ms), SEC(1), SEC(3600), "30s", NULL,
          "MQTT keep-alive interval.", 0},
 
@@ -45,6 +47,10 @@ static const struct tg_option options[] = {
          "reject|arrival",
          "A payload without event time: dead-lettered (reject) or stamped with "
          "its arrival time and counted (arrival).", 0},
+        {"input.senml_names", TG_OPT_ENUM, OPT(input_senml_names), 0, 0, "field",
+         "field|sensor",
+         "SenML: field: the base name is the sensor and each record's name a "
+         "field; sensor: each resolved name is a sensor with one field, value.", 0},
         {"input.fields", TG_OPT_STRING, OPT(input_fields), 0, 0, "", NULL,
          "Numeric fields to keep, a list or comma-separated; empty: every "
          "numeric member.", TG_OPT_LIST},
@@ -109,8 +115,33 @@ static const struct tg_option options[] = {
         {"window.max_field_names", TG_OPT_INT, OPT(window_max_field_names), 1, 4096, "64", NULL,
          "Distinct field names over the gateway's life.", 0},
 
+        {"durability", TG_OPT_ENUM, OPT(durability), 0, 0, "disk", "disk|memory",
+         "disk: every MQTT message is in the spool on local disk before it is "
+         "acknowledged. memory: acknowledged once handed to the Kafka producer; "
+         "a crash loses what it still held.", 0},
+        {"spool.max_bytes", TG_OPT_INT, OPT(spool_max_bytes), 1 << 20, INT64_MAX / 2,
+         "1073741824", NULL,
+         "Bound on the spool's size on disk (store-and-forward through Kafka outages).", 0},
+        {"spool.segment_bytes", TG_OPT_INT, OPT(spool_segment_bytes), 64 << 10, 1 << 30,
+         "8388608", NULL, "Size of one spool segment file.", 0},
+        {"spool.fsync", TG_OPT_ENUM, OPT(spool_fsync), 0, 0, "interval",
+         "interval|always|never",
+         "When spooled messages reach the disk: always (before each ack), every "
+         "spool.fsync_interval, or when the kernel decides. A process crash loses "
+         "nothing in any mode; a power loss up to one interval.", 0},
+        {"spool.fsync_interval", TG_OPT_DURATION, OPT(spool_fsync_interval_ms), 10, SEC(60),
+         "1s", NULL, "The interval of spool.fsync: interval.", 0},
+        {"spool.full", TG_OPT_ENUM, OPT(spool_full), 0, 0, "block", "block|drop-oldest",
+         "The spool at spool.max_bytes: block (stop acknowledging; the MQTT "
+         "broker keeps the session's queue) or drop-oldest (delete the oldest "
+         "segment, counted and logged).", 0},
+        {"checkpoint.interval", TG_OPT_DURATION, OPT(checkpoint_interval_ms), 100, SEC(3600),
+         "5s", NULL,
+         "How often window state is checkpointed with the spool position it "
+         "covers; after a crash at most this much is replayed.", 0},
+
         {"state.dir", TG_OPT_STRING, OPT(state_dir), 0, 0, "/var/lib/tumblegate", NULL,
-         "Directory for the window state file.", 0},
+         "Directory for the spool and the window checkpoint.", 0},
         {"log.level", TG_OPT_ENUM, OPT(log_level), 0, 0, "info", "error|warn|info|debug",
          "Log threshold.", 0},
         {"log.file", TG_OPT_STRING, OPT(log_file), 0, 0, "", NULL,
@@ -224,6 +255,7 @@ static const struct {
         [TG_SUB_TS_UNIT] = {"timestamp.unit", "input.timestamp.unit"},
         [TG_SUB_TS_MISSING] = {"timestamp.missing", "input.timestamp.missing"},
         [TG_SUB_FIELDS] = {"fields", "input.fields"},
+        [TG_SUB_SENML_NAMES] = {"senml_names", "input.senml_names"},
 };
 
 const char *tg_config_sub_option(enum tg_sub_key k) {
@@ -256,7 +288,7 @@ static int set_subscription(struct tg_config *cfg, const char *key,
         if (k == TG_SUB__COUNT)
                 FAIL("%s: unknown option '%s' (a subscription takes topic, qos, format, "
                      "sensor_id, timestamp.field, timestamp.unit, timestamp.missing, "
-                     "fields)", origin, key);
+                     "fields, senml_names)", origin, key);
         if (!(scratch = calloc(1, sizeof(*scratch))))
                 return -ENOMEM;
         r = option_store(scratch, option_find(sub_keys[k].option), key, value, origin,

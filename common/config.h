@@ -20,6 +20,7 @@ enum tg_sub_key {
         TG_SUB_TS_UNIT,         /**< input.timestamp.unit */
         TG_SUB_TS_MISSING,      /**< input.timestamp.missing */
         TG_SUB_FIELDS,          /**< input.fields */
+        TG_SUB_SENML_NAMES,     /**< input.senml_names */
         TG_SUB__COUNT
 };
 
@@ -44,6 +45,7 @@ struct tg_config {
         char *input_ts_unit;
         char *input_ts_missing;
         char *input_fields;
+        char *input_senml_names;
         int64_t limit_payload;
         int64_t limit_depth;
         int64_t limit_fields;
@@ -70,6 +72,14 @@ struct tg_config {
         char *window_emit;
         int64_t window_update_interval_ms;
         int64_t window_evict_after_ms;
+        /* durability */
+        char *durability;
+        int64_t spool_max_bytes;
+        int64_t spool_segment_bytes;
+        char *spool_fsync;
+        int64_t spool_fsync_interval_ms;
+        char *spool_full;
+        int64_t checkpoint_interval_ms;
         /* process */
         char *state_dir;
         char *log_level;

@@ -97,6 +97,19 @@ static void expect_int(struct tg_config *cfg, const char *key, const char *value
 
 /* --- the table and its defaults ------------------------------------------ */
 
+
+/* How many options of @p type the table has: the loops below must visit
+ * each of them (and there must be some). */
+static int count_type(enum tg_option_type type) {
+        size_t n, i;
+        const struct tg_option *t = tg_config_options(&n);
+        int c = 0;
+
+        for (i = 0; i < n; i++)
+                c += t[i].type == type;
+        return c;
+}
+
 static void test_table_is_sane(void) {
         const struct tg_option *t;
         size_t n, i, j;
@@ -252,7 +265,7 @@ static void test_set_int(void) {
                 EXPECT_REFUSED(cfg, o->name, v);
                 tested++;
         }
-        CU_ASSERT_EQUAL(tested, 9); /* qos, max_sensors, max_fields, max_field_names */
+        CU_ASSERT(tested > 0 && (int)tested == count_type(TG_OPT_INT));
         for (i = 0; i < sizeof(not_int) / sizeof(*not_int); i++)
                 EXPECT_REFUSED(cfg, "window.max_sensors", not_int[i]);
         EXPECT_INT(cfg, "window.max_sensors", "16777216", 16777216);
@@ -320,7 +333,7 @@ static void test_set_duration(void) {
                 EXPECT_REFUSED(cfg, o->name, v);
                 tested++;
         }
-        CU_ASSERT_EQUAL(tested, 9);
+        CU_ASSERT(tested > 0 && (int)tested == count_type(TG_OPT_DURATION));
         tg_config_destroy(cfg);
 }
 
@@ -368,7 +381,7 @@ static void test_set_enum(void) {
                       "%s: error '%s' does not list %s", o->name, err, o->enum_values);
                 tested++;
         }
-        CU_ASSERT_EQUAL(tested, 7);
+        CU_ASSERT(tested > 0 && (int)tested == count_type(TG_OPT_ENUM));
         tg_config_destroy(cfg);
 }
 
@@ -929,7 +942,7 @@ static void test_reference(void) {
                 rows++;
         }
         CU_ASSERT_EQUAL(rows, (int)n + TG_SUB__COUNT); /* then the subscription keys */
-        CU_ASSERT_PTR_NOT_NULL(strstr(text, "| `mqtt.format` | enum: auto, json, cbor | `auto` |"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(text, "| `mqtt.format` | enum: auto, json, cbor, senml-json, senml-cbor | `auto` |"));
         CU_ASSERT_PTR_NOT_NULL(strstr(text, "| `mqtt.qos` | integer 0..1 | `1` |"));
         CU_ASSERT_PTR_NOT_NULL(strstr(text, "| `window.size` | duration | `10s` |"));
         CU_ASSERT_PTR_NOT_NULL(strstr(text, "| `log.file` | string | `\"\"` |"));
