@@ -778,7 +778,8 @@ size_t tg_window_engine_memory(const tg_window_engine_t *e) {
  *
  *   header  "TGWSTATE" u32 version, u32 header_crc-less flags (0)
  *           i64 W, H, u32 max_fields, u32 nfield_names, u32 nsensors,
- *           i64 global_watermark
+ *           i64 global_watermark, u64 position (the caller's: the spool
+ *           sequence the state covers)
  *   names   nfield_names x (u8 len, bytes)
  *   sensors nsensors x (u16 id_len, bytes, i64 watermark, i64 close_mark,
  *           u64 late_total, u64 late_since_final, u32 nopen, nopen x (i64 start, u32 count, u32 nfields,
@@ -816,12 +817,10 @@ static void wput(struct wbuf *b, const void *src, size_t n) {
 
 #define WPUT(b, v) wput((b), &(v), sizeof(v))
 
-int tg_window_engine_save(const tg_window_engine_t *e, const char *path) {
+int tg_window_engine_snapshot(const tg_window_engine_t *e, uint64_t position,
+                              void **buf, size_t *len) {
         struct wbuf b = {0};
         uint32_t u32, pos, i, crc, nsensors;
-        char tmp[4096];
-        int fd, r = 0;
-        size_t off;
 
         wput(&b, STATE_MAGIC, 8);
         u32 = STATE_VERSION;
@@ -835,6 +834,7 @@ int tg_window_engine_save(const tg_window_engine_t *e, const char *path) {
         nsensors = e->counters.sensors_active;
         WPUT(&b, nsensors);
         WPUT(&b, e->global_watermark);
+        WPUT(&b, position);
         for (i = 0; i < e->nfield_names; i++) {
                 WPUT(&b, e->field_name_lens[i]);
                 wput(&b, e->field_names[i], e->field_name_lens[i]);
@@ -868,14 +868,21 @@ int tg_window_engine_save(const tg_window_engine_t *e, const char *path) {
                 free(b.p);
                 return -ENOMEM;
         }
+        *buf = b.p;
+        *len = b.len;
+        return 0;
+}
+
+int tg_window_state_write(const char *path, const void *buf, size_t len) {
+        char tmp[4096];
+        int fd, r = 0;
+        size_t off;
 
         snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-        if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0) {
-                free(b.p);
+        if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0)
                 return -errno;
-        }
-        for (off = 0; off < b.len;) {
-                ssize_t n = write(fd, b.p + off, b.len - off);
+        for (off = 0; off < len;) {
+                ssize_t n = write(fd, (const char *)buf + off, len - off);
 
                 if (n < 0) {
                         if (errno == EINTR)
@@ -889,11 +896,23 @@ int tg_window_engine_save(const tg_window_engine_t *e, const char *path) {
                 r = -errno;
         if (close(fd) && !r)
                 r = -errno;
-        free(b.p);
         if (!r && rename(tmp, path))
                 r = -errno;
         if (r)
                 unlink(tmp);
+        return r;
+}
+
+int tg_window_engine_save(const tg_window_engine_t *e, const char *path,
+                          uint64_t position) {
+        void *buf;
+        size_t len;
+        int r = tg_window_engine_snapshot(e, position, &buf, &len);
+
+        if (r)
+                return r;
+        r = tg_window_state_write(path, buf, len);
+        free(buf);
         return r;
 }
 
@@ -936,12 +955,13 @@ static int load_fail(tg_window_engine_t *e, char *errstr, size_t size,
 }
 
 int tg_window_engine_load(tg_window_engine_t *e, const char *path,
-                          char *errstr, size_t errstr_size) {
+                          uint64_t *position, char *errstr, size_t errstr_size) {
         unsigned char *data = NULL;
         struct rbuf b;
         char magic[8];
         uint32_t version, flags, max_fields, nnames, nsens, i, pos, crc;
         int64_t W, H, gwm;
+        uint64_t saved_position;
         FILE *f;
         long size;
         int r;
@@ -982,6 +1002,7 @@ int tg_window_engine_load(tg_window_engine_t *e, const char *path,
         RGET(&b, nnames);
         RGET(&b, nsens);
         RGET(&b, gwm);
+        RGET(&b, saved_position);
         if (W != e->conf.size_ms || H != e->conf.hop_ms ||
             max_fields != e->conf.max_fields) {
                 free(data);
@@ -1081,6 +1102,8 @@ int tg_window_engine_load(tg_window_engine_t *e, const char *path,
                 return load_fail(e, errstr, errstr_size, "length mismatch");
         }
         e->global_watermark = gwm;
+        if (position)
+                *position = saved_position;
         (void)flags;
         free(data);
         return 0;

@@ -133,19 +133,33 @@ size_t tg_window_engine_memory(const tg_window_engine_t *e);
 
 /**
  * @brief Write the open windows to @p path atomically (temporary file,
- *        fsync, rename), versioned and CRC-checked.
+ *        fsync, rename), versioned and CRC-checked, with @p position, a
+ *        number of the caller's (the last input the state covers).
  * @return 0 or -errno.
  */
-int tg_window_engine_save(const tg_window_engine_t *e, const char *path);
+int tg_window_engine_save(const tg_window_engine_t *e, const char *path,
+                          uint64_t position);
+
+/**
+ * @brief The bytes tg_window_engine_save() would write, in a buffer the
+ *        caller frees: a checkpoint taken now and written later.
+ * @return 0 or -ENOMEM.
+ */
+int tg_window_engine_snapshot(const tg_window_engine_t *e, uint64_t position,
+                              void **buf, size_t *len);
+
+/** @brief Write a snapshot to @p path atomically. @return 0 or -errno. */
+int tg_window_state_write(const char *path, const void *buf, size_t len);
 
 /**
  * @brief Restore open windows written by tg_window_engine_save() into an
- *        empty engine with the same window size, hop and field limits.
+ *        empty engine with the same window size, hop and field limits, and
+ *        the position saved with them (into @p position unless NULL).
  * @return 0; -ENOENT when there is no file; -EINVAL (with @p errstr) when the
  *         file is corrupt, of another version or of other settings, in which
  *         case the engine is left empty.
  */
 int tg_window_engine_load(tg_window_engine_t *e, const char *path,
-                          char *errstr, size_t errstr_size);
+                          uint64_t *position, char *errstr, size_t errstr_size);
 
 #endif

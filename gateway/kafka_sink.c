@@ -19,7 +19,13 @@ struct tg_kafka_sink {
         _Atomic uint64_t delivered[TG_SINK__COUNT];
         _Atomic uint64_t failed[TG_SINK__COUNT];
         _Atomic uint64_t queue_full_waits;
+        tg_sink_delivery_fn *on_delivered;
+        void *on_delivered_opaque;
 };
+
+/* A record's opaque: the caller's tag and the topic, in one pointer-sized
+ * value (the tag shifted past the topic's 3 bits). */
+#define TOPIC_BITS 3
 
 /* librdkafka's own log lines (syslog levels) go through our sink. */
 static void on_log(const rd_kafka_t *rk, int level, const char *fac,
@@ -49,7 +55,8 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason,
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
                         void *opaque) {
         struct tg_kafka_sink *sink = opaque;
-        uintptr_t topic = (uintptr_t)m->_private;
+        uint64_t v = (uint64_t)(uintptr_t)m->_private;
+        unsigned topic = (unsigned)(v & ((1u << TOPIC_BITS) - 1));
 
         if (topic >= TG_SINK__COUNT)
                 return;
@@ -60,6 +67,15 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
         } else {
                 atomic_fetch_add(&sink->delivered[topic], 1);
         }
+        if (sink->on_delivered)
+                sink->on_delivered(sink->on_delivered_opaque, (enum tg_sink_topic)topic,
+                                   v >> TOPIC_BITS, !m->err);
+}
+
+void tg_kafka_sink_on_delivery(tg_kafka_sink_t *sink, tg_sink_delivery_fn *fn,
+                               void *opaque) {
+        sink->on_delivered = fn;
+        sink->on_delivered_opaque = opaque;
 }
 
 static int conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
@@ -196,17 +212,19 @@ int tg_kafka_sink_destroy(tg_kafka_sink_t *sink, int timeout_ms) {
 
 int tg_kafka_sink_produce(tg_kafka_sink_t *sink, enum tg_sink_topic topic,
                           const char *key, size_t key_len, const void *value,
-                          size_t value_len, int64_t timestamp_ms,
+                          size_t value_len, int64_t timestamp_ms, uint64_t tag,
                           const volatile int *stop) {
         return tg_kafka_sink_produce_headers(sink, topic, key, key_len, value,
-                                             value_len, timestamp_ms, NULL, 0, stop);
+                                             value_len, timestamp_ms, NULL, 0, tag,
+                                             stop);
 }
 
 int tg_kafka_sink_produce_headers(tg_kafka_sink_t *sink, enum tg_sink_topic topic,
                                   const char *key, size_t key_len, const void *value,
                                   size_t value_len, int64_t timestamp_ms,
                                   const struct tg_sink_header *headers,
-                                  size_t nheaders, const volatile int *stop) {
+                                  size_t nheaders, uint64_t tag,
+                                  const volatile int *stop) {
         rd_kafka_resp_err_t err;
         int waited = 0;
 
@@ -231,7 +249,8 @@ int tg_kafka_sink_produce_headers(tg_kafka_sink_t *sink, enum tg_sink_topic topi
                         RD_KAFKA_V_VALUE((void *)value, value_len),
                         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                         RD_KAFKA_V_TIMESTAMP(timestamp_ms),
-                        RD_KAFKA_V_OPAQUE((void *)(uintptr_t)topic),
+                        RD_KAFKA_V_OPAQUE((void *)(uintptr_t)((tag << TOPIC_BITS) |
+                                                               (uint64_t)topic)),
                         RD_KAFKA_V_HEADERS(hdrs),
                         RD_KAFKA_V_END);
                 if (err && hdrs)
@@ -256,6 +275,11 @@ int tg_kafka_sink_produce_headers(tg_kafka_sink_t *sink, enum tg_sink_topic topi
         }
         atomic_fetch_add(&sink->produced[topic], 1);
         return 0;
+}
+
+int tg_kafka_sink_flush(tg_kafka_sink_t *sink, int timeout_ms) {
+        rd_kafka_flush(sink->rk, timeout_ms > 0 ? timeout_ms : 0);
+        return rd_kafka_outq_len(sink->rk);
 }
 
 void tg_kafka_sink_poll(tg_kafka_sink_t *sink, int timeout_ms) {

@@ -48,15 +48,27 @@ int tg_kafka_sink_check_config(const struct tg_config *cfg, char *errstr,
 int tg_kafka_sink_destroy(tg_kafka_sink_t *sink, int timeout_ms);
 
 /**
- * @brief Produce one record; the payload and key are copied. When
+ * @brief Produce one record; the payload and key are copied; @p tag (< 2^60)
+ *        comes back in the delivery callback. When
  *        librdkafka's queue is full this waits for room (back-pressure to
  *        the MQTT side) until @p stop becomes non-zero.
  * @return 0 or -errno (-ECANCELED when stopped while waiting).
  */
 int tg_kafka_sink_produce(tg_kafka_sink_t *sink, enum tg_sink_topic topic,
                           const char *key, size_t key_len, const void *value,
-                          size_t value_len, int64_t timestamp_ms,
+                          size_t value_len, int64_t timestamp_ms, uint64_t tag,
                           const volatile int *stop);
+
+/**
+ * Called from tg_kafka_sink_poll() for each record once Kafka confirmed it
+ * (@p ok) or gave up on it, with the tag it was produced with.
+ */
+typedef void (tg_sink_delivery_fn)(void *opaque, enum tg_sink_topic topic,
+                                   uint64_t tag, int ok);
+
+/** @brief Set the delivery callback (before producing anything). */
+void tg_kafka_sink_on_delivery(tg_kafka_sink_t *sink, tg_sink_delivery_fn *fn,
+                               void *opaque);
 
 /** One Kafka record header. */
 struct tg_sink_header {
@@ -73,7 +85,14 @@ int tg_kafka_sink_produce_headers(tg_kafka_sink_t *sink, enum tg_sink_topic topi
                                   const char *key, size_t key_len, const void *value,
                                   size_t value_len, int64_t timestamp_ms,
                                   const struct tg_sink_header *headers,
-                                  size_t nheaders, const volatile int *stop);
+                                  size_t nheaders, uint64_t tag,
+                                  const volatile int *stop);
+
+/**
+ * @brief Wait up to @p timeout_ms for every record in flight to be confirmed.
+ * @return records still unconfirmed.
+ */
+int tg_kafka_sink_flush(tg_kafka_sink_t *sink, int timeout_ms);
 
 /** @brief Serve delivery reports and logs for up to @p timeout_ms. */
 void tg_kafka_sink_poll(tg_kafka_sink_t *sink, int timeout_ms);

@@ -96,7 +96,8 @@ static void log_stats(tg_pipeline_t *p, tg_kafka_sink_t *sink,
                 "late=%llu future=%llu "
                 "forwarded=%llu windows=%llu delivered_raw=%llu delivered_agg=%llu "
                 "failed=%llu in_flight=%d sensors=%llu evicted=%llu table_full=%llu "
-                "mqtt_connects=%llu",
+                "mqtt_connects=%llu spooled=%llu spool_bytes=%llu replayed=%llu "
+                "checkpoints=%llu",
                 (unsigned long long)c.received, (unsigned long long)c.decoded,
                 (unsigned long long)refused, (unsigned long long)c.dead_lettered,
                 (unsigned long long)c.window.late,
@@ -108,7 +109,9 @@ static void log_stats(tg_pipeline_t *p, tg_kafka_sink_t *sink,
                                      c.forward_failed),
                 tg_kafka_sink_in_flight(sink), (unsigned long long)c.window.sensors_active,
                 (unsigned long long)c.window.evicted, (unsigned long long)c.window.table_full,
-                (unsigned long long)m.connects);
+                (unsigned long long)m.connects, (unsigned long long)c.spooled,
+                (unsigned long long)c.spool_bytes, (unsigned long long)c.replayed,
+                (unsigned long long)c.checkpoints);
 }
 
 int main(int argc, char **argv) {

@@ -1,28 +1,55 @@
-/* pipeline.c - decode, forward raw, window, emit aggregates: the gateway's data path. */
+/* pipeline.c - the gateway's data path: spool before the ack, then decode, window and forward. */
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "pipeline.h"
 
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "codec_senml.h"
 #include "log.h"
+#include "spool.h"
+
+/*
+ * Two ways through, chosen by `durability`:
+ *
+ * disk (default): the MQTT callback appends the message to the spool and
+ * returns only once it is there (Paho acknowledges on return). A forwarder
+ * thread reads the spool in order and does the work: decode, forward raw,
+ * windows, aggregates. Every Kafka record carries the spool sequence number
+ * of the message it came from; a message is done when all its records are
+ * confirmed. Every checkpoint.interval the window state is snapshotted with
+ * the sequence P it covers, and written once everything up to P is
+ * confirmed; then the spool up to P is released. After a crash the gateway
+ * restores the last checkpoint and replays the spool after P: windows come
+ * out as in an uninterrupted run, and raw records of the replayed messages
+ * may be sent twice (counted as replayed).
+ *
+ * memory: the callback does the work itself; a message is acknowledged once
+ * its records are in librdkafka's queue.
+ */
 
 /* Big enough for a window of TG_READING_FIELDS_MAX fields with the longest
  * names and ids; larger would mean a bug, and is counted as a failure. */
 #define AGG_JSON_MAX 8192
 #define RAW_JSON_MAX 4096
-
 #define KEEP_MAX TG_READING_FIELDS_MAX
+#define READINGS_MAX 64          /* readings one SenML pack may hold */
+#define TRACK_RING (1u << 20)    /* messages in flight to Kafka at most */
+#define RECORD_BUF (TG_SPOOL_RECORD_HEADER + TG_SPOOL_TOPIC_MAX + TG_PAYLOAD_MAX + 1)
+#define TICK_MS 100
 
 /* How one subscription's payloads become readings. */
 struct sub_state {
         char *filter;                  /* the MQTT topic filter */
         enum tg_format format;
         struct tg_decode_opts opts;    /* arrival_ms and sensor set per message */
+        struct tg_senml_opts senml;
         const char *topic_pattern;     /* sensor_id = topic:<pattern>, or NULL */
         char *strings;                 /* copies the options point into */
         const char *keep[KEEP_MAX];
@@ -36,21 +63,69 @@ struct tg_pipeline {
         tg_window_engine_t *engine;
         const volatile int *stop;
         char state_path[4096];
+        int64_t flush_timeout_ms;
 
-        /* One MQTT delivery thread and the ticking main thread share the
-         * engine; the lock is uncontended almost always. */
+        /* disk durability */
+        tg_spool_t *spool;
+        int drop_oldest;
+        pthread_t forwarder;
+        int forwarder_running;
+        _Atomic int forwarder_stop;
+        _Atomic uint32_t *pending;     /* per sequence (mod TRACK_RING): records unconfirmed + 1 while in work */
+        uint64_t processed_next;       /* forwarder: next sequence to process */
+        _Atomic uint64_t confirmed_next; /* every sequence below is done */
+        uint64_t replay_until;         /* sequences below were in the spool at start */
+        int64_t checkpoint_interval_ms, next_checkpoint_ms;
+        void *snap;                    /* a checkpoint waiting for its confirmations */
+        size_t snap_len;
+        uint64_t snap_pos, checkpoint_pos;
+        unsigned char *record_buf;
+
+        /* The engine and scratch buffers belong to whoever holds the lock:
+         * the forwarder (disk) or the MQTT thread (memory). */
         pthread_mutex_t lock;
+        uint64_t cur_tag;              /* sequence of the message in work */
         struct tg_pipeline_counters c;
-        struct tg_reading reading;     /* scratch, under lock */
-        char raw_json[RAW_JSON_MAX];   /* scratch, under lock */
-        char agg_json[AGG_JSON_MAX];   /* scratch, under lock */
+        struct tg_reading readings[READINGS_MAX];
+        char raw_json[RAW_JSON_MAX];
+        char agg_json[AGG_JSON_MAX];
 };
 
-/* Aggregate record, the format Redpanda Console shows as JSON:
- * {"id":"<sensor>/<start>","sensor":..,"window_start":ms,"window_end":ms,
- *  "count":n,"final":true,"late":n,"fields":{"<name>":{"count":..,"min":..,
- *  "max":..,"mean":..,"sum":..,"stddev":..,"first":..,"last":..}}}
- * Running results (update mode) carry "final":false and no "late". */
+/* --- producing, with delivery tracking ------------------------------- */
+
+static int emit(tg_pipeline_t *p, enum tg_sink_topic topic, const char *key,
+                size_t key_len, const void *value, size_t len, int64_t ts,
+                const struct tg_sink_header *h, size_t nh) {
+        _Atomic uint32_t *slot = p->pending ? &p->pending[p->cur_tag % TRACK_RING] : NULL;
+        int r;
+
+        if (slot)
+                atomic_fetch_add(slot, 1);
+        r = tg_kafka_sink_produce_headers(p->sink, topic, key, key_len, value, len, ts,
+                                          h, nh, p->cur_tag, p->stop);
+        if (r && slot)
+                atomic_fetch_sub(slot, 1);
+        return r;
+}
+
+/* Delivery reports, on the thread polling Kafka. */
+static void on_delivered(void *opaque, enum tg_sink_topic topic, uint64_t tag,
+                         int ok) {
+        tg_pipeline_t *p = opaque;
+
+        if (p->pending && tag)
+                atomic_fetch_sub(&p->pending[tag % TRACK_RING], 1);
+}
+
+static uint64_t confirmations_advance(tg_pipeline_t *p) {
+        uint64_t conf = atomic_load(&p->confirmed_next);
+
+        while (conf < p->processed_next && atomic_load(&p->pending[conf % TRACK_RING]) == 0)
+                conf++;
+        atomic_store(&p->confirmed_next, conf);
+        return conf;
+}
+
 static size_t aggregate_json(tg_pipeline_t *p, const struct tg_window_result *w) {
         struct tg_jw j;
         char num[32];
@@ -121,8 +196,8 @@ static void on_window(void *opaque, const struct tg_window_result *w) {
                 p->c.forward_failed++;
                 return;
         }
-        if (tg_kafka_sink_produce(p->sink, TG_SINK_AGG, w->sensor, w->sensor_len,
-                                  p->agg_json, n, w->start, p->stop) == 0)
+        if (emit(p, TG_SINK_AGG, w->sensor, w->sensor_len, p->agg_json, n, w->start,
+                 NULL, 0) == 0)
                 p->c.aggregates++;
         else
                 p->c.forward_failed++;
@@ -143,16 +218,13 @@ static void dead_letter(tg_pipeline_t *p, const char *mqtt_topic,
 
         h[3].len = (size_t)snprintf(arrival, sizeof(arrival), "%lld",
                                     (long long)arrival_ms);
-        if (tg_kafka_sink_produce_headers(p->sink, TG_SINK_DLQ, mqtt_topic,
-                                          strlen(mqtt_topic), payload, len,
-                                          arrival_ms, h, 4, p->stop) == 0)
+        if (emit(p, TG_SINK_DLQ, mqtt_topic, strlen(mqtt_topic), payload, len,
+                 arrival_ms, h, 4) == 0)
                 p->c.dead_lettered++;
         else
                 p->c.forward_failed++;
 }
 
-/* One allocation holds the filter, the id and timestamp member names and
- * the kept field names, split in place. */
 static int sub_init(struct sub_state *st, const struct tg_config *cfg,
                     const struct tg_subscription *sub, char *errstr,
                     size_t errstr_size) {
@@ -181,6 +253,10 @@ static int sub_init(struct sub_state *st, const struct tg_config *cfg,
         tg_format_parse(sub->value[TG_SUB_FORMAT], &st->format);
         tg_ts_unit_parse(sub->value[TG_SUB_TS_UNIT], &o->ts_unit);
         o->ts_from_arrival = !strcmp(sub->value[TG_SUB_TS_MISSING], "arrival");
+        st->senml.names = strcmp(sub->value[TG_SUB_SENML_NAMES], "sensor")
+                                  ? TG_SENML_NAME_IS_FIELD
+                                  : TG_SENML_NAME_IS_SENSOR;
+        st->senml.max_string = (size_t)cfg->limit_string;
         o->max_payload = (size_t)cfg->limit_payload;
         o->max_depth = (size_t)cfg->limit_depth;
         o->max_fields = (size_t)cfg->limit_fields;
@@ -199,13 +275,6 @@ static int sub_init(struct sub_state *st, const struct tg_config *cfg,
         return 0;
 }
 
-static void subs_free(tg_pipeline_t *p) {
-        size_t i;
-
-        for (i = 0; i < TG_SUBSCRIPTIONS_MAX; i++)
-                free(p->subs[i].strings);
-}
-
 /* The subscription a message came through: the first whose filter
  * matches its topic (the broker does not say). */
 static struct sub_state *sub_for(tg_pipeline_t *p, const char *topic) {
@@ -217,12 +286,190 @@ static struct sub_state *sub_for(tg_pipeline_t *p, const char *topic) {
         return &p->subs[0];
 }
 
-static void state_load(tg_pipeline_t *p) {
+
+/* --- the work on one message (under p->lock) ------------------------- */
+
+static enum tg_decode_err decode(tg_pipeline_t *p, struct sub_state *sub,
+                                 const char *topic, const void *payload,
+                                 size_t len, int64_t arrival_ms, size_t *n) {
+        enum tg_format fmt = tg_format_detect(sub->format, payload, len);
+
+        *n = 0;
+        sub->opts.arrival_ms = arrival_ms;
+        sub->senml.now_ms = arrival_ms;
+        if (fmt == TG_FORMAT_SENML_JSON)
+                return tg_decode_senml_json(payload, len, &sub->senml, p->readings,
+                                            READINGS_MAX, n);
+        if (fmt == TG_FORMAT_SENML_CBOR)
+                return tg_decode_senml_cbor(payload, len, &sub->senml, p->readings,
+                                            READINGS_MAX, n);
+        if (sub->topic_pattern &&
+            tg_topic_sensor(sub->topic_pattern, topic, &sub->opts.sensor,
+                            &sub->opts.sensor_len))
+                return TG_DECODE_MISSING_ID; /* the topic has no {sensor} level */
+        *n = 1;
+        return tg_decode_ex(fmt, payload, len, &sub->opts, &p->readings[0]);
+}
+
+static void forward_reading(tg_pipeline_t *p, const char *topic,
+                            const void *payload, size_t len,
+                            struct tg_reading *r, int64_t arrival_ms) {
+        enum tg_window_verdict v;
+        size_t n;
+
+        p->c.decoded++;
+        if (r->ts_from_arrival)
+                p->c.ts_from_arrival++;
+        v = tg_window_engine_add(p->engine, r);
+        switch (v) {
+        case TG_WINDOW_FUTURE:
+                tg_warn("sensor %s: timestamp %lld is in the future: refused",
+                        r->sensor, (long long)r->ts_ms);
+                dead_letter(p, topic, payload, len, "future_timestamp",
+                            "the timestamp is further ahead of the gateway's clock "
+                            "than window.max_future", arrival_ms);
+                return;
+        case TG_WINDOW_OUT_OF_RANGE:
+                tg_warn("sensor %s: timestamp %lld out of range: refused",
+                        r->sensor, (long long)r->ts_ms);
+                dead_letter(p, topic, payload, len, "timestamp_out_of_range",
+                            "the timestamp lies outside the range windows can hold",
+                            arrival_ms);
+                return;
+        case TG_WINDOW_TABLE_FULL:
+                tg_warn("sensor %s: sensor table full (window.max_sensors): "
+                        "reading forwarded but not windowed", r->sensor);
+                break;
+        case TG_WINDOW_LATE:
+                tg_dbg("sensor %s: late reading at %lld", r->sensor,
+                       (long long)r->ts_ms);
+                break;
+        case TG_WINDOW_ACCEPTED:
+                break;
+        }
+
+        /* Every valid reading is forwarded, late ones included. */
+        n = tg_encode_raw_record(r, p->raw_json, sizeof(p->raw_json));
+        if (!n) {
+                p->c.forward_failed++;
+                tg_err("sensor %s: raw record too large", r->sensor);
+                return;
+        }
+        if (emit(p, TG_SINK_RAW, r->sensor, r->sensor_len, p->raw_json, n, r->ts_ms,
+                 NULL, 0) == 0)
+                p->c.forwarded++;
+        else
+                p->c.forward_failed++;
+        if (v == TG_WINDOW_LATE)
+                emit(p, TG_SINK_LATE, r->sensor, r->sensor_len, p->raw_json, n,
+                     r->ts_ms, NULL, 0);
+}
+
+static void process(tg_pipeline_t *p, const char *topic, const void *payload,
+                    size_t len, int64_t arrival_ms) {
+        struct sub_state *sub = sub_for(p, topic);
+        enum tg_decode_err derr;
+        size_t n, i;
+
+        p->c.received++;
+        derr = decode(p, sub, topic, payload, len, arrival_ms, &n);
+        if (derr) {
+                p->c.decode_failed[derr]++;
+                tg_warn("mqtt %s: payload of %zu bytes refused: %s", topic, len,
+                        tg_decode_err_name(derr));
+                dead_letter(p, topic, payload, len, tg_decode_err_name(derr),
+                            tg_decode_err_message(derr), arrival_ms);
+                return;
+        }
+        for (i = 0; i < n; i++)
+                forward_reading(p, topic, payload, len, &p->readings[i], arrival_ms);
+}
+
+/* --- the forwarder (disk durability) ---------------------------------- */
+
+static void checkpoint_step(tg_pipeline_t *p, int force) {
+        uint64_t conf = confirmations_advance(p);
+        int64_t now = tg_monotonic_ms();
+        int r;
+
+        if (!p->snap && p->processed_next - 1 > p->checkpoint_pos &&
+            (force || now >= p->next_checkpoint_ms)) {
+                p->snap_pos = p->processed_next - 1;
+                if (tg_window_engine_snapshot(p->engine, p->snap_pos, &p->snap,
+                                              &p->snap_len))
+                        p->snap = NULL;
+                p->next_checkpoint_ms = now + p->checkpoint_interval_ms;
+        }
+        if (p->snap && conf > p->snap_pos) {
+                r = tg_window_state_write(p->state_path, p->snap, p->snap_len);
+                if (r) {
+                        tg_err("checkpoint %s: %s; the spool is kept", p->state_path,
+                               strerror(-r));
+                } else {
+                        p->checkpoint_pos = p->snap_pos;
+                        p->c.checkpoints++;
+                        tg_spool_release(p->spool, p->checkpoint_pos);
+                }
+                free(p->snap);
+                p->snap = NULL;
+        }
+}
+
+static void *forwarder_main(void *arg) {
+        tg_pipeline_t *p = arg;
+        struct tg_spool_record rec;
+        uint64_t cursor = p->processed_next;
+        int64_t next_tick = 0;
+        char topic[TG_SPOOL_TOPIC_MAX + 1];
+
+        while (!atomic_load(&p->forwarder_stop)) {
+                int64_t now = tg_monotonic_ms();
+
+                pthread_mutex_lock(&p->lock);
+                if (now >= next_tick) {
+                        tg_window_engine_tick(p->engine);
+                        next_tick = now + TICK_MS;
+                }
+                checkpoint_step(p, 0);
+                pthread_mutex_unlock(&p->lock);
+
+                /* Too many messages unconfirmed: wait for Kafka. */
+                if (cursor - atomic_load(&p->confirmed_next) >= TRACK_RING - 1) {
+                        usleep(10 * 1000);
+                        continue;
+                }
+                if (!tg_spool_wait(p->spool, cursor, TICK_MS))
+                        continue;
+                if (tg_spool_read(p->spool, &cursor, &rec, p->record_buf, RECORD_BUF))
+                        continue;
+                memcpy(topic, rec.topic, rec.topic_len);
+                topic[rec.topic_len] = '\0';
+
+                pthread_mutex_lock(&p->lock);
+                /* Sequences skipped by the read (corrupt, set aside) are done. */
+                for (; p->processed_next < rec.seq; p->processed_next++)
+                        atomic_store(&p->pending[p->processed_next % TRACK_RING], 0);
+                p->cur_tag = rec.seq;
+                atomic_store(&p->pending[rec.seq % TRACK_RING], 1); /* in work */
+                if (rec.seq < p->replay_until)
+                        p->c.replayed++;
+                process(p, topic, rec.payload, rec.len, rec.arrival_ms);
+                atomic_fetch_sub(&p->pending[rec.seq % TRACK_RING], 1);
+                p->processed_next = rec.seq + 1;
+                pthread_mutex_unlock(&p->lock);
+        }
+        return NULL;
+}
+
+
+static void state_load(tg_pipeline_t *p, uint64_t *position) {
         char err[256];
-        int r = tg_window_engine_load(p->engine, p->state_path, err, sizeof(err));
+        int r = tg_window_engine_load(p->engine, p->state_path, position, err,
+                                      sizeof(err));
 
         if (r == 0)
-                tg_info("restored open windows from %s", p->state_path);
+                tg_info("restored open windows from %s (spool position %llu)",
+                        p->state_path, (unsigned long long)*position);
         else if (r == -ENOENT)
                 tg_info("no window state at %s: starting with no open windows",
                         p->state_path);
@@ -234,6 +481,53 @@ static void state_load(tg_pipeline_t *p) {
                         p->state_path, strerror(-r));
         if (r && r != -ENOENT)
                 p->c.state_rejected++;
+        if (r)
+                *position = 0;
+}
+
+static int spool_start(tg_pipeline_t *p, const struct tg_config *cfg,
+                       uint64_t position, char *errstr, size_t errstr_size) {
+        char dir[4200];
+        struct tg_spool_conf sc = {
+                .dir = dir,
+                .segment_bytes = (size_t)cfg->spool_segment_bytes,
+                .max_bytes = (uint64_t)cfg->spool_max_bytes,
+                .fsync = !strcmp(cfg->spool_fsync, "always")  ? TG_SPOOL_FSYNC_ALWAYS
+                         : !strcmp(cfg->spool_fsync, "never") ? TG_SPOOL_FSYNC_NEVER
+                                                              : TG_SPOOL_FSYNC_INTERVAL,
+                .fsync_interval_ms = cfg->spool_fsync_interval_ms,
+                /* Numbers up to the checkpoint are taken, even if a power loss
+                 * took their records from the spool. */
+                .seq_floor = position + 1,
+        };
+        int r;
+
+        snprintf(dir, sizeof(dir), "%s/spool", cfg->state_dir);
+        if (!(p->spool = tg_spool_open(&sc, errstr, errstr_size)))
+                return -EIO;
+        p->pending = calloc(TRACK_RING, sizeof(*p->pending));
+        p->record_buf = malloc(RECORD_BUF);
+        if (!p->pending || !p->record_buf) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -ENOMEM;
+        }
+        p->drop_oldest = !strcmp(cfg->spool_full, "drop-oldest");
+        p->checkpoint_interval_ms = cfg->checkpoint_interval_ms;
+        p->checkpoint_pos = position;
+        p->processed_next = position + 1;
+        atomic_store(&p->confirmed_next, position + 1);
+        p->replay_until = tg_spool_next_seq(p->spool);
+        if (p->replay_until > position + 1)
+                tg_info("spool: replaying messages %llu..%llu after the checkpoint",
+                        (unsigned long long)position + 1,
+                        (unsigned long long)p->replay_until - 1);
+        tg_kafka_sink_on_delivery(p->sink, on_delivered, p);
+        if ((r = pthread_create(&p->forwarder, NULL, forwarder_main, p))) {
+                snprintf(errstr, errstr_size, "forwarder thread: %s", strerror(r));
+                return -r;
+        }
+        p->forwarder_running = 1;
+        return 0;
 }
 
 tg_pipeline_t *tg_pipeline_new(const struct tg_config *cfg,
@@ -256,144 +550,155 @@ tg_pipeline_t *tg_pipeline_new(const struct tg_config *cfg,
                                               ? 0
                                               : cfg->window_update_interval_ms,
         };
+        struct tg_subscription subs[TG_SUBSCRIPTIONS_MAX];
         tg_pipeline_t *p = calloc(1, sizeof(*p));
+        uint64_t position = 0;
+        size_t i;
 
         if (!p) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
         }
-        {
-                struct tg_subscription subs[TG_SUBSCRIPTIONS_MAX];
-                size_t i;
-
-                p->nsubs = tg_config_subscriptions(cfg, subs);
-                for (i = 0; i < p->nsubs; i++) {
-                        if (sub_init(&p->subs[i], cfg, &subs[i], errstr, errstr_size)) {
-                                subs_free(p);
-                                free(p);
-                                return NULL;
-                        }
-                }
-        }
         p->sink = sink;
         p->clock = clock;
         p->stop = stop;
+        p->flush_timeout_ms = cfg->kafka_flush_timeout_ms;
         pthread_mutex_init(&p->lock, NULL);
         snprintf(p->state_path, sizeof(p->state_path), "%s/windows.state",
                  cfg->state_dir);
+        p->nsubs = tg_config_subscriptions(cfg, subs);
+        for (i = 0; i < p->nsubs; i++)
+                if (sub_init(&p->subs[i], cfg, &subs[i], errstr, errstr_size))
+                        goto fail;
         if (!(p->engine = tg_window_engine_new(&wc, clock, on_window, p, errstr,
-                                               errstr_size))) {
-                pthread_mutex_destroy(&p->lock);
-                subs_free(p);
-                free(p);
-                return NULL;
-        }
+                                               errstr_size)))
+                goto fail;
         tg_info("window engine: %zu bytes for %u sensors",
                 tg_window_engine_memory(p->engine), wc.max_sensors);
-        state_load(p);
+        state_load(p, &position);
+        if (!strcmp(cfg->durability, "disk") &&
+            spool_start(p, cfg, position, errstr, errstr_size))
+                goto fail;
         return p;
+fail:
+        tg_pipeline_destroy(p);
+        return NULL;
+}
+
+/* Disk durability at shutdown: forward what the spool still holds, let
+ * Kafka confirm it, and checkpoint exactly there, so the next start
+ * replays nothing. What Kafka cannot confirm in time stays in the spool. */
+static void spool_stop(tg_pipeline_t *p) {
+        int64_t deadline = tg_monotonic_ms() + p->flush_timeout_ms;
+        uint64_t end = tg_spool_next_seq(p->spool);
+
+        while (p->forwarder_running && tg_monotonic_ms() < deadline) {
+                pthread_mutex_lock(&p->lock);
+                int drained = p->processed_next >= end;
+                pthread_mutex_unlock(&p->lock);
+                if (drained)
+                        break;
+                usleep(20 * 1000);
+        }
+        if (p->forwarder_running) {
+                atomic_store(&p->forwarder_stop, 1);
+                pthread_join(p->forwarder, NULL);
+                p->forwarder_running = 0;
+        }
+        if (p->engine) {
+                int left = tg_kafka_sink_flush(p->sink,
+                                               (int)(deadline - tg_monotonic_ms()));
+
+                free(p->snap);
+                p->snap = NULL;
+                checkpoint_step(p, 1);
+                checkpoint_step(p, 0);
+                if (p->checkpoint_pos + 1 == p->processed_next)
+                        tg_info("checkpoint at spool position %llu: nothing to replay",
+                                (unsigned long long)p->checkpoint_pos);
+                else
+                        tg_warn("%d Kafka record(s) unconfirmed: spool messages after "
+                                "%llu stay on disk and are forwarded at the next start",
+                                left, (unsigned long long)p->checkpoint_pos);
+        }
+        tg_spool_close(p->spool);
+        p->spool = NULL;
 }
 
 void tg_pipeline_destroy(tg_pipeline_t *p) {
+        size_t i;
         int r;
 
         if (!p)
                 return;
-        r = tg_window_engine_save(p->engine, p->state_path);
-        if (r)
-                tg_err("cannot save open windows to %s: %s; they are lost",
-                       p->state_path, strerror(-r));
-        else
-                tg_info("saved open windows to %s", p->state_path);
+        if (p->spool) {
+                spool_stop(p);
+        } else if (p->engine) {
+                r = tg_window_engine_save(p->engine, p->state_path, 0);
+                if (r)
+                        tg_err("cannot save open windows to %s: %s; they are lost",
+                               p->state_path, strerror(-r));
+                else
+                        tg_info("saved open windows to %s", p->state_path);
+        }
         tg_window_engine_destroy(p->engine);
         pthread_mutex_destroy(&p->lock);
-        subs_free(p);
+        for (i = 0; i < TG_SUBSCRIPTIONS_MAX; i++)
+                free(p->subs[i].strings);
+        free(p->pending);
+        free(p->record_buf);
+        free(p->snap);
         free(p);
 }
 
 int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
                        const void *payload, size_t len) {
-        struct tg_reading *r = &p->reading;
-        enum tg_decode_err derr;
-        enum tg_window_verdict v;
         int64_t arrival_ms = tg_clock_now(p->clock);
-        struct sub_state *sub;
-        size_t n;
-        int rc = 0;
+        int waited = 0, r;
 
-        pthread_mutex_lock(&p->lock);
-        p->c.received++;
-        sub = sub_for(p, mqtt_topic);
-        sub->opts.arrival_ms = arrival_ms;
-        if (sub->topic_pattern &&
-            tg_topic_sensor(sub->topic_pattern, mqtt_topic, &sub->opts.sensor,
-                            &sub->opts.sensor_len))
-                derr = TG_DECODE_MISSING_ID; /* the topic has no {sensor} level */
-        else
-                derr = tg_decode_ex(sub->format, payload, len, &sub->opts, r);
-        if (derr) {
-                p->c.decode_failed[derr]++;
-                tg_warn("mqtt %s: payload of %zu bytes refused: %s", mqtt_topic,
-                        len, tg_decode_err_name(derr));
-                dead_letter(p, mqtt_topic, payload, len, tg_decode_err_name(derr),
-                            tg_decode_err_message(derr), arrival_ms);
-                goto out;
+        if (!p->spool) {
+                pthread_mutex_lock(&p->lock);
+                process(p, mqtt_topic, payload, len, arrival_ms);
+                pthread_mutex_unlock(&p->lock);
+                return 0;
         }
-        p->c.decoded++;
-        if (r->ts_from_arrival)
-                p->c.ts_from_arrival++;
-
-        v = tg_window_engine_add(p->engine, r);
-        switch (v) {
-        case TG_WINDOW_FUTURE:
-                tg_warn("sensor %s: timestamp %lld is in the future: refused",
-                        r->sensor, (long long)r->ts_ms);
-                dead_letter(p, mqtt_topic, payload, len, "future_timestamp",
-                            "the timestamp is further ahead of the gateway's clock "
-                            "than window.max_future", arrival_ms);
-                goto out;
-        case TG_WINDOW_OUT_OF_RANGE:
-                tg_warn("sensor %s: timestamp %lld out of range: refused",
-                        r->sensor, (long long)r->ts_ms);
-                dead_letter(p, mqtt_topic, payload, len, "timestamp_out_of_range",
-                            "the timestamp lies outside the range windows can hold",
-                            arrival_ms);
-                goto out;
-        case TG_WINDOW_TABLE_FULL:
-                tg_warn("sensor %s: sensor table full (window.max_sensors): "
-                        "reading forwarded but not windowed", r->sensor);
-                break;
-        case TG_WINDOW_LATE:
-                tg_dbg("sensor %s: late reading at %lld", r->sensor,
-                       (long long)r->ts_ms);
-                break;
-        case TG_WINDOW_ACCEPTED:
-                break;
+        /* Durable before Paho acknowledges: when the spool is full (bound or
+         * disk), hold the callback and so the acks; the broker keeps the
+         * persistent session's queue meanwhile. */
+        for (;;) {
+                r = tg_spool_append(p->spool, mqtt_topic, strlen(mqtt_topic), payload,
+                                    len, arrival_ms, NULL);
+                if (r != -ENOSPC && r != -EFBIG && r != -EIO && r != -EDQUOT)
+                        break;
+                if (!waited++) {
+                        __atomic_fetch_add(&p->c.spool_full_waits, 1, __ATOMIC_RELAXED);
+                        tg_warn("spool full (%s): not acknowledging MQTT messages "
+                                "until space returns", strerror(-r));
+                }
+                if (*p->stop) {
+                        __atomic_fetch_add(&p->c.lost_at_shutdown, 1, __ATOMIC_RELAXED);
+                        tg_err("mqtt %s: stopping while the spool is full: this "
+                               "message is acknowledged but not kept", mqtt_topic);
+                        return -ECANCELED;
+                }
+                usleep(50 * 1000);
         }
-
-        /* Every valid reading is forwarded, late ones included. */
-        n = tg_encode_raw_record(r, p->raw_json, sizeof(p->raw_json));
-        if (!n) {
-                p->c.forward_failed++;
-                tg_err("sensor %s: raw record too large", r->sensor);
-                goto out;
+        if (r) {
+                __atomic_fetch_add(&p->c.lost_at_shutdown, 1, __ATOMIC_RELAXED);
+                tg_err("mqtt %s: cannot spool a message of %zu bytes: %s", mqtt_topic,
+                       len, strerror(-r));
+                return r;
         }
-        rc = tg_kafka_sink_produce(p->sink, TG_SINK_RAW, r->sensor, r->sensor_len,
-                                   p->raw_json, n, r->ts_ms, p->stop);
-        if (rc == 0)
-                p->c.forwarded++;
-        else
-                p->c.forward_failed++;
-        if (rc == 0 && v == TG_WINDOW_LATE)
-                rc = tg_kafka_sink_produce(p->sink, TG_SINK_LATE, r->sensor,
-                                           r->sensor_len, p->raw_json, n, r->ts_ms,
-                                           p->stop);
-out:
-        pthread_mutex_unlock(&p->lock);
-        return rc == -ECANCELED ? rc : 0;
+        if (waited)
+                tg_info("spool has room again: acknowledging MQTT messages");
+        return 0;
 }
 
 void tg_pipeline_tick(tg_pipeline_t *p) {
+        if (p->spool) {
+                tg_spool_tick(p->spool);
+                return; /* the forwarder ticks the engine */
+        }
         pthread_mutex_lock(&p->lock);
         tg_window_engine_tick(p->engine);
         pthread_mutex_unlock(&p->lock);
@@ -404,4 +709,13 @@ void tg_pipeline_counters(tg_pipeline_t *p, struct tg_pipeline_counters *out) {
         *out = p->c;
         tg_window_engine_counters(p->engine, &out->window);
         pthread_mutex_unlock(&p->lock);
+        if (p->spool) {
+                struct tg_spool_counters sc;
+
+                tg_spool_counters(p->spool, &sc);
+                out->spooled = sc.appended;
+                out->spool_bytes = sc.bytes;
+                out->spool_records = sc.records_pending;
+                out->spool_corrupt = sc.corrupt_records;
+        }
 }

@@ -21,6 +21,11 @@ struct tg_pipeline_counters {
         uint64_t forward_failed;
         uint64_t aggregates;                   /**< aggregate records produced */
         uint64_t state_rejected;               /**< window state files not used at start */
+        uint64_t checkpoints;                  /**< window checkpoints written */
+        uint64_t replayed;                     /**< spooled messages forwarded again after a restart */
+        uint64_t spooled, spool_bytes, spool_records, spool_corrupt;
+        uint64_t spool_full_waits;             /**< times the MQTT side waited for spool space */
+        uint64_t lost_at_shutdown;             /**< acknowledged but not spooled (stopping while full) */
         struct tg_window_counters window;
 };
 
@@ -45,11 +50,12 @@ tg_pipeline_t *tg_pipeline_new(const struct tg_config *cfg,
 void tg_pipeline_destroy(tg_pipeline_t *p);
 
 /**
- * @brief Take one MQTT payload: decode it, forward the reading to the raw
- *        topic, add it to its windows (emitting those it closes).
- *        Thread-safe; allocation-free in our code.
- * @return 0 when the payload was handled (including refused as bad input),
- *         -ECANCELED when stopping interrupted it.
+ * @brief Take one MQTT payload. With durability disk it is appended to the
+ *        spool (durable per spool.fsync) and forwarded later by the
+ *        forwarder thread; with memory it is decoded, windowed and handed to
+ *        Kafka here. Thread-safe; allocation-free in our code.
+ * @return 0 when the payload was taken (including refused as bad input),
+ *         -ECANCELED when stopping interrupted a wait for spool space.
  */
 int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
                        const void *payload, size_t len);

@@ -293,11 +293,11 @@ static void test_state_round_trip(void) {
         add(e, "a", 1000, 1.0);
         add(e, "a", 2000, 2.0);
         add(e, "b", 5000, 7.0);
-        CU_ASSERT_EQUAL_FATAL(tg_window_engine_save(e, path), 0);
+        CU_ASSERT_EQUAL_FATAL(tg_window_engine_save(e, path, 4242), 0);
         tg_window_engine_destroy(e);
 
         e2 = engine(&c);
-        CU_ASSERT_EQUAL_FATAL(tg_window_engine_load(e2, path, err, sizeof(err)), 0);
+        CU_ASSERT_EQUAL_FATAL(tg_window_engine_load(e2, path, NULL, err, sizeof(err)), 0);
         add(e2, "a", 3000, 3.0);
         CU_ASSERT_EQUAL(add(e2, "a", 12000, 9.0), TG_WINDOW_ACCEPTED);
         CU_ASSERT_EQUAL_FATAL(nemits, 1);
@@ -308,7 +308,7 @@ static void test_state_round_trip(void) {
         CU_ASSERT_EQUAL(nemits, 3);
 
         /* Flip one byte: CRC refuses the file and the engine starts empty. */
-        CU_ASSERT_EQUAL_FATAL(tg_window_engine_save(e2, path), 0);
+        CU_ASSERT_EQUAL_FATAL(tg_window_engine_save(e2, path, 0), 0);
         f = fopen(path, "r+b");
         CU_ASSERT_PTR_NOT_NULL_FATAL(f);
         fseek(f, 20, SEEK_SET);
@@ -316,7 +316,7 @@ static void test_state_round_trip(void) {
         fclose(f);
         tg_window_engine_destroy(e2);
         e2 = engine(&c);
-        CU_ASSERT_EQUAL(tg_window_engine_load(e2, path, err, sizeof(err)), -EINVAL);
+        CU_ASSERT_EQUAL(tg_window_engine_load(e2, path, NULL, err, sizeof(err)), -EINVAL);
         CU_ASSERT_PTR_NOT_NULL(strstr(err, "CRC"));
         tg_window_engine_flush(e2);
         CU_ASSERT_EQUAL(nemits, 0);
@@ -325,14 +325,14 @@ static void test_state_round_trip(void) {
         /* Another window size: refused, not misread. */
         e = engine(&c);
         add(e, "a", 1000, 1.0);
-        CU_ASSERT_EQUAL(tg_window_engine_save(e, path), 0);
+        CU_ASSERT_EQUAL(tg_window_engine_save(e, path, 0), 0);
         tg_window_engine_destroy(e);
         c.size_ms = 5000;
         c.hop_ms = 5000;
         e2 = engine(&c);
-        CU_ASSERT_EQUAL(tg_window_engine_load(e2, path, err, sizeof(err)), -EINVAL);
+        CU_ASSERT_EQUAL(tg_window_engine_load(e2, path, NULL, err, sizeof(err)), -EINVAL);
         unlink(path);
-        CU_ASSERT_EQUAL(tg_window_engine_load(e2, path, err, sizeof(err)), -ENOENT);
+        CU_ASSERT_EQUAL(tg_window_engine_load(e2, path, NULL, err, sizeof(err)), -ENOENT);
         tg_window_engine_destroy(e2);
 }
 
@@ -568,7 +568,7 @@ static void test_state_other_version(void) {
         close(fd);
         set_now(e, 1000000);
         add(e, "a", 1000, 1.0);
-        CU_ASSERT_EQUAL_FATAL(tg_window_engine_save(e, path), 0);
+        CU_ASSERT_EQUAL_FATAL(tg_window_engine_save(e, path, 0), 0);
         f = fopen(path, "rb");
         n = fread(buf, 1, sizeof(buf), f);
         fclose(f);
@@ -579,7 +579,7 @@ static void test_state_other_version(void) {
         f = fopen(path, "wb");
         fwrite(buf, 1, n, f);
         fclose(f);
-        CU_ASSERT_EQUAL(tg_window_engine_load(e, path, err, sizeof(err)), -EINVAL);
+        CU_ASSERT_EQUAL(tg_window_engine_load(e, path, NULL, err, sizeof(err)), -EINVAL);
         CU_ASSERT_PTR_NOT_NULL(strstr(err, "version"));
         nemits = 0;
         tg_window_engine_flush(e);

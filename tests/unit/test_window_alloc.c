@@ -300,7 +300,7 @@ static void test_save_allocates(void) {
         tg_window_engine_add(e, &r);
 
         count_start();
-        rc = tg_window_engine_save(e, path);
+        rc = tg_window_engine_save(e, path, 0);
         allocs = count_stop();
         CU_ASSERT_EQUAL(rc, 0);
         CU_ASSERT(allocs > 0);
