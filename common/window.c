@@ -748,6 +748,15 @@ void tg_window_engine_tick(tg_window_engine_t *e) {
         }
 }
 
+void tg_window_engine_touch_all(tg_window_engine_t *e) {
+        uint32_t pos;
+
+        e->now = tg_clock_now(e->clock);
+        for (pos = 0; pos < e->high_water; pos++)
+                if (e->sensors[pos].in_use)
+                        e->sensors[pos].last_arrival_ms = e->now;
+}
+
 void tg_window_engine_flush(tg_window_engine_t *e) {
         uint32_t pos;
 

@@ -118,6 +118,13 @@ void tg_window_engine_tick(tg_window_engine_t *e);
 int64_t tg_window_engine_sensor_late(const tg_window_engine_t *e, const char *id,
                                      size_t len);
 
+/**
+ * @brief Treat every sensor as having just sent a reading, for the idle
+ *        timeout only: after the gateway itself held its input back (a full
+ *        spool), the silence was its own, not the sensors'.
+ */
+void tg_window_engine_touch_all(tg_window_engine_t *e);
+
 /** @brief Close and emit every open window (e.g. at shutdown without a state file). */
 void tg_window_engine_flush(tg_window_engine_t *e);
 

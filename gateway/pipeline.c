@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "codec_senml.h"
 #include "log.h"
@@ -41,8 +42,9 @@
 #define KEEP_MAX TG_READING_FIELDS_MAX
 #define READINGS_MAX 64          /* readings one SenML pack may hold */
 #define TRACK_RING (1u << 20)    /* messages in flight to Kafka at most */
-#define RECORD_BUF (TG_SPOOL_RECORD_HEADER + TG_SPOOL_TOPIC_MAX + TG_PAYLOAD_MAX + 1)
+#define RECORD_BUF (TG_SPOOL_RECORD_HEADER + TG_SPOOL_TOPIC_MAX + TG_PAYLOAD_MAX + 2)
 #define TICK_MS 100
+#define RECENT_MAX 4096        /* spooled messages remembered for redeliveries */
 
 /* How one subscription's payloads become readings. */
 struct sub_state {
@@ -71,6 +73,8 @@ struct tg_pipeline {
         pthread_t forwarder;
         int forwarder_running;
         _Atomic int forwarder_stop;
+        _Atomic int input_held;        /* the MQTT side waits for spool space */
+        _Atomic int input_resumed;     /* ... and has just stopped waiting */
         _Atomic uint32_t *pending;     /* per sequence (mod TRACK_RING): records unconfirmed + 1 while in work */
         uint64_t processed_next;       /* forwarder: next sequence to process */
         _Atomic uint64_t confirmed_next; /* every sequence below is done */
@@ -80,6 +84,13 @@ struct tg_pipeline {
         size_t snap_len;
         uint64_t snap_pos, checkpoint_pos;
         unsigned char *record_buf;
+        /* Messages spooled most recently, to know a broker's redelivery
+         * (DUP flag) of one already in the spool: after a crash, the broker
+         * resends what it had sent but saw no PUBACK for. */
+        struct recent {
+                uint32_t topic_crc, payload_crc, len;
+        } recent[RECENT_MAX];
+        unsigned recent_next;
 
         /* The engine and scratch buffers belong to whoever holds the lock:
          * the forwarder (disk) or the MQTT thread (memory). */
@@ -420,13 +431,17 @@ static void *forwarder_main(void *arg) {
         struct tg_spool_record rec;
         uint64_t cursor = p->processed_next;
         int64_t next_tick = 0;
+        int r;
         char topic[TG_SPOOL_TOPIC_MAX + 1];
 
         while (!atomic_load(&p->forwarder_stop)) {
                 int64_t now = tg_monotonic_ms();
 
                 pthread_mutex_lock(&p->lock);
-                if (now >= next_tick) {
+                /* No idle close while our own input is held back (5.2). */
+                if (atomic_exchange(&p->input_resumed, 0))
+                        tg_window_engine_touch_all(p->engine);
+                if (now >= next_tick && !atomic_load(&p->input_held)) {
                         tg_window_engine_tick(p->engine);
                         next_tick = now + TICK_MS;
                 }
@@ -440,8 +455,16 @@ static void *forwarder_main(void *arg) {
                 }
                 if (!tg_spool_wait(p->spool, cursor, TICK_MS))
                         continue;
-                if (tg_spool_read(p->spool, &cursor, &rec, p->record_buf, RECORD_BUF))
+                r = tg_spool_read(p->spool, &cursor, &rec, p->record_buf, RECORD_BUF);
+                if (r == -EAGAIN)
                         continue;
+                if (r) {
+                        /* Cannot happen for what ingest spools; never spin on it. */
+                        tg_err("spool: message %llu unreadable (%s): skipped",
+                               (unsigned long long)cursor, strerror(-r));
+                        cursor++;
+                        continue;
+                }
                 memcpy(topic, rec.topic, rec.topic_len);
                 topic[rec.topic_len] = '\0';
 
@@ -485,6 +508,28 @@ static void state_load(tg_pipeline_t *p, uint64_t *position) {
                 *position = 0;
 }
 
+static void recent_add(tg_pipeline_t *p, const char *topic, size_t topic_len,
+                       const void *payload, size_t len) {
+        struct recent *x = &p->recent[p->recent_next++ % RECENT_MAX];
+
+        x->topic_crc = (uint32_t)crc32(0L, (const Bytef *)topic, (uInt)topic_len);
+        x->payload_crc = (uint32_t)crc32(0L, payload, (uInt)len);
+        x->len = (uint32_t)len;
+}
+
+static int recent_has(const tg_pipeline_t *p, const char *topic, const void *payload,
+                      size_t len) {
+        uint32_t tc = (uint32_t)crc32(0L, (const Bytef *)topic, (uInt)strlen(topic));
+        uint32_t pc = (uint32_t)crc32(0L, payload, (uInt)len);
+        unsigned i;
+
+        for (i = 0; i < RECENT_MAX; i++)
+                if (p->recent[i].len == len && p->recent[i].payload_crc == pc &&
+                    p->recent[i].topic_crc == tc && (len || p->recent[i].topic_crc))
+                        return 1;
+        return 0;
+}
+
 static int spool_start(tg_pipeline_t *p, const struct tg_config *cfg,
                        uint64_t position, char *errstr, size_t errstr_size) {
         char dir[4200];
@@ -521,6 +566,17 @@ static int spool_start(tg_pipeline_t *p, const struct tg_config *cfg,
                 tg_info("spool: replaying messages %llu..%llu after the checkpoint",
                         (unsigned long long)position + 1,
                         (unsigned long long)p->replay_until - 1);
+        /* Remember the spool's tail for redeliveries after a crash. */
+        {
+                uint64_t next = tg_spool_next_seq(p->spool), cur = tg_spool_first_seq(p->spool);
+                struct tg_spool_record rec;
+
+                if (next > RECENT_MAX && cur < next - RECENT_MAX)
+                        cur = next - RECENT_MAX;
+                while (cur < next &&
+                       tg_spool_read(p->spool, &cur, &rec, p->record_buf, RECORD_BUF) == 0)
+                        recent_add(p, rec.topic, rec.topic_len, rec.payload, rec.len);
+        }
         tg_kafka_sink_on_delivery(p->sink, on_delivered, p);
         if ((r = pthread_create(&p->forwarder, NULL, forwarder_main, p))) {
                 snprintf(errstr, errstr_size, "forwarder thread: %s", strerror(r));
@@ -652,7 +708,7 @@ void tg_pipeline_destroy(tg_pipeline_t *p) {
 }
 
 int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
-                       const void *payload, size_t len) {
+                       const void *payload, size_t len, int dup) {
         int64_t arrival_ms = tg_clock_now(p->clock);
         int waited = 0, r;
 
@@ -660,6 +716,15 @@ int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
                 pthread_mutex_lock(&p->lock);
                 process(p, mqtt_topic, payload, len, arrival_ms);
                 pthread_mutex_unlock(&p->lock);
+                return 0;
+        }
+        /* A payload over the decoders' limit is dead-lettered as too large;
+         * only its first TG_PAYLOAD_MAX + 1 bytes are kept for that. */
+        if (len > TG_PAYLOAD_MAX + 1)
+                len = TG_PAYLOAD_MAX + 1;
+        if (dup && recent_has(p, mqtt_topic, payload, len)) {
+                __atomic_fetch_add(&p->c.mqtt_redeliveries, 1, __ATOMIC_RELAXED);
+                tg_dbg("mqtt %s: redelivery of a message already spooled", mqtt_topic);
                 return 0;
         }
         /* Durable before Paho acknowledges: when the spool is full (bound or
@@ -670,7 +735,24 @@ int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
                                     len, arrival_ms, NULL);
                 if (r != -ENOSPC && r != -EFBIG && r != -EIO && r != -EDQUOT)
                         break;
+                if (p->drop_oldest) {
+                        uint64_t end = tg_spool_oldest_end(p->spool);
+                        uint64_t first = tg_spool_first_seq(p->spool);
+
+                        if (end >= first) {
+                                /* spool.full: drop-oldest: the oldest segment
+                                 * goes, forwarded or not. */
+                                tg_spool_release(p->spool, end);
+                                __atomic_fetch_add(&p->c.spool_dropped, end - first + 1,
+                                                   __ATOMIC_RELAXED);
+                                tg_err("spool full: dropped spooled messages %llu..%llu "
+                                       "(spool.full: drop-oldest)",
+                                       (unsigned long long)first, (unsigned long long)end);
+                                continue;
+                        }
+                }
                 if (!waited++) {
+                        atomic_store(&p->input_held, 1);
                         __atomic_fetch_add(&p->c.spool_full_waits, 1, __ATOMIC_RELAXED);
                         tg_warn("spool full (%s): not acknowledging MQTT messages "
                                 "until space returns", strerror(-r));
@@ -689,8 +771,12 @@ int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
                        len, strerror(-r));
                 return r;
         }
-        if (waited)
+        if (waited) {
+                atomic_store(&p->input_held, 0);
+                atomic_store(&p->input_resumed, 1);
                 tg_info("spool has room again: acknowledging MQTT messages");
+        }
+        recent_add(p, mqtt_topic, strlen(mqtt_topic), payload, len);
         return 0;
 }
 

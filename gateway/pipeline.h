@@ -25,7 +25,9 @@ struct tg_pipeline_counters {
         uint64_t replayed;                     /**< spooled messages forwarded again after a restart */
         uint64_t spooled, spool_bytes, spool_records, spool_corrupt;
         uint64_t spool_full_waits;             /**< times the MQTT side waited for spool space */
+        uint64_t spool_dropped;                /**< messages dropped by spool.full: drop-oldest */
         uint64_t lost_at_shutdown;             /**< acknowledged but not spooled (stopping while full) */
+        uint64_t mqtt_redeliveries;            /**< DUP messages already in the spool, not spooled again */
         struct tg_window_counters window;
 };
 
@@ -54,11 +56,13 @@ void tg_pipeline_destroy(tg_pipeline_t *p);
  *        spool (durable per spool.fsync) and forwarded later by the
  *        forwarder thread; with memory it is decoded, windowed and handed to
  *        Kafka here. Thread-safe; allocation-free in our code.
+ * @param dup the MQTT DUP flag: a redelivery identical to a message spooled
+ *        recently is acknowledged without being spooled twice.
  * @return 0 when the payload was taken (including refused as bad input),
  *         -ECANCELED when stopping interrupted a wait for spool space.
  */
 int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
-                       const void *payload, size_t len);
+                       const void *payload, size_t len, int dup);
 
 /** @brief Periodic work: idle-close windows. Thread-safe. */
 void tg_pipeline_tick(tg_pipeline_t *p);

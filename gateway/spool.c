@@ -599,6 +599,8 @@ static int load_segments(tg_spool_t *sp, const uint64_t *first, size_t n,
                 if (last && (uint64_t)st.st_size > res.good_end) {
                         uint64_t torn = (uint64_t)st.st_size - res.good_end;
 
+                        /* Kept for inspection: the same bytes could be a
+                         * damaged last record rather than a torn one. */
                         r = set_aside(sp, &s, first[i], res.good_end, (uint64_t)st.st_size,
                                       "tail", aside, sizeof(aside));
                         if (r)
@@ -612,8 +614,9 @@ static int load_segments(tg_spool_t *sp, const uint64_t *first, size_t n,
                                 return -1;
                         }
                         tg_warn("spool: %s: cut a torn tail of %" PRIu64 " bytes at offset %" PRIu64
-                                " (a record interrupted by a crash or power loss; copy in corrupt/%s)",
-                                name, torn, res.good_end, aside);
+                                " (a record cut short by a crash or power loss)%s%s",
+                                name, torn, res.good_end, r ? "" : "; copy in corrupt/",
+                                r ? "" : aside);
                         sp->counters.torn_tails++;
                         sp->counters.torn_tail_bytes += torn;
                 }
@@ -824,13 +827,16 @@ static int roll(tg_spool_t *sp, uint64_t first_seq) {
                 sp->segs_cap *= 2;
         }
         pthread_mutex_unlock(&sp->lock);
+        /* The sealed segment's data first, then the new entry: after a power
+         * loss a segment followed by another is whole. A failed sync is
+         * logged and counted; the data is still in the kernel. */
+        if (sp->dirty && sp->conf.fsync != TG_SPOOL_FSYNC_NEVER)
+                sync_now(sp);
         if ((fd = create_segment(sp, first_seq)) < 0) {
                 tg_err("spool: cannot create segment %020" PRIu64 ".seg: %s", first_seq,
                        strerror(-fd));
                 return fd;
         }
-        if (sp->dirty && sp->conf.fsync != TG_SPOOL_FSYNC_NEVER)
-                sync_now(sp); /* a failure is logged and counted; the data is in the kernel */
         close(sp->wfd);
         sp->wfd = fd;
         sp->wend = 0;
@@ -1057,7 +1063,8 @@ static int read_segment(tg_spool_t *sp, uint64_t end, uint64_t hi, uint64_t want
                 if (h.total_len <= s->cap) {
                         if ((r = scan_get(s, off, h.total_len, &p)))
                                 return r;
-                        memcpy(buf, p + HDR_SIZE, body);
+                        if (body)
+                                memcpy(buf, p + HDR_SIZE, body);
                 } else if ((r = pread_full(s->fd, buf, body, off + HDR_SIZE))) {
                         return r;
                 }
@@ -1220,6 +1227,16 @@ void tg_spool_release(tg_spool_t *sp, uint64_t upto) {
                         tg_err("spool: cannot delete %s/%s: %s (its records will be read again after a restart)",
                                sp->dir, name, strerror(errno));
         }
+}
+
+uint64_t tg_spool_oldest_end(tg_spool_t *sp) {
+        uint64_t v = 0;
+
+        pthread_mutex_lock(&sp->lock);
+        if (sp->nsegs >= 2)
+                v = sp->segs[1].first_seq - 1;
+        pthread_mutex_unlock(&sp->lock);
+        return v;
 }
 
 uint64_t tg_spool_next_seq(const tg_spool_t *sp) {

@@ -34,16 +34,21 @@ struct tg_spool_conf {
          *  and corrupt/, where damaged bytes are set aside. */
         const char *dir;
         /** Roll to a new segment when a record would take the current one
-         *  past this size (e.g. 8 MiB); a larger record gets a segment alone. */
+         *  past this size (e.g. 8 MiB); a larger record gets a segment alone.
+         *  4 KiB to 1 GiB. */
         size_t segment_bytes;
-        /** Bound on the total size of all segments: an append that would go
-         *  beyond it fails with -ENOSPC and writes nothing. */
+        /** Bound on the total size of all segments (>= segment_bytes): an
+         *  append that would go beyond it fails with -ENOSPC and writes
+         *  nothing. Set-aside damage under corrupt/ is not counted. */
         uint64_t max_bytes;
         /** When records reach the disk. In every mode write(2) hands the
          *  record to the kernel before append returns, so a crash of the
          *  process loses nothing appended; the mode decides what a power
          *  loss can take. INTERVAL is checked in append and in
-         *  tg_spool_tick(), which the caller must therefore call regularly. */
+         *  tg_spool_tick(), which the caller must therefore call regularly;
+         *  under INTERVAL and ALWAYS a sealed segment is also synced when
+         *  the next one starts, and a new segment's directory entry is
+         *  synced when it is created. close() syncs in every mode. */
         enum tg_spool_fsync fsync;
         int64_t fsync_interval_ms;
         /** Time source for the fsync interval; NULL: the monotonic clock. */
@@ -167,6 +172,13 @@ int tg_spool_sync(tg_spool_t *sp);
 
 /** @brief The seq the next append gets. */
 uint64_t tg_spool_next_seq(const tg_spool_t *sp);
+
+/**
+ * @brief The last sequence in the oldest segment, when there is an older
+ *        segment than the one being written: releasing up to it frees that
+ *        segment. @return it, or 0 when only one segment exists.
+ */
+uint64_t tg_spool_oldest_end(tg_spool_t *sp);
 
 /** @brief The lowest seq that may still be on disk (== next_seq when empty). */
 uint64_t tg_spool_first_seq(const tg_spool_t *sp);

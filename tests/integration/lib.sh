@@ -33,6 +33,8 @@ trap cleanup EXIT
 # gateway_start [--set k=v ...]: the gateway on this run's topics, logging to
 # $work/gateway.log; returns once it is subscribed.
 gateway_start() {
+	local from=0
+	[[ -f $work/gateway.log ]] && from=$(wc -l <"$work/gateway.log")
 	"$build_dir/gateway/tumblegate" \
 		--set "mqtt.uri=$TG_MQTT_URI" \
 		--set "mqtt.client_id=$run_id-gw" \
@@ -45,7 +47,9 @@ gateway_start() {
 	gateway_pid=$!
 	local i
 	for ((i = 0; i < 300; i++)); do
-		if grep -q "mqtt: subscribed" "$work/gateway.log"; then return 0; fi
+		if tail -n +"$((from + 1))" "$work/gateway.log" | grep -q "mqtt: subscribed"; then
+			return 0
+		fi
 		kill -0 "$gateway_pid" 2>/dev/null || fail "gateway exited during start-up"
 		sleep 0.1
 	done
@@ -59,6 +63,23 @@ gateway_stop() {
 	wait "$gateway_pid" || rc=$?
 	gateway_pid=
 	((rc == 0)) || fail "gateway exited with status $rc after SIGTERM"
+}
+
+# gateway_kill: SIGKILL, as a crash or power cut would stop it.
+gateway_kill() {
+	kill -KILL "$gateway_pid"
+	wait "$gateway_pid" 2>/dev/null || true
+	gateway_pid=
+}
+
+# wait_log PATTERN SECONDS: wait for a gateway log line.
+wait_log() {
+	local i
+	for ((i = 0; i < $2 * 10; i++)); do
+		if grep -qE "$1" "$work/gateway.log"; then return 0; fi
+		sleep 0.1
+	done
+	fail "no log line matching '$1' after $2 s"
 }
 
 # sim ARGS...: the simulator on this run's topic prefix.

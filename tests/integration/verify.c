@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <librdkafka/rdkafka.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,6 +212,43 @@ static int errors;
                         fprintf(stderr, "tg-verify: " __VA_ARGS__);            \
         } while (0)
 
+static long allow_missing;   /* -M: readings the gateway may not have had (set-aside spool records) */
+static int allow_duplicates; /* -d: identical repeats tolerated (replay after a crash), counted */
+static long missing_seen, raw_duplicates, agg_duplicates;
+
+static int rec_same(const struct rec *a, const struct rec *b) {
+        int k;
+
+        if (rec_cmp(a, b) || a->nf != b->nf)
+                return 0;
+        for (k = 0; k < a->nf; k++)
+                if (strcmp(a->name[k], b->name[k]) || a->v[k] != b->v[k])
+                        return 0;
+        return 1;
+}
+
+/* With -M, drop from the truth the readings the raw topic lacks (at most
+ * allow_missing), so the expected windows are computed without them. */
+static size_t drop_missing(struct rec *want, size_t nw, struct rec *got, size_t ng) {
+        size_t i = 0, j = 0, o = 0;
+
+        qsort(got, ng, sizeof(*got), rec_cmp);
+        for (; i < nw; i++) {
+                while (j < ng && rec_cmp(&got[j], &want[i]) < 0)
+                        j++;
+                if (j < ng && !rec_cmp(&got[j], &want[i])) {
+                        want[o++] = want[i];
+                } else if (missing_seen < allow_missing) {
+                        missing_seen++;
+                        fprintf(stderr, "tg-verify: allowed missing reading %s@%lld\n",
+                                want[i].sensor, (long long)want[i].ts);
+                } else {
+                        want[o++] = want[i]; /* reported as missing below */
+                }
+        }
+        return o;
+}
+
 static void compare_raw(struct rec *want, size_t nw, struct rec *got, size_t ng) {
         size_t i = 0, j = 0;
         int k;
@@ -219,6 +257,11 @@ static void compare_raw(struct rec *want, size_t nw, struct rec *got, size_t ng)
         while (i < nw || j < ng) {
                 int c = i == nw ? 1 : j == ng ? -1 : rec_cmp(&want[i], &got[j]);
 
+                if (c > 0 && allow_duplicates && j > 0 && rec_same(&got[j], &got[j - 1])) {
+                        raw_duplicates++;
+                        j++;
+                        continue;
+                }
                 if (c < 0) {
                         MISMATCH("raw: missing reading %s@%lld\n", want[i].sensor,
                                  (long long)want[i].ts);
@@ -257,6 +300,13 @@ static void compare_agg(struct agg *want, size_t nw, struct agg *got, size_t ng)
                         MISMATCH("agg: missing window %s/%lld\n", want[i].sensor,
                                  (long long)want[i].start);
                         i++;
+                        continue;
+                }
+                if (c > 0 && allow_duplicates && j > 0 && !agg_cmp(&got[j], &got[j - 1]) &&
+                    !memcmp(&got[j].end, &got[j - 1].end,
+                            sizeof(got[j]) - offsetof(struct agg, end))) {
+                        agg_duplicates++; /* identical, as a replay must make it */
+                        j++;
                         continue;
                 }
                 if (c > 0) {
@@ -310,7 +360,7 @@ int main(int argc, char **argv) {
         FILE *f;
         int opt;
 
-        while ((opt = getopt(argc, argv, "b:r:a:t:w:T:s:")) != -1) {
+        while ((opt = getopt(argc, argv, "b:r:a:t:w:T:s:M:d")) != -1) {
                 switch (opt) {
                 case 'b': brokers = optarg; break;
                 case 'r': raw_topic = optarg; break;
@@ -319,9 +369,14 @@ int main(int argc, char **argv) {
                 case 'w': W = atoll(optarg); break;
                 case 'T': timeout_ms = atoll(optarg) * 1000; break;
                 case 's': settle_ms = atoll(optarg) * 1000; break;
+                case 'M': allow_missing = atol(optarg); break;
+                case 'd': allow_duplicates = 1; break;
                 default:
                         fprintf(stderr, "usage: tg-verify -r RAW_TOPIC -a AGG_TOPIC -t TRUTH "
-                                        "[-b BROKERS] [-w WINDOW_MS] [-T TIMEOUT_S] [-s SETTLE_S]\n");
+                                        "[-b BROKERS] [-w WINDOW_MS] [-T TIMEOUT_S] [-s SETTLE_S]\n"
+                                        "  -M N  up to N truth readings may be absent (set aside as corrupt);\n"
+                                        "        the expected windows are computed without them\n"
+                                        "  -d    identical duplicates (a replay after a crash) are allowed, counted\n");
                         return 2;
                 }
         }
@@ -394,13 +449,21 @@ int main(int argc, char **argv) {
                         rd_kafka_message_destroy(m);
                         continue;
                 }
-                if (raw.n >= truth.n && agg.n >= want_agg.n &&
+                /* With -M, fewer raw records (and so fewer or other windows)
+                 * may be right: wait for the settle time to end it. */
+                if (raw.n + (size_t)allow_missing >= truth.n &&
+                    (allow_missing || agg.n >= want_agg.n) &&
                     tg_monotonic_ms() - last_msg >= settle_ms)
                         break;
         }
         rd_kafka_consumer_close(rk);
         rd_kafka_destroy(rk);
 
+        if (allow_missing) {
+                truth.n = drop_missing(truth.p, truth.n, raw.p, raw.n);
+                want_agg.n = 0;
+                expected_aggregates(truth.p, truth.n, W, &want_agg);
+        }
         fprintf(stderr, "tg-verify: raw topic %zu records (want %zu), aggregates %zu (want %zu)\n",
                 raw.n, truth.n, agg.n, want_agg.n);
         compare_raw(truth.p, truth.n, raw.p, raw.n);
@@ -409,6 +472,10 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "tg-verify: FAILED with %d mismatch(es)\n", errors);
                 return 1;
         }
-        fprintf(stderr, "tg-verify: OK: every reading exactly once, every aggregate equal\n");
+        if (allow_duplicates || allow_missing)
+                fprintf(stderr, "tg-verify: OK: duplicates raw=%ld agg=%ld, missing allowed=%ld\n",
+                        raw_duplicates, agg_duplicates, missing_seen);
+        else
+                fprintf(stderr, "tg-verify: OK: every reading exactly once, every aggregate equal\n");
         return 0;
 }
