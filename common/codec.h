@@ -176,7 +176,8 @@ size_t tg_encode_json(const struct tg_reading *r, char *buf, size_t cap);
 
 /**
  * @brief Encode @p r as the raw-topic record:
- *        {"sensor":"id","ts":ms,"fields":{"temperature":21.5,...}}.
+ *        {"sensor":"id","ts":ms,"fields":{"temperature":21.5,...}}, with
+ *        "units":{"temperature":"Cel"} after "fields" when any field has one.
  *        Numbers are printed so that they parse back to the same double.
  * @return bytes written (excluding NUL), or 0 if @p cap is too small.
  */

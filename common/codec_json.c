@@ -367,7 +367,23 @@ static size_t encode_json(const struct tg_reading *r, char *buf, size_t cap,
                 tg_jw_raw(&w, ":");
                 tg_jw_double(&w, r->fields[i].value);
         }
-        tg_jw_raw(&w, nested ? "}}" : "}");
+        if (nested) {
+                int any = 0;
+
+                tg_jw_raw(&w, "}");
+                /* Units, when the payload had them (SenML): {"temperature":"Cel"} */
+                for (i = 0; i < r->nfields; i++) {
+                        if (!r->fields[i].unit[0])
+                                continue;
+                        tg_jw_raw(&w, any++ ? "," : ",\"units\":{");
+                        tg_jw_string(&w, r->fields[i].name, r->fields[i].name_len);
+                        tg_jw_raw(&w, ":");
+                        tg_jw_string(&w, r->fields[i].unit, strlen(r->fields[i].unit));
+                }
+                if (any)
+                        tg_jw_raw(&w, "}");
+        }
+        tg_jw_raw(&w, "}");
         return tg_jw_finish(&w);
 }
 

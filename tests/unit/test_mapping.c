@@ -166,6 +166,25 @@ static void test_limits(void) {
         CU_ASSERT_EQUAL(tg_decode_json_ex(big, 101, &o, &r), TG_DECODE_TOO_LARGE);
 }
 
+static void test_raw_record_units(void) {
+        char buf[256];
+        size_t n;
+
+        tg_reading_clear(&r);
+        tg_reading_set_sensor(&r, "d", 1);
+        r.ts_ms = 5;
+        tg_reading_add_field(&r, "t", 1, 1.5);
+        tg_reading_add_field(&r, "h", 1, 2);
+        n = tg_encode_raw_record(&r, buf, sizeof(buf));
+        CU_ASSERT_STRING_EQUAL(buf, "{\"sensor\":\"d\",\"ts\":5,\"fields\":{\"t\":1.5,\"h\":2}}");
+        CU_ASSERT_EQUAL(n, strlen(buf));
+        CU_ASSERT_EQUAL(tg_reading_set_unit(&r, 0, "Cel", 3), 0);
+        n = tg_encode_raw_record(&r, buf, sizeof(buf));
+        CU_ASSERT_STRING_EQUAL(buf, "{\"sensor\":\"d\",\"ts\":5,\"fields\":{\"t\":1.5,\"h\":2},"
+                                    "\"units\":{\"t\":\"Cel\"}}");
+        CU_ASSERT_EQUAL(tg_encode_raw_record(&r, buf, n), 0); /* no room for the NUL */
+}
+
 static void test_filter_match(void) {
         static const struct {
                 const char *filter, *topic;
@@ -213,6 +232,7 @@ int main(void) {
                 {"kept fields and id from the topic", test_keep_and_topic_id},
                 {"limits: string, depth, fields, id, payload", test_limits},
                 {"MQTT topic filters", test_filter_match},
+                {"units in the raw record", test_raw_record_units},
         };
         CU_pSuite suite;
         unsigned failed;
