@@ -217,8 +217,9 @@ static const struct sim_garbage_desc sim_garbage_kinds[GARBAGE__COUNT] = {
                 "random bytes that are neither a JSON object nor a CBOR map",
                 {"not_decodable", "not_decodable", "not_decodable", "not_decodable"}},
         [GARBAGE_WRONG_TYPE] = {
-                "the JSON array [1,2,3] (not in SenML, whose decoders call any pack "
-                "of the wrong shape bad_senml)",
+                "the JSON number 42 at the top level (an array would be read as "
+                "a SenML pack; not in SenML, whose decoders call any pack of the "
+                "wrong shape bad_senml)",
                 {"wrong_type", "wrong_type", NULL, NULL}},
         [GARBAGE_MISSING_ID] = {
                 "a payload of the format without the sensor id (SenML: without \"bn\")",
@@ -1611,10 +1612,10 @@ static size_t garbage_encode(const struct sim_opts *o, struct sim_rng *rng,
         if (sim_format_is_senml(o->format))
                 return garbage_senml(o->format, kind, sn, ts_ms, o->nfields, buf, cap);
         if (kind == GARBAGE_WRONG_TYPE) {
-                if (cap < 7)
+                if (cap < 2)
                         return 0;
-                memcpy(buf, "[1,2,3]", 7);
-                return 7;
+                memcpy(buf, "42", 2);
+                return 2;
         }
         return garbage_flat(o->format, kind, sn, ts_ms, o->nfields, buf, cap);
 }

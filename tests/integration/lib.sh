@@ -42,6 +42,7 @@ gateway_start() {
 		--set "kafka.bootstrap.servers=$TG_KAFKA_BROKERS" \
 		--set "topics.raw=$run_id.raw" \
 		--set "topics.agg=$run_id.agg" \
+		--set "topics.dlq=$run_id.dlq" \
 		--set "state.dir=$work/state" \
 		"$@" >>"$work/gateway.log" 2>&1 &
 	gateway_pid=$!

@@ -212,6 +212,33 @@ static int errors;
                         fprintf(stderr, "tg-verify: " __VA_ARGS__);            \
         } while (0)
 
+/* A dead letter, from the topic (headers) or from the simulator's garbage
+ * truth: compared as a multiset of (MQTT topic, reason, payload bytes). */
+struct dead {
+        char topic[160];
+        char reason[40];
+        long bytes;
+};
+
+static int dead_cmp(const void *a, const void *b) {
+        const struct dead *x = a, *y = b;
+        int c = strcmp(x->topic, y->topic);
+
+        if (!c)
+                c = strcmp(x->reason, y->reason);
+        return c ? c : (x->bytes > y->bytes) - (x->bytes < y->bytes);
+}
+
+static int header_str(rd_kafka_headers_t *h, const char *name, char *out, size_t size) {
+        const void *v;
+        size_t n;
+
+        if (!h || rd_kafka_header_get_last(h, name, &v, &n))
+                return -1;
+        snprintf(out, size, "%.*s", (int)n, (const char *)v);
+        return 0;
+}
+
 static long allow_missing;   /* -M: readings the gateway may not have had (set-aside spool records) */
 static int allow_duplicates; /* -d: identical repeats tolerated (replay after a crash), counted */
 static long missing_seen, raw_duplicates, agg_duplicates;
@@ -348,7 +375,8 @@ static void compare_agg(struct agg *want, size_t nw, struct agg *got, size_t ng)
 
 int main(int argc, char **argv) {
         const char *brokers = "127.0.0.1:9092", *raw_topic = NULL, *agg_topic = NULL;
-        const char *truth_path = NULL;
+        const char *truth_path = NULL, *dlq_topic = NULL, *garbage_path = NULL;
+        struct vec dead_want = {.size = sizeof(struct dead)}, dead_got = {.size = sizeof(struct dead)};
         int64_t W = 10000, timeout_ms = 120000, settle_ms = 3000;
         struct vec truth = {.size = sizeof(struct rec)}, raw = {.size = sizeof(struct rec)};
         struct vec want_agg = {.size = sizeof(struct agg)}, agg = {.size = sizeof(struct agg)};
@@ -360,7 +388,7 @@ int main(int argc, char **argv) {
         FILE *f;
         int opt;
 
-        while ((opt = getopt(argc, argv, "b:r:a:t:w:T:s:M:d")) != -1) {
+        while ((opt = getopt(argc, argv, "b:r:a:t:w:T:s:M:dq:g:")) != -1) {
                 switch (opt) {
                 case 'b': brokers = optarg; break;
                 case 'r': raw_topic = optarg; break;
@@ -371,12 +399,16 @@ int main(int argc, char **argv) {
                 case 's': settle_ms = atoll(optarg) * 1000; break;
                 case 'M': allow_missing = atol(optarg); break;
                 case 'd': allow_duplicates = 1; break;
+                case 'q': dlq_topic = optarg; break;
+                case 'g': garbage_path = optarg; break;
                 default:
                         fprintf(stderr, "usage: tg-verify -r RAW_TOPIC -a AGG_TOPIC -t TRUTH "
                                         "[-b BROKERS] [-w WINDOW_MS] [-T TIMEOUT_S] [-s SETTLE_S]\n"
                                         "  -M N  up to N truth readings may be absent (set aside as corrupt);\n"
                                         "        the expected windows are computed without them\n"
-                                        "  -d    identical duplicates (a replay after a crash) are allowed, counted\n");
+                                        "  -d    identical duplicates (a replay after a crash) are allowed, counted\n"
+                                        "  -q DLQ_TOPIC -g GARBAGE_TRUTH  every garbage message is a dead\n"
+                                        "        letter with the reason and size the simulator recorded\n");
                         return 2;
                 }
         }
@@ -397,6 +429,32 @@ int main(int argc, char **argv) {
                 }
         }
         fclose(f);
+        if (garbage_path) {
+                if (!(f = fopen(garbage_path, "r"))) {
+                        perror(garbage_path);
+                        return 2;
+                }
+                while (fgets(line, sizeof(line), f)) {
+                        cJSON *j = cJSON_Parse(line);
+                        struct dead *d = vec_push(&dead_want);
+                        const cJSON *tp = cJSON_GetObjectItemCaseSensitive(j, "topic");
+                        const cJSON *rs = cJSON_GetObjectItemCaseSensitive(j, "reason");
+                        const cJSON *by = cJSON_GetObjectItemCaseSensitive(j, "bytes");
+
+                        if (!cJSON_IsString(tp) || !cJSON_IsString(rs) || !cJSON_IsNumber(by)) {
+                                fprintf(stderr, "tg-verify: %s: bad line: %s", garbage_path, line);
+                                return 2;
+                        }
+                        snprintf(d->topic, sizeof(d->topic), "%s", tp->valuestring);
+                        snprintf(d->reason, sizeof(d->reason), "%s", rs->valuestring);
+                        /* the gateway keeps the first 64 KiB + 1 of a larger payload */
+                        d->bytes = (long)by->valuedouble > TG_PAYLOAD_MAX + 1
+                                           ? TG_PAYLOAD_MAX + 1
+                                           : (long)by->valuedouble;
+                        cJSON_Delete(j);
+                }
+                fclose(f);
+        }
         qsort(truth.p, truth.n, truth.size, rec_cmp);
         expected_aggregates(truth.p, truth.n, W, &want_agg);
         fprintf(stderr, "tg-verify: truth has %zu readings in %zu windows\n", truth.n,
@@ -418,6 +476,8 @@ int main(int argc, char **argv) {
         subs = rd_kafka_topic_partition_list_new(2);
         rd_kafka_topic_partition_list_add(subs, raw_topic, RD_KAFKA_PARTITION_UA);
         rd_kafka_topic_partition_list_add(subs, agg_topic, RD_KAFKA_PARTITION_UA);
+        if (dlq_topic)
+                rd_kafka_topic_partition_list_add(subs, dlq_topic, RD_KAFKA_PARTITION_UA);
         rd_kafka_subscribe(rk, subs);
         rd_kafka_topic_partition_list_destroy(subs);
 
@@ -433,7 +493,16 @@ int main(int argc, char **argv) {
                         if (!m->err) {
                                 const char *t = rd_kafka_topic_name(m->rkt);
 
-                                if (!strcmp(t, raw_topic)) {
+                                if (dlq_topic && !strcmp(t, dlq_topic)) {
+                                        struct dead *d = vec_push(&dead_got);
+                                        rd_kafka_headers_t *h = NULL;
+
+                                        rd_kafka_message_headers(m, &h);
+                                        if (header_str(h, "tg.mqtt_topic", d->topic, sizeof(d->topic)) ||
+                                            header_str(h, "tg.reason", d->reason, sizeof(d->reason)))
+                                                MISMATCH("dlq: record without tg.mqtt_topic/tg.reason\n");
+                                        d->bytes = (long)m->len;
+                                } else if (!strcmp(t, raw_topic)) {
                                         if (parse_rec(m->payload, m->len, vec_push(&raw)))
                                                 MISMATCH("raw: unparsable record\n");
                                 } else {
@@ -451,7 +520,7 @@ int main(int argc, char **argv) {
                 }
                 /* With -M, fewer raw records (and so fewer or other windows)
                  * may be right: wait for the settle time to end it. */
-                if (raw.n + (size_t)allow_missing >= truth.n &&
+                if (raw.n + (size_t)allow_missing >= truth.n && dead_got.n >= dead_want.n &&
                     (allow_missing || agg.n >= want_agg.n) &&
                     tg_monotonic_ms() - last_msg >= settle_ms)
                         break;
@@ -468,6 +537,22 @@ int main(int argc, char **argv) {
                 raw.n, truth.n, agg.n, want_agg.n);
         compare_raw(truth.p, truth.n, raw.p, raw.n);
         compare_agg(want_agg.p, want_agg.n, agg.p, agg.n);
+        if (dlq_topic) {
+                struct dead *w = dead_want.p, *g = dead_got.p;
+                size_t i;
+
+                qsort(w, dead_want.n, sizeof(*w), dead_cmp);
+                qsort(g, dead_got.n, sizeof(*g), dead_cmp);
+                fprintf(stderr, "tg-verify: dead letters %zu (want %zu)\n", dead_got.n,
+                        dead_want.n);
+                if (dead_got.n != dead_want.n)
+                        MISMATCH("dlq: %zu dead letters, want %zu\n", dead_got.n, dead_want.n);
+                for (i = 0; i < dead_want.n && i < dead_got.n; i++)
+                        if (dead_cmp(&w[i], &g[i]))
+                                MISMATCH("dlq: got %s %s %ld bytes, want %s %s %ld bytes\n",
+                                         g[i].topic, g[i].reason, g[i].bytes, w[i].topic,
+                                         w[i].reason, w[i].bytes);
+        }
         if (errors) {
                 fprintf(stderr, "tg-verify: FAILED with %d mismatch(es)\n", errors);
                 return 1;
