@@ -45,6 +45,12 @@
 #define RECORD_BUF (TG_SPOOL_RECORD_HEADER + TG_SPOOL_TOPIC_MAX + TG_PAYLOAD_MAX + 2)
 #define TICK_MS 100
 #define RECENT_MAX 4096        /* spooled messages remembered for redeliveries */
+/* durability memory: records in librdkafka's queue beyond which messages go
+ * to the spool instead (Kafka down or slow), and below which, once the spool
+ * is drained, they are handled directly again. A crash loses at most the
+ * high-water mark of readings. */
+#define MEMORY_QUEUE_HIGH 50000
+#define MEMORY_QUEUE_LOW 1000
 
 /* How one subscription's payloads become readings. */
 struct sub_state {
@@ -67,8 +73,11 @@ struct tg_pipeline {
         char state_path[4096];
         int64_t flush_timeout_ms;
 
-        /* disk durability */
+        /* the spool: every message with durability disk; with memory, only
+         * while Kafka does not keep up (store-and-forward) */
         tg_spool_t *spool;
+        int memory_mode;
+        _Atomic int spooling;          /* memory mode: messages go to the spool */
         int drop_oldest;
         pthread_t forwarder;
         int forwarder_running;
@@ -107,7 +116,8 @@ struct tg_pipeline {
 static int emit(tg_pipeline_t *p, enum tg_sink_topic topic, const char *key,
                 size_t key_len, const void *value, size_t len, int64_t ts,
                 const struct tg_sink_header *h, size_t nh) {
-        _Atomic uint32_t *slot = p->pending ? &p->pending[p->cur_tag % TRACK_RING] : NULL;
+        _Atomic uint32_t *slot = p->pending && p->cur_tag ? &p->pending[p->cur_tag % TRACK_RING]
+                                                          : NULL;
         int r;
 
         if (slot)
@@ -403,6 +413,15 @@ static void checkpoint_step(tg_pipeline_t *p, int force) {
         int64_t now = tg_monotonic_ms();
         int r;
 
+        if (p->memory_mode) {
+                /* No checkpoints: confirmed messages simply leave the spool. */
+                if (conf - 1 > p->checkpoint_pos) {
+                        p->checkpoint_pos = conf - 1;
+                        tg_spool_release(p->spool, p->checkpoint_pos);
+                }
+                return;
+        }
+
         if (!p->snap && p->processed_next - 1 > p->checkpoint_pos &&
             (force || now >= p->next_checkpoint_ms)) {
                 p->snap_pos = p->processed_next - 1;
@@ -537,7 +556,8 @@ static int spool_start(tg_pipeline_t *p, const struct tg_config *cfg,
                 .dir = dir,
                 .segment_bytes = (size_t)cfg->spool_segment_bytes,
                 .max_bytes = (uint64_t)cfg->spool_max_bytes,
-                .fsync = !strcmp(cfg->spool_fsync, "always")  ? TG_SPOOL_FSYNC_ALWAYS
+                .fsync = p->memory_mode                      ? TG_SPOOL_FSYNC_NEVER
+                         : !strcmp(cfg->spool_fsync, "always")  ? TG_SPOOL_FSYNC_ALWAYS
                          : !strcmp(cfg->spool_fsync, "never") ? TG_SPOOL_FSYNC_NEVER
                                                               : TG_SPOOL_FSYNC_INTERVAL,
                 .fsync_interval_ms = cfg->spool_fsync_interval_ms,
@@ -558,6 +578,8 @@ static int spool_start(tg_pipeline_t *p, const struct tg_config *cfg,
         }
         p->drop_oldest = !strcmp(cfg->spool_full, "drop-oldest");
         p->checkpoint_interval_ms = cfg->checkpoint_interval_ms;
+        if (p->memory_mode) /* whatever a crash left in the spool goes out first */
+                position = tg_spool_first_seq(p->spool) - 1;
         p->checkpoint_pos = position;
         p->processed_next = position + 1;
         atomic_store(&p->confirmed_next, position + 1);
@@ -632,8 +654,10 @@ tg_pipeline_t *tg_pipeline_new(const struct tg_config *cfg,
         tg_info("window engine: %zu bytes for %u sensors",
                 tg_window_engine_memory(p->engine), wc.max_sensors);
         state_load(p, &position);
-        if (!strcmp(cfg->durability, "disk") &&
-            spool_start(p, cfg, position, errstr, errstr_size))
+        p->memory_mode = !strcmp(cfg->durability, "memory");
+        if (p->memory_mode)
+                position = 0; /* a state file saved at shutdown covers no spool */
+        if (spool_start(p, cfg, position, errstr, errstr_size))
                 goto fail;
         return p;
 fail:
@@ -669,7 +693,15 @@ static void spool_stop(tg_pipeline_t *p) {
                 p->snap = NULL;
                 checkpoint_step(p, 1);
                 checkpoint_step(p, 0);
-                if (p->checkpoint_pos + 1 == p->processed_next)
+                if (p->memory_mode) {
+                        int r = tg_window_engine_save(p->engine, p->state_path, 0);
+
+                        if (r)
+                                tg_err("cannot save open windows to %s: %s; they are lost",
+                                       p->state_path, strerror(-r));
+                        else
+                                tg_info("saved open windows to %s", p->state_path);
+                } else if (p->checkpoint_pos + 1 == p->processed_next)
                         tg_info("checkpoint at spool position %llu: nothing to replay",
                                 (unsigned long long)p->checkpoint_pos);
                 else
@@ -683,20 +715,11 @@ static void spool_stop(tg_pipeline_t *p) {
 
 void tg_pipeline_destroy(tg_pipeline_t *p) {
         size_t i;
-        int r;
 
         if (!p)
                 return;
-        if (p->spool) {
+        if (p->spool)
                 spool_stop(p);
-        } else if (p->engine) {
-                r = tg_window_engine_save(p->engine, p->state_path, 0);
-                if (r)
-                        tg_err("cannot save open windows to %s: %s; they are lost",
-                               p->state_path, strerror(-r));
-                else
-                        tg_info("saved open windows to %s", p->state_path);
-        }
         tg_window_engine_destroy(p->engine);
         pthread_mutex_destroy(&p->lock);
         for (i = 0; i < TG_SUBSCRIPTIONS_MAX; i++)
@@ -712,11 +735,33 @@ int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
         int64_t arrival_ms = tg_clock_now(p->clock);
         int waited = 0, r;
 
-        if (!p->spool) {
+        if (p->memory_mode) {
+                int direct = 0;
+
+                /* Handled here while Kafka keeps up; spooled (without fsync)
+                 * while it does not, until the spool is drained again, so
+                 * readings stay in order. */
                 pthread_mutex_lock(&p->lock);
-                process(p, mqtt_topic, payload, len, arrival_ms);
+                if (!atomic_load(&p->spooling)) {
+                        direct = tg_kafka_sink_in_flight(p->sink) < MEMORY_QUEUE_HIGH;
+                        if (!direct) {
+                                atomic_store(&p->spooling, 1);
+                                tg_warn("Kafka is not keeping up: spooling messages "
+                                        "until it does (durability memory)");
+                        }
+                } else if (p->processed_next >= tg_spool_next_seq(p->spool) &&
+                           tg_kafka_sink_in_flight(p->sink) < MEMORY_QUEUE_LOW) {
+                        atomic_store(&p->spooling, 0);
+                        tg_info("spool drained: handling messages directly again");
+                        direct = 1;
+                }
+                if (direct) {
+                        p->cur_tag = 0; /* not from the spool: not tracked */
+                        process(p, mqtt_topic, payload, len, arrival_ms);
+                        pthread_mutex_unlock(&p->lock);
+                        return 0;
+                }
                 pthread_mutex_unlock(&p->lock);
-                return 0;
         }
         /* A payload over the decoders' limit is dead-lettered as too large;
          * only its first TG_PAYLOAD_MAX + 1 bytes are kept for that. */
@@ -781,13 +826,7 @@ int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
 }
 
 void tg_pipeline_tick(tg_pipeline_t *p) {
-        if (p->spool) {
-                tg_spool_tick(p->spool);
-                return; /* the forwarder ticks the engine */
-        }
-        pthread_mutex_lock(&p->lock);
-        tg_window_engine_tick(p->engine);
-        pthread_mutex_unlock(&p->lock);
+        tg_spool_tick(p->spool); /* the forwarder ticks the engine */
 }
 
 void tg_pipeline_counters(tg_pipeline_t *p, struct tg_pipeline_counters *out) {
