@@ -14,7 +14,9 @@ void tg_reading_clear(struct tg_reading *r) {
 }
 
 int tg_reading_set_sensor(struct tg_reading *r, const char *id, size_t len) {
-        if (len == 0)
+        /* A NUL inside would make the id a different string to every
+         * strlen-based consumer (logs, topic patterns, tools). */
+        if (len == 0 || memchr(id, '\0', len))
                 return -EINVAL;
         if (len > TG_SENSOR_ID_MAX)
                 return -ENAMETOOLONG;
@@ -28,7 +30,7 @@ int tg_reading_add_field(struct tg_reading *r, const char *name, size_t len,
                          double value) {
         uint16_t i;
 
-        if (len == 0)
+        if (len == 0 || memchr(name, '\0', len))
                 return -EINVAL;
         if (len > TG_FIELD_NAME_MAX)
                 return -ENAMETOOLONG;
@@ -56,6 +58,8 @@ int tg_reading_set_unit(struct tg_reading *r, uint16_t i, const char *unit,
                 return -EINVAL;
         if (len > TG_UNIT_MAX)
                 return -ENAMETOOLONG;
+        if (memchr(unit, '\0', len))
+                return -EINVAL;
         memcpy(r->fields[i].unit, unit, len);
         r->fields[i].unit[len] = '\0';
         return 0;

@@ -35,14 +35,16 @@ void tg_reading_clear(struct tg_reading *r);
 
 /**
  * @brief Set the sensor id (copied).
- * @return 0, or -ENAMETOOLONG if it exceeds TG_SENSOR_ID_MAX, -EINVAL if empty.
+ * @return 0, or -ENAMETOOLONG if it exceeds TG_SENSOR_ID_MAX, -EINVAL if empty
+ *         or holding a NUL byte.
  */
 int tg_reading_set_sensor(struct tg_reading *r, const char *id, size_t len);
 
 /**
  * @brief Append a numeric field (name copied). A name already present is
  *        overwritten, so a reading never holds one field twice.
- * @return 0, -ENAMETOOLONG (name), -ENOSPC (too many fields), -EINVAL (empty name).
+ * @return 0, -ENAMETOOLONG (name), -ENOSPC (too many fields), -EINVAL (empty
+ *         name, or one holding a NUL byte).
  */
 int tg_reading_add_field(struct tg_reading *r, const char *name, size_t len,
                          double value);
