@@ -34,7 +34,7 @@ for mode in "disk interval" "disk always" "disk never" "memory -"; do
 		--set "state.dir=$work" --set "durability=$1" \
 		$([[ $2 != - ]] && echo --set "spool.fsync=$2") >"$work/gw.log" 2>&1 &
 	gw=$!
-	until grep -q "mqtt: subscribed" "$work/gw.log"; do sleep 0.1; done
+	until grep -qs "mqtt: subscribed" "$work/gw.log"; do sleep 0.1; done
 	t0=$(date +%s.%N)
 	start_ms=$(( ($(date +%s) - 7200) * 1000 ))
 	for s in 1 2; do

@@ -805,12 +805,6 @@ static int sync_now(tg_spool_t *sp) {
         return r;
 }
 
-static void sync_if_due(tg_spool_t *sp) {
-        if (sp->dirty && sp->conf.fsync == TG_SPOOL_FSYNC_INTERVAL &&
-            now_ms(sp) - sp->last_sync_ms >= sp->conf.fsync_interval_ms)
-                sync_now(sp);
-}
-
 /* Seal the segment being written and start segment first_seq. */
 static int roll(tg_spool_t *sp, uint64_t first_seq) {
         int fd;
@@ -966,17 +960,45 @@ int tg_spool_append(tg_spool_t *sp, const char *topic, size_t topic_len,
         pthread_cond_broadcast(&sp->appended);
         pthread_mutex_unlock(&sp->lock);
 
-        sync_if_due(sp);
         pthread_mutex_unlock(&sp->append_lock);
         if (seq)
                 *seq = s;
         return 0;
 }
 
+/* The interval's fdatasync runs here, on the caller's ticking thread and on
+ * a duplicate of the descriptor, without the append lock: appends (the MQTT
+ * callback, which holds the acks) never wait for the disk under INTERVAL. */
 void tg_spool_tick(tg_spool_t *sp) {
+        int fd, r = 0;
+
         pthread_mutex_lock(&sp->append_lock);
-        sync_if_due(sp);
+        if (!sp->dirty || sp->conf.fsync != TG_SPOOL_FSYNC_INTERVAL ||
+            now_ms(sp) - sp->last_sync_ms < sp->conf.fsync_interval_ms) {
+                pthread_mutex_unlock(&sp->append_lock);
+                return;
+        }
+        fd = dup(sp->wfd);
+        sp->dirty = 0;
+        sp->last_sync_ms = now_ms(sp);
         pthread_mutex_unlock(&sp->append_lock);
+
+        if (fd < 0 || fdatasync(fd))
+                r = -errno;
+        if (fd >= 0)
+                close(fd);
+        if (r) {
+                pthread_mutex_lock(&sp->append_lock);
+                sp->dirty = 1; /* try again at the next tick */
+                pthread_mutex_unlock(&sp->append_lock);
+                tg_err("spool: fdatasync: %s", strerror(-r));
+        }
+        pthread_mutex_lock(&sp->lock);
+        if (r)
+                sp->counters.fsync_errors++;
+        else
+                sp->counters.fsyncs++;
+        pthread_mutex_unlock(&sp->lock);
 }
 
 int tg_spool_sync(tg_spool_t *sp) {

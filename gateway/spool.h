@@ -44,8 +44,9 @@ struct tg_spool_conf {
         /** When records reach the disk. In every mode write(2) hands the
          *  record to the kernel before append returns, so a crash of the
          *  process loses nothing appended; the mode decides what a power
-         *  loss can take. INTERVAL is checked in append and in
-         *  tg_spool_tick(), which the caller must therefore call regularly;
+         *  loss can take. INTERVAL syncs happen in tg_spool_tick(), which
+         *  the caller must therefore call regularly (appends never wait for
+         *  them);
          *  under INTERVAL and ALWAYS a sealed segment is also synced when
          *  the next one starts, and a new segment's directory entry is
          *  synced when it is created. close() syncs in every mode. */
