@@ -248,6 +248,7 @@ int main(int argc, char **argv) {
         while (!stop_requested) {
                 tg_kafka_sink_poll(sink, TICK_MS);
                 tg_pipeline_tick(pipeline);
+                tg_mqtt_source_tick(mqtt);
                 if (reopen_log) {
                         reopen_log = 0;
                         if (cfg->log_file[0] && (i = tg_log_open(cfg->log_file)))

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 
 struct tg_mqtt_source {
@@ -20,6 +21,15 @@ struct tg_mqtt_source {
         int ntopics;
         _Atomic int ready;
         _Atomic int stopping;
+        /* Reconnects are ours, not Paho's: Paho retries neither a first
+         * connect that fails nor with jitter. After a failure or a lost
+         * connection the next attempt is due at retry_at_ms, after a backoff
+         * doubling from 1 s to 30 s, randomised by +-50 % so that gateways
+         * that lost one broker do not return to it in step. */
+        MQTTAsync_connectOptions conn;
+        _Atomic int64_t retry_at_ms;   /* 0: none pending */
+        int64_t backoff_ms;
+        unsigned jitter_seed;
         _Atomic uint64_t connects, connection_lost, subscribed;
 };
 
@@ -83,10 +93,28 @@ static void on_connected(void *context, char *cause) {
         subscribe(src);
 }
 
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS 30000
+
+static void retry_later(struct tg_mqtt_source *src) {
+        int64_t delay = src->backoff_ms / 2 +
+                        (int64_t)(rand_r(&src->jitter_seed) % (unsigned)(src->backoff_ms + 1));
+
+        if (atomic_load(&src->stopping))
+                return;
+        atomic_store(&src->retry_at_ms, tg_monotonic_ms() + delay);
+        tg_info("mqtt: next connection attempt in %lld ms", (long long)delay);
+        src->backoff_ms = src->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+                                                               : src->backoff_ms * 2;
+}
+
 static void on_connect_fail(void *context, MQTTAsync_failureData *resp) {
-        tg_warn("mqtt: connect failed (code %d%s%s); retrying",
+        struct tg_mqtt_source *src = context;
+
+        tg_warn("mqtt: connect failed (code %d%s%s)",
                 resp ? resp->code : 0, resp && resp->message ? ": " : "",
                 resp && resp->message ? resp->message : "");
+        retry_later(src);
 }
 
 static void on_connection_lost(void *context, char *cause) {
@@ -94,8 +122,30 @@ static void on_connection_lost(void *context, char *cause) {
 
         atomic_store(&src->ready, 0);
         atomic_fetch_add(&src->connection_lost, 1);
-        tg_warn("mqtt: connection lost (%s); reconnecting",
-                cause ? cause : "no reason given");
+        tg_warn("mqtt: connection lost (%s)", cause ? cause : "no reason given");
+        src->backoff_ms = BACKOFF_MIN_MS;
+        retry_later(src);
+}
+
+static void on_connect_ok(void *context, MQTTAsync_successData *resp) {
+        struct tg_mqtt_source *src = context;
+
+        src->backoff_ms = BACKOFF_MIN_MS;
+        on_connected(context, NULL);
+}
+
+void tg_mqtt_source_tick(tg_mqtt_source_t *src) {
+        int64_t due = atomic_load(&src->retry_at_ms);
+        int rc;
+
+        if (!due || tg_monotonic_ms() < due || atomic_load(&src->stopping))
+                return;
+        atomic_store(&src->retry_at_ms, 0);
+        rc = MQTTAsync_connect(src->client, &src->conn);
+        if (rc != MQTTASYNC_SUCCESS) {
+                tg_warn("mqtt: connect not started: %s", MQTTAsync_strerror(rc));
+                retry_later(src);
+        }
 }
 
 /* Paho sends the PUBACK when this returns, whatever it returns: the reading
@@ -170,19 +220,20 @@ tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg,
                 return NULL;
         }
         MQTTAsync_setCallbacks(src->client, src, on_connection_lost, on_message, NULL);
-        MQTTAsync_setConnected(src->client, src, on_connected);
 
         /* A persistent session: while the gateway is away the broker queues
          * QoS 1 messages for this client id. */
         conn.cleansession = 0;
         conn.keepAliveInterval = (int)(cfg->mqtt_keepalive_ms / 1000);
-        conn.automaticReconnect = 1;
-        conn.minRetryInterval = 1;  /* s, doubled on each failure */
-        conn.maxRetryInterval = 30;
+        conn.automaticReconnect = 0; /* see retry_later() */
         conn.connectTimeout = 10;
+        conn.onSuccess = on_connect_ok;
         conn.onFailure = on_connect_fail;
         conn.context = src;
-        rc = MQTTAsync_connect(src->client, &conn);
+        src->conn = conn;
+        src->backoff_ms = BACKOFF_MIN_MS;
+        src->jitter_seed = (unsigned)getpid() ^ (unsigned)tg_monotonic_ms();
+        rc = MQTTAsync_connect(src->client, &src->conn);
         if (rc != MQTTASYNC_SUCCESS) {
                 snprintf(errstr, errstr_size, "mqtt connect to %s: %s", cfg->mqtt_uri,
                          MQTTAsync_strerror(rc));

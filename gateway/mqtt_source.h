@@ -18,8 +18,9 @@ struct tg_mqtt_counters {
 };
 
 /**
- * @brief Create the client and start connecting (asynchronously, with
- *        reconnects and exponential backoff).
+ * @brief Create the client and start connecting (asynchronously; failed or
+ *        lost connections are retried from tg_mqtt_source_tick() with an
+ *        exponential backoff of 1 s to 30 s and +-50 % jitter).
  * @param pipeline borrowed; receives every message.
  * @return the source, or NULL with the reason in @p errstr.
  */
@@ -33,6 +34,9 @@ tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg,
  *        NULL is accepted.
  */
 void tg_mqtt_source_destroy(tg_mqtt_source_t *src);
+
+/** @brief Periodic work (the main loop's tick): a reconnection when one is due. */
+void tg_mqtt_source_tick(tg_mqtt_source_t *src);
 
 /** @brief Non-zero while connected and subscribed. */
 int tg_mqtt_source_ready(const tg_mqtt_source_t *src);
