@@ -1,6 +1,5 @@
 /* test_codec.c - CUnit tests of the reading model and the JSON/CBOR codecs: decode, reason codes, encode. */
 /* SPDX-License-Identifier: Apache-2.0 */
-#include <CUnit/Basic.h>
 #include <cbor.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -16,6 +15,7 @@
 
 #include "codec.h"
 #include "reading.h"
+#include "tg_test.h"
 
 /* --- helpers ------------------------------------------------------------ */
 
@@ -2103,10 +2103,7 @@ static void test_threads(void) {
 }
 
 int main(void) {
-        static const struct {
-                const char *name;
-                void (*fn)(void);
-        } tests[] = {
+        static const struct tg_test tests[] = {
                 {"reading model bounds", test_reading_model},
                 {"add_field overwrites a repeated name", test_reading_add_field_overwrites},
                 {"reason code names", test_reason_names},
@@ -2153,26 +2150,6 @@ int main(void) {
                 {"mutated payloads", test_mutated_payloads},
                 {"decoding on several threads", test_threads},
         };
-        CU_pSuite suite;
-        unsigned failed;
-        size_t i;
 
-        if (CU_initialize_registry() != CUE_SUCCESS)
-                return 1;
-        suite = CU_add_suite("codec", NULL, NULL);
-        for (i = 0; suite && i < sizeof(tests) / sizeof(*tests); i++)
-                if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-                        suite = NULL;
-        if (!suite) {
-                CU_cleanup_registry();
-                return 1;
-        }
-        CU_basic_set_mode(CU_BRM_VERBOSE);
-        if (CU_basic_run_tests() != CUE_SUCCESS || CU_get_error() != CUE_SUCCESS) {
-                CU_cleanup_registry();
-                return 1;
-        }
-        failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-        CU_cleanup_registry();
-        return failed ? 1 : 0;
+        return TG_TEST_RUN("codec", tests);
 }

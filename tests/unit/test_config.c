@@ -1,6 +1,5 @@
 /* test_config.c - CUnit tests of the option table, its setter, the YAML loader, validation and output. */
 /* SPDX-License-Identifier: Apache-2.0 */
-#include <CUnit/Basic.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -11,6 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "tg_test.h"
 
 /* --- helpers ------------------------------------------------------------ */
 
@@ -950,10 +950,7 @@ static void test_reference(void) {
 }
 
 int main(void) {
-        static const struct {
-                const char *name;
-                void (*fn)(void);
-        } tests[] = {
+        static const struct tg_test tests[] = {
                 {"option table is consistent", test_table_is_sane},
                 {"defaults equal the table and validate", test_defaults_match_table},
                 {"configs share nothing", test_configs_are_independent},
@@ -974,26 +971,6 @@ int main(void) {
                 {"dump: loads back as the same config", test_dump_round_trip},
                 {"reference: one row per option", test_reference},
         };
-        CU_pSuite suite;
-        unsigned failed;
-        size_t i;
 
-        if (CU_initialize_registry() != CUE_SUCCESS)
-                return 1;
-        suite = CU_add_suite("config", NULL, NULL);
-        for (i = 0; suite && i < sizeof(tests) / sizeof(*tests); i++)
-                if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-                        suite = NULL;
-        if (!suite) {
-                CU_cleanup_registry();
-                return 1;
-        }
-        CU_basic_set_mode(CU_BRM_VERBOSE);
-        if (CU_basic_run_tests() != CUE_SUCCESS || CU_get_error() != CUE_SUCCESS) {
-                CU_cleanup_registry();
-                return 1;
-        }
-        failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-        CU_cleanup_registry();
-        return failed ? 1 : 0;
+        return TG_TEST_RUN("config", tests);
 }

@@ -1,12 +1,12 @@
 /* test_mapping.c - CUnit tests of payload mapping: id and timestamp sources, units, kept fields, limits. */
 /* SPDX-License-Identifier: Apache-2.0 */
-#include <CUnit/Basic.h>
 #include <cbor.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec.h"
+#include "tg_test.h"
 
 static struct tg_reading r;
 
@@ -222,10 +222,7 @@ static void test_filter_match(void) {
 }
 
 int main(void) {
-        static const struct {
-                const char *name;
-                void (*fn)(void);
-        } tests[] = {
+        static const struct tg_test tests[] = {
                 {"id and timestamp member names", test_id_and_ts_keys},
                 {"timestamp units: s, us, RFC 3339", test_ts_units},
                 {"missing timestamp: arrival time", test_ts_from_arrival},
@@ -234,23 +231,6 @@ int main(void) {
                 {"MQTT topic filters", test_filter_match},
                 {"units in the raw record", test_raw_record_units},
         };
-        CU_pSuite suite;
-        unsigned failed;
-        size_t i;
 
-        if (CU_initialize_registry() != CUE_SUCCESS)
-                return 1;
-        suite = CU_add_suite("mapping", NULL, NULL);
-        for (i = 0; suite && i < sizeof(tests) / sizeof(*tests); i++)
-                if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-                        suite = NULL;
-        if (!suite) {
-                CU_cleanup_registry();
-                return 1;
-        }
-        CU_basic_set_mode(CU_BRM_VERBOSE);
-        CU_basic_run_tests();
-        failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-        CU_cleanup_registry();
-        return failed ? 1 : 0;
+        return TG_TEST_RUN("mapping", tests);
 }

@@ -1,6 +1,5 @@
 /* test_senml.c - CUnit tests of the SenML codec: RFC 8428 examples, reason codes, mappings, time, round trips. */
 /* SPDX-License-Identifier: Apache-2.0 */
-#include <CUnit/Basic.h>
 #include <cbor.h>
 #include <cjson/cJSON.h>
 #include <float.h>
@@ -16,6 +15,7 @@
 #include "codec.h"
 #include "codec_senml.h"
 #include "reading.h"
+#include "tg_test.h"
 
 /* --- helpers ------------------------------------------------------------ */
 
@@ -1636,10 +1636,7 @@ static void test_threads(void) {
 /* --- registration ---------------------------------------------------------- */
 
 int main(void) {
-        static const struct {
-                const char *name;
-                void (*fn)(void);
-        } tests[] = {
+        static const struct tg_test tests[] = {
                 {"RFC 8428 5.1.1 single datapoint", test_rfc_single_datapoint},
                 {"RFC 8428 5.1.2 multiple datapoints", test_rfc_multiple_datapoints},
                 {"RFC 8428 5.1.2 multiple datapoints with times", test_rfc_multiple_datapoints_time},
@@ -1672,26 +1669,6 @@ int main(void) {
                 {"mutations of every example", test_mutations},
                 {"threads", test_threads},
         };
-        unsigned failed;
-        size_t i;
-        CU_pSuite suite;
 
-        if (CU_initialize_registry() != CUE_SUCCESS)
-                return 2;
-        suite = CU_add_suite("senml", NULL, NULL);
-        for (i = 0; suite && i < sizeof(tests) / sizeof(*tests); i++)
-                if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-                        suite = NULL;
-        if (!suite) {
-                CU_cleanup_registry();
-                return 2;
-        }
-        CU_basic_set_mode(CU_BRM_VERBOSE);
-        if (CU_basic_run_tests() != CUE_SUCCESS || CU_get_error() != CUE_SUCCESS) {
-                CU_cleanup_registry();
-                return 2;
-        }
-        failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-        CU_cleanup_registry();
-        return failed ? 1 : 0;
+        return TG_TEST_RUN("senml", tests);
 }

@@ -1,6 +1,5 @@
 /* test_window.c - CUnit tests of the window engine: boundaries, grace, late, idle, table, state file. */
 /* SPDX-License-Identifier: Apache-2.0 */
-#include <CUnit/Basic.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -10,6 +9,7 @@
 #include <zlib.h>
 
 #include "window.h"
+#include "tg_test.h"
 
 #define MAX_EMITS 4096
 
@@ -589,10 +589,7 @@ static void test_state_other_version(void) {
 }
 
 int main(void) {
-        static const struct {
-                const char *name;
-                void (*fn)(void);
-        } tests[] = {
+        static const struct tg_test tests[] = {
                 {"1.2/1.3 future and out-of-range timestamps refused", test_future_and_range},
                 {"1.2/2.2 windows at the INT64 ends of the range", test_int64_limits},
                 {"2.2 boundaries at 0, W-1 and W", test_boundaries},
@@ -613,23 +610,6 @@ int main(void) {
                 {"8 state file round trip, corruption, mismatch", test_state_round_trip},
                 {"8.2 state file of another version", test_state_other_version},
         };
-        CU_pSuite suite;
-        unsigned failed;
-        size_t i;
 
-        if (CU_initialize_registry() != CUE_SUCCESS)
-                return 1;
-        suite = CU_add_suite("window", NULL, NULL);
-        for (i = 0; suite && i < sizeof(tests) / sizeof(*tests); i++)
-                if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-                        suite = NULL;
-        if (!suite) {
-                CU_cleanup_registry();
-                return 1;
-        }
-        CU_basic_set_mode(CU_BRM_VERBOSE);
-        CU_basic_run_tests();
-        failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-        CU_cleanup_registry();
-        return failed ? 1 : 0;
+        return TG_TEST_RUN("window", tests);
 }

@@ -1,6 +1,5 @@
 /* test_window_alloc.c - proves the window engine's per-reading path allocates nothing (malloc wrapped at link time). */
 /* SPDX-License-Identifier: Apache-2.0 */
-#include <CUnit/Basic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +7,7 @@
 #include <unistd.h>
 
 #include "window.h"
+#include "tg_test.h"
 
 /*
  * Linked with -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free:
@@ -312,10 +312,7 @@ static void test_save_allocates(void) {
 }
 
 int main(void) {
-        static const struct {
-                const char *name;
-                void (*fn)(void);
-        } tests[] = {
+        static const struct tg_test tests[] = {
                 {"the malloc wrappers see allocations", test_wrappers_count},
                 {"7.1: 1 M readings, hopping, per-sensor, update mode: no allocation",
                  test_hopping_per_sensor},
@@ -323,23 +320,6 @@ int main(void) {
                  test_tumbling_global},
                 {"the count is not vacuous: saving state allocates", test_save_allocates},
         };
-        CU_pSuite suite;
-        unsigned failed;
-        size_t i;
 
-        if (CU_initialize_registry() != CUE_SUCCESS)
-                return 1;
-        suite = CU_add_suite("window allocation", NULL, NULL);
-        for (i = 0; suite && i < sizeof(tests) / sizeof(*tests); i++)
-                if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-                        suite = NULL;
-        if (!suite) {
-                CU_cleanup_registry();
-                return 1;
-        }
-        CU_basic_set_mode(CU_BRM_VERBOSE);
-        CU_basic_run_tests();
-        failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-        CU_cleanup_registry();
-        return failed ? 1 : 0;
+        return TG_TEST_RUN("window allocation", tests);
 }

@@ -1,6 +1,5 @@
 /* test_window_diff.c - randomized differential test of the window engine against a plain reading of docs/windows.md. */
 /* SPDX-License-Identifier: Apache-2.0 */
-#include <CUnit/Basic.h>
 #include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -9,6 +8,7 @@
 #include <time.h>
 
 #include "window.h"
+#include "tg_test.h"
 
 /*
  * The reference below is written from docs/windows.md alone, as plainly as
@@ -1471,10 +1471,7 @@ static void test_reference_by_hand(void) {
 }
 
 int main(void) {
-        static const struct {
-                const char *name;
-                void (*fn)(void);
-        } tests[] = {
+        static const struct tg_test tests[] = {
                 {"reference agrees with hand-worked cases", test_reference_by_hand},
                 {"differential: tumbling, per-sensor watermark", test_tumbling},
                 {"differential: hopping W 10 s H 2 s, per-sensor", test_hopping},
@@ -1489,23 +1486,6 @@ int main(void) {
                 {"7.2 reproduction: eviction after the clock steps back",
                  test_eviction_after_clock_steps_back},
         };
-        CU_pSuite suite;
-        unsigned failed;
-        size_t i;
 
-        if (CU_initialize_registry() != CUE_SUCCESS)
-                return 1;
-        suite = CU_add_suite("window differential", NULL, NULL);
-        for (i = 0; suite && i < sizeof(tests) / sizeof(*tests); i++)
-                if (!CU_add_test(suite, tests[i].name, tests[i].fn))
-                        suite = NULL;
-        if (!suite) {
-                CU_cleanup_registry();
-                return 1;
-        }
-        CU_basic_set_mode(CU_BRM_VERBOSE);
-        CU_basic_run_tests();
-        failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
-        CU_cleanup_registry();
-        return failed ? 1 : 0;
+        return TG_TEST_RUN("window differential", tests);
 }
