@@ -2,7 +2,7 @@
 # bench/run.sh - builds the benchmarks in Release and runs them; paste the output into bench/RESULTS.md.
 # SPDX-License-Identifier: Apache-2.0
 #
-# Usage: bench/run.sh [window] ...   (default: all)
+# Usage: bench/run.sh [window|codec|json] ...   (default: window codec)
 # These machines are noisy: compare figures from one run with each other,
 # not with another day's.
 set -euo pipefail
@@ -13,13 +13,28 @@ cmake -S "$repo_dir" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TES
 cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
 
 what=("$@")
-((${#what[@]})) || what=(window)
+((${#what[@]})) || what=(window codec)
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 for w in "${what[@]}"; do
 	case $w in
 	window)
 		echo "## window engine alone: bench/run.sh window"
 		"$build/bench/window_bench" 100 1000 10000
+		;;
+	codec)
+		echo "## decoders and encoders: bench/run.sh codec"
+		"$build/bench/codec_bench"
+		;;
+	json)
+		# jansson and json-c are needed for this comparison only
+		if (($(dpkg-query -W -f='${Status}\n' libjansson-dev libjson-c-dev 2>/dev/null |
+			grep -c 'install ok installed') < 2)); then
+			sudo=; ((EUID == 0)) || sudo=sudo
+			$sudo apt-get install -y -qq libjansson-dev libjson-c-dev >/dev/null
+		fi
+		cmake "$build" >/dev/null && cmake --build "$build" --target json_libs >/dev/null
+		echo "## JSON libraries on the simulator's payload: bench/run.sh json"
+		"$build/bench/json_libs"
 		;;
 	*)
 		echo "bench/run.sh: unknown benchmark '$w'" >&2

@@ -1,0 +1,247 @@
+/* codec_bench.c - readings per second per core through the payload decoders and encoders alone. */
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The payloads are the firmware simulator's (firmware-sim/sim.c): ids
+ * node-0000..node-1023, ts around 1.73e12 ms in 100 ms steps, and the three
+ * fields temperature, humidity and pressure drawn around the simulator's
+ * centres, so most values need 17 significant digits in JSON as they do
+ * there. They are encoded once with tg_encode_cbor() / tg_encode_json(), as
+ * the simulator does, and decoded round-robin (1024 distinct payloads, so
+ * the branch predictor cannot learn one payload), each checked to decode.
+ * Encoding re-encodes the 1024 prepared readings round-robin. The same
+ * readings also go through the SenML codecs, encoded as the simulator's
+ * --format senml-json / senml-cbor does (tg_encode_senml_json/cbor) and
+ * decoded as the gateway does (field mapping, room for 64 readings).
+ *
+ * Time is CPU time of this thread, so the figure is per core.
+ * Usage: codec_bench [READINGS]   (default 5 000 000 per line)
+ * Targets (issue): >= 5 M CBOR and >= 2 M JSON decodes/s/core.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codec.h"
+#include "codec_senml.h"
+#include "reading.h"
+
+#define PAYLOADS 1024
+#define PAYLOAD_CAP 512
+
+static const char *const field_names[] = {"temperature", "humidity", "pressure"};
+static const double field_centers[] = {22.5, 50.0, 1013.25};
+static const double field_spreads[] = {5.0, 12.0, 4.0};
+
+static struct tg_reading readings[PAYLOADS];
+static uint8_t cbor[PAYLOADS][PAYLOAD_CAP];
+static size_t cbor_len[PAYLOADS];
+static char json[PAYLOADS][PAYLOAD_CAP];
+static size_t json_len[PAYLOADS];
+static uint8_t senml_cbor[PAYLOADS][PAYLOAD_CAP];
+static size_t senml_cbor_len[PAYLOADS];
+static char senml_json[PAYLOADS][PAYLOAD_CAP];
+static size_t senml_json_len[PAYLOADS];
+
+#define SENML_READINGS 64 /* what the gateway passes (gateway/pipeline.c) */
+
+static double thread_cpu_s(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* splitmix64: the same payloads on every run. */
+static uint64_t rng_state = 0x636f646563ULL;
+
+static double rng_uniform(void) {
+        uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        z ^= z >> 31;
+        return (double)(z >> 11) / 9007199254740992.0;
+}
+
+static void payloads_make(void) {
+        unsigned i, f;
+
+        for (i = 0; i < PAYLOADS; i++) {
+                struct tg_reading *r = &readings[i];
+                char id[16];
+
+                tg_reading_clear(r);
+                snprintf(id, sizeof(id), "node-%04u", i);
+                tg_reading_set_sensor(r, id, strlen(id));
+                r->ts_ms = 1730000000000LL + 100LL * i;
+                for (f = 0; f < 3; f++) {
+                        double v = field_centers[f] +
+                                   field_spreads[f] * (2.0 * rng_uniform() - 1.0);
+
+                        tg_reading_add_field(r, field_names[f], strlen(field_names[f]), v);
+                }
+                cbor_len[i] = tg_encode_cbor(r, cbor[i], sizeof(cbor[i]));
+                json_len[i] = tg_encode_json(r, json[i], sizeof(json[i]));
+                senml_cbor_len[i] = tg_encode_senml_cbor(r, senml_cbor[i], sizeof(senml_cbor[i]));
+                senml_json_len[i] = tg_encode_senml_json(r, senml_json[i], sizeof(senml_json[i]));
+                if (!cbor_len[i] || !json_len[i] || !senml_cbor_len[i] || !senml_json_len[i]) {
+                        fprintf(stderr, "codec_bench: payload %u does not fit\n", i);
+                        exit(1);
+                }
+        }
+}
+
+static double mean_len(const size_t *len) {
+        double sum = 0;
+        unsigned i;
+
+        for (i = 0; i < PAYLOADS; i++)
+                sum += (double)len[i];
+        return sum / PAYLOADS;
+}
+
+static void report(const char *name, uint64_t n, double cpu_s, double bytes,
+                   double target) {
+        double rate = n / cpu_s / 1e6;
+
+        printf("%-22s %9" PRIu64 " readings  %7.3f s CPU  %6.2f M readings/s/core  %5.0f ns/reading  %4.0f B/payload",
+               name, n, cpu_s, rate, cpu_s / n * 1e9, bytes);
+        if (target > 0)
+                printf("  target %.0f M: %s", target, rate >= target ? "met" : "NOT met");
+        putchar('\n');
+        fflush(stdout);
+}
+
+/* Sums what was decoded, so the compiler cannot drop the work. */
+static volatile double sink;
+
+static void bench_decode(const char *name, enum tg_format fmt, int use_cbor,
+                         uint64_t n, double target) {
+        struct tg_reading r;
+        double t0, t1, sum = 0;
+        uint64_t k;
+
+        for (k = 0; k < PAYLOADS; k++) /* warm-up: first JSON call sets up the arena */
+                tg_decode(fmt, use_cbor ? (const void *)cbor[k] : json[k],
+                          use_cbor ? cbor_len[k] : json_len[k], &r);
+        t0 = thread_cpu_s();
+        for (k = 0; k < n; k++) {
+                unsigned i = (unsigned)(k % PAYLOADS);
+                enum tg_decode_err err;
+
+                err = tg_decode(fmt, use_cbor ? (const void *)cbor[i] : json[i],
+                                use_cbor ? cbor_len[i] : json_len[i], &r);
+                if (err != TG_DECODE_OK || r.nfields != 3) {
+                        fprintf(stderr, "codec_bench: %s: payload %u: %s\n", name, i,
+                                tg_decode_err_name(err));
+                        exit(1);
+                }
+                sum += r.fields[2].value + (double)r.ts_ms;
+        }
+        t1 = thread_cpu_s();
+        sink = sum;
+        report(name, n, t1 - t0, mean_len(use_cbor ? cbor_len : json_len), target);
+}
+
+enum senml_kind { SENML_CBOR, SENML_JSON };
+
+static enum tg_decode_err decode_senml(enum senml_kind kind, unsigned i,
+                                       struct tg_reading *r, size_t *got) {
+        if (kind == SENML_CBOR)
+                return tg_decode_senml_cbor(senml_cbor[i], senml_cbor_len[i], NULL, r,
+                                            SENML_READINGS, got);
+        return tg_decode_senml_json(senml_json[i], senml_json_len[i], NULL, r,
+                                    SENML_READINGS, got);
+}
+
+static void bench_decode_senml(const char *name, enum senml_kind kind, uint64_t n) {
+        static struct tg_reading r[SENML_READINGS];
+        double t0, t1, sum = 0;
+        uint64_t k;
+        size_t got;
+
+        for (k = 0; k < PAYLOADS; k++) /* warm-up */
+                decode_senml(kind, (unsigned)k, r, &got);
+        t0 = thread_cpu_s();
+        for (k = 0; k < n; k++) {
+                unsigned i = (unsigned)(k % PAYLOADS);
+                enum tg_decode_err err = decode_senml(kind, i, r, &got);
+
+                if (err != TG_DECODE_OK || got != 1 || r[0].nfields != 3) {
+                        fprintf(stderr, "codec_bench: %s: payload %u: %s\n", name, i,
+                                tg_decode_err_name(err));
+                        exit(1);
+                }
+                sum += r[0].fields[2].value + (double)r[0].ts_ms;
+        }
+        t1 = thread_cpu_s();
+        sink = sum;
+        report(name, n, t1 - t0,
+               mean_len(kind == SENML_CBOR ? senml_cbor_len : senml_json_len), 0);
+}
+
+enum encoder { ENC_CBOR, ENC_JSON, ENC_RAW_RECORD, ENC_SENML_CBOR, ENC_SENML_JSON };
+
+static void bench_encode(const char *name, enum encoder enc, uint64_t n) {
+        static char out[PAYLOAD_CAP];
+        double t0, t1, bytes = 0;
+        uint64_t k;
+
+        t0 = thread_cpu_s();
+        for (k = 0; k < n; k++) {
+                const struct tg_reading *r = &readings[k % PAYLOADS];
+                size_t len;
+
+                if (enc == ENC_CBOR)
+                        len = tg_encode_cbor(r, (uint8_t *)out, sizeof(out));
+                else if (enc == ENC_JSON)
+                        len = tg_encode_json(r, out, sizeof(out));
+                else if (enc == ENC_RAW_RECORD)
+                        len = tg_encode_raw_record(r, out, sizeof(out));
+                else if (enc == ENC_SENML_CBOR)
+                        len = tg_encode_senml_cbor(r, (uint8_t *)out, sizeof(out));
+                else
+                        len = tg_encode_senml_json(r, out, sizeof(out));
+                if (!len) {
+                        fprintf(stderr, "codec_bench: %s: reading does not fit\n", name);
+                        exit(1);
+                }
+                bytes += (double)len;
+        }
+        t1 = thread_cpu_s();
+        sink = bytes;
+        report(name, n, t1 - t0, bytes / n, 0);
+}
+
+int main(int argc, char **argv) {
+        uint64_t n = 5000000;
+
+        if (argc > 1) {
+                char *end;
+
+                n = strtoull(argv[1], &end, 10);
+                if (*end || n == 0 || argv[1][0] == '-') {
+                        fprintf(stderr, "usage: %s [READINGS]\n", argv[0]);
+                        return 2;
+                }
+        }
+        payloads_make();
+        printf("# payloads: %d simulator readings (3 fields), e.g. %.*s\n", PAYLOADS,
+               (int)json_len[7], json[7]);
+        bench_decode("decode cbor", TG_FORMAT_CBOR, 1, n, 5.0);
+        bench_decode("decode json", TG_FORMAT_JSON, 0, n, 2.0);
+        bench_decode("decode auto (cbor)", TG_FORMAT_AUTO, 1, n, 5.0);
+        bench_decode("decode auto (json)", TG_FORMAT_AUTO, 0, n, 2.0);
+        bench_decode_senml("decode senml-cbor", SENML_CBOR, n);
+        bench_decode_senml("decode senml-json", SENML_JSON, n);
+        bench_encode("encode cbor", ENC_CBOR, n);
+        bench_encode("encode json", ENC_JSON, n);
+        bench_encode("encode raw record", ENC_RAW_RECORD, n);
+        bench_encode("encode senml-cbor", ENC_SENML_CBOR, n);
+        bench_encode("encode senml-json", ENC_SENML_JSON, n);
+        return 0;
+}
