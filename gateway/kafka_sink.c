@@ -277,6 +277,10 @@ int tg_kafka_sink_produce_headers(tg_kafka_sink_t *sink, enum tg_sink_topic topi
         return 0;
 }
 
+int tg_kafka_sink_has_topic(const tg_kafka_sink_t *sink, enum tg_sink_topic topic) {
+        return sink->rkt[topic] != NULL;
+}
+
 int tg_kafka_sink_flush(tg_kafka_sink_t *sink, int timeout_ms) {
         rd_kafka_flush(sink->rk, timeout_ms > 0 ? timeout_ms : 0);
         return rd_kafka_outq_len(sink->rk);

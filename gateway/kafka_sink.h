@@ -94,6 +94,9 @@ int tg_kafka_sink_produce_headers(tg_kafka_sink_t *sink, enum tg_sink_topic topi
  */
 int tg_kafka_sink_flush(tg_kafka_sink_t *sink, int timeout_ms);
 
+/** @brief Whether @p topic is configured (optional topics may be unset). */
+int tg_kafka_sink_has_topic(const tg_kafka_sink_t *sink, enum tg_sink_topic topic);
+
 /** @brief Serve delivery reports and logs for up to @p timeout_ms. */
 void tg_kafka_sink_poll(tg_kafka_sink_t *sink, int timeout_ms);
 

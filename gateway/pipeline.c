@@ -120,6 +120,10 @@ static int emit(tg_pipeline_t *p, enum tg_sink_topic topic, const char *key,
                                                           : NULL;
         int r;
 
+        /* An optional topic that is not configured: nothing is produced,
+         * so nothing may be waited for either. */
+        if (!tg_kafka_sink_has_topic(p->sink, topic))
+                return 0;
         if (slot)
                 atomic_fetch_add(slot, 1);
         r = tg_kafka_sink_produce_headers(p->sink, topic, key, key_len, value, len, ts,

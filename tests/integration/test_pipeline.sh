@@ -41,6 +41,11 @@ if verify -t "$work/truth-mean.jsonl" -w 10000 -T 60 -s 2 2>"$work/neg2.log"; th
 fi
 grep -q "agg: .* temperature: count" "$work/neg2.log" || fail "wrong failure: $(cat "$work/neg2.log")"
 
+# One late reading (its window closed long ago) with no late topic set: it
+# is forwarded, and must not hold back the final checkpoint.
+mosquitto_pub -h 127.0.0.1 -p "${TG_MQTT_URI##*:}" -q 1 -t "$run_id/json-0000/telemetry" \
+	-m "{\"sensor\":\"json-0000\",\"ts\":$start_ms,\"temperature\":1}"
+wait_log "late=1 " 15
 gateway_stop
 grep -qE "checkpoint at spool position [0-9]+: nothing to replay" "$work/gateway.log" ||
 	fail "no final checkpoint at shutdown"
