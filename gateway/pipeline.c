@@ -241,6 +241,8 @@ static void dead_letter(tg_pipeline_t *p, const char *mqtt_topic,
                 {"tg.arrival_ms", arrival, 0},
         };
 
+        if (!tg_kafka_sink_has_topic(p->sink, TG_SINK_DLQ))
+                return; /* topics.dlq unset: logged and counted per reason only */
         h[3].len = (size_t)snprintf(arrival, sizeof(arrival), "%lld",
                                     (long long)arrival_ms);
         if (emit(p, TG_SINK_DLQ, mqtt_topic, strlen(mqtt_topic), payload, len,
