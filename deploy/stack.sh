@@ -149,11 +149,22 @@ launch() {
 
 # Waits until "$check" passes; fails early if the process in $pid_file dies.
 # Usage: wait_ready NAME PID_FILE MARKER TIMEOUT CHECK_FUNCTION
+launched_alive() {
+	local pid state
+	pid=$(<"$1") || return 1
+	[[ $pid =~ ^[0-9]+$ && -r /proc/$pid/stat ]] || return 1
+	state=$(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null) || return 1
+	[[ -n $state && $state != Z ]]
+}
+
 wait_ready() {
 	local name=$1 pid_file=$2 marker=$3 timeout=$4 check=$5
 	local deadline=$((SECONDS + timeout))
 	while ! "$check"; do
-		if ! service_pid "$pid_file" "$marker" >/dev/null; then
+		# Alive means the process exists and is not a zombie. Its command line
+		# is not checked here: right after launch the child may not have
+		# exec'd the server yet, and would look like something else.
+		if ! launched_alive "$pid_file"; then
 			return 2
 		fi
 		if ((SECONDS >= deadline)); then
