@@ -7,85 +7,10 @@
 #include <math.h>
 #include <string.h>
 
-/*
- * cbor_load() builds a heap tree; the streaming decoder instead calls back
- * once per item header (or whole definite string) and allocates nothing.
- * The callbacks only record the item into `struct cbor_event`; the loop in
- * tg_decode_cbor() walks the structure with a small explicit stack.
- */
+#include "cbor_event.h"
 
-enum ev_type {
-        EV_NONE,
-        EV_UINT,
-        EV_NEGINT,      /* value is -1 - u */
-        EV_FLOAT,
-        EV_STRING,
-        EV_STRING_START,
-        EV_BYTES,
-        EV_BYTES_START,
-        EV_ARRAY,
-        EV_ARRAY_INDEF,
-        EV_MAP,
-        EV_MAP_INDEF,
-        EV_TAG,
-        EV_SIMPLE,
-        EV_BREAK,
-};
-
-struct cbor_event {
-        enum ev_type type;
-        uint64_t u;
-        double d;
-        const unsigned char *s;
-        size_t len;
-};
-
-#define EV(t) (((struct cbor_event *)ctx)->type = (t))
-static void on_u8(void *ctx, uint8_t v) { EV(EV_UINT); ((struct cbor_event *)ctx)->u = v; }
-static void on_u16(void *ctx, uint16_t v) { EV(EV_UINT); ((struct cbor_event *)ctx)->u = v; }
-static void on_u32(void *ctx, uint32_t v) { EV(EV_UINT); ((struct cbor_event *)ctx)->u = v; }
-static void on_u64(void *ctx, uint64_t v) { EV(EV_UINT); ((struct cbor_event *)ctx)->u = v; }
-static void on_n8(void *ctx, uint8_t v) { EV(EV_NEGINT); ((struct cbor_event *)ctx)->u = v; }
-static void on_n16(void *ctx, uint16_t v) { EV(EV_NEGINT); ((struct cbor_event *)ctx)->u = v; }
-static void on_n32(void *ctx, uint32_t v) { EV(EV_NEGINT); ((struct cbor_event *)ctx)->u = v; }
-static void on_n64(void *ctx, uint64_t v) { EV(EV_NEGINT); ((struct cbor_event *)ctx)->u = v; }
-static void on_f4(void *ctx, float v) { EV(EV_FLOAT); ((struct cbor_event *)ctx)->d = v; }
-static void on_f8(void *ctx, double v) { EV(EV_FLOAT); ((struct cbor_event *)ctx)->d = v; }
-static void on_string(void *ctx, cbor_data s, size_t len) {
-        EV(EV_STRING);
-        ((struct cbor_event *)ctx)->s = s;
-        ((struct cbor_event *)ctx)->len = len;
-}
-static void on_bytes(void *ctx, cbor_data s, size_t len) {
-        EV(EV_BYTES);
-        ((struct cbor_event *)ctx)->s = s;
-        ((struct cbor_event *)ctx)->len = len;
-}
-static void on_string_start(void *ctx) { EV(EV_STRING_START); }
-static void on_bytes_start(void *ctx) { EV(EV_BYTES_START); }
-static void on_array(void *ctx, size_t n) { EV(EV_ARRAY); ((struct cbor_event *)ctx)->u = n; }
-static void on_array_indef(void *ctx) { EV(EV_ARRAY_INDEF); }
-static void on_map(void *ctx, size_t n) { EV(EV_MAP); ((struct cbor_event *)ctx)->u = n; }
-static void on_map_indef(void *ctx) { EV(EV_MAP_INDEF); }
-static void on_tag(void *ctx, uint64_t v) { EV(EV_TAG); ((struct cbor_event *)ctx)->u = v; }
-static void on_simple(void *ctx) { EV(EV_SIMPLE); }
-static void on_bool(void *ctx, bool v) { (void)v; EV(EV_SIMPLE); }
-static void on_break(void *ctx) { EV(EV_BREAK); }
-#undef EV
-
-static const struct cbor_callbacks event_callbacks = {
-        .uint8 = on_u8, .uint16 = on_u16, .uint32 = on_u32, .uint64 = on_u64,
-        .negint8 = on_n8, .negint16 = on_n16, .negint32 = on_n32,
-        .negint64 = on_n64,
-        .byte_string_start = on_bytes_start, .byte_string = on_bytes,
-        .string = on_string, .string_start = on_string_start,
-        .indef_array_start = on_array_indef, .array_start = on_array,
-        .indef_map_start = on_map_indef, .map_start = on_map,
-        .tag = on_tag,
-        .float2 = on_f4, .float4 = on_f4, .float8 = on_f8,
-        .undefined = on_simple, .null = on_simple, .boolean = on_bool,
-        .indef_break = on_break,
-};
+/* The items come one at a time from cbor_event.h; tg_decode_cbor_ex()
+ * walks the structure with a small explicit stack. */
 
 /* An open container: a definite one counts down its remaining items (a map
  * has two per entry), an indefinite one (remaining == -1) ends at a break. */
@@ -173,7 +98,7 @@ enum tg_decode_err tg_decode_cbor_ex(const void *payload, size_t len,
                 struct cbor_decoder_result res;
                 int completes = 0; /* this event completes one item */
 
-                res = cbor_stream_decode(p + pos, len - pos, &event_callbacks,
+                res = cbor_stream_decode(p + pos, len - pos, &tg_cbor_event_callbacks,
                                          &ev);
                 if (res.status != CBOR_DECODER_FINISHED || res.read == 0)
                         return TG_DECODE_NOT_DECODABLE;

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cbor_event.h"
+
 /*
  * From codec_json.c: parse into the calling thread's cJSON arena, with
  * tg_decode_json()'s default size and depth limits and its trailing-text
@@ -386,84 +388,6 @@ enum tg_decode_err tg_decode_senml_json(const void *payload, size_t len,
  * callbacks only record it. The pack is walked by recursive descent, at most
  * TG_DEPTH_MAX calls deep.
  */
-enum ev_type {
-        EV_NONE,
-        EV_UINT,
-        EV_NEGINT, /* value is -1 - u */
-        EV_FLOAT,
-        EV_BOOL,
-        EV_SIMPLE, /* null, undefined */
-        EV_STRING,
-        EV_STRING_START,
-        EV_BYTES,
-        EV_BYTES_START,
-        EV_ARRAY,
-        EV_ARRAY_INDEF,
-        EV_MAP,
-        EV_MAP_INDEF,
-        EV_TAG,
-        EV_BREAK,
-};
-
-struct cbor_event {
-        enum ev_type type;
-        uint64_t u;
-        double d;
-        const unsigned char *s;
-        size_t len;
-        int tagged;   /* tags came before the item ... */
-        uint64_t tag; /* ... the innermost of them */
-};
-
-#define EV(t) (((struct cbor_event *)ctx)->type = (t))
-#define EVU(t, v) (EV(t), ((struct cbor_event *)ctx)->u = (v))
-static void on_u8(void *ctx, uint8_t v) { EVU(EV_UINT, v); }
-static void on_u16(void *ctx, uint16_t v) { EVU(EV_UINT, v); }
-static void on_u32(void *ctx, uint32_t v) { EVU(EV_UINT, v); }
-static void on_u64(void *ctx, uint64_t v) { EVU(EV_UINT, v); }
-static void on_n8(void *ctx, uint8_t v) { EVU(EV_NEGINT, v); }
-static void on_n16(void *ctx, uint16_t v) { EVU(EV_NEGINT, v); }
-static void on_n32(void *ctx, uint32_t v) { EVU(EV_NEGINT, v); }
-static void on_n64(void *ctx, uint64_t v) { EVU(EV_NEGINT, v); }
-static void on_f4(void *ctx, float v) { EV(EV_FLOAT); ((struct cbor_event *)ctx)->d = v; }
-static void on_f8(void *ctx, double v) { EV(EV_FLOAT); ((struct cbor_event *)ctx)->d = v; }
-static void on_string(void *ctx, cbor_data s, size_t len) {
-        EV(EV_STRING);
-        ((struct cbor_event *)ctx)->s = s;
-        ((struct cbor_event *)ctx)->len = len;
-}
-static void on_bytes(void *ctx, cbor_data s, size_t len) {
-        EV(EV_BYTES);
-        ((struct cbor_event *)ctx)->s = s;
-        ((struct cbor_event *)ctx)->len = len;
-}
-static void on_string_start(void *ctx) { EV(EV_STRING_START); }
-static void on_bytes_start(void *ctx) { EV(EV_BYTES_START); }
-static void on_array(void *ctx, size_t n) { EVU(EV_ARRAY, n); }
-static void on_array_indef(void *ctx) { EV(EV_ARRAY_INDEF); }
-static void on_map(void *ctx, size_t n) { EVU(EV_MAP, n); }
-static void on_map_indef(void *ctx) { EV(EV_MAP_INDEF); }
-static void on_tag(void *ctx, uint64_t v) { EVU(EV_TAG, v); }
-static void on_simple(void *ctx) { EV(EV_SIMPLE); }
-static void on_bool(void *ctx, bool v) { (void)v; EV(EV_BOOL); }
-static void on_break(void *ctx) { EV(EV_BREAK); }
-#undef EV
-#undef EVU
-
-static const struct cbor_callbacks event_callbacks = {
-        .uint8 = on_u8, .uint16 = on_u16, .uint32 = on_u32, .uint64 = on_u64,
-        .negint8 = on_n8, .negint16 = on_n16, .negint32 = on_n32,
-        .negint64 = on_n64,
-        .byte_string_start = on_bytes_start, .byte_string = on_bytes,
-        .string = on_string, .string_start = on_string_start,
-        .indef_array_start = on_array_indef, .array_start = on_array,
-        .indef_map_start = on_map_indef, .map_start = on_map,
-        .tag = on_tag,
-        .float2 = on_f4, .float4 = on_f4, .float8 = on_f8,
-        .undefined = on_simple, .null = on_simple, .boolean = on_bool,
-        .indef_break = on_break,
-};
-
 struct cbor_reader {
         const unsigned char *p;
         size_t len, pos;
@@ -482,7 +406,7 @@ static enum tg_decode_err cbor_next(struct cbor_reader *r,
                 if (r->pos >= r->len)
                         return TG_DECODE_NOT_DECODABLE; /* truncated */
                 res = cbor_stream_decode(r->p + r->pos, r->len - r->pos,
-                                         &event_callbacks, ev);
+                                         &tg_cbor_event_callbacks, ev);
                 if (res.status != CBOR_DECODER_FINISHED || res.read == 0 ||
                     ev->type == EV_NONE)
                         return TG_DECODE_NOT_DECODABLE;
