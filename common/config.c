@@ -3,9 +3,12 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #define OPT(field) offsetof(struct tg_config, field)
@@ -33,6 +36,23 @@ static const struct tg_option options[] = {
          "or CBOR map is one reading, a JSON or CBOR array a SenML pack (RFC 8428).", 0},
         {"mqtt.keepalive", TG_OPT_DURATION, OPT(mqtt_keepalive_ms), SEC(1), SEC(3600), "30s", NULL,
          "MQTT keep-alive interval.", 0},
+        {"mqtt.username", TG_OPT_STRING, OPT(mqtt_username), 0, 0, "", NULL,
+         "MQTT user name; empty: connect without one.", 0},
+        {"mqtt.password", TG_OPT_STRING, OPT(mqtt_password), 0, 0, "", NULL,
+         "MQTT password (write ${VAR} to take it from the environment). Never "
+         "logged or printed.", TG_OPT_SECRET},
+        {"mqtt.tls.ca_file", TG_OPT_STRING, OPT(mqtt_tls_ca_file), 0, 0, "", NULL,
+         "PEM file of the CA(s) that sign the broker's certificate (with an "
+         "ssl:// or mqtts:// mqtt.uri). Empty: the system's CAs.", TG_OPT_FILE},
+        {"mqtt.tls.cert_file", TG_OPT_STRING, OPT(mqtt_tls_cert_file), 0, 0, "", NULL,
+         "PEM client certificate for mutual TLS (may also hold the key).", TG_OPT_FILE},
+        {"mqtt.tls.key_file", TG_OPT_STRING, OPT(mqtt_tls_key_file), 0, 0, "", NULL,
+         "PEM private key of mqtt.tls.cert_file, when not in that file.", TG_OPT_FILE},
+        {"mqtt.tls.key_password", TG_OPT_STRING, OPT(mqtt_tls_key_password), 0, 0, "", NULL,
+         "Passphrase of an encrypted mqtt.tls.key_file.", TG_OPT_SECRET},
+        {"mqtt.tls.verify", TG_OPT_ENUM, OPT(mqtt_tls_verify), 0, 0, "yes", "yes|no",
+         "Verify the broker's certificate and host name. no is for tests only: "
+         "anyone on the path can read and forge the traffic.", 0},
 
         {"input.sensor_id", TG_OPT_STRING, OPT(input_sensor_id), 0, 0, "payload:sensor", NULL,
          "Where the sensor id comes from: payload:<member> (a text member of "
@@ -71,8 +91,6 @@ static const struct tg_option options[] = {
          "kafka.* key is passed to librdkafka as is.", 0},
         {"kafka.compression.type", TG_OPT_ENUM, OPT(kafka_compression), 0, 0, "lz4",
          "none|gzip|snappy|lz4|zstd", "Compression of produced batches.", 0},
-        {"kafka.flush_timeout", TG_OPT_DURATION, OPT(kafka_flush_timeout_ms), 0, SEC(3600), "30s",
-         NULL, "At shutdown, how long to wait for Kafka to confirm what is in flight.", 0},
         {"topics.raw", TG_OPT_STRING, OPT(topic_raw), 0, 0, "sensors.raw", NULL,
          "Topic for every valid reading (JSON, key = sensor id, timestamp = event time).", 0},
         {"topics.agg", TG_OPT_STRING, OPT(topic_agg), 0, 0, "sensors.agg", NULL,
@@ -84,6 +102,16 @@ static const struct tg_option options[] = {
         {"topics.late", TG_OPT_STRING, OPT(topic_late), 0, 0, "", NULL,
          "Also send late readings (their window had closed) here, as raw "
          "records. Empty: only to topics.raw.", 0},
+        {"topics.create", TG_OPT_ENUM, OPT(topics_create), 0, 0, "yes", "yes|no",
+         "At start, create the configured topics that do not exist (Kafka "
+         "Admin API). A broker that refuses is reported; the gateway goes on "
+         "and produces once the topics exist.", 0},
+        {"topics.partitions", TG_OPT_INT, OPT(topics_partitions), -1, 1 << 20, "-1", NULL,
+         "Partitions of topics the gateway creates; -1: the broker's default "
+         "(num.partitions).", 0},
+        {"topics.replication_factor", TG_OPT_INT, OPT(topics_replication), -1, 32767, "-1",
+         NULL, "Replication factor of topics the gateway creates; -1: the "
+         "broker's default (default.replication.factor).", 0},
 
         {"window.size", TG_OPT_DURATION, OPT(window_size_ms), 1, DAY, "10s", NULL,
          "Window length; windows are aligned to the Unix epoch, [start, end).", 0},
@@ -145,7 +173,16 @@ static const struct tg_option options[] = {
         {"log.level", TG_OPT_ENUM, OPT(log_level), 0, 0, "info", "error|warn|info|debug",
          "Log threshold.", 0},
         {"log.file", TG_OPT_STRING, OPT(log_file), 0, 0, "", NULL,
-         "Log to this file instead of stderr (empty: stderr).", 0},
+         "Log to this file instead of stderr (empty: stderr, which journald "
+         "collects under systemd). SIGHUP reopens it (log rotation).", 0},
+        {"shutdown.timeout", TG_OPT_DURATION, OPT(shutdown_timeout_ms), 0, SEC(3600), "30s",
+         NULL, "On SIGTERM or SIGINT, how long to drain: forward what the spool "
+         "holds, wait for Kafka to confirm, checkpoint. What is unconfirmed "
+         "then stays in the spool (durability: disk) for the next start. "
+         "Keep systemd's TimeoutStopSec above it.", 0},
+        {"metrics.listen", TG_OPT_STRING, OPT(metrics_listen), 0, 0, "127.0.0.1:9740", NULL,
+         "host:port of the HTTP endpoint serving /metrics (Prometheus text), "
+         "/healthz and /readyz. Port 0: any free port (logged). Empty: off.", 0},
 };
 
 #define NOPTIONS (sizeof(options) / sizeof(*options))
@@ -429,6 +466,8 @@ int tg_config_validate(const struct tg_config *cfg, char *errstr,
         int64_t hop = cfg->window_hop_ms ? cfg->window_hop_ms : cfg->window_size_ms;
         struct tg_subscription subs[TG_SUBSCRIPTIONS_MAX];
         size_t nsubs = tg_config_subscriptions(cfg, subs), i;
+        char host[256];
+        int tls, port;
 
         if (cfg->window_size_ms % hop)
                 FAIL("window.hop: %lld ms does not divide window.size (%lld ms)",
@@ -467,7 +506,174 @@ int tg_config_validate(const struct tg_config *cfg, char *errstr,
                 FAIL("mqtt.client_id: must not be empty (a persistent session needs a stable id)");
         if (!cfg->topic_raw[0] || !cfg->topic_agg[0])
                 FAIL("topics.raw and topics.agg must not be empty");
+        tls = !strncmp(cfg->mqtt_uri, "ssl://", 6) || !strncmp(cfg->mqtt_uri, "mqtts://", 8);
+        if (!tls && (cfg->mqtt_tls_ca_file[0] || cfg->mqtt_tls_cert_file[0] ||
+                     cfg->mqtt_tls_key_file[0]))
+                FAIL("mqtt.tls.*: set, but mqtt.uri '%s' is not ssl://host:port or "
+                     "mqtts://host:port", cfg->mqtt_uri);
+        if (cfg->mqtt_tls_key_file[0] && !cfg->mqtt_tls_cert_file[0])
+                FAIL("mqtt.tls.key_file: set without mqtt.tls.cert_file");
+        if (cfg->mqtt_password[0] && !cfg->mqtt_username[0])
+                FAIL("mqtt.password: set without mqtt.username");
+        if (cfg->metrics_listen[0] &&
+            tg_parse_listen(cfg->metrics_listen, host, sizeof(host), &port))
+                FAIL("metrics.listen: '%s' is not host:port (e.g. 127.0.0.1:9740)",
+                     cfg->metrics_listen);
         return 0;
+}
+
+int tg_parse_listen(const char *s, char *host, size_t host_size, int *port) {
+        const char *colon = strrchr(s, ':');
+        const char *h = s;
+        size_t hlen;
+        char *end;
+        long v;
+
+        if (!colon || !colon[1])
+                return -EINVAL;
+        hlen = (size_t)(colon - s);
+        if (hlen && s[0] == '[') { /* [v6]:port */
+                if (s[hlen - 1] != ']')
+                        return -EINVAL;
+                h = s + 1;
+                hlen -= 2;
+        } else if (memchr(s, ':', hlen)) {
+                return -EINVAL; /* a bare IPv6 address needs brackets */
+        }
+        if (hlen >= host_size)
+                return -EINVAL;
+        errno = 0;
+        v = strtol(colon + 1, &end, 10);
+        if (*end || errno || v < 0 || v > 65535 || colon[1] < '0' || colon[1] > '9')
+                return -EINVAL;
+        memcpy(host, h, hlen);
+        host[hlen] = '\0';
+        *port = (int)v;
+        return 0;
+}
+
+/* --- what the options name on this machine ------------------------------ */
+
+static int check_readable(const char *what, const char *path, char *errstr,
+                          size_t errstr_size) {
+        struct stat st;
+        int fd;
+
+        if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+                int e = errno;
+
+                snprintf(errstr, errstr_size, "%s: %s: %s", what, path, strerror(e));
+                return -e;
+        }
+        if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+                close(fd);
+                snprintf(errstr, errstr_size, "%s: %s: not a regular file", what, path);
+                return -EINVAL;
+        }
+        close(fd);
+        return 0;
+}
+
+/* The directory @p path is in, or would be made in, exists and is writable. */
+static int check_dir_writable(const char *what, const char *path, char *errstr,
+                              size_t errstr_size) {
+        char dir[4096];
+        char *slash;
+        struct stat st;
+
+        snprintf(dir, sizeof(dir), "%s", path);
+        /* The nearest existing ancestor decides whether it can be made. */
+        for (;;) {
+                if (!stat(dir, &st)) {
+                        if (!S_ISDIR(st.st_mode)) {
+                                snprintf(errstr, errstr_size, "%s: %s: not a directory",
+                                         what, dir);
+                                return -ENOTDIR;
+                        }
+                        break;
+                }
+                if (errno != ENOENT) {
+                        int e = errno;
+
+                        snprintf(errstr, errstr_size, "%s: %s: %s", what, path,
+                                 strerror(e));
+                        return -e;
+                }
+                if (!(slash = strrchr(dir, '/'))) {
+                        snprintf(dir, sizeof(dir), "."); /* relative: the cwd */
+                        continue;
+                }
+                if (slash == dir)
+                        slash[1] = '\0';
+                else
+                        *slash = '\0';
+        }
+        if (access(dir, W_OK | X_OK)) {
+                int e = errno;
+
+                snprintf(errstr, errstr_size, "%s: %s: %s", what, dir, strerror(e));
+                return -e;
+        }
+        return 0;
+}
+
+int tg_config_check_files(const struct tg_config *cfg, char *errstr,
+                          size_t errstr_size) {
+        size_t i, n;
+        int r;
+
+        for (i = 0; i < NOPTIONS; i++) {
+                const char *v;
+
+                if (!(options[i].flags & TG_OPT_FILE))
+                        continue;
+                v = *(char *const *)((const char *)cfg + options[i].offset);
+                if (v[0] && (r = check_readable(options[i].name, v, errstr, errstr_size)))
+                        return r;
+        }
+        for (i = 0; i < cfg->kafka_passthrough_cnt; i++) {
+                const char *k = cfg->kafka_passthrough[i].key;
+                const char *v = cfg->kafka_passthrough[i].value;
+                char what[300];
+
+                n = strlen(k);
+                /* ssl.ca.location may also be "probe" (the system's CAs). */
+                if (!((n > 9 && !strcmp(k + n - 9, ".location")) ||
+                      !strcmp(k, "sasl.kerberos.keytab")) ||
+                    !v[0] || !strcmp(v, "probe"))
+                        continue;
+                snprintf(what, sizeof(what), "kafka.%s", k);
+                if ((r = check_readable(what, v, errstr, errstr_size)))
+                        return r;
+        }
+        if (cfg->log_file[0]) {
+                if (!access(cfg->log_file, F_OK)) {
+                        if (access(cfg->log_file, W_OK)) {
+                                r = -errno;
+                                snprintf(errstr, errstr_size, "log.file: %s: %s",
+                                         cfg->log_file, strerror(-r));
+                                return r;
+                        }
+                } else {
+                        /* fopen(3) makes the file, not its directory. */
+                        char dir[4096];
+                        char *slash;
+
+                        snprintf(dir, sizeof(dir), "%s", cfg->log_file);
+                        slash = strrchr(dir, '/');
+                        if (!slash)
+                                snprintf(dir, sizeof(dir), ".");
+                        else
+                                slash[slash == dir] = '\0';
+                        if (access(dir, W_OK | X_OK)) {
+                                r = -errno;
+                                snprintf(errstr, errstr_size, "log.file: %s: %s",
+                                         cfg->log_file, strerror(-r));
+                                return r;
+                        }
+                }
+        }
+        return check_dir_writable("state.dir", cfg->state_dir, errstr, errstr_size);
 }
 
 /* --- YAML ------------------------------------------------------------- */
@@ -503,6 +709,66 @@ static int option_takes_list(const char *key) {
         return o && (o->flags & TG_OPT_LIST);
 }
 
+#define VALUE_MAX 4096
+
+/*
+ * ${NAME} in a value becomes the environment variable NAME, so secrets
+ * need not be written into the file (as in Telegraf and Fluent Bit);
+ * $${ is a literal ${. An unset variable is an error rather than an empty
+ * password.
+ * @return 0, or -EINVAL with what is wrong in @p why.
+ */
+static int expand_env(const char *in, char *out, size_t size, char *why,
+                      size_t why_size) {
+        size_t n = 0;
+
+        while (*in) {
+                const char *add = in, *val;
+                size_t len = 1;
+
+                if (in[0] == '$' && in[1] == '$' && in[2] == '{') {
+                        add = in + 1;
+                        len = 2;
+                        in += 3;
+                } else if (in[0] == '$' && in[1] == '{') {
+                        const char *end = strchr(in + 2, '}');
+                        char name[128];
+                        size_t nlen;
+
+                        if (!end) {
+                                snprintf(why, why_size, "'${' without a closing '}'");
+                                return -EINVAL;
+                        }
+                        nlen = (size_t)(end - in - 2);
+                        if (!nlen || nlen >= sizeof(name)) {
+                                snprintf(why, why_size, "bad variable name in '%.*s'",
+                                         (int)(end - in + 1), in);
+                                return -EINVAL;
+                        }
+                        memcpy(name, in + 2, nlen);
+                        name[nlen] = '\0';
+                        if (!(val = getenv(name))) {
+                                snprintf(why, why_size, "environment variable %s is not set",
+                                         name);
+                                return -EINVAL;
+                        }
+                        add = val;
+                        len = strlen(val);
+                        in = end + 1;
+                } else {
+                        in++;
+                }
+                if (n + len >= size) {
+                        snprintf(why, why_size, "value longer than %zu bytes", size - 1);
+                        return -EINVAL;
+                }
+                memcpy(out + n, add, len);
+                n += len;
+        }
+        out[n] = '\0';
+        return 0;
+}
+
 static int path_join(char *dst, const char *prefix, const char *name) {
         int n = prefix[0] ? snprintf(dst, KEY_MAX, "%s.%s", prefix, name)
                           : snprintf(dst, KEY_MAX, "%s", name);
@@ -523,6 +789,7 @@ int tg_config_load_file(struct tg_config *cfg, const char *path, char *errstr,
         FILE *f;
         struct yframe *st, *top, *child;
         int depth = 0, r = 0, done = 0;
+        char *value;
 
         if (!(f = fopen(path, "r"))) {
                 r = -errno;
@@ -531,11 +798,13 @@ int tg_config_load_file(struct tg_config *cfg, const char *path, char *errstr,
                                  strerror(-r));
                 return r;
         }
-        if (!(st = calloc(PATH_DEPTH, sizeof(*st)))) {
+        if (!(st = calloc(PATH_DEPTH, sizeof(*st))) || !(value = malloc(VALUE_MAX))) {
+                free(st);
                 fclose(f);
                 return -ENOMEM;
         }
         if (!yaml_parser_initialize(&parser)) {
+                free(value);
                 free(st);
                 fclose(f);
                 return -ENOMEM;
@@ -632,12 +901,20 @@ int tg_config_load_file(struct tg_config *cfg, const char *path, char *errstr,
                 case YAML_SCALAR_EVENT: {
                         const char *text = (const char *)ev.data.scalar.value;
                         size_t len = ev.data.scalar.length;
+                        char why[200];
 
                         if (!top) {
                                 /* An empty file parses as one empty scalar. */
                                 if (len == 0)
                                         break;
                                 YFAIL(line, "the top level must be a mapping of options");
+                        }
+                        if (top->is_seq || top->have_key) {
+                                if (expand_env(text, value, VALUE_MAX, why, sizeof(why)))
+                                        YFAIL(line, "%s: %s",
+                                              top->is_seq ? top->prefix : top->key, why);
+                                text = value;
+                                len = strlen(value);
                         }
                         if (top->is_seq) {
                                 if (top->has_maps)
@@ -675,6 +952,7 @@ int tg_config_load_file(struct tg_config *cfg, const char *path, char *errstr,
 out:
 #undef YFAIL
         yaml_parser_delete(&parser);
+        free(value);
         free(st);
         fclose(f);
         return r;
@@ -705,7 +983,7 @@ void tg_config_dump(const struct tg_config *cfg, FILE *out) {
                 const struct tg_option *o = &options[i];
                 const void *field = (const char *)cfg + o->offset;
 
-                if (o->flags & TG_OPT_SECRET)
+                if ((o->flags & TG_OPT_SECRET) && (*(char *const *)field)[0])
                         fprintf(out, "%s: \"***\"\n", o->name);
                 else if (o->type == TG_OPT_STRING || o->type == TG_OPT_ENUM) {
                         fprintf(out, "%s: ", o->name);

@@ -39,6 +39,13 @@ struct tg_config {
         int64_t mqtt_qos;
         char *mqtt_format;
         int64_t mqtt_keepalive_ms;
+        char *mqtt_username;
+        char *mqtt_password;
+        char *mqtt_tls_ca_file;
+        char *mqtt_tls_cert_file;
+        char *mqtt_tls_key_file;
+        char *mqtt_tls_key_password;
+        char *mqtt_tls_verify;
         /* how payloads become readings */
         char *input_sensor_id;
         char *input_ts_field;
@@ -58,7 +65,9 @@ struct tg_config {
         char *topic_agg;
         char *topic_late;
         char *topic_dlq;
-        int64_t kafka_flush_timeout_ms;
+        char *topics_create;
+        int64_t topics_partitions;
+        int64_t topics_replication;
         /* windows */
         int64_t window_size_ms;
         int64_t window_hop_ms;
@@ -84,6 +93,8 @@ struct tg_config {
         char *state_dir;
         char *log_level;
         char *log_file;
+        int64_t shutdown_timeout_ms;
+        char *metrics_listen;
 
         /* subscriptions.N.<key>: overrides, NULL where inherited */
         char *subs[TG_SUBSCRIPTIONS_MAX][TG_SUB__COUNT];
@@ -119,6 +130,7 @@ struct tg_option {
 
 #define TG_OPT_SECRET 1 /**< never printed */
 #define TG_OPT_LIST 2   /**< a YAML list of values is accepted, joined by ',' */
+#define TG_OPT_FILE 4   /**< names a file the gateway reads: checked to be readable */
 
 /** @brief The option table, @p cnt rows. */
 const struct tg_option *tg_config_options(size_t *cnt);
@@ -143,7 +155,9 @@ int tg_config_set(struct tg_config *cfg, const char *key, const char *value,
 
 /**
  * @brief Apply a YAML file: nested mappings name options by path
- *        (window: {size: 10s} sets window.size).
+ *        (window: {size: 10s} sets window.size). In values, ${NAME} is
+ *        replaced by the environment variable NAME (an unset one is an
+ *        error) and $${ stands for a literal ${.
  * @return 0, or -errno / -EINVAL with "file:line: what is wrong" in @p errstr.
  */
 int tg_config_load_file(struct tg_config *cfg, const char *path, char *errstr,
@@ -155,6 +169,23 @@ int tg_config_load_file(struct tg_config *cfg, const char *path, char *errstr,
  */
 int tg_config_validate(const struct tg_config *cfg, char *errstr,
                        size_t errstr_size);
+
+/**
+ * @brief Check what the options name on this machine: every file option
+ *        (TG_OPT_FILE, and kafka.*.location passthrough keys) is a readable
+ *        file, log.file can be appended to, state.dir is or can be made a
+ *        writable directory. Creates nothing.
+ * @return 0, or -errno with "option: path: reason" in @p errstr.
+ */
+int tg_config_check_files(const struct tg_config *cfg, char *errstr,
+                          size_t errstr_size);
+
+/**
+ * @brief Split a host:port listen address ("127.0.0.1:9740", "[::1]:9740",
+ *        ":9740" for every address). @p host gets "" for any address.
+ * @return 0 or -EINVAL.
+ */
+int tg_parse_listen(const char *s, char *host, size_t host_size, int *port);
 
 /**
  * @brief The subscriptions: those listed under subscriptions, or, when none

@@ -114,6 +114,12 @@ static void log_stats(tg_pipeline_t *p, tg_kafka_sink_t *sink,
                 (unsigned long long)c.checkpoints);
 }
 
+static int remaining_ms(int64_t deadline) {
+        int64_t left = deadline - tg_monotonic_ms();
+
+        return left > 0 ? (int)left : 0;
+}
+
 int main(int argc, char **argv) {
         static const struct option longopts[] = {
                 {"config", required_argument, NULL, 'c'},
@@ -133,7 +139,7 @@ int main(int argc, char **argv) {
         int check_only = 0, opt, i, rc = 1, left;
         enum tg_log_level level;
         struct sigaction sa;
-        int64_t next_stats;
+        int64_t next_stats, drain_deadline;
 
         tg_log_set_ident("tumblegate");
         if (!(cfg = tg_config_new())) {
@@ -202,7 +208,8 @@ int main(int argc, char **argv) {
                 *eq = '=';
         }
         if (tg_config_validate(cfg, errstr, sizeof(errstr)) ||
-            tg_kafka_sink_check_config(cfg, errstr, sizeof(errstr))) {
+            tg_kafka_sink_check_config(cfg, errstr, sizeof(errstr)) ||
+            tg_config_check_files(cfg, errstr, sizeof(errstr))) {
                 fprintf(stderr, "tumblegate: %s\n", errstr);
                 tg_config_destroy(cfg);
                 return 2;
@@ -260,17 +267,18 @@ int main(int argc, char **argv) {
                         next_stats += STATS_INTERVAL_MS;
                 }
         }
-        tg_info("stopping: no new messages taken; saving open windows and "
-                "flushing Kafka (up to %lld ms)", (long long)cfg->kafka_flush_timeout_ms);
+        tg_info("stopping: no new messages taken; draining to Kafka and saving "
+                "open windows (shutdown.timeout %lld ms)", (long long)cfg->shutdown_timeout_ms);
         rc = 0;
 out:
         /* Order matters: stop the input first, so nothing arrives while the
          * windows are saved and the producer drains. */
+        drain_deadline = tg_monotonic_ms() + cfg->shutdown_timeout_ms;
         if (pipeline)
                 log_stats(pipeline, sink, mqtt);
         tg_mqtt_source_destroy(mqtt);
-        tg_pipeline_destroy(pipeline);
-        left = tg_kafka_sink_destroy(sink, (int)cfg->kafka_flush_timeout_ms);
+        tg_pipeline_destroy(pipeline, drain_deadline);
+        left = tg_kafka_sink_destroy(sink, remaining_ms(drain_deadline));
         if (left > 0)
                 rc = 1;
         tg_info("stopped");

@@ -71,7 +71,6 @@ struct tg_pipeline {
         tg_window_engine_t *engine;
         const volatile int *stop;
         char state_path[4096];
-        int64_t flush_timeout_ms;
 
         /* the spool: every message with durability disk; with memory, only
          * while Kafka does not keep up (store-and-forward) */
@@ -646,7 +645,6 @@ tg_pipeline_t *tg_pipeline_new(const struct tg_config *cfg,
         p->sink = sink;
         p->clock = clock;
         p->stop = stop;
-        p->flush_timeout_ms = cfg->kafka_flush_timeout_ms;
         pthread_mutex_init(&p->lock, NULL);
         snprintf(p->state_path, sizeof(p->state_path), "%s/windows.state",
                  cfg->state_dir);
@@ -667,15 +665,14 @@ tg_pipeline_t *tg_pipeline_new(const struct tg_config *cfg,
                 goto fail;
         return p;
 fail:
-        tg_pipeline_destroy(p);
+        tg_pipeline_destroy(p, tg_monotonic_ms());
         return NULL;
 }
 
 /* Disk durability at shutdown: forward what the spool still holds, let
  * Kafka confirm it, and checkpoint exactly there, so the next start
  * replays nothing. What Kafka cannot confirm in time stays in the spool. */
-static void spool_stop(tg_pipeline_t *p) {
-        int64_t deadline = tg_monotonic_ms() + p->flush_timeout_ms;
+static void spool_stop(tg_pipeline_t *p, int64_t deadline) {
         uint64_t end = tg_spool_next_seq(p->spool);
 
         while (p->forwarder_running && tg_monotonic_ms() < deadline) {
@@ -692,8 +689,8 @@ static void spool_stop(tg_pipeline_t *p) {
                 p->forwarder_running = 0;
         }
         if (p->engine) {
-                int left = tg_kafka_sink_flush(p->sink,
-                                               (int)(deadline - tg_monotonic_ms()));
+                int64_t wait = deadline - tg_monotonic_ms();
+                int left = tg_kafka_sink_flush(p->sink, wait > 0 ? (int)wait : 0);
 
                 free(p->snap);
                 p->snap = NULL;
@@ -719,13 +716,13 @@ static void spool_stop(tg_pipeline_t *p) {
         p->spool = NULL;
 }
 
-void tg_pipeline_destroy(tg_pipeline_t *p) {
+void tg_pipeline_destroy(tg_pipeline_t *p, int64_t deadline_ms) {
         size_t i;
 
         if (!p)
                 return;
         if (p->spool)
-                spool_stop(p);
+                spool_stop(p, deadline_ms);
         tg_window_engine_destroy(p->engine);
         pthread_mutex_destroy(&p->lock);
         for (i = 0; i < TG_SUBSCRIPTIONS_MAX; i++)

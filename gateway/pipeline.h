@@ -46,10 +46,13 @@ tg_pipeline_t *tg_pipeline_new(const struct tg_config *cfg,
                                size_t errstr_size);
 
 /**
- * @brief Save open windows to the state file (so a restart does not split
- *        them), then free. NULL is accepted.
+ * @brief Drain and free. NULL is accepted. With durability disk, what the
+ *        spool holds is forwarded and confirmed until @p deadline_ms
+ *        (monotonic clock), then the checkpoint is written; with memory,
+ *        open windows go to the state file. Either way a restart does not
+ *        split a window.
  */
-void tg_pipeline_destroy(tg_pipeline_t *p);
+void tg_pipeline_destroy(tg_pipeline_t *p, int64_t deadline_ms);
 
 /**
  * @brief Take one MQTT payload. With durability disk it is appended to the

@@ -1,6 +1,7 @@
 /* test_config.c - CUnit tests of the option table, its setter, the YAML loader, validation and output. */
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -772,7 +773,146 @@ static void test_validate(void) {
         V(0, "mqtt.client_id", "mqtt.client_id", "");
         V(0, "topics", "topics.raw", "");
         V(0, "topics", "topics.agg", "");
+        V(0, "mqtt.tls", "mqtt.tls.ca_file", "/etc/ca.pem");
+        V(1, "", "mqtt.uri", "ssl://127.0.0.1:8883", "mqtt.tls.ca_file", "/etc/ca.pem");
+        V(1, "", "mqtt.uri", "mqtts://broker:8883", "mqtt.tls.cert_file", "/c.pem");
+        V(0, "mqtt.tls.key_file", "mqtt.uri", "ssl://b:8883", "mqtt.tls.key_file", "/k.pem");
+        V(0, "mqtt.password", "mqtt.password", "x");
+        V(1, "", "mqtt.username", "u", "mqtt.password", "x");
+        V(1, "", "metrics.listen", "");
+        V(1, "", "metrics.listen", "[::1]:0");
+        V(0, "metrics.listen", "metrics.listen", "9740");
+        V(0, "metrics.listen", "metrics.listen", "127.0.0.1:http");
+        V(0, "metrics.listen", "metrics.listen", "127.0.0.1:65536");
+        V(0, "metrics.listen", "metrics.listen", "::1:9740");
 #undef V
+}
+
+static void test_parse_listen(void) {
+        char host[64];
+        int port = -1;
+
+        CU_ASSERT_EQUAL(tg_parse_listen("127.0.0.1:9740", host, sizeof(host), &port), 0);
+        CU_ASSERT_STRING_EQUAL(host, "127.0.0.1");
+        CU_ASSERT_EQUAL(port, 9740);
+        CU_ASSERT_EQUAL(tg_parse_listen(":0", host, sizeof(host), &port), 0);
+        CU_ASSERT_STRING_EQUAL(host, "");
+        CU_ASSERT_EQUAL(port, 0);
+        CU_ASSERT_EQUAL(tg_parse_listen("[::1]:65535", host, sizeof(host), &port), 0);
+        CU_ASSERT_STRING_EQUAL(host, "::1");
+        CU_ASSERT_EQUAL(port, 65535);
+        CU_ASSERT_EQUAL(tg_parse_listen("localhost:", host, sizeof(host), &port), -EINVAL);
+        CU_ASSERT_EQUAL(tg_parse_listen("localhost:-1", host, sizeof(host), &port), -EINVAL);
+        CU_ASSERT_EQUAL(tg_parse_listen("[::1:80", host, sizeof(host), &port), -EINVAL);
+        CU_ASSERT_EQUAL(tg_parse_listen("a-very-long-host-name:80", host, 8, &port), -EINVAL);
+}
+
+/* --- ${ENV} in values -------------------------------------------------------- */
+
+static void test_yaml_env(void) {
+        struct tg_config *cfg = new_config();
+        char err[512];
+
+        setenv("TG_TEST_PASSWORD", "s3cr$t{x}", 1);
+        setenv("TG_TEST_HOST", "broker.local", 1);
+        setenv("TG_TEST_EMPTY", "", 1);
+        CU_ASSERT_EQUAL(load_yaml(cfg,
+                                  "mqtt:\n"
+                                  "  uri: tcp://${TG_TEST_HOST}:1883\n"
+                                  "  username: gw${TG_TEST_EMPTY}\n"
+                                  "  password: ${TG_TEST_PASSWORD}\n"
+                                  "topics:\n"
+                                  "  raw: a$${b}${TG_TEST_EMPTY}$c\n"
+                                  "input:\n"
+                                  "  fields: ['${TG_TEST_HOST}', t]\n",
+                                  err, sizeof(err)), 0);
+        check(!err[0], __LINE__, "%s", err);
+        CU_ASSERT_STRING_EQUAL(cfg->mqtt_uri, "tcp://broker.local:1883");
+        CU_ASSERT_STRING_EQUAL(cfg->mqtt_username, "gw");
+        /* A value from the environment is not expanded again. */
+        CU_ASSERT_STRING_EQUAL(cfg->mqtt_password, "s3cr$t{x}");
+        CU_ASSERT_STRING_EQUAL(cfg->topic_raw, "a${b}$c");
+        CU_ASSERT_STRING_EQUAL(cfg->input_fields, "broker.local,t");
+        tg_config_destroy(cfg);
+
+        unsetenv("TG_TEST_UNSET");
+        EXPECT_YAML_ERROR("mqtt:\n  password: ${TG_TEST_UNSET}\n", 2,
+                          "mqtt.password: environment variable TG_TEST_UNSET is not set");
+        EXPECT_YAML_ERROR("mqtt:\n  password: ${TG_TEST_UNSET\n", 2, "without a closing");
+        EXPECT_YAML_ERROR("mqtt:\n  password: x${}\n", 2, "bad variable name");
+        EXPECT_YAML_ERROR("input:\n  fields: [a, '${TG_TEST_UNSET}']\n", 2,
+                          "input.fields: environment variable TG_TEST_UNSET");
+}
+
+/* --- files the options name ---------------------------------------------------- */
+
+static void expect_files(const char *const *kv, int want, const char *needle, int line) {
+        struct tg_config *cfg = new_config();
+        char err[512] = "";
+        int r;
+
+        for (; kv[0]; kv += 2)
+                CU_ASSERT_EQUAL_FATAL(tg_config_set(cfg, kv[0], kv[1], "t", err,
+                                                    sizeof(err)), 0);
+        r = tg_config_check_files(cfg, err, sizeof(err));
+        check(r == want && (!needle || strstr(err, needle)), line,
+              "check_files: r %d '%s', want %d '%s'", r, err, want, needle ? needle : "");
+        tg_config_destroy(cfg);
+}
+
+static void test_check_files(void) {
+        char dir[] = "/tmp/tg_test_files_XXXXXX", ca[128], locked[128], sub[128],
+             state[128], logf[128];
+        int fd;
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+        snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+        snprintf(locked, sizeof(locked), "%s/locked.pem", dir);
+        snprintf(sub, sizeof(sub), "%s/no/such/ca.pem", dir);
+        snprintf(state, sizeof(state), "%s/state/a/b", dir);
+        snprintf(logf, sizeof(logf), "%s/gw.log", dir);
+        CU_ASSERT_FATAL((fd = open(ca, O_CREAT | O_WRONLY, 0600)) >= 0);
+        close(fd);
+        CU_ASSERT_FATAL((fd = open(locked, O_CREAT | O_WRONLY, 0000)) >= 0);
+        close(fd);
+
+#define F(want, needle, ...)                                                           do {                                                                                   static const char *kv_[] = {__VA_ARGS__, NULL};                                expect_files(kv_, (want), (needle), __LINE__);                         } while (0)
+        {
+                static const char *kv[] = {"state.dir", NULL, "mqtt.uri", "ssl://b:1",
+                                           "mqtt.tls.ca_file", NULL, "log.file", NULL,
+                                           "kafka.ssl.ca.location", NULL, NULL};
+
+                kv[1] = state;
+                kv[5] = ca;
+                kv[7] = logf;
+                kv[9] = ca;
+                expect_files(kv, 0, NULL, __LINE__);
+                kv[5] = sub;
+                expect_files(kv, -ENOENT, "mqtt.tls.ca_file: ", __LINE__);
+                kv[5] = dir;
+                expect_files(kv, -EINVAL, "not a regular file", __LINE__);
+                kv[5] = ca;
+                kv[9] = sub;
+                expect_files(kv, -ENOENT, "kafka.ssl.ca.location: ", __LINE__);
+                kv[9] = "probe";
+                expect_files(kv, 0, NULL, __LINE__);
+                kv[7] = sub;
+                expect_files(kv, -ENOENT, "log.file: ", __LINE__);
+                kv[7] = logf;
+                kv[1] = ca; /* a file where a directory should be */
+                expect_files(kv, -ENOTDIR, "state.dir: ", __LINE__);
+                if (geteuid() != 0) { /* root reads anything */
+                        kv[1] = state;
+                        kv[5] = locked;
+                        expect_files(kv, -EACCES, "mqtt.tls.ca_file", __LINE__);
+                }
+        }
+        F(0, NULL, "state.dir", "/tmp");
+        F(0, NULL, "state.dir", "relative/does/not/exist"); /* made in the cwd */
+#undef F
+        unlink(ca);
+        unlink(locked);
+        rmdir(dir);
 }
 
 /* --- output ---------------------------------------------------------------- */
@@ -967,6 +1107,9 @@ int main(void) {
                 {"YAML: empty and comment-only files", test_yaml_empty_files},
                 {"YAML: errors name file and line", test_yaml_errors},
                 {"validate: cross-option checks", test_validate},
+                {"tg_parse_listen", test_parse_listen},
+                {"YAML: ${ENV} in values", test_yaml_env},
+                {"check_files: what the options name", test_check_files},
                 {"dump: secrets masked, every option once", test_dump_masks_secrets},
                 {"dump: loads back as the same config", test_dump_round_trip},
                 {"reference: one row per option", test_reference},
