@@ -44,6 +44,7 @@ gateway_start() {
 		--set "topics.agg=$run_id.agg" \
 		--set "topics.dlq=$run_id.dlq" \
 		--set "state.dir=$work/state" \
+		--set "metrics.listen=127.0.0.1:0" \
 		"$@" >>"$work/gateway.log" 2>&1 &
 	gateway_pid=$!
 	local i
