@@ -2,6 +2,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "kafka_sink.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
 #include <stdatomic.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <syslog.h>
 
+#include "clock.h"
 #include "log.h"
 
 struct tg_kafka_sink {
@@ -21,6 +23,26 @@ struct tg_kafka_sink {
         _Atomic uint64_t queue_full_waits;
         tg_sink_delivery_fn *on_delivered;
         void *on_delivered_opaque;
+
+        /* event time to delivery of raw records, cumulative buckets */
+        _Atomic uint64_t latency_le[TG_SINK_LATENCY_BUCKETS];
+        _Atomic uint64_t latency_count, latency_sum_ms;
+
+        /* reachability: a broker known by id is UP (statistics), or a
+         * delivery was confirmed since the last statistics said otherwise */
+        _Atomic int reachable;
+
+        /* topics.create: CreateTopics in flight on admin_q, or due again */
+        rd_kafka_queue_t *admin_q;
+        int create_pending;
+        int64_t create_retry_ms;
+        int create_partitions, create_replication;
+        int create_warned;
+};
+
+const int64_t tg_sink_latency_bounds_ms[TG_SINK_LATENCY_BUCKETS] = {
+        5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
+        300000, 3600000,
 };
 
 /* A record's opaque: the caller's tag and the topic, in one pointer-sized
@@ -52,6 +74,46 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason,
         }
 }
 
+/* A raw record's timestamp is its reading's event time. */
+static void latency_observe(struct tg_kafka_sink *sink, const rd_kafka_message_t *m) {
+        rd_kafka_timestamp_type_t type;
+        int64_t ts = rd_kafka_message_timestamp(m, &type), ms;
+        int b;
+
+        if (ts < 0 || type != RD_KAFKA_TIMESTAMP_CREATE_TIME)
+                return;
+        ms = tg_clock_now(&tg_clock_realtime) - ts;
+        if (ms < 0)
+                ms = 0; /* the sensor's clock is ahead of ours */
+        for (b = 0; b < TG_SINK_LATENCY_BUCKETS; b++)
+                if (ms <= tg_sink_latency_bounds_ms[b])
+                        atomic_fetch_add(&sink->latency_le[b], 1);
+        atomic_fetch_add(&sink->latency_count, 1);
+        atomic_fetch_add(&sink->latency_sum_ms, (uint64_t)ms);
+}
+
+/* librdkafka's statistics, every statistics.interval.ms: is any broker
+ * that the cluster's metadata named (nodeid >= 0) up? */
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+        struct tg_kafka_sink *sink = opaque;
+        cJSON *root = cJSON_ParseWithLength(json, len), *b;
+        int up = 0;
+
+        if (!root)
+                return 0;
+        cJSON_ArrayForEach(b, cJSON_GetObjectItemCaseSensitive(root, "brokers")) {
+                const cJSON *id = cJSON_GetObjectItemCaseSensitive(b, "nodeid");
+                const cJSON *st = cJSON_GetObjectItemCaseSensitive(b, "state");
+
+                if (cJSON_IsNumber(id) && id->valuedouble >= 0 && cJSON_IsString(st) &&
+                    !strcmp(st->valuestring, "UP"))
+                        up = 1;
+        }
+        cJSON_Delete(root);
+        atomic_store(&sink->reachable, up);
+        return 0; /* librdkafka frees json */
+}
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
                         void *opaque) {
         struct tg_kafka_sink *sink = opaque;
@@ -66,6 +128,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
                        rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
         } else {
                 atomic_fetch_add(&sink->delivered[topic], 1);
+                atomic_store(&sink->reachable, 1);
+                if (topic == TG_SINK_RAW)
+                        latency_observe(sink, m);
         }
         if (sink->on_delivered)
                 sink->on_delivered(sink->on_delivered_opaque, (enum tg_sink_topic)topic,
@@ -113,7 +178,17 @@ static rd_kafka_conf_t *build_conf(const struct tg_config *cfg, char *errstr,
                      errstr, errstr_size) ||
             conf_set(conf, "queue.buffering.max.kbytes", "262144", "built-in",
                      errstr, errstr_size) ||
-            conf_set(conf, "client.id", "tumblegate", "built-in", errstr, errstr_size))
+            conf_set(conf, "client.id", "tumblegate", "built-in", errstr, errstr_size) ||
+            /* /readyz and the queue metrics read them */
+            conf_set(conf, "statistics.interval.ms", "2000", "built-in", errstr,
+                     errstr_size))
+                goto fail;
+        /* With topics.create the gateway creates its topics as configured;
+         * a metadata request must not have the broker create them first
+         * with its defaults. */
+        if (!strcmp(cfg->topics_create, "yes") &&
+            conf_set(conf, "allow.auto.create.topics", "false", "built-in", errstr,
+                     errstr_size))
                 goto fail;
 
         for (i = 0; i < cfg->kafka_passthrough_cnt; i++) {
@@ -150,6 +225,110 @@ int tg_kafka_sink_check_config(const struct tg_config *cfg, char *errstr,
         return 0;
 }
 
+/* --- topics.create ------------------------------------------------------ */
+
+#define CREATE_TIMEOUT_MS 15000
+#define CREATE_RETRY_MS 30000
+
+/* Ask for every configured topic; those that exist come back as
+ * TOPIC_ALREADY_EXISTS. The answer is read by topics_create_poll(). */
+static void topics_create(struct tg_kafka_sink *sink) {
+        rd_kafka_NewTopic_t *nt[TG_SINK__COUNT];
+        rd_kafka_AdminOptions_t *o;
+        char err[256];
+        size_t n = 0, i;
+        int t;
+
+        for (t = 0; t < TG_SINK__COUNT; t++) {
+                if (!sink->rkt[t])
+                        continue;
+                nt[n] = rd_kafka_NewTopic_new(rd_kafka_topic_name(sink->rkt[t]),
+                                              sink->create_partitions,
+                                              sink->create_replication, err, sizeof(err));
+                if (!nt[n]) {
+                        tg_err("kafka: topic %s cannot be created: %s",
+                               rd_kafka_topic_name(sink->rkt[t]), err);
+                        continue;
+                }
+                n++;
+        }
+        o = rd_kafka_AdminOptions_new(sink->rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+        rd_kafka_AdminOptions_set_request_timeout(o, CREATE_TIMEOUT_MS, err, sizeof(err));
+        rd_kafka_AdminOptions_set_operation_timeout(o, CREATE_TIMEOUT_MS, err, sizeof(err));
+        rd_kafka_CreateTopics(sink->rk, nt, n, o, sink->admin_q);
+        rd_kafka_AdminOptions_destroy(o);
+        for (i = 0; i < n; i++)
+                rd_kafka_NewTopic_destroy(nt[i]);
+        sink->create_retry_ms = 0;
+}
+
+/* "-1" means the broker's default. */
+static const char *count_text(int n, char *buf, size_t size) {
+        if (n < 0)
+                return "the broker's default";
+        snprintf(buf, size, "%d", n);
+        return buf;
+}
+
+static void topics_create_poll(struct tg_kafka_sink *sink) {
+        char pbuf[16], rbuf[16];
+        const rd_kafka_CreateTopics_result_t *res;
+        const rd_kafka_topic_result_t **topics;
+        rd_kafka_event_t *ev;
+        size_t n, i;
+        int again = 0;
+
+        if (!sink->create_pending)
+                return;
+        if (sink->create_retry_ms) {
+                if (tg_monotonic_ms() >= sink->create_retry_ms)
+                        topics_create(sink);
+                return;
+        }
+        if (!(ev = rd_kafka_queue_poll(sink->admin_q, 0)))
+                return;
+        if (rd_kafka_event_error(ev)) {
+                /* The whole request failed: no broker or controller yet. */
+                again = 1;
+                if (!sink->create_warned++)
+                        tg_warn("kafka: cannot create topics yet (%s); trying again every "
+                                "%d s", rd_kafka_event_error_string(ev),
+                                CREATE_RETRY_MS / 1000);
+        } else if ((res = rd_kafka_event_CreateTopics_result(ev))) {
+                topics = rd_kafka_CreateTopics_result_topics(res, &n);
+                for (i = 0; i < n; i++) {
+                        const char *name = rd_kafka_topic_result_name(topics[i]);
+                        rd_kafka_resp_err_t e = rd_kafka_topic_result_error(topics[i]);
+                        const char *msg = rd_kafka_topic_result_error_string(topics[i]);
+
+                        if (!e)
+                                tg_info("kafka: created topic %s (%s partitions, "
+                                        "replication factor %s)", name,
+                                        count_text(sink->create_partitions, pbuf,
+                                                   sizeof(pbuf)),
+                                        count_text(sink->create_replication, rbuf,
+                                                   sizeof(rbuf)));
+                        else if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+                                tg_dbg("kafka: topic %s exists", name);
+                        else if (e == RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT ||
+                                 e == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+                                 e == RD_KAFKA_RESP_ERR_NOT_CONTROLLER)
+                                again = 1;
+                        else
+                                tg_err("kafka: the broker refused to create topic %s: "
+                                       "%s (%s). Create it yourself, grant this client "
+                                       "CreateTopics, or set topics.create: no; records "
+                                       "for it wait until it exists",
+                                       name, rd_kafka_err2name(e), msg ? msg : "");
+                }
+        }
+        rd_kafka_event_destroy(ev);
+        if (again)
+                sink->create_retry_ms = tg_monotonic_ms() + CREATE_RETRY_MS;
+        else
+                sink->create_pending = 0;
+}
+
 tg_kafka_sink_t *tg_kafka_sink_new(const struct tg_config *cfg, char *errstr,
                                    size_t errstr_size) {
         struct tg_kafka_sink *sink = calloc(1, sizeof(*sink));
@@ -170,6 +349,7 @@ tg_kafka_sink_t *tg_kafka_sink_new(const struct tg_config *cfg, char *errstr,
         rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
         rd_kafka_conf_set_error_cb(conf, on_error);
         rd_kafka_conf_set_log_cb(conf, on_log);
+        rd_kafka_conf_set_stats_cb(conf, on_stats);
 
         if (!(sink->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size))) {
                 rd_kafka_conf_destroy(conf);
@@ -185,6 +365,13 @@ tg_kafka_sink_t *tg_kafka_sink_new(const struct tg_config *cfg, char *errstr,
                         tg_kafka_sink_destroy(sink, 0);
                         return NULL;
                 }
+        }
+        if (!strcmp(cfg->topics_create, "yes")) {
+                sink->admin_q = rd_kafka_queue_new(sink->rk);
+                sink->create_pending = 1;
+                sink->create_partitions = (int)cfg->topics_partitions;
+                sink->create_replication = (int)cfg->topics_replication;
+                topics_create(sink);
         }
         return sink;
 }
@@ -204,6 +391,8 @@ int tg_kafka_sink_destroy(tg_kafka_sink_t *sink, int timeout_ms) {
         for (i = 0; i < TG_SINK__COUNT; i++)
                 if (sink->rkt[i])
                         rd_kafka_topic_destroy(sink->rkt[i]);
+        if (sink->admin_q)
+                rd_kafka_queue_destroy(sink->admin_q);
         if (sink->rk)
                 rd_kafka_destroy(sink->rk);
         free(sink);
@@ -288,6 +477,16 @@ int tg_kafka_sink_flush(tg_kafka_sink_t *sink, int timeout_ms) {
 
 void tg_kafka_sink_poll(tg_kafka_sink_t *sink, int timeout_ms) {
         rd_kafka_poll(sink->rk, timeout_ms);
+        topics_create_poll(sink);
+}
+
+int tg_kafka_sink_reachable(const tg_kafka_sink_t *sink) {
+        return atomic_load(&sink->reachable);
+}
+
+const char *tg_kafka_sink_topic_name(const tg_kafka_sink_t *sink,
+                                     enum tg_sink_topic topic) {
+        return sink->rkt[topic] ? rd_kafka_topic_name(sink->rkt[topic]) : NULL;
 }
 
 int tg_kafka_sink_in_flight(const tg_kafka_sink_t *sink) {
@@ -304,4 +503,8 @@ void tg_kafka_sink_counters(const tg_kafka_sink_t *sink,
                 out->failed[i] = atomic_load(&sink->failed[i]);
         }
         out->queue_full_waits = atomic_load(&sink->queue_full_waits);
+        for (i = 0; i < TG_SINK_LATENCY_BUCKETS; i++)
+                out->latency_le[i] = atomic_load(&sink->latency_le[i]);
+        out->latency_count = atomic_load(&sink->latency_count);
+        out->latency_sum_ms = atomic_load(&sink->latency_sum_ms);
 }

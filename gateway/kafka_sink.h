@@ -16,11 +16,19 @@ enum tg_sink_topic {
         TG_SINK__COUNT
 };
 
+/** Upper bounds (ms) of the event-to-delivery latency histogram's buckets. */
+#define TG_SINK_LATENCY_BUCKETS 15
+extern const int64_t tg_sink_latency_bounds_ms[TG_SINK_LATENCY_BUCKETS];
+
 struct tg_sink_counters {
         uint64_t produced[TG_SINK__COUNT];  /**< handed to librdkafka */
         uint64_t delivered[TG_SINK__COUNT]; /**< confirmed by the brokers (acks=all) */
         uint64_t failed[TG_SINK__COUNT];    /**< permanently failed deliveries */
         uint64_t queue_full_waits;          /**< times produce waited for room */
+        /** raw records: wall clock at delivery minus event time; cumulative
+         *  (le[i]: at most tg_sink_latency_bounds_ms[i]) */
+        uint64_t latency_le[TG_SINK_LATENCY_BUCKETS];
+        uint64_t latency_count, latency_sum_ms;
 };
 
 typedef struct tg_kafka_sink tg_kafka_sink_t;
@@ -97,8 +105,23 @@ int tg_kafka_sink_flush(tg_kafka_sink_t *sink, int timeout_ms);
 /** @brief Whether @p topic is configured (optional topics may be unset). */
 int tg_kafka_sink_has_topic(const tg_kafka_sink_t *sink, enum tg_sink_topic topic);
 
-/** @brief Serve delivery reports and logs for up to @p timeout_ms. */
+/**
+ * @brief Serve delivery reports and logs for up to @p timeout_ms, and
+ *        topics.create's answer (creation is retried while no broker
+ *        answers).
+ */
 void tg_kafka_sink_poll(tg_kafka_sink_t *sink, int timeout_ms);
+
+/**
+ * @brief Whether Kafka is reachable: a broker the cluster named is up
+ *        (librdkafka's statistics, every 2 s) or a delivery was confirmed
+ *        since they last said otherwise.
+ */
+int tg_kafka_sink_reachable(const tg_kafka_sink_t *sink);
+
+/** @brief The name of @p topic, or NULL when not configured. */
+const char *tg_kafka_sink_topic_name(const tg_kafka_sink_t *sink,
+                                     enum tg_sink_topic topic);
 
 /** @brief Messages produced but not yet confirmed or failed. */
 int tg_kafka_sink_in_flight(const tg_kafka_sink_t *sink);

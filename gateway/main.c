@@ -13,6 +13,7 @@
 #include "config.h"
 #include "kafka_sink.h"
 #include "log.h"
+#include "metrics.h"
 #include "mqtt_source.h"
 #include "pipeline.h"
 
@@ -134,6 +135,7 @@ int main(int argc, char **argv) {
         tg_kafka_sink_t *sink = NULL;
         tg_pipeline_t *pipeline = NULL;
         tg_mqtt_source_t *mqtt = NULL;
+        tg_metrics_t *metrics = NULL;
         const char *config_path = NULL;
         char errstr[1024];
         int check_only = 0, opt, i, rc = 1, left;
@@ -246,7 +248,10 @@ int main(int argc, char **argv) {
             !(sink = tg_kafka_sink_new(cfg, errstr, sizeof(errstr))) ||
             !(pipeline = tg_pipeline_new(cfg, sink, &tg_clock_realtime, &stop_requested,
                                          errstr, sizeof(errstr))) ||
-            !(mqtt = tg_mqtt_source_new(cfg, pipeline, errstr, sizeof(errstr)))) {
+            !(mqtt = tg_mqtt_source_new(cfg, pipeline, errstr, sizeof(errstr))) ||
+            (cfg->metrics_listen[0] &&
+             !(metrics = tg_metrics_new(cfg->metrics_listen, pipeline, sink, mqtt, errstr,
+                                        sizeof(errstr))))) {
                 tg_err("cannot start: %s", errstr);
                 goto out;
         }
@@ -256,6 +261,7 @@ int main(int argc, char **argv) {
                 tg_kafka_sink_poll(sink, TICK_MS);
                 tg_pipeline_tick(pipeline);
                 tg_mqtt_source_tick(mqtt);
+                tg_metrics_serve(metrics);
                 if (reopen_log) {
                         reopen_log = 0;
                         if (cfg->log_file[0] && (i = tg_log_open(cfg->log_file)))
@@ -274,6 +280,7 @@ out:
         /* Order matters: stop the input first, so nothing arrives while the
          * windows are saved and the producer drains. */
         drain_deadline = tg_monotonic_ms() + cfg->shutdown_timeout_ms;
+        tg_metrics_destroy(metrics);
         if (pipeline)
                 log_stats(pipeline, sink, mqtt);
         tg_mqtt_source_destroy(mqtt);

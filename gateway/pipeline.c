@@ -84,6 +84,7 @@ struct tg_pipeline {
         _Atomic int input_held;        /* the MQTT side waits for spool space */
         _Atomic int input_resumed;     /* ... and has just stopped waiting */
         _Atomic uint32_t *pending;     /* per sequence (mod TRACK_RING): records unconfirmed + 1 while in work */
+        _Atomic uint8_t *outcome;      /* per sequence (mod TRACK_RING): OUTCOME_* bits */
         uint64_t processed_next;       /* forwarder: next sequence to process */
         _Atomic uint64_t confirmed_next; /* every sequence below is done */
         uint64_t replay_until;         /* sequences below were in the spool at start */
@@ -100,15 +101,30 @@ struct tg_pipeline {
         } recent[RECENT_MAX];
         unsigned recent_next;
 
+        /* Message accounting (struct tg_pipeline_messages). Taking a
+         * message (counting it and appending it to the spool) happens under
+         * count_lock, its outcome under lock, so that a reader holding both
+         * sees the two sides of the equation at one instant. */
+        pthread_mutex_t count_lock;
+        struct tg_pipeline_messages m;
+
         /* The engine and scratch buffers belong to whoever holds the lock:
          * the forwarder (disk) or the MQTT thread (memory). */
         pthread_mutex_t lock;
         uint64_t cur_tag;              /* sequence of the message in work */
+        unsigned cur_outcome;          /* OUTCOME_* of the message in work */
         struct tg_pipeline_counters c;
         struct tg_reading readings[READINGS_MAX];
         char raw_json[RAW_JSON_MAX];
         char agg_json[AGG_JSON_MAX];
 };
+
+/* What became of a message: bits, since a delivery failure reported on
+ * the polling thread may meet the forwarder's verdict. */
+#define OUTCOME_FORWARDED 1u /* at least one raw record */
+#define OUTCOME_REFUSED 2u   /* no valid reading: dead-lettered */
+#define OUTCOME_FAILED 4u    /* a record could not be produced or delivered */
+#define OUTCOME_SKIPPED 8u   /* never read: dropped by spool.full or corrupt */
 
 /* --- producing, with delivery tracking ------------------------------- */
 
@@ -129,6 +145,8 @@ static int emit(tg_pipeline_t *p, enum tg_sink_topic topic, const char *key,
                                           h, nh, p->cur_tag, p->stop);
         if (r && slot)
                 atomic_fetch_sub(slot, 1);
+        if (r)
+                p->cur_outcome |= OUTCOME_FAILED;
         return r;
 }
 
@@ -137,15 +155,32 @@ static void on_delivered(void *opaque, enum tg_sink_topic topic, uint64_t tag,
                          int ok) {
         tg_pipeline_t *p = opaque;
 
-        if (p->pending && tag)
+        if (p->pending && tag) {
+                if (!ok)
+                        atomic_fetch_or(&p->outcome[tag % TRACK_RING], OUTCOME_FAILED);
                 atomic_fetch_sub(&p->pending[tag % TRACK_RING], 1);
+        }
 }
 
+static void outcome_count(tg_pipeline_t *p, unsigned o) {
+        if (o & OUTCOME_FAILED)
+                p->m.failed++;
+        else if (o & OUTCOME_FORWARDED)
+                p->m.forwarded++;
+        else if (o & OUTCOME_REFUSED)
+                p->m.dead_lettered++;
+        else
+                p->m.skipped++;
+}
+
+/* Under lock: messages whose records are all confirmed are done, in order. */
 static uint64_t confirmations_advance(tg_pipeline_t *p) {
         uint64_t conf = atomic_load(&p->confirmed_next);
 
-        while (conf < p->processed_next && atomic_load(&p->pending[conf % TRACK_RING]) == 0)
+        while (conf < p->processed_next && atomic_load(&p->pending[conf % TRACK_RING]) == 0) {
+                outcome_count(p, atomic_load(&p->outcome[conf % TRACK_RING]));
                 conf++;
+        }
         atomic_store(&p->confirmed_next, conf);
         return conf;
 }
@@ -218,6 +253,7 @@ static void on_window(void *opaque, const struct tg_window_result *w) {
                 tg_err("window %.*s/%lld: aggregate record too large, not sent",
                        (int)w->sensor_len, w->sensor, (long long)w->start);
                 p->c.forward_failed++;
+                p->cur_outcome |= OUTCOME_FAILED;
                 return;
         }
         if (emit(p, TG_SINK_AGG, w->sensor, w->sensor_len, p->agg_json, n, w->start,
@@ -303,13 +339,17 @@ static int sub_init(struct sub_state *st, const struct tg_config *cfg,
 
 /* The subscription a message came through: the first whose filter
  * matches its topic (the broker does not say). */
-static struct sub_state *sub_for(tg_pipeline_t *p, const char *topic) {
+static size_t sub_index(const tg_pipeline_t *p, const char *topic) {
         size_t i;
 
         for (i = 0; i < p->nsubs; i++)
                 if (tg_topic_filter_match(p->subs[i].filter, topic))
-                        return &p->subs[i];
-        return &p->subs[0];
+                        return i;
+        return 0;
+}
+
+static struct sub_state *sub_for(tg_pipeline_t *p, const char *topic) {
+        return &p->subs[sub_index(p, topic)];
 }
 
 
@@ -378,14 +418,18 @@ static void forward_reading(tg_pipeline_t *p, const char *topic,
         n = tg_encode_raw_record(r, p->raw_json, sizeof(p->raw_json));
         if (!n) {
                 p->c.forward_failed++;
+                p->cur_outcome |= OUTCOME_FAILED;
                 tg_err("sensor %s: raw record too large", r->sensor);
                 return;
         }
         if (emit(p, TG_SINK_RAW, r->sensor, r->sensor_len, p->raw_json, n, r->ts_ms,
-                 NULL, 0) == 0)
+                 NULL, 0) == 0) {
                 p->c.forwarded++;
-        else
+                p->cur_outcome |= OUTCOME_FORWARDED;
+        }
+        else {
                 p->c.forward_failed++;
+        }
         if (v == TG_WINDOW_LATE)
                 emit(p, TG_SINK_LATE, r->sensor, r->sensor_len, p->raw_json, n,
                      r->ts_ms, NULL, 0);
@@ -398,6 +442,7 @@ static void process(tg_pipeline_t *p, const char *topic, const void *payload,
         size_t n, i;
 
         p->c.received++;
+        p->cur_outcome = 0;
         derr = decode(p, sub, topic, payload, len, arrival_ms, &n);
         if (derr) {
                 p->c.decode_failed[derr]++;
@@ -405,10 +450,13 @@ static void process(tg_pipeline_t *p, const char *topic, const void *payload,
                         tg_decode_err_name(derr));
                 dead_letter(p, topic, payload, len, tg_decode_err_name(derr),
                             tg_decode_err_message(derr), arrival_ms);
+                p->cur_outcome |= OUTCOME_REFUSED;
                 return;
         }
         for (i = 0; i < n; i++)
                 forward_reading(p, topic, payload, len, &p->readings[i], arrival_ms);
+        if (!(p->cur_outcome & OUTCOME_FORWARDED))
+                p->cur_outcome |= OUTCOME_REFUSED; /* every reading refused */
 }
 
 /* --- the forwarder (disk durability) ---------------------------------- */
@@ -494,13 +542,18 @@ static void *forwarder_main(void *arg) {
 
                 pthread_mutex_lock(&p->lock);
                 /* Sequences skipped by the read (corrupt, set aside) are done. */
-                for (; p->processed_next < rec.seq; p->processed_next++)
+                for (; p->processed_next < rec.seq; p->processed_next++) {
+                        atomic_store(&p->outcome[p->processed_next % TRACK_RING],
+                                     OUTCOME_SKIPPED);
                         atomic_store(&p->pending[p->processed_next % TRACK_RING], 0);
+                }
                 p->cur_tag = rec.seq;
+                atomic_store(&p->outcome[rec.seq % TRACK_RING], 0);
                 atomic_store(&p->pending[rec.seq % TRACK_RING], 1); /* in work */
                 if (rec.seq < p->replay_until)
                         p->c.replayed++;
                 process(p, topic, rec.payload, rec.len, rec.arrival_ms);
+                atomic_fetch_or(&p->outcome[rec.seq % TRACK_RING], p->cur_outcome);
                 atomic_fetch_sub(&p->pending[rec.seq % TRACK_RING], 1);
                 p->processed_next = rec.seq + 1;
                 pthread_mutex_unlock(&p->lock);
@@ -576,8 +629,9 @@ static int spool_start(tg_pipeline_t *p, const struct tg_config *cfg,
         if (!(p->spool = tg_spool_open(&sc, errstr, errstr_size)))
                 return -EIO;
         p->pending = calloc(TRACK_RING, sizeof(*p->pending));
+        p->outcome = calloc(TRACK_RING, sizeof(*p->outcome));
         p->record_buf = malloc(RECORD_BUF);
-        if (!p->pending || !p->record_buf) {
+        if (!p->pending || !p->outcome || !p->record_buf) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return -ENOMEM;
         }
@@ -589,6 +643,7 @@ static int spool_start(tg_pipeline_t *p, const struct tg_config *cfg,
         p->processed_next = position + 1;
         atomic_store(&p->confirmed_next, position + 1);
         p->replay_until = tg_spool_next_seq(p->spool);
+        p->m.recovered = p->replay_until - (position + 1);
         if (p->replay_until > position + 1)
                 tg_info("spool: replaying messages %llu..%llu after the checkpoint",
                         (unsigned long long)position + 1,
@@ -646,6 +701,7 @@ tg_pipeline_t *tg_pipeline_new(const struct tg_config *cfg,
         p->clock = clock;
         p->stop = stop;
         pthread_mutex_init(&p->lock, NULL);
+        pthread_mutex_init(&p->count_lock, NULL);
         snprintf(p->state_path, sizeof(p->state_path), "%s/windows.state",
                  cfg->state_dir);
         p->nsubs = tg_config_subscriptions(cfg, subs);
@@ -725,17 +781,28 @@ void tg_pipeline_destroy(tg_pipeline_t *p, int64_t deadline_ms) {
                 spool_stop(p, deadline_ms);
         tg_window_engine_destroy(p->engine);
         pthread_mutex_destroy(&p->lock);
+        pthread_mutex_destroy(&p->count_lock);
         for (i = 0; i < TG_SUBSCRIPTIONS_MAX; i++)
                 free(p->subs[i].strings);
         free(p->pending);
+        free(p->outcome);
         free(p->record_buf);
         free(p->snap);
         free(p);
 }
 
+/* A message taken but not kept: counted with what became of it. */
+static void count_taken(tg_pipeline_t *p, size_t sub, uint64_t *what) {
+        pthread_mutex_lock(&p->count_lock);
+        p->m.received[sub]++;
+        (*what)++;
+        pthread_mutex_unlock(&p->count_lock);
+}
+
 int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
                        const void *payload, size_t len, int dup) {
         int64_t arrival_ms = tg_clock_now(p->clock);
+        size_t sub = sub_index(p, mqtt_topic);
         int waited = 0, r;
 
         if (p->memory_mode) {
@@ -759,8 +826,11 @@ int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
                         direct = 1;
                 }
                 if (direct) {
-                        p->cur_tag = 0; /* not from the spool: not tracked */
+                        /* Not from the spool: done once handed to librdkafka. */
+                        p->cur_tag = 0;
                         process(p, mqtt_topic, payload, len, arrival_ms);
+                        p->m.received[sub]++;
+                        outcome_count(p, p->cur_outcome);
                         pthread_mutex_unlock(&p->lock);
                         return 0;
                 }
@@ -771,6 +841,7 @@ int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
         if (len > TG_PAYLOAD_MAX + 1)
                 len = TG_PAYLOAD_MAX + 1;
         if (dup && recent_has(p, mqtt_topic, payload, len)) {
+                count_taken(p, sub, &p->m.redeliveries);
                 __atomic_fetch_add(&p->c.mqtt_redeliveries, 1, __ATOMIC_RELAXED);
                 tg_dbg("mqtt %s: redelivery of a message already spooled", mqtt_topic);
                 return 0;
@@ -779,8 +850,12 @@ int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
          * disk), hold the callback and so the acks; the broker keeps the
          * persistent session's queue meanwhile. */
         for (;;) {
+                pthread_mutex_lock(&p->count_lock);
                 r = tg_spool_append(p->spool, mqtt_topic, strlen(mqtt_topic), payload,
                                     len, arrival_ms, NULL);
+                if (!r)
+                        p->m.received[sub]++;
+                pthread_mutex_unlock(&p->count_lock);
                 if (r != -ENOSPC && r != -EFBIG && r != -EIO && r != -EDQUOT)
                         break;
                 if (p->drop_oldest) {
@@ -806,6 +881,7 @@ int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
                                 "until space returns", strerror(-r));
                 }
                 if (*p->stop) {
+                        count_taken(p, sub, &p->m.lost);
                         __atomic_fetch_add(&p->c.lost_at_shutdown, 1, __ATOMIC_RELAXED);
                         tg_err("mqtt %s: stopping while the spool is full: this "
                                "message is acknowledged but not kept", mqtt_topic);
@@ -814,6 +890,7 @@ int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
                 usleep(50 * 1000);
         }
         if (r) {
+                count_taken(p, sub, &p->m.lost);
                 __atomic_fetch_add(&p->c.lost_at_shutdown, 1, __ATOMIC_RELAXED);
                 tg_err("mqtt %s: cannot spool a message of %zu bytes: %s", mqtt_topic,
                        len, strerror(-r));
@@ -830,6 +907,24 @@ int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
 
 void tg_pipeline_tick(tg_pipeline_t *p) {
         tg_spool_tick(p->spool); /* the forwarder ticks the engine */
+}
+
+void tg_pipeline_messages(tg_pipeline_t *p, struct tg_pipeline_messages *out) {
+        pthread_mutex_lock(&p->count_lock);
+        pthread_mutex_lock(&p->lock);
+        *out = p->m;
+        out->nsubs = p->nsubs;
+        /* From sequence numbers, not from the counters: taken into the
+         * spool (or found there at start) and not yet confirmed. */
+        out->in_flight = p->spool ? tg_spool_next_seq(p->spool) -
+                                            atomic_load(&p->confirmed_next)
+                                  : 0;
+        pthread_mutex_unlock(&p->lock);
+        pthread_mutex_unlock(&p->count_lock);
+}
+
+const char *tg_pipeline_sub_filter(const tg_pipeline_t *p, size_t i) {
+        return i < p->nsubs ? p->subs[i].filter : NULL;
 }
 
 void tg_pipeline_counters(tg_pipeline_t *p, struct tg_pipeline_counters *out) {

@@ -31,6 +31,30 @@ struct tg_pipeline_counters {
         struct tg_window_counters window;
 };
 
+/*
+ * What became of every MQTT message, in messages (a SenML pack is one).
+ * At any instant:
+ *
+ *   sum(received) - redeliveries - lost + recovered
+ *       = forwarded + dead_lettered + failed + skipped + in_flight
+ *
+ * With durability disk a message is forwarded or dead-lettered once Kafka
+ * has confirmed all its records; with memory, once they are handed to
+ * librdkafka (unless Kafka fell behind and the message was spooled).
+ */
+struct tg_pipeline_messages {
+        uint64_t received[TG_SUBSCRIPTIONS_MAX]; /**< taken from MQTT, per subscription */
+        size_t nsubs;
+        uint64_t redeliveries;   /**< MQTT DUP copies of a message already spooled */
+        uint64_t lost;           /**< acknowledged but not spooled (stopping while full, I/O error) */
+        uint64_t recovered;      /**< found in the spool at start, unconfirmed */
+        uint64_t forwarded;      /**< at least one reading, on the raw topic */
+        uint64_t dead_lettered;  /**< no valid reading: refused (dead-letter topic) */
+        uint64_t failed;         /**< a record that Kafka or librdkafka refused for good */
+        uint64_t skipped;        /**< in the spool but never read: dropped (spool.full) or corrupt */
+        uint64_t in_flight;      /**< taken, not yet confirmed (from spool sequence numbers) */
+};
+
 typedef struct tg_pipeline tg_pipeline_t;
 
 /**
@@ -71,5 +95,11 @@ int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
 void tg_pipeline_tick(tg_pipeline_t *p);
 
 void tg_pipeline_counters(tg_pipeline_t *p, struct tg_pipeline_counters *out);
+
+/** @brief The message accounting, one consistent snapshot. Thread-safe. */
+void tg_pipeline_messages(tg_pipeline_t *p, struct tg_pipeline_messages *out);
+
+/** @brief Subscription @p i's topic filter, or NULL. */
+const char *tg_pipeline_sub_filter(const tg_pipeline_t *p, size_t i);
 
 #endif

@@ -1,0 +1,361 @@
+/* metrics.c - the HTTP endpoint (libmicrohttpd): every counter as Prometheus text, liveness and readiness. */
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "metrics.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "clock.h"
+#include "config.h"
+#include "log.h"
+
+#ifndef TG_VERSION
+#define TG_VERSION "dev"
+#endif
+
+struct tg_metrics {
+        struct MHD_Daemon *mhd;
+        tg_pipeline_t *pipeline;
+        tg_kafka_sink_t *sink;
+        tg_mqtt_source_t *mqtt;
+        int port;
+};
+
+static const char *const sink_topic_names[TG_SINK__COUNT] = {"raw", "agg", "late", "dlq"};
+
+/* --- exposition ----------------------------------------------------------- */
+
+static void head(FILE *out, const char *name, const char *type, const char *help) {
+        fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void one(FILE *out, const char *name, const char *type, const char *help,
+                uint64_t v) {
+        head(out, name, type, help);
+        fprintf(out, "%s %llu\n", name, (unsigned long long)v);
+}
+
+/* A label value: backslash, double quote and newline escaped. */
+static void label_value(FILE *out, const char *v) {
+        fputc('"', out);
+        for (; *v; v++) {
+                if (*v == '\\' || *v == '"')
+                        fprintf(out, "\\%c", *v);
+                else if (*v == '\n')
+                        fputs("\\n", out);
+                else
+                        fputc(*v, out);
+        }
+        fputc('"', out);
+}
+
+void tg_metrics_render(tg_pipeline_t *pipeline, tg_kafka_sink_t *sink,
+                       tg_mqtt_source_t *mqtt, FILE *out) {
+        struct tg_pipeline_messages m;
+        struct tg_pipeline_counters c;
+        struct tg_sink_counters k;
+        struct tg_mqtt_counters q = {0};
+        size_t i;
+        int t;
+
+        tg_pipeline_messages(pipeline, &m);
+        tg_pipeline_counters(pipeline, &c);
+        tg_kafka_sink_counters(sink, &k);
+        if (mqtt)
+                tg_mqtt_source_counters(mqtt, &q);
+
+        head(out, "tumblegate_build_info", "gauge", "Version of the running gateway.");
+        fprintf(out, "tumblegate_build_info{version=\"%s\"} 1\n", TG_VERSION);
+
+        /* Messages: sum(received) - redelivered - lost + recovered =
+         * forwarded + dead_lettered + failed + skipped + in_flight. */
+        head(out, "tumblegate_messages_received_total", "counter",
+             "MQTT messages taken, per subscription.");
+        for (i = 0; i < m.nsubs; i++) {
+                fprintf(out, "tumblegate_messages_received_total{subscription=\"%zu\",filter=",
+                        i);
+                label_value(out, tg_pipeline_sub_filter(pipeline, i));
+                fprintf(out, "} %llu\n", (unsigned long long)m.received[i]);
+        }
+        one(out, "tumblegate_messages_redelivered_total", "counter",
+            "MQTT redeliveries (DUP) of messages already spooled: acknowledged, not kept twice.",
+            m.redeliveries);
+        one(out, "tumblegate_messages_lost_total", "counter",
+            "Messages acknowledged but not spooled (stopping while the spool was full, I/O error).",
+            m.lost);
+        one(out, "tumblegate_messages_recovered_total", "counter",
+            "Unconfirmed messages found in the spool at start.", m.recovered);
+        one(out, "tumblegate_messages_forwarded_total", "counter",
+            "Messages whose readings Kafka confirmed on the raw topic.", m.forwarded);
+        one(out, "tumblegate_messages_dead_lettered_total", "counter",
+            "Messages with no valid reading, refused (and sent to the dead-letter topic).",
+            m.dead_lettered);
+        one(out, "tumblegate_messages_failed_total", "counter",
+            "Messages with a record Kafka or librdkafka refused for good.", m.failed);
+        one(out, "tumblegate_messages_skipped_total", "counter",
+            "Spooled messages never read: dropped by spool.full drop-oldest, or corrupt.",
+            m.skipped);
+        one(out, "tumblegate_messages_in_flight", "gauge",
+            "Messages taken and not yet confirmed (spool sequence numbers).", m.in_flight);
+
+        one(out, "tumblegate_readings_decoded_total", "counter",
+            "Readings decoded from messages (a SenML pack may hold several).", c.decoded);
+        one(out, "tumblegate_readings_arrival_time_total", "counter",
+            "Readings without event time, stamped with their arrival time.",
+            c.ts_from_arrival);
+        head(out, "tumblegate_refused_total", "counter",
+             "Payloads or readings refused, per reason (the dead-letter header tg.reason).");
+        for (i = 1; i < TG_DECODE__COUNT; i++)
+                fprintf(out, "tumblegate_refused_total{reason=\"%s\"} %llu\n",
+                        tg_decode_err_name((enum tg_decode_err)i),
+                        (unsigned long long)c.decode_failed[i]);
+        fprintf(out, "tumblegate_refused_total{reason=\"future_timestamp\"} %llu\n",
+                (unsigned long long)c.window.future);
+        fprintf(out, "tumblegate_refused_total{reason=\"timestamp_out_of_range\"} %llu\n",
+                (unsigned long long)c.window.out_of_range);
+        one(out, "tumblegate_dead_letters_total", "counter",
+            "Records produced to the dead-letter topic.", c.dead_lettered);
+        one(out, "tumblegate_readings_late_total", "counter",
+            "Readings whose window had closed: forwarded raw, not aggregated.", c.window.late);
+        one(out, "tumblegate_windows_emitted_total", "counter",
+            "Final window results produced.", c.window.windows_emitted);
+        one(out, "tumblegate_window_updates_emitted_total", "counter",
+            "Running window results produced (window.emit: update).",
+            c.window.updates_emitted);
+        one(out, "tumblegate_sensors_active", "gauge", "Sensors in the window table.",
+            c.window.sensors_active);
+        one(out, "tumblegate_sensors_evicted_total", "counter",
+            "Sensors evicted from a full table (their windows emitted first).",
+            c.window.evicted);
+        one(out, "tumblegate_sensors_rejected_total", "counter",
+            "Readings not windowed because the sensor table was full.", c.window.table_full);
+
+        for (t = 0; t < 3; t++) {
+                static const char *const names[] = {"produced", "delivered", "failed"};
+                static const char *const helps[] = {
+                        "Records handed to librdkafka, per topic.",
+                        "Records Kafka confirmed (acks=all), per topic.",
+                        "Records that failed for good, per topic.",
+                };
+                char name[64];
+                int j;
+
+                snprintf(name, sizeof(name), "tumblegate_kafka_%s_total", names[t]);
+                head(out, name, "counter", helps[t]);
+                for (j = 0; j < TG_SINK__COUNT; j++) {
+                        const char *topic = tg_kafka_sink_topic_name(sink, j);
+                        const uint64_t *v = t == 0 ? k.produced : t == 1 ? k.delivered : k.failed;
+
+                        if (!topic)
+                                continue;
+                        fprintf(out, "%s{topic=\"%s\",name=", name, sink_topic_names[j]);
+                        label_value(out, topic);
+                        fprintf(out, "} %llu\n", (unsigned long long)v[j]);
+                }
+        }
+        one(out, "tumblegate_kafka_queue_messages", "gauge",
+            "Records in librdkafka's queue, not yet confirmed.",
+            (uint64_t)tg_kafka_sink_in_flight(sink));
+        one(out, "tumblegate_kafka_queue_full_waits_total", "counter",
+            "Times producing waited for room in librdkafka's queue.", k.queue_full_waits);
+        one(out, "tumblegate_kafka_reachable", "gauge",
+            "1 when a Kafka broker is reachable.", (uint64_t)tg_kafka_sink_reachable(sink));
+
+        head(out, "tumblegate_event_to_delivery_seconds", "histogram",
+             "Raw records: from the reading's event time to Kafka's confirmation.");
+        for (i = 0; i < TG_SINK_LATENCY_BUCKETS; i++)
+                fprintf(out, "tumblegate_event_to_delivery_seconds_bucket{le=\"%g\"} %llu\n",
+                        (double)tg_sink_latency_bounds_ms[i] / 1000.0,
+                        (unsigned long long)k.latency_le[i]);
+        fprintf(out, "tumblegate_event_to_delivery_seconds_bucket{le=\"+Inf\"} %llu\n",
+                (unsigned long long)k.latency_count);
+        fprintf(out, "tumblegate_event_to_delivery_seconds_sum %.3f\n",
+                (double)k.latency_sum_ms / 1000.0);
+        fprintf(out, "tumblegate_event_to_delivery_seconds_count %llu\n",
+                (unsigned long long)k.latency_count);
+
+        one(out, "tumblegate_spool_bytes", "gauge", "Bytes of the spool on disk.",
+            c.spool_bytes);
+        one(out, "tumblegate_spool_records", "gauge",
+            "Messages in the spool not yet released by a checkpoint.", c.spool_records);
+        one(out, "tumblegate_spool_appended_total", "counter",
+            "Messages appended to the spool.", c.spooled);
+        one(out, "tumblegate_spool_corrupt_records_total", "counter",
+            "Spool records that failed their CRC and were set aside.", c.spool_corrupt);
+        one(out, "tumblegate_spool_dropped_total", "counter",
+            "Spooled messages dropped by spool.full: drop-oldest.", c.spool_dropped);
+        one(out, "tumblegate_spool_full_waits_total", "counter",
+            "Times acknowledging paused because the spool was full.", c.spool_full_waits);
+        one(out, "tumblegate_replayed_total", "counter",
+            "Spooled messages forwarded again after a restart.", c.replayed);
+        one(out, "tumblegate_checkpoints_total", "counter",
+            "Window checkpoints written.", c.checkpoints);
+        one(out, "tumblegate_state_rejected_total", "counter",
+            "Window state files not used at start (old version, corrupt).", c.state_rejected);
+
+        one(out, "tumblegate_mqtt_connected", "gauge",
+            "1 when connected to the MQTT broker and subscribed.",
+            (uint64_t)(mqtt && tg_mqtt_source_ready(mqtt)));
+        one(out, "tumblegate_mqtt_connects_total", "counter",
+            "Successful MQTT connections, the first included.", q.connects);
+        one(out, "tumblegate_mqtt_connection_lost_total", "counter",
+            "MQTT connections lost (each followed by reconnection attempts).",
+            q.connection_lost);
+}
+
+int tg_metrics_ready(tg_kafka_sink_t *sink, tg_mqtt_source_t *mqtt, char *why,
+                     size_t why_size) {
+        int mqtt_ok = mqtt && tg_mqtt_source_ready(mqtt);
+        int kafka_ok = tg_kafka_sink_reachable(sink);
+
+        snprintf(why, why_size, "%s%s%s", mqtt_ok ? "" : "mqtt: not connected",
+                 !mqtt_ok && !kafka_ok ? "; " : "", kafka_ok ? "" : "kafka: no broker reachable");
+        return mqtt_ok && kafka_ok;
+}
+
+/* --- HTTP ------------------------------------------------------------------ */
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, char *body,
+                             size_t len, enum MHD_ResponseMemoryMode mode,
+                             const char *type) {
+        struct MHD_Response *r = MHD_create_response_from_buffer(len, body, mode);
+        enum MHD_Result ret;
+
+        if (!r) {
+                if (mode == MHD_RESPMEM_MUST_FREE)
+                        free(body);
+                return MHD_NO;
+        }
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        ret = MHD_queue_response(c, status, r);
+        MHD_destroy_response(r);
+        return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload, size_t *upload_size,
+                                  void **state) {
+        struct tg_metrics *m = cls;
+        static const char *const text = "text/plain; charset=utf-8";
+        char line[256];
+
+        if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+                return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET only\n", 9,
+                             MHD_RESPMEM_PERSISTENT, text);
+        if (!strcmp(url, "/metrics")) {
+                char *body = NULL;
+                size_t len = 0;
+                FILE *out = open_memstream(&body, &len);
+
+                if (!out)
+                        return MHD_NO;
+                tg_metrics_render(m->pipeline, m->sink, m->mqtt, out);
+                if (fclose(out)) {
+                        free(body);
+                        return MHD_NO;
+                }
+                return reply(c, MHD_HTTP_OK, body, len, MHD_RESPMEM_MUST_FREE,
+                             "text/plain; version=0.0.4; charset=utf-8");
+        }
+        if (!strcmp(url, "/healthz"))
+                return reply(c, MHD_HTTP_OK, "ok\n", 3, MHD_RESPMEM_PERSISTENT, text);
+        if (!strcmp(url, "/readyz")) {
+                char why[128];
+                int ready = tg_metrics_ready(m->sink, m->mqtt, why, sizeof(why));
+                int n = ready ? snprintf(line, sizeof(line), "ready\n")
+                              : snprintf(line, sizeof(line), "not ready: %s\n", why);
+
+                return reply(c, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, line,
+                             (size_t)n, MHD_RESPMEM_MUST_COPY, text);
+        }
+        return reply(c, MHD_HTTP_NOT_FOUND, "not found: try /metrics, /healthz, /readyz\n",
+                     43, MHD_RESPMEM_PERSISTENT, text);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+        char line[512];
+
+        vsnprintf(line, sizeof(line), fmt, ap);
+        tg_warn("metrics: %s", line);
+}
+
+tg_metrics_t *tg_metrics_new(const char *listen, tg_pipeline_t *pipeline,
+                             tg_kafka_sink_t *sink, tg_mqtt_source_t *mqtt,
+                             char *errstr, size_t errstr_size) {
+        struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                                 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+        struct tg_metrics *m;
+        struct addrinfo *ai = NULL;
+        const union MHD_DaemonInfo *info;
+        char host[256], port[8];
+        int p, r;
+        unsigned flags = MHD_USE_ERROR_LOG;
+
+        if (tg_parse_listen(listen, host, sizeof(host), &p)) {
+                snprintf(errstr, errstr_size, "metrics.listen '%s': not host:port", listen);
+                return NULL;
+        }
+        snprintf(port, sizeof(port), "%d", p);
+        if ((r = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai))) {
+                snprintf(errstr, errstr_size, "metrics.listen '%s': %s", listen,
+                         gai_strerror(r));
+                return NULL;
+        }
+        if (!(m = calloc(1, sizeof(*m)))) {
+                freeaddrinfo(ai);
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        m->pipeline = pipeline;
+        m->sink = sink;
+        m->mqtt = mqtt;
+        if (ai->ai_family == AF_INET6)
+                flags |= MHD_USE_IPv6;
+        /* No thread of its own: tg_metrics_serve() answers from the main
+         * loop, which already reads every component's counters. */
+        m->mhd = MHD_start_daemon(flags, (uint16_t)p, NULL, NULL, on_request, m,
+                                  MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+                                  MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+                                  MHD_OPTION_CONNECTION_LIMIT, 16u,
+                                  MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+                                  MHD_OPTION_END);
+        freeaddrinfo(ai);
+        if (!m->mhd) {
+                snprintf(errstr, errstr_size,
+                         "metrics.listen %s: cannot listen there (address in use or not "
+                         "local?); set metrics.listen to a free host:port, or empty to "
+                         "turn the endpoint off", listen);
+                free(m);
+                return NULL;
+        }
+        info = MHD_get_daemon_info(m->mhd, MHD_DAEMON_INFO_BIND_PORT);
+        m->port = info ? info->port : p;
+        tg_info("metrics: serving http://%s%s%s:%d/metrics, /healthz and /readyz",
+                strchr(host, ':') ? "[" : "", host[0] ? host : "0.0.0.0",
+                strchr(host, ':') ? "]" : "", m->port);
+        return m;
+}
+
+int tg_metrics_port(const tg_metrics_t *m) {
+        return m->port;
+}
+
+void tg_metrics_serve(tg_metrics_t *m) {
+        if (m)
+                MHD_run(m->mhd);
+}
+
+void tg_metrics_destroy(tg_metrics_t *m) {
+        if (!m)
+                return;
+        MHD_stop_daemon(m->mhd);
+        free(m);
+}

@@ -1,0 +1,48 @@
+/* metrics.h - the operator's HTTP endpoint: /metrics (Prometheus text), /healthz and /readyz. */
+/* SPDX-License-Identifier: Apache-2.0 */
+#ifndef TG_METRICS_H
+#define TG_METRICS_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "kafka_sink.h"
+#include "mqtt_source.h"
+#include "pipeline.h"
+
+typedef struct tg_metrics tg_metrics_t;
+
+/**
+ * @brief Listen on @p listen (host:port, as metrics.listen). Requests are
+ *        served only from tg_metrics_serve(), on the caller's thread, so
+ *        reading the components needs no locking beyond their own.
+ * @param pipeline, sink, mqtt borrowed; must outlive the endpoint.
+ * @return the endpoint, or NULL with the reason in @p errstr (address in
+ *         use, ...).
+ */
+tg_metrics_t *tg_metrics_new(const char *listen, tg_pipeline_t *pipeline,
+                             tg_kafka_sink_t *sink, tg_mqtt_source_t *mqtt,
+                             char *errstr, size_t errstr_size);
+
+/** @brief The port listened on (the one the kernel chose for port 0). */
+int tg_metrics_port(const tg_metrics_t *m);
+
+/** @brief Answer what requests have arrived; never blocks. */
+void tg_metrics_serve(tg_metrics_t *m);
+
+/** @brief Close the listener and free. NULL is accepted. */
+void tg_metrics_destroy(tg_metrics_t *m);
+
+/** @brief Write every metric in Prometheus text format 0.0.4 to @p out. */
+void tg_metrics_render(tg_pipeline_t *pipeline, tg_kafka_sink_t *sink,
+                       tg_mqtt_source_t *mqtt, FILE *out);
+
+/**
+ * @brief Whether the gateway can do its work: MQTT connected and
+ *        subscribed, and Kafka reachable.
+ * @return 1 when ready; else 0 with what is missing in @p why.
+ */
+int tg_metrics_ready(tg_kafka_sink_t *sink, tg_mqtt_source_t *mqtt, char *why,
+                     size_t why_size);
+
+#endif
