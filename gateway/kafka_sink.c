@@ -385,8 +385,8 @@ int tg_kafka_sink_destroy(tg_kafka_sink_t *sink, int timeout_ms) {
                 rd_kafka_flush(sink->rk, timeout_ms);
                 left = rd_kafka_outq_len(sink->rk);
                 if (left > 0)
-                        tg_err("kafka: %d message(s) still undelivered after %d ms",
-                               left, timeout_ms);
+                        tg_warn("kafka: %d record(s) not confirmed when the producer "
+                                "closed", left);
         }
         for (i = 0; i < TG_SINK__COUNT; i++)
                 if (sink->rkt[i])

@@ -286,8 +286,13 @@ out:
         tg_mqtt_source_destroy(mqtt);
         tg_pipeline_destroy(pipeline, drain_deadline);
         left = tg_kafka_sink_destroy(sink, remaining_ms(drain_deadline));
-        if (left > 0)
+        /* With durability disk what Kafka did not confirm is still in the
+         * spool: a drain cut short loses nothing. With memory it is lost. */
+        if (left > 0 && !strcmp(cfg->durability, "memory")) {
+                tg_err("up to %d record(s) lost: Kafka did not confirm them within "
+                       "shutdown.timeout (durability memory)", left);
                 rc = 1;
+        }
         tg_info("stopped");
         tg_config_destroy(cfg);
         return rc;

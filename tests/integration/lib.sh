@@ -94,3 +94,51 @@ verify() {
 	"$build_dir/tests/integration/tg-verify" -b "$TG_KAFKA_BROKERS" \
 		-r "$run_id.raw" -a "$run_id.agg" "$@"
 }
+
+# metrics_url [PATH]: the gateway's endpoint (metrics.listen=127.0.0.1:0 picks
+# a free port, which the gateway logs).
+metrics_url() {
+	local port
+	port=$(grep -oE 'metrics: serving http://127\.0\.0\.1:[0-9]+' "$work/gateway.log" |
+		tail -n 1 | sed 's/.*://')
+	[[ -n $port ]] || fail "the gateway logged no metrics endpoint"
+	printf 'http://127.0.0.1:%s%s' "$port" "${1:-/metrics}"
+}
+
+# scrape FILE [PATH]: GET PATH (default /metrics) into FILE; prints the
+# HTTP status.
+scrape() {
+	curl -s -m 5 -o "$1" -w '%{http_code}' "$(metrics_url "${2:-/metrics}")" || echo 000
+}
+
+# metric FILE NAME [LABELS]: the value of one series, or the sum of all
+# series of NAME whose labels contain LABELS ('topic="raw"').
+metric() {
+	awk -v name="$2" -v want="${3:-}" '
+		$0 ~ /^#/ { next }
+		{
+			series = $1; labels = ""
+			i = index(series, "{")
+			if (i) { labels = substr(series, i); series = substr(series, 1, i - 1) }
+			if (series == name && index(labels, want)) { sum += $2; found = 1 }
+		}
+		END { if (!found) exit 1; printf "%.0f\n", sum }' "$1" ||
+		fail "no metric $2${3:+{$3\}} in $1"
+}
+
+# check_accounting FILE: the message equation holds in one scrape:
+#   received - redelivered - lost + recovered
+#     = forwarded + dead_lettered + failed + skipped + in_flight
+check_accounting() {
+	local in out
+	in=$(($(metric "$1" tumblegate_messages_received_total) -
+		$(metric "$1" tumblegate_messages_redelivered_total) -
+		$(metric "$1" tumblegate_messages_lost_total) +
+		$(metric "$1" tumblegate_messages_recovered_total)))
+	out=$(($(metric "$1" tumblegate_messages_forwarded_total) +
+		$(metric "$1" tumblegate_messages_dead_lettered_total) +
+		$(metric "$1" tumblegate_messages_failed_total) +
+		$(metric "$1" tumblegate_messages_skipped_total) +
+		$(metric "$1" tumblegate_messages_in_flight)))
+	((in == out)) || fail "metrics do not add up: taken $in, accounted for $out ($1)"
+}
