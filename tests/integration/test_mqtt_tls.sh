@@ -205,7 +205,7 @@ refused() {
 	grep -q "mqtt: connected" "$glog" && fail "$name: the gateway connected"
 	grep -qE "stats: received=0 .* mqtt_connects=0 " "$glog" ||
 		fail "$name: the gateway took messages: $(grep 'stats:' "$glog" | tail -n 1)"
-	n=$(kcat -C -b "$TG_KAFKA_BROKERS" -t "$run_id.raw" -o beginning -e -q 2>/dev/null | wc -l)
+	n=$({ kcat -C -b "$TG_KAFKA_BROKERS" -t "$run_id.raw" -o beginning -e -q 2>/dev/null || true; } | wc -l)
 	((n == 0)) || fail "$name: $n records in $run_id.raw"
 	log "$name: refused as expected: $(grep -m 1 -oE "$pattern.*" "$glog" | cut -c 1-160)"
 }
