@@ -69,6 +69,15 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason,
 
                 rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
                 tg_err("kafka: fatal producer error: %s", fatal);
+        } else if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION) {
+                /* Retried by librdkafka too, but no retry fixes it: say
+                 * which options to look at. The reason names the broker
+                 * and mechanism, never the password. */
+                tg_err("kafka: authentication failed: %s; check kafka.sasl.username, "
+                       "kafka.sasl.password and kafka.sasl.mechanism", reason);
+        } else if (err == RD_KAFKA_RESP_ERR__SSL) {
+                tg_err("kafka: TLS error: %s; check kafka.ssl.ca.location (the CA of the "
+                       "brokers' certificates)", reason);
         } else {
                 tg_warn("kafka: %s: %s", rd_kafka_err2name(err), reason);
         }

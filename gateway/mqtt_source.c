@@ -4,6 +4,7 @@
 
 #include <MQTTAsync.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,11 +28,31 @@ struct tg_mqtt_source {
          * doubling from 1 s to 30 s, randomised by +-50 % so that gateways
          * that lost one broker do not return to it in step. */
         MQTTAsync_connectOptions conn;
+        MQTTAsync_SSLOptions ssl;      /* conn.ssl points here for ssl:// */
         _Atomic int64_t retry_at_ms;   /* 0: none pending */
         int64_t backoff_ms;
         unsigned jitter_seed;
         _Atomic uint64_t connects, connection_lost, subscribed;
+        /* What a failure message needs: the broker, and which of our
+         * options the operator should look at. Our own copies, since Paho
+         * reads them again on every reconnection. */
+        char *uri, *username, *password, *key_password;
+        const char *ca_file, *cert_file, *key_file; /* borrowed from the config */
+        int tls, verify;
+        /* What went wrong in the current attempt, gathered on Paho's
+         * threads and read when the attempt fails: OpenSSL's errors (from
+         * ssl_error_cb), and from Paho's protocol trace whether the broker
+         * asked for a client certificate, sent a TLS alert, or presented a
+         * certificate that does not name the host of mqtt.uri. */
+        pthread_mutex_t tls_lock;
+        char tls_error[512];
+        char tls_alert[128];
+        _Atomic int cert_requested, host_mismatch;
 };
+
+/* Paho's trace callback has no context pointer; a gateway has one source. */
+static struct tg_mqtt_source *_Atomic trace_src;
+static enum MQTTASYNC_TRACE_LEVELS trace_level_base = MQTTASYNC_TRACE_ERROR;
 
 static void subscribe(struct tg_mqtt_source *src);
 
@@ -108,12 +129,185 @@ static void retry_later(struct tg_mqtt_source *src) {
                                                                : src->backoff_ms * 2;
 }
 
+/* Append @p r to a "; "-separated list of reasons, unless it is there. */
+static void reason_add(char *list, size_t size, const char *r) {
+        size_t n = strlen(list), len = strlen(r);
+        const char *p;
+
+        for (p = list; (p = strstr(p, r)); p += len)
+                if ((p == list || p[-1] == ' ') && (!p[len] || p[len] == ';'))
+                        return;
+        if (n + len + 3 < size)
+                snprintf(list + n, size - n, "%s%s", n ? "; " : "", r);
+}
+
+/*
+ * Paho hands OpenSSL's error queue to this, one line per error, when a TLS
+ * handshake or loading the certificates fails. OpenSSL 3 writes
+ * "thread:error:code:library:function:reason:file:line:data"; the reason and
+ * data are what a reader needs, the rest goes to the debug log only.
+ */
+static int on_ssl_error(const char *str, size_t len, void *u) {
+        struct tg_mqtt_source *src = u;
+        const char *f[9] = {0};
+        char line[512];
+        char reason[300];
+        int nf = 0;
+        char *p;
+
+        snprintf(line, sizeof(line), "%.*s", (int)len, str);
+        line[strcspn(line, "\r\n")] = '\0';
+        tg_dbg("mqtt: openssl: %s", line);
+        for (p = line; nf < 9; nf++) {
+                f[nf] = p;
+                if (nf == 8 || !(p = strchr(p, ':')))
+                        break;
+                *p++ = '\0';
+        }
+        if (nf >= 5 && !strcmp(f[1], "error"))
+                snprintf(reason, sizeof(reason), "%s%s%s", f[5],
+                         nf >= 8 && f[8][0] ? ": " : "", nf >= 8 ? f[8] : "");
+        else
+                snprintf(reason, sizeof(reason), "%.*s", (int)len, str);
+        pthread_mutex_lock(&src->tls_lock);
+        reason_add(src->tls_error, sizeof(src->tls_error), reason);
+        pthread_mutex_unlock(&src->tls_lock);
+        return 1; /* go on with the next error in the queue */
+}
+
+/*
+ * Paho's trace, which also tells what OpenSSL's error queue cannot: in
+ * TLS 1.3 the client's handshake is over before the broker has checked the
+ * client's certificate, so a broker that wants one (mosquitto's
+ * require_certificate) answers with an alert on the first read, which
+ * Paho reports as a plain socket error. The protocol-level lines are only
+ * traced while a TLS connection is being made (see attempt_start()).
+ */
+static void on_trace(enum MQTTASYNC_TRACE_LEVELS level, char *message) {
+        struct tg_mqtt_source *src = atomic_load(&trace_src);
+        const char *alert;
+
+        if (level >= MQTTASYNC_TRACE_ERROR)
+                tg_warn("paho: %s", message);
+        else
+                tg_dbg("paho: %s", message);
+        if (!src || !src->tls)
+                return;
+        if (strstr(message, "read server certificate request"))
+                atomic_store(&src->cert_requested, 1);
+        /* Paho checks the name, then the IP address; a CONNECT sent after
+         * a failed name check means the address matched. */
+        else if (strstr(message, "X509_check_host for hostname") && strstr(message, "failed"))
+                atomic_store(&src->host_mismatch, 1);
+        else if (strstr(message, " -> CONNECT "))
+                atomic_store(&src->host_mismatch, 0);
+        else if ((alert = strstr(message, "SSL alert read:"))) {
+                pthread_mutex_lock(&src->tls_lock);
+                snprintf(src->tls_alert, sizeof(src->tls_alert), "%s", alert + 15);
+                pthread_mutex_unlock(&src->tls_lock);
+        }
+}
+
+/* Before each connection attempt: forget the last one's errors and, for
+ * TLS, have Paho trace the handshake (a few dozen lines per attempt). */
+static void attempt_start(struct tg_mqtt_source *src) {
+        pthread_mutex_lock(&src->tls_lock);
+        src->tls_error[0] = src->tls_alert[0] = '\0';
+        pthread_mutex_unlock(&src->tls_lock);
+        atomic_store(&src->cert_requested, 0);
+        atomic_store(&src->host_mismatch, 0);
+        if (src->tls)
+                MQTTAsync_setTraceLevel(MQTTASYNC_TRACE_PROTOCOL);
+}
+
+/* After it, connected or not: back to the usual trace level. */
+static void attempt_end(struct tg_mqtt_source *src) {
+        if (src->tls)
+                MQTTAsync_setTraceLevel(trace_level_base);
+}
+
+/* MQTT 3.1.1 CONNACK return codes 1..5 (a refusal by the broker). */
+static const char *connack_text(int code) {
+        static const char *const text[] = {
+                NULL, "unacceptable protocol version", "client identifier rejected",
+                "server unavailable", "bad user name or password", "not authorized"};
+
+        return code > 0 && code <= 5 ? text[code] : NULL;
+}
+
+/*
+ * One line per failed attempt that says what failed and which option to
+ * look at; OpenSSL's own words follow in brackets, so nothing is lost in
+ * the translation. Nothing here can print a secret: only option names,
+ * file paths and the broker's URI.
+ */
+static void log_connect_failure(struct tg_mqtt_source *src, const char *what, int code,
+                                const char *paho_msg) {
+        char ssl_err[sizeof(src->tls_error)], alert[sizeof(src->tls_alert)];
+        char detail[sizeof(ssl_err) + sizeof(alert) + 48];
+        const char *refusal = connack_text(code);
+        const char *uri = src->uri;
+
+        pthread_mutex_lock(&src->tls_lock);
+        memcpy(ssl_err, src->tls_error, sizeof(ssl_err));
+        memcpy(alert, src->tls_alert, sizeof(alert));
+        pthread_mutex_unlock(&src->tls_lock);
+        detail[0] = '\0';
+        if (ssl_err[0] || alert[0])
+                snprintf(detail, sizeof(detail), " [%s%s%s%s%s]",
+                         ssl_err[0] ? "openssl: " : "", ssl_err,
+                         ssl_err[0] && alert[0] ? "; " : "",
+                         alert[0] ? "TLS alert from the broker: " : "", alert);
+
+        if (refusal) {
+                const char *hint = code == 4 || code == 5
+                                           ? src->username[0]
+                                                     ? "; check mqtt.username and mqtt.password"
+                                                     : "; the broker wants credentials: set "
+                                                       "mqtt.username and mqtt.password"
+                                   : code == 2 ? "; check mqtt.client_id"
+                                               : "";
+
+                tg_err("mqtt: %s %s refused by the broker: %s (CONNACK %d)%s", what, uri,
+                       refusal, code, hint);
+        } else if (strstr(ssl_err, "certificate verify failed")) {
+                tg_err("mqtt: %s %s failed: certificate verify failed: the broker's "
+                       "certificate is not signed by a CA in mqtt.tls.ca_file (%s)%s", what,
+                       uri, src->ca_file[0] ? src->ca_file : "empty: the system's CAs",
+                       detail);
+        } else if (strstr(ssl_err, "bad decrypt") || strstr(ssl_err, "wrong password") ||
+                   strstr(ssl_err, "problems getting password") ||
+                   strstr(ssl_err, "key values mismatch") || strstr(ssl_err, "PEM lib") ||
+                   strstr(ssl_err, "no start line")) {
+                tg_err("mqtt: %s %s failed: cannot load the client certificate or key (%s); "
+                       "check mqtt.tls.cert_file, mqtt.tls.key_file and "
+                       "mqtt.tls.key_password%s", what, uri,
+                       src->key_file[0] ? src->key_file : src->cert_file, detail);
+        } else if (atomic_load(&src->host_mismatch)) {
+                tg_err("mqtt: %s %s failed: the broker's certificate does not name the "
+                       "host of mqtt.uri (subjectAltName DNS or IP)%s", what, uri, detail);
+        } else if (atomic_load(&src->cert_requested) && !src->cert_file[0]) {
+                tg_err("mqtt: %s %s failed: the broker requires a client certificate "
+                       "(mutual TLS) and none is configured: set mqtt.tls.cert_file and "
+                       "mqtt.tls.key_file%s", what, uri, detail);
+        } else if (atomic_load(&src->cert_requested) && alert[0]) {
+                tg_err("mqtt: %s %s failed: the broker refused the client certificate in "
+                       "mqtt.tls.cert_file (%s): is it signed by a CA the broker trusts, "
+                       "and still valid?%s", what, uri, src->cert_file, detail);
+        } else if (detail[0]) {
+                tg_err("mqtt: %s %s failed: TLS error%s", what, uri, detail);
+        } else {
+                tg_warn("mqtt: %s %s failed (code %d%s%s)", what, uri, code,
+                        paho_msg ? ": " : "", paho_msg ? paho_msg : "");
+        }
+}
+
 static void on_connect_fail(void *context, MQTTAsync_failureData *resp) {
         struct tg_mqtt_source *src = context;
 
-        tg_warn("mqtt: connect failed (code %d%s%s)",
-                resp ? resp->code : 0, resp && resp->message ? ": " : "",
-                resp && resp->message ? resp->message : "");
+        attempt_end(src);
+        log_connect_failure(src, "connect to", resp ? resp->code : 0,
+                            resp ? resp->message : NULL);
         retry_later(src);
 }
 
@@ -130,6 +324,7 @@ static void on_connection_lost(void *context, char *cause) {
 static void on_connect_ok(void *context, MQTTAsync_successData *resp) {
         struct tg_mqtt_source *src = context;
 
+        attempt_end(src);
         src->backoff_ms = BACKOFF_MIN_MS;
         on_connected(context, NULL);
 }
@@ -141,8 +336,10 @@ void tg_mqtt_source_tick(tg_mqtt_source_t *src) {
         if (!due || tg_monotonic_ms() < due || atomic_load(&src->stopping))
                 return;
         atomic_store(&src->retry_at_ms, 0);
+        attempt_start(src);
         rc = MQTTAsync_connect(src->client, &src->conn);
         if (rc != MQTTASYNC_SUCCESS) {
+                attempt_end(src);
                 tg_warn("mqtt: connect not started: %s", MQTTAsync_strerror(rc));
                 retry_later(src);
         }
@@ -164,12 +361,12 @@ static int on_message(void *context, char *topic, int topic_len,
         return 1;
 }
 
-/* Paho's own trace goes through our log at debug level. */
-static void on_trace(enum MQTTASYNC_TRACE_LEVELS level, char *message) {
-        if (level >= MQTTASYNC_TRACE_ERROR)
-                tg_warn("paho: %s", message);
-        else
-                tg_dbg("paho: %s", message);
+/* Overwrite a secret before its memory goes back to the allocator. */
+static void free_secret(char *s) {
+        if (s) {
+                explicit_bzero(s, strlen(s));
+                free(s);
+        }
 }
 
 static void source_free(struct tg_mqtt_source *src) {
@@ -177,7 +374,33 @@ static void source_free(struct tg_mqtt_source *src) {
 
         for (i = 0; i < TG_SUBSCRIPTIONS_MAX; i++)
                 free(src->topics[i]);
+        free(src->uri);
+        free(src->username);
+        free_secret(src->password);
+        free_secret(src->key_password);
+        pthread_mutex_destroy(&src->tls_lock);
         free(src);
+}
+
+/*
+ * TLS for ssl:// and mqtts:// brokers: the CA file (or the system's CAs),
+ * an optional client certificate and key for mutual TLS, and, unless
+ * mqtt.tls.verify is no, verification of the broker's certificate chain
+ * and of its host name (or IP address) against the URI.
+ */
+static void tls_setup(struct tg_mqtt_source *src, const struct tg_config *cfg) {
+        MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+
+        ssl.trustStore = cfg->mqtt_tls_ca_file[0] ? cfg->mqtt_tls_ca_file : NULL;
+        ssl.keyStore = cfg->mqtt_tls_cert_file[0] ? cfg->mqtt_tls_cert_file : NULL;
+        ssl.privateKey = cfg->mqtt_tls_key_file[0] ? cfg->mqtt_tls_key_file : NULL;
+        ssl.privateKeyPassword = src->key_password[0] ? src->key_password : NULL;
+        ssl.enableServerCertAuth = src->verify;
+        ssl.verify = src->verify; /* host name / IP address in the certificate */
+        ssl.sslVersion = MQTT_SSL_VERSION_DEFAULT;
+        ssl.ssl_error_cb = on_ssl_error;
+        ssl.ssl_error_context = src;
+        src->ssl = ssl;
 }
 
 tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg,
@@ -193,6 +416,20 @@ tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg,
                 snprintf(errstr, errstr_size, "out of memory");
                 return NULL;
         }
+        pthread_mutex_init(&src->tls_lock, NULL);
+        if (!(src->uri = strdup(cfg->mqtt_uri)) ||
+            !(src->username = strdup(cfg->mqtt_username)) ||
+            !(src->password = strdup(cfg->mqtt_password)) ||
+            !(src->key_password = strdup(cfg->mqtt_tls_key_password))) {
+                source_free(src);
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        src->ca_file = cfg->mqtt_tls_ca_file;
+        src->cert_file = cfg->mqtt_tls_cert_file;
+        src->key_file = cfg->mqtt_tls_key_file;
+        src->tls = !strncmp(cfg->mqtt_uri, "ssl://", 6) || !strncmp(cfg->mqtt_uri, "mqtts://", 8);
+        src->verify = strcmp(cfg->mqtt_tls_verify, "no") != 0;
         src->ntopics = (int)tg_config_subscriptions(cfg, subs);
         for (i = 0; i < src->ntopics; i++) {
                 src->qos[i] = subs[i].qos;
@@ -204,10 +441,11 @@ tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg,
         }
         src->pipeline = pipeline;
 
+        trace_level_base = tg_log_threshold >= TG_LOG_DEBUG ? MQTTASYNC_TRACE_PROTOCOL
+                                                            : MQTTASYNC_TRACE_ERROR;
+        atomic_store(&trace_src, src);
         MQTTAsync_setTraceCallback(on_trace);
-        MQTTAsync_setTraceLevel(tg_log_threshold >= TG_LOG_DEBUG
-                                        ? MQTTASYNC_TRACE_PROTOCOL
-                                        : MQTTASYNC_TRACE_ERROR);
+        MQTTAsync_setTraceLevel(trace_level_base);
 
         copts.MQTTVersion = MQTTVERSION_3_1_1;
         rc = MQTTAsync_createWithOptions(&src->client, cfg->mqtt_uri,
@@ -230,11 +468,25 @@ tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg,
         conn.onSuccess = on_connect_ok;
         conn.onFailure = on_connect_fail;
         conn.context = src;
+        if (src->username[0]) {
+                conn.username = src->username;
+                conn.password = src->password[0] ? src->password : NULL;
+        }
         src->conn = conn;
+        if (src->tls) {
+                tls_setup(src, cfg);
+                src->conn.ssl = &src->ssl;
+                if (!src->verify)
+                        tg_warn("mqtt: mqtt.tls.verify is no: the broker's certificate is "
+                                "not checked, anyone on the path can read and forge the "
+                                "traffic");
+        }
         src->backoff_ms = BACKOFF_MIN_MS;
         src->jitter_seed = (unsigned)getpid() ^ (unsigned)tg_monotonic_ms();
+        attempt_start(src);
         rc = MQTTAsync_connect(src->client, &src->conn);
         if (rc != MQTTASYNC_SUCCESS) {
+                attempt_end(src);
                 snprintf(errstr, errstr_size, "mqtt connect to %s: %s", cfg->mqtt_uri,
                          MQTTAsync_strerror(rc));
                 MQTTAsync_destroy(&src->client);
@@ -250,6 +502,7 @@ void tg_mqtt_source_destroy(tg_mqtt_source_t *src) {
         if (!src)
                 return;
         atomic_store(&src->stopping, 1);
+        atomic_store(&trace_src, NULL);
         opts.timeout = 2000;
         if (MQTTAsync_isConnected(src->client))
                 MQTTAsync_disconnect(src->client, &opts);
