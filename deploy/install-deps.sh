@@ -18,7 +18,7 @@ packages=(
 	libyaml-dev libmicrohttpd-dev zlib1g-dev
 	mosquitto mosquitto-clients kcat
 	docker-compose maven openjdk-17-jre-headless
-	curl ca-certificates
+	curl ca-certificates openssl
 )
 
 log() { printf 'install-deps: %s\n' "$*"; }

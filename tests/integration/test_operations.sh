@@ -53,7 +53,9 @@ grep -q "s3cret" "$work/check.out" && fail "--check-config printed a secret"
 "$gw" --set mqtt.uri=tcp://127.0.0.1:9 --set "kafka.bootstrap.servers=$TG_KAFKA_BROKERS" \
 	--set "state.dir=$work/state2" --set metrics.listen=127.0.0.1:0 \
 	--set "mqtt.client_id=$run_id-nomqtt" --set "topics.raw=$run_id.raw" \
-	--set "topics.agg=$run_id.agg" --set topics.dlq= >"$work/gateway.log" 2>&1 &
+	--set "topics.agg=$run_id.agg" --set topics.dlq= \
+	--set mqtt.username=gw --set mqtt.password=mqtt-s3cret --set log.level=debug \
+	--set kafka.sasl.password=kafka-s3cret >"$work/gateway.log" 2>&1 &
 gateway_pid=$!
 wait_log "metrics: serving" 10
 [[ $(scrape "$work/healthz" /healthz) == 200 ]] || fail "/healthz is not 200 without MQTT"
@@ -65,6 +67,9 @@ done
 [[ $(cat "$work/readyz") == "not ready: mqtt: not connected" ]] ||
 	fail "/readyz without MQTT: $(cat "$work/readyz")"
 [[ $(scrape "$work/nf" /nothing) == 404 ]] || fail "an unknown path is not 404"
+[[ $(scrape "$work/metrics") == 200 ]] || fail "/metrics is not 200"
+grep -q "s3cret" "$work/metrics" && fail "/metrics shows a secret"
+grep -q "s3cret" "$work/gateway.log" && fail "the debug log shows a secret"
 
 taken=$(metrics_url / | sed 's#.*:\([0-9]*\)/#\1#')
 rc=0
