@@ -68,6 +68,7 @@ pids+=($!)
 pids+=($!)
 say "gateway and $sensors simulated sensors at $rate Hz running; 10 s windows, 2 s grace"
 say "raw readings go to topic sensors.raw, aggregates to sensors.agg"
+say "metrics: curl http://127.0.0.1:9740/metrics (and /readyz)"
 
 if [[ -n $seconds ]]; then
 	timeout --signal=INT "$seconds" "$build/gateway/tumblegate-watch" \
