@@ -11,7 +11,8 @@ set -euo pipefail
 
 # Build toolchain and libraries the C code links, the brokers of the local test
 # stack (mosquitto; Kafka runs from Maven Central jars on the JRE), and the
-# clients the scripts and tests use to talk to them.
+# clients the scripts and tests use to talk to them; systemd for
+# systemd-analyze, which checks the unit (no running systemd needed).
 packages=(
 	build-essential cmake ninja-build pkg-config clang
 	libpaho-mqtt-dev librdkafka-dev libcbor-dev libcunit1-dev libcjson-dev
@@ -19,6 +20,7 @@ packages=(
 	mosquitto mosquitto-clients kcat
 	docker-compose maven openjdk-17-jre-headless
 	curl ca-certificates
+	systemd
 )
 
 log() { printf 'install-deps: %s\n' "$*"; }
