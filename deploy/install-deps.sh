@@ -11,7 +11,10 @@ set -euo pipefail
 
 # Build toolchain and libraries the C code links, the brokers of the local test
 # stack (mosquitto; Kafka runs from Maven Central jars on the JRE), and the
-# clients the scripts and tests use to talk to them.
+# clients the scripts and tests use to talk to them. The last line builds and
+# checks the .deb: dpkg-shlibdeps (CPack computes the package's dependencies
+# with it), systemd-analyze (checks the unit; no running systemd needed), and
+# what the package's maintainer scripts call.
 packages=(
 	build-essential cmake ninja-build pkg-config clang
 	libpaho-mqtt-dev librdkafka-dev libcbor-dev libcunit1-dev libcjson-dev
@@ -19,6 +22,7 @@ packages=(
 	mosquitto mosquitto-clients kcat
 	docker-compose maven openjdk-17-jre-headless
 	curl ca-certificates openssl
+	dpkg-dev systemd adduser init-system-helpers
 )
 
 log() { printf 'install-deps: %s\n' "$*"; }

@@ -11,6 +11,9 @@ eval "$("$repo_dir/deploy/stack.sh" env)"
 run_id=it$(date +%s)$$
 work=$(mktemp -d "/tmp/tumblegate-$run_id.XXXX")
 gateway_pid=
+# The command gateway_start runs; a test may set another (an installed binary,
+# a wrapper that changes user) before calling it.
+gateway_cmd=("$build_dir/gateway/tumblegate")
 
 log() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; }
 fail() {
@@ -35,7 +38,7 @@ trap cleanup EXIT
 gateway_start() {
 	local from=0
 	[[ -f $work/gateway.log ]] && from=$(wc -l <"$work/gateway.log")
-	"$build_dir/gateway/tumblegate" \
+	"${gateway_cmd[@]}" \
 		--set "mqtt.uri=$TG_MQTT_URI" \
 		--set "mqtt.client_id=$run_id-gw" \
 		--set "mqtt.topic=$run_id/+/telemetry" \
