@@ -35,10 +35,19 @@ static void head(FILE *out, const char *name, const char *type, const char *help
         fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void one(FILE *out, const char *name, const char *type, const char *help,
-                uint64_t v) {
-        head(out, name, type, help);
-        fprintf(out, "%s %llu\n", name, (unsigned long long)v);
+/* A metric without labels. */
+struct plain {
+        const char *name, *type, *help;
+        uint64_t value;
+};
+
+static void plain(FILE *out, const struct plain *rows, size_t n) {
+        size_t i;
+
+        for (i = 0; i < n; i++) {
+                head(out, rows[i].name, rows[i].type, rows[i].help);
+                fprintf(out, "%s %llu\n", rows[i].name, (unsigned long long)rows[i].value);
+        }
 }
 
 /* A label value: backslash, double quote and newline escaped. */
@@ -83,32 +92,48 @@ void tg_metrics_render(tg_pipeline_t *pipeline, tg_kafka_sink_t *sink,
                 label_value(out, tg_pipeline_sub_filter(pipeline, i));
                 fprintf(out, "} %llu\n", (unsigned long long)m.received[i]);
         }
-        one(out, "tumblegate_messages_redelivered_total", "counter",
-            "MQTT redeliveries (DUP) of messages already spooled: acknowledged, not kept twice.",
-            m.redeliveries);
-        one(out, "tumblegate_messages_lost_total", "counter",
-            "Messages acknowledged but not spooled (stopping while the spool was full, I/O error).",
-            m.lost);
-        one(out, "tumblegate_messages_recovered_total", "counter",
-            "Unconfirmed messages found in the spool at start.", m.recovered);
-        one(out, "tumblegate_messages_forwarded_total", "counter",
-            "Messages whose readings Kafka confirmed on the raw topic.", m.forwarded);
-        one(out, "tumblegate_messages_dead_lettered_total", "counter",
-            "Messages with no valid reading, refused (and sent to the dead-letter topic).",
-            m.dead_lettered);
-        one(out, "tumblegate_messages_failed_total", "counter",
-            "Messages with a record Kafka or librdkafka refused for good.", m.failed);
-        one(out, "tumblegate_messages_skipped_total", "counter",
-            "Spooled messages never read: dropped by spool.full drop-oldest, or corrupt.",
-            m.skipped);
-        one(out, "tumblegate_messages_in_flight", "gauge",
-            "Messages taken and not yet confirmed (spool sequence numbers).", m.in_flight);
+        {
+                const struct plain rows[] = {
+                        {"tumblegate_messages_redelivered_total", "counter",
+                         "MQTT redeliveries (DUP) of messages already spooled: "
+                         "acknowledged, not kept twice.", m.redeliveries},
+                        {"tumblegate_messages_lost_total", "counter",
+                         "Messages acknowledged but not spooled (stopping while the spool "
+                         "was full, I/O error).", m.lost},
+                        {"tumblegate_messages_recovered_total", "counter",
+                         "Unconfirmed messages found in the spool at start.", m.recovered},
+                        {"tumblegate_messages_forwarded_total", "counter",
+                         "Messages whose readings Kafka confirmed on the raw topic.",
+                         m.forwarded},
+                        {"tumblegate_messages_dead_lettered_total", "counter",
+                         "Messages with no valid reading, refused (and sent to the "
+                         "dead-letter topic).", m.dead_lettered},
+                        {"tumblegate_messages_failed_total", "counter",
+                         "Messages with a record Kafka or librdkafka refused for good.",
+                         m.failed},
+                        {"tumblegate_messages_skipped_total", "counter",
+                         "Spooled messages never read: dropped by spool.full drop-oldest, "
+                         "or corrupt.", m.skipped},
+                        {"tumblegate_messages_in_flight", "gauge",
+                         "Messages taken and not yet confirmed (spool sequence numbers).",
+                         m.in_flight},
+                };
 
-        one(out, "tumblegate_readings_decoded_total", "counter",
-            "Readings decoded from messages (a SenML pack may hold several).", c.decoded);
-        one(out, "tumblegate_readings_arrival_time_total", "counter",
-            "Readings without event time, stamped with their arrival time.",
-            c.ts_from_arrival);
+                plain(out, rows, sizeof(rows) / sizeof(*rows));
+        }
+
+        {
+                const struct plain rows[] = {
+                        {"tumblegate_readings_decoded_total", "counter",
+                         "Readings decoded from messages (a SenML pack may hold several).",
+                         c.decoded},
+                        {"tumblegate_readings_arrival_time_total", "counter",
+                         "Readings without event time, stamped with their arrival time.",
+                         c.ts_from_arrival},
+                };
+
+                plain(out, rows, sizeof(rows) / sizeof(*rows));
+        }
         head(out, "tumblegate_refused_total", "counter",
              "Payloads or readings refused, per reason (the dead-letter header tg.reason).");
         for (i = 1; i < TG_DECODE__COUNT; i++)
@@ -119,22 +144,30 @@ void tg_metrics_render(tg_pipeline_t *pipeline, tg_kafka_sink_t *sink,
                 (unsigned long long)c.window.future);
         fprintf(out, "tumblegate_refused_total{reason=\"timestamp_out_of_range\"} %llu\n",
                 (unsigned long long)c.window.out_of_range);
-        one(out, "tumblegate_dead_letters_total", "counter",
-            "Records produced to the dead-letter topic.", c.dead_lettered);
-        one(out, "tumblegate_readings_late_total", "counter",
-            "Readings whose window had closed: forwarded raw, not aggregated.", c.window.late);
-        one(out, "tumblegate_windows_emitted_total", "counter",
-            "Final window results produced.", c.window.windows_emitted);
-        one(out, "tumblegate_window_updates_emitted_total", "counter",
-            "Running window results produced (window.emit: update).",
-            c.window.updates_emitted);
-        one(out, "tumblegate_sensors_active", "gauge", "Sensors in the window table.",
-            c.window.sensors_active);
-        one(out, "tumblegate_sensors_evicted_total", "counter",
-            "Sensors evicted from a full table (their windows emitted first).",
-            c.window.evicted);
-        one(out, "tumblegate_sensors_rejected_total", "counter",
-            "Readings not windowed because the sensor table was full.", c.window.table_full);
+        {
+                const struct plain rows[] = {
+                        {"tumblegate_dead_letters_total", "counter",
+                         "Records produced to the dead-letter topic.", c.dead_lettered},
+                        {"tumblegate_readings_late_total", "counter",
+                         "Readings whose window had closed: forwarded raw, not aggregated.",
+                         c.window.late},
+                        {"tumblegate_windows_emitted_total", "counter",
+                         "Final window results produced.", c.window.windows_emitted},
+                        {"tumblegate_window_updates_emitted_total", "counter",
+                         "Running window results produced (window.emit: update).",
+                         c.window.updates_emitted},
+                        {"tumblegate_sensors_active", "gauge",
+                         "Sensors in the window table.", c.window.sensors_active},
+                        {"tumblegate_sensors_evicted_total", "counter",
+                         "Sensors evicted from a full table (their windows emitted first).",
+                         c.window.evicted},
+                        {"tumblegate_sensors_rejected_total", "counter",
+                         "Readings not windowed because the sensor table was full.",
+                         c.window.table_full},
+                };
+
+                plain(out, rows, sizeof(rows) / sizeof(*rows));
+        }
 
         for (t = 0; t < 3; t++) {
                 static const char *const names[] = {"produced", "delivered", "failed"};
@@ -159,13 +192,21 @@ void tg_metrics_render(tg_pipeline_t *pipeline, tg_kafka_sink_t *sink,
                         fprintf(out, "} %llu\n", (unsigned long long)v[j]);
                 }
         }
-        one(out, "tumblegate_kafka_queue_messages", "gauge",
-            "Records in librdkafka's queue, not yet confirmed.",
-            (uint64_t)tg_kafka_sink_in_flight(sink));
-        one(out, "tumblegate_kafka_queue_full_waits_total", "counter",
-            "Times producing waited for room in librdkafka's queue.", k.queue_full_waits);
-        one(out, "tumblegate_kafka_reachable", "gauge",
-            "1 when a Kafka broker is reachable.", (uint64_t)tg_kafka_sink_reachable(sink));
+        {
+                const struct plain rows[] = {
+                        {"tumblegate_kafka_queue_messages", "gauge",
+                         "Records in librdkafka's queue, not yet confirmed.",
+                         (uint64_t)tg_kafka_sink_in_flight(sink)},
+                        {"tumblegate_kafka_queue_full_waits_total", "counter",
+                         "Times producing waited for room in librdkafka's queue.",
+                         k.queue_full_waits},
+                        {"tumblegate_kafka_reachable", "gauge",
+                         "1 when a Kafka broker is reachable.",
+                         (uint64_t)tg_kafka_sink_reachable(sink)},
+                };
+
+                plain(out, rows, sizeof(rows) / sizeof(*rows));
+        }
 
         head(out, "tumblegate_event_to_delivery_seconds", "histogram",
              "Raw records: from the reading's event time to Kafka's confirmation.");
@@ -180,33 +221,50 @@ void tg_metrics_render(tg_pipeline_t *pipeline, tg_kafka_sink_t *sink,
         fprintf(out, "tumblegate_event_to_delivery_seconds_count %llu\n",
                 (unsigned long long)k.latency_count);
 
-        one(out, "tumblegate_spool_bytes", "gauge", "Bytes of the spool on disk.",
-            c.spool_bytes);
-        one(out, "tumblegate_spool_records", "gauge",
-            "Messages in the spool not yet released by a checkpoint.", c.spool_records);
-        one(out, "tumblegate_spool_appended_total", "counter",
-            "Messages appended to the spool.", c.spooled);
-        one(out, "tumblegate_spool_corrupt_records_total", "counter",
-            "Spool records that failed their CRC and were set aside.", c.spool_corrupt);
-        one(out, "tumblegate_spool_dropped_total", "counter",
-            "Spooled messages dropped by spool.full: drop-oldest.", c.spool_dropped);
-        one(out, "tumblegate_spool_full_waits_total", "counter",
-            "Times acknowledging paused because the spool was full.", c.spool_full_waits);
-        one(out, "tumblegate_replayed_total", "counter",
-            "Spooled messages forwarded again after a restart.", c.replayed);
-        one(out, "tumblegate_checkpoints_total", "counter",
-            "Window checkpoints written.", c.checkpoints);
-        one(out, "tumblegate_state_rejected_total", "counter",
-            "Window state files not used at start (old version, corrupt).", c.state_rejected);
+        {
+                const struct plain rows[] = {
+                        {"tumblegate_spool_bytes", "gauge",
+                         "Bytes of the spool on disk.", c.spool_bytes},
+                        {"tumblegate_spool_records", "gauge",
+                         "Messages in the spool not yet released by a checkpoint.",
+                         c.spool_records},
+                        {"tumblegate_spool_appended_total", "counter",
+                         "Messages appended to the spool.", c.spooled},
+                        {"tumblegate_spool_corrupt_records_total", "counter",
+                         "Spool records that failed their CRC and were set aside.",
+                         c.spool_corrupt},
+                        {"tumblegate_spool_dropped_total", "counter",
+                         "Spooled messages dropped by spool.full: drop-oldest.",
+                         c.spool_dropped},
+                        {"tumblegate_spool_full_waits_total", "counter",
+                         "Times acknowledging paused because the spool was full.",
+                         c.spool_full_waits},
+                        {"tumblegate_replayed_total", "counter",
+                         "Spooled messages forwarded again after a restart.", c.replayed},
+                        {"tumblegate_checkpoints_total", "counter",
+                         "Window checkpoints written.", c.checkpoints},
+                        {"tumblegate_state_rejected_total", "counter",
+                         "Window state files not used at start (old version, corrupt).",
+                         c.state_rejected},
+                };
 
-        one(out, "tumblegate_mqtt_connected", "gauge",
-            "1 when connected to the MQTT broker and subscribed.",
-            (uint64_t)(mqtt && tg_mqtt_source_ready(mqtt)));
-        one(out, "tumblegate_mqtt_connects_total", "counter",
-            "Successful MQTT connections, the first included.", q.connects);
-        one(out, "tumblegate_mqtt_connection_lost_total", "counter",
-            "MQTT connections lost (each followed by reconnection attempts).",
-            q.connection_lost);
+                plain(out, rows, sizeof(rows) / sizeof(*rows));
+        }
+
+        {
+                const struct plain rows[] = {
+                        {"tumblegate_mqtt_connected", "gauge",
+                         "1 when connected to the MQTT broker and subscribed.",
+                         (uint64_t)(mqtt && tg_mqtt_source_ready(mqtt))},
+                        {"tumblegate_mqtt_connects_total", "counter",
+                         "Successful MQTT connections, the first included.", q.connects},
+                        {"tumblegate_mqtt_connection_lost_total", "counter",
+                         "MQTT connections lost (each followed by reconnection attempts).",
+                         q.connection_lost},
+                };
+
+                plain(out, rows, sizeof(rows) / sizeof(*rows));
+        }
 }
 
 int tg_metrics_ready(tg_kafka_sink_t *sink, tg_mqtt_source_t *mqtt, char *why,

@@ -733,15 +733,23 @@ static void test_yaml_errors(void) {
 
 /* --- validation ------------------------------------------------------------ */
 
-static void expect_validate(const char *const *kv, int want_ok, const char *needle,
-                            int line) {
+/* A config with the defaults and then the NULL-ended key, value pairs @p kv. */
+static struct tg_config *config_with(const char *const *kv) {
         struct tg_config *cfg = new_config();
         char err[512] = "";
-        int r;
 
         for (; kv[0]; kv += 2)
                 CU_ASSERT_EQUAL_FATAL(tg_config_set(cfg, kv[0], kv[1], "t", err,
                                                     sizeof(err)), 0);
+        return cfg;
+}
+
+static void expect_validate(const char *const *kv, int want_ok, const char *needle,
+                            int line) {
+        struct tg_config *cfg = config_with(kv);
+        char err[512] = "";
+        int r;
+
         r = tg_config_validate(cfg, err, sizeof(err));
         if (want_ok)
                 check(r == 0, line, "validate refused: r %d '%s'", r, err);
@@ -847,13 +855,10 @@ static void test_yaml_env(void) {
 /* --- files the options name ---------------------------------------------------- */
 
 static void expect_files(const char *const *kv, int want, const char *needle, int line) {
-        struct tg_config *cfg = new_config();
+        struct tg_config *cfg = config_with(kv);
         char err[512] = "";
         int r;
 
-        for (; kv[0]; kv += 2)
-                CU_ASSERT_EQUAL_FATAL(tg_config_set(cfg, kv[0], kv[1], "t", err,
-                                                    sizeof(err)), 0);
         r = tg_config_check_files(cfg, err, sizeof(err));
         check(r == want && (!needle || strstr(err, needle)), line,
               "check_files: r %d '%s', want %d '%s'", r, err, want, needle ? needle : "");
