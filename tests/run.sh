@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/run.sh - installs what is missing, builds, and runs every test: unit (also under ASan+UBSan) and integration.
+# tests/run.sh - installs what is missing, builds, and runs every test: unit (also under ASan+UBSan, and for arm64 under qemu) and integration.
 # SPDX-License-Identifier: Apache-2.0
 #
 # This is the README's test command and the only thing CI runs. Integration
@@ -26,6 +26,14 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DTG_SANITIZE=ON \
 cmake --build build-asan -j "$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	ctest --test-dir build-asan -L unit --output-on-failure
+
+step "arm64 cross-build (Raspberry Pi), unit tests under qemu"
+host_arch=$(dpkg --print-architecture)
+if [[ $host_arch == amd64 ]]; then
+	bash deploy/cross-arm64.sh
+else
+	echo "skipped: deploy/cross-arm64.sh cross-builds from amd64; this host is $host_arch and builds natively above"
+fi
 
 step "all tests (unit, deploy checks, integration against the real stack)"
 ctest --test-dir build --output-on-failure
