@@ -3,6 +3,7 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # Usage: deploy/cross-arm64.sh [CMAKE_OPTION...]     e.g. -DTG_EDGE=ON
+#        deploy/cross-arm64.sh --prepare              install and make the sysroot, no build
 #
 # On a Debian 12 amd64 host it installs what is missing: the arm64 architecture
 # in dpkg (for apt's package lists), crossbuild-essential-arm64 and
@@ -26,7 +27,8 @@
 # ASan/UBSan here: the native builds run them sanitized; this run checks the
 # decoders on arm64 (where, for one, plain char is unsigned).
 #
-# Environment: TG_CACHE_DIR (default ${XDG_CACHE_HOME:-$HOME/.cache}/tumblegate).
+# Environment: TG_CACHE_DIR (default ${XDG_CACHE_HOME:-$HOME/.cache}/tumblegate),
+# TG_ARM64_JOBS (parallel build and test jobs, default: the number of cores).
 set -euo pipefail
 
 repo_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -34,7 +36,12 @@ build=$repo_dir/build-arm64
 sysroot=$build/sysroot
 cache_dir=${TG_CACHE_DIR:-${XDG_CACHE_HOME:-${HOME:-$(cd ~ && pwd)}/.cache}/tumblegate}
 debs=$cache_dir/debs-arm64
-jobs=$(nproc 2>/dev/null || echo 2)
+jobs=${TG_ARM64_JOBS:-$(nproc 2>/dev/null || echo 2)}
+prepare_only=
+if [[ ${1:-} == --prepare ]]; then
+	prepare_only=1
+	shift
+fi
 
 # Installed on the host (amd64 or all).
 host_packages=(crossbuild-essential-arm64 qemu-user-static)
@@ -174,6 +181,9 @@ if [[ ! -f $sysroot/.packages || $(<"$sysroot/.packages") != "$manifest" ]]; the
 	done
 else
 	log "sysroot up to date ($(wc -l <<<"$manifest") packages)"
+fi
+if [[ -n $prepare_only ]]; then
+	exit 0
 fi
 
 # --- build and test --------------------------------------------------------------
