@@ -1,6 +1,7 @@
 /* codec_json.c - JSON readings in (cJSON over a thread-local arena) and JSON text out. */
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "codec.h"
+#include "double_text.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -281,19 +282,17 @@ size_t tg_json_put_string(char *buf, size_t cap, const char *s, size_t len) {
 }
 
 size_t tg_json_put_double(char *buf, size_t cap, double v) {
-        int n;
+        char text[TG_DOUBLE_TEXT_MAX + 1];
+        size_t n = tg_double_format(v, text);
 
-        if (!isfinite(v)) {
-                n = snprintf(buf, cap, "null");
-        } else {
-                /* Shortest of the two precisions that reads back exactly. */
-                n = snprintf(buf, cap, "%.15g", v);
-                if (n > 0 && (size_t)n < cap && strtod(buf, NULL) != v)
-                        n = snprintf(buf, cap, "%.17g", v);
+        if (!n) {
+                memcpy(text, "null", 5); /* NaN and infinities have no JSON */
+                n = 4;
         }
-        if (n < 0 || (size_t)n >= cap)
+        if (n >= cap)
                 return 0;
-        return (size_t)n;
+        memcpy(buf, text, n + 1);
+        return n;
 }
 
 void tg_jw_init(struct tg_jw *w, char *buf, size_t cap) {
