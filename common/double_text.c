@@ -305,24 +305,13 @@ static double decimal_to_double(uint64_t w, int q, int *ok) {
 }
 
 size_t tg_json_number_scan(const char *s, size_t len, double *out, int *exact) {
-        size_t i = 0;
-        uint64_t w = 0;
-        int digits = 0, dropped = 0, q = 0, negative = 0, ok;
+        size_t i = 0, start, ndigits = 0;
+        uint64_t w = 0; /* the significant digits; wraps past 19, then unused */
+        int q = 0, negative = 0, ok;
         long exp10 = 0;
         double d;
 
-#define DIGIT(j) ((j) < len && s[j] >= '0' && s[j] <= '9')
-#define TAKE(ch)                                                               \
-        do {                                                                   \
-                if (digits < 19) {                                             \
-                        w = w * 10 + (uint64_t)((ch) - '0');                   \
-                        if (w)                                                 \
-                                digits++;                                      \
-                } else {                                                       \
-                        dropped = 1;                                           \
-                }                                                              \
-        } while (0)
-
+#define DIGIT(j) ((j) < len && (unsigned)(s[j] - '0') < 10)
         if (i < len && s[i] == '-') {
                 negative = 1;
                 i++;
@@ -332,26 +321,21 @@ size_t tg_json_number_scan(const char *s, size_t len, double *out, int *exact) {
         if (s[i] == '0') {
                 i++;
         } else {
-                while (DIGIT(i)) {
-                        TAKE(s[i]);
-                        if (dropped)
-                                q++; /* an integer digit beyond the 19 kept */
-                        i++;
-                }
+                for (start = i; DIGIT(i); i++)
+                        w = w * 10 + (uint64_t)(s[i] - '0');
+                ndigits = i - start;
         }
         if (i < len && s[i] == '.') {
                 i++;
                 if (!DIGIT(i))
                         return 0;
-                while (DIGIT(i)) {
-                        if (digits < 19) {
-                                TAKE(s[i]);
+                if (w == 0) /* leading zeros of 0.00ddd are not significant */
+                        for (; i < len && s[i] == '0'; i++)
                                 q--;
-                        } else {
-                                dropped = 1;
-                        }
-                        i++;
-                }
+                for (start = i; DIGIT(i); i++)
+                        w = w * 10 + (uint64_t)(s[i] - '0');
+                ndigits += i - start;
+                q -= (int)(i - start < 100000 ? i - start : 100000);
         }
         if (i < len && (s[i] == 'e' || s[i] == 'E')) {
                 int eneg = 0;
@@ -361,17 +345,14 @@ size_t tg_json_number_scan(const char *s, size_t len, double *out, int *exact) {
                         eneg = s[i++] == '-';
                 if (!DIGIT(i))
                         return 0;
-                while (DIGIT(i)) {
+                for (; DIGIT(i); i++)
                         if (exp10 < 100000)
                                 exp10 = exp10 * 10 + (s[i] - '0');
-                        i++;
-                }
                 q += (int)(eneg ? -exp10 : exp10);
         }
 #undef DIGIT
-#undef TAKE
-        if (dropped && w) {
-                *exact = 0; /* more than 19 significant digits */
+        if (ndigits > 19) {
+                *exact = 0; /* more significant digits than 64 bits hold */
                 *out = 0.0;
                 return i;
         }

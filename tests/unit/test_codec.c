@@ -2053,6 +2053,188 @@ static void test_mutated_payloads(void) {
         CU_ASSERT(ok > 0); /* some mutations keep the payload valid */
 }
 
+/* --- the JSON fast path against cJSON alone ------------------------------ */
+
+/* A random member value: mostly what devices send, sometimes what only
+ * cJSON can decide (escapes, control bytes, containers, odd numbers). */
+static void gen_value(char **o, const char *end) {
+        static const char *const odd[] = {
+                "\"a\\\"b\"", "\"t\\u0000x\"", "\"\x01\"", "[1,2]", "{\"x\":1}", "{}",
+                "[]", "01", "1.", ".5", "+1", "-", "1e", "1e400", "-1e400", "0x10",
+                "Infinity", "NaN", "nul", "tru", "true", "false", "null", "-0", "0e99999",
+                "12345678901234567890123", "1.00000000000000000000001", "1e-400",
+                "\"2026-11-25T10:00:00.123Z\"", "\"2026-13-25T10:00:00Z\"", "\"\"",
+                "1730000000700", "1730000000.7", "-5", "4.5e3", "1E2", "9007199254740993",
+                "0.00000000000000000000000000123", "\"node-0007\"", "\"\\u00e9\"",
+                "1234567890123456789012345678901234567890123456789012345678901234567",
+                /* exact, but longer than the 63 bytes cJSON hands to strtod */
+                "0.00000000000000000000000000000000000000000000000000000000000000000",
+                "2e000000000000000000000000000000000000000000000000000000000000001",
+                "-1.5000000000000000e0000000000000000000000000000000000000000000000",
+        };
+        int kind = (int)(rng() % 10);
+
+        if (kind < 4) {
+                double v = (double)(rng() >> 11) / 9007199254740992.0 * 2000 - 1000;
+
+                *o += snprintf(*o, (size_t)(end - *o), "%.*g", 1 + (int)(rng() % 17), v);
+        } else if (kind < 5) {
+                *o += snprintf(*o, (size_t)(end - *o), "%lld", (long long)(rng() >> (rng() % 64)));
+        } else if (kind < 7) {
+                *o += snprintf(*o, (size_t)(end - *o), "\"s%llu\"",
+                               (unsigned long long)(rng() % 100000));
+        } else {
+                *o += snprintf(*o, (size_t)(end - *o), "%s", odd[rng() % (sizeof(odd) / sizeof(*odd))]);
+        }
+}
+
+static void gen_ws(char **o, const char *end) {
+        static const char *const ws[] = {" ", "\n  ", "\t", "\r\n"};
+        static const char *const odd[] = {"\v", "\f", "\x01", " \x00"};
+        unsigned k = (unsigned)(rng() % 400); /* mostly none; JSON's four; others */
+
+        if (k < 40)
+                *o += snprintf(*o, (size_t)(end - *o), "%s", ws[k % 4]);
+        else if (k < 42)
+                *o += snprintf(*o, (size_t)(end - *o), "%s", odd[k % 4]);
+}
+
+static size_t gen_object(char *buf, size_t cap) {
+        static const char *const keys[] = {
+                "sensor", "ts", "id", "time", "temperature", "humidity", "t", "f00", "f01",
+                "x", "", "sensor", "ts", "a\\\"b", "k\\u0000", "\x7f", "\xc3\xa9t\xc3\xa9",
+                "0123456789012345678901234567890123", "pressure",
+        };
+        char *o = buf, *end = buf + cap - 64;
+        int n = (int)(rng() % 8), i;
+
+        if (rng() % 50 == 0)
+                o += snprintf(o, (size_t)(end - o), "\xef\xbb\xbf");
+        gen_ws(&o, end);
+        *o++ = rng() % 100 ? '{' : '[';
+        gen_ws(&o, end);
+        if (rng() % 4) { /* most payloads have an id and a time to find */
+                static const char *const ts[] = {"1730000000700", "1730000000700",
+                                                 "1730000000.25",
+                                                 "\"2026-11-25T10:00:00.123Z\""};
+
+                o += snprintf(o, (size_t)(end - o), "\"%s\":\"node-%u\",\"%s\":%s",
+                              rng() % 4 ? "sensor" : "id", (unsigned)(rng() % 100),
+                              rng() % 4 ? "ts" : "time", ts[rng() % 4]);
+                if (n)
+                        *o++ = ',';
+        }
+        for (i = 0; i < n && o < end - 128; i++) {
+                if (i) {
+                        *o++ = rng() % 100 ? ',' : ';';
+                        gen_ws(&o, end);
+                }
+                o += snprintf(o, (size_t)(end - o), "\"%s\"", keys[rng() % (sizeof(keys) / sizeof(*keys))]);
+                gen_ws(&o, end);
+                *o++ = rng() % 100 ? ':' : '=';
+                gen_ws(&o, end);
+                gen_value(&o, end);
+                gen_ws(&o, end);
+        }
+        *o++ = rng() % 100 ? '}' : ']';
+        gen_ws(&o, end);
+        if (rng() % 50 == 0)
+                o += snprintf(o, (size_t)(end - o), "%s", rng() & 1 ? "{}" : "x");
+        return (size_t)(o - buf);
+}
+
+static int same_reading_bits(const struct tg_reading *a, const struct tg_reading *b) {
+        uint16_t i;
+
+        if (a->sensor_len != b->sensor_len || memcmp(a->sensor, b->sensor, a->sensor_len) ||
+            a->ts_ms != b->ts_ms || a->ts_from_arrival != b->ts_from_arrival ||
+            a->nfields != b->nfields)
+                return 0;
+        for (i = 0; i < a->nfields; i++)
+                if (a->fields[i].name_len != b->fields[i].name_len ||
+                    memcmp(a->fields[i].name, b->fields[i].name, a->fields[i].name_len) ||
+                    !same_bits(a->fields[i].value, b->fields[i].value))
+                        return 0;
+        return 1;
+}
+
+/*
+ * tg_decode_json_ex() reads plain flat objects itself and leaves the rest
+ * to cJSON: on every payload and mapping it must give what cJSON alone
+ * gives (tg_decode_json_cjson_ex), the reading included, even the partial
+ * one a refusal leaves. Generated objects of plain and odd members, then
+ * byte mutations of them, under the mappings and limits a subscription can
+ * set. The JSON fuzzer makes the same comparison.
+ */
+static void test_json_fast_path_agrees(void) {
+        static const char *const keep[] = {"temperature", "t", "f00"};
+        static const struct tg_decode_opts base[] = {
+                {.id_key = "id", .ts_key = "time", .ts_unit = TG_TS_UNIT_S, .keep = keep,
+                 .nkeep = 3, .max_payload = 1024, .max_depth = 4, .max_fields = 2,
+                 .max_id = 8, .max_string = 12},
+                {.id_key = "sensor", .sensor = "topic-id", .sensor_len = 8, .ts_key = "ts",
+                 .ts_unit = TG_TS_UNIT_US, .ts_from_arrival = 1, .arrival_ms = 1732700000000LL},
+                {.id_key = "sensor", .ts_key = "ts", .ts_unit = TG_TS_UNIT_RFC3339},
+                {.id_key = "sensor", .ts_key = "ts", .max_depth = 0},
+                {.id_key = NULL, .ts_key = NULL, .ts_from_arrival = 1},
+        };
+        struct tg_decode_opts opts[1 + sizeof(base) / sizeof(*base)];
+        char buf[2048];
+        struct tg_reading a, b;
+        unsigned long i, bad = 0, ok = 0, runs = 0;
+        size_t c;
+
+        opts[0] = tg_decode_defaults;
+        for (c = 0; c < sizeof(base) / sizeof(*base); c++) {
+                opts[c + 1] = tg_decode_defaults;
+                opts[c + 1].id_key = base[c].id_key;
+                opts[c + 1].ts_key = base[c].ts_key;
+                opts[c + 1].ts_unit = base[c].ts_unit;
+                opts[c + 1].sensor = base[c].sensor;
+                opts[c + 1].sensor_len = base[c].sensor_len;
+                opts[c + 1].ts_from_arrival = base[c].ts_from_arrival;
+                opts[c + 1].arrival_ms = base[c].arrival_ms;
+                opts[c + 1].keep = base[c].keep;
+                opts[c + 1].nkeep = base[c].nkeep;
+                if (base[c].max_payload) {
+                        opts[c + 1].max_payload = base[c].max_payload;
+                        opts[c + 1].max_fields = base[c].max_fields;
+                        opts[c + 1].max_id = base[c].max_id;
+                        opts[c + 1].max_string = base[c].max_string;
+                }
+                if (c == 0 || c == 3)
+                        opts[c + 1].max_depth = base[c].max_depth;
+        }
+        for (i = 0; i < 150000; i++) {
+                size_t len = gen_object(buf, sizeof(buf)), k;
+
+                if (i % 3 == 2) { /* byte mutations and truncation */
+                        for (k = 1 + rng() % 3; len && k > 0; k--)
+                                buf[rng() % len] = (char)rng();
+                        if (len && rng() % 4 == 0)
+                                len = rng() % len;
+                }
+                for (c = 0; c < sizeof(opts) / sizeof(*opts); c++) {
+                        enum tg_decode_err ea, eb;
+
+                        memset(&a, 0x5a, sizeof(a));
+                        memset(&b, 0xa5, sizeof(b));
+                        ea = tg_decode_json_ex(buf, len, &opts[c], &a);
+                        eb = tg_decode_json_cjson_ex(buf, len, &opts[c], &b);
+                        runs++;
+                        ok += ea == TG_DECODE_OK;
+                        if ((ea != eb || !same_reading_bits(&a, &b)) && bad++ < 5)
+                                check(0, __LINE__, "'%.*s' (mapping %zu): fast path %s, cJSON %s%s",
+                                      (int)len, buf, c, tg_decode_err_name(ea),
+                                      tg_decode_err_name(eb),
+                                      ea == eb ? " (readings differ)" : "");
+                }
+        }
+        check(bad == 0, __LINE__, "%lu of %lu decodes differ", bad, runs);
+        /* enough payloads are accepted to compare readings */
+        check(ok > runs / 50, __LINE__, "only %lu of %lu decodes accepted", ok, runs);
+}
+
 /* Each thread decodes its own payloads; the JSON arena is per thread. */
 struct thread_job {
         int id, failures;
@@ -2148,6 +2330,7 @@ int main(void) {
                 {"text writers: every too-small cap", test_small_buffers},
                 {"JSON writer", test_json_writer},
                 {"mutated payloads", test_mutated_payloads},
+                {"JSON: fast path agrees with cJSON", test_json_fast_path_agrees},
                 {"decoding on several threads", test_threads},
         };
 
