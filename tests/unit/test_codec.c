@@ -2235,6 +2235,125 @@ static void test_json_fast_path_agrees(void) {
         check(ok > runs / 50, __LINE__, "only %lu of %lu decodes accepted", ok, runs);
 }
 
+/* A random CBOR map: mostly flat maps of text keys and scalars, as
+ * devices write, sometimes what only the general walk decides (tags,
+ * containers, indefinite items, non-text keys, long strings). */
+static void gen_cbor_map(struct cb *c) {
+        static const char *const keys[] = {
+                "sensor", "ts", "id", "time", "temperature", "humidity", "t", "f00",
+                "f01", "x", "", "k\0z", "0123456789012345678901234567890123",
+        };
+        size_t n = rng() % 7, i;
+        int indef = rng() % 20 == 0;
+
+        c->n = 0;
+        if (rng() % 30 == 0)
+                cb_tag(c, 55799);
+        if (indef)
+                cb_map_indef(c);
+        else
+                cb_map(c, n + 2 + (rng() % 40 == 0)); /* sometimes one too many */
+        cb_text(c, rng() % 4 ? "sensor" : "id");
+        cb_text(c, rng() % 8 ? "node-7" : "");
+        cb_text(c, rng() % 4 ? "ts" : "time");
+        switch (rng() % 6) {
+        case 0: cb_double(c, 1730000000.25); break;
+        case 1: cb_text(c, "2026-11-25T10:00:00.123Z"); break;
+        case 2: cb_negint(c, rng() % 1000); break;
+        default: cb_uint(c, 1730000000700ULL); break;
+        }
+        for (i = 0; i < n; i++) {
+                size_t k = rng() % (sizeof(keys) / sizeof(*keys));
+
+                if (rng() % 40 == 0)
+                        cb_uint(c, 7); /* a key that is not text */
+                else
+                        cb_textn(c, keys[k], k == 11 ? 3 : strlen(keys[k]));
+                switch (rng() % 16) {
+                case 0: cb_uint(c, rng() >> (rng() % 64)); break;
+                case 1: cb_negint(c, rng() >> (rng() % 64)); break;
+                case 2: cb_single(c, (float)(rng() % 1000) / 8); break;
+                case 3: cb_double(c, rng() % 2 ? INFINITY : NAN); break;
+                case 4: cb_text(c, "a string value"); break;
+                case 5: cb_bytes(c, "\x01\x02", 2); break;
+                case 6: cb_bool(c, 1); break;
+                case 7: cb_null(c); break;
+                case 8: cb_undef(c); break;
+                case 9: cb_tag(c, 1); cb_uint(c, 5); break;
+                case 10: cb_array(c, 1); cb_uint(c, 5); break;
+                case 11: cb_map(c, 1); cb_text(c, "in"); cb_uint(c, 5); break;
+                case 12: cb_array_indef(c); cb_break(c); break;
+                default: cb_double(c, (double)(rng() >> 11) / 9007199254740992.0 * 100); break;
+                }
+        }
+        if (indef)
+                cb_break(c);
+        if (rng() % 40 == 0)
+                cb_uint(c, 0); /* trailing bytes */
+}
+
+/* The same comparison for CBOR: the fast path for flat maps against the
+ * general walk alone (tg_decode_cbor_general_ex), on every payload and
+ * mapping; the CBOR fuzzer makes it too. */
+static void test_cbor_fast_path_agrees(void) {
+        static const char *const keep[] = {"temperature", "t", "f00"};
+        static struct cb c;
+        struct tg_decode_opts opts[6];
+        struct tg_reading a, b;
+        unsigned long i, bad = 0, ok = 0, runs = 0;
+        size_t m;
+
+        for (m = 0; m < 6; m++)
+                opts[m] = tg_decode_defaults;
+        opts[1].id_key = "id";
+        opts[1].ts_key = "time";
+        opts[1].ts_unit = TG_TS_UNIT_S;
+        opts[1].keep = keep;
+        opts[1].nkeep = 3;
+        opts[1].max_fields = 2;
+        opts[1].max_id = 4;
+        opts[1].max_string = 12;
+        opts[1].max_depth = 1;
+        opts[2].sensor = "topic-id";
+        opts[2].sensor_len = 8;
+        opts[2].ts_unit = TG_TS_UNIT_US;
+        opts[2].ts_from_arrival = 1;
+        opts[2].arrival_ms = 1732700000000LL;
+        opts[3].ts_unit = TG_TS_UNIT_RFC3339;
+        opts[4].max_depth = 0;
+        opts[5].id_key = NULL;
+        opts[5].ts_key = NULL;
+        opts[5].ts_from_arrival = 1;
+        for (i = 0; i < 150000; i++) {
+                size_t len, k;
+
+                gen_cbor_map(&c);
+                len = c.n;
+                if (i % 3 == 2) { /* byte mutations and truncation */
+                        for (k = 1 + rng() % 3; len && k > 0; k--)
+                                c.b[rng() % len] = (uint8_t)rng();
+                        if (len && rng() % 4 == 0)
+                                len = rng() % len;
+                }
+                for (m = 0; m < 6; m++) {
+                        enum tg_decode_err ea, eb;
+
+                        memset(&a, 0x5a, sizeof(a));
+                        memset(&b, 0xa5, sizeof(b));
+                        ea = tg_decode_cbor_ex(c.b, len, &opts[m], &a);
+                        eb = tg_decode_cbor_general_ex(c.b, len, &opts[m], &b);
+                        runs++;
+                        ok += ea == TG_DECODE_OK;
+                        if ((ea != eb || !same_reading_bits(&a, &b)) && bad++ < 5)
+                                check(0, __LINE__, "payload %lu (%zu bytes, mapping %zu): fast path %s, "
+                                      "general %s%s", i, len, m, tg_decode_err_name(ea),
+                                      tg_decode_err_name(eb), ea == eb ? " (readings differ)" : "");
+                }
+        }
+        check(bad == 0, __LINE__, "%lu of %lu decodes differ", bad, runs);
+        check(ok > runs / 50, __LINE__, "only %lu of %lu decodes accepted", ok, runs);
+}
+
 /* Each thread decodes its own payloads; the JSON arena is per thread. */
 struct thread_job {
         int id, failures;
@@ -2331,6 +2450,7 @@ int main(void) {
                 {"JSON writer", test_json_writer},
                 {"mutated payloads", test_mutated_payloads},
                 {"JSON: fast path agrees with cJSON", test_json_fast_path_agrees},
+                {"CBOR: fast path agrees with the general walk", test_cbor_fast_path_agrees},
                 {"decoding on several threads", test_threads},
         };
 
