@@ -14,7 +14,8 @@
  * decoded as the gateway does (field mapping, room for 64 readings).
  *
  * Time is CPU time of this thread, so the figure is per core.
- * Usage: codec_bench [READINGS]   (default 5 000 000 per line)
+ * Usage: codec_bench [READINGS [ONLY]]   (default 5 000 000 per line; ONLY:
+ * run the lines whose name contains it, e.g. "decode json", for callgrind)
  * Targets (issue): >= 5 M CBOR and >= 2 M JSON decodes/s/core.
  */
 #include <inttypes.h>
@@ -104,6 +105,12 @@ static double mean_len(const size_t *len) {
         return sum / PAYLOADS;
 }
 
+static const char *only; /* run only the lines whose name contains this */
+
+static int skip(const char *name) {
+        return only && !strstr(name, only);
+}
+
 static void report(const char *name, uint64_t n, double cpu_s, double bytes,
                    double target) {
         double rate = n / cpu_s / 1e6;
@@ -125,6 +132,8 @@ static void bench_decode(const char *name, enum tg_format fmt, int use_cbor,
         double t0, t1, sum = 0;
         uint64_t k;
 
+        if (skip(name))
+                return;
         for (k = 0; k < PAYLOADS; k++) /* warm-up: first JSON call sets up the arena */
                 tg_decode(fmt, use_cbor ? (const void *)cbor[k] : json[k],
                           use_cbor ? cbor_len[k] : json_len[k], &r);
@@ -164,6 +173,8 @@ static void bench_decode_senml(const char *name, enum senml_kind kind, uint64_t 
         uint64_t k;
         size_t got;
 
+        if (skip(name))
+                return;
         for (k = 0; k < PAYLOADS; k++) /* warm-up */
                 decode_senml(kind, (unsigned)k, r, &got);
         t0 = thread_cpu_s();
@@ -191,6 +202,8 @@ static void bench_encode(const char *name, enum encoder enc, uint64_t n) {
         double t0, t1, bytes = 0;
         uint64_t k;
 
+        if (skip(name))
+                return;
         t0 = thread_cpu_s();
         for (k = 0; k < n; k++) {
                 const struct tg_reading *r = &readings[k % PAYLOADS];
@@ -225,10 +238,12 @@ int main(int argc, char **argv) {
 
                 n = strtoull(argv[1], &end, 10);
                 if (*end || n == 0 || argv[1][0] == '-') {
-                        fprintf(stderr, "usage: %s [READINGS]\n", argv[0]);
+                        fprintf(stderr, "usage: %s [READINGS [ONLY]]\n", argv[0]);
                         return 2;
                 }
         }
+        if (argc > 2)
+                only = argv[2];
         payloads_make();
         printf("# payloads: %d simulator readings (3 fields), e.g. %.*s\n", PAYLOADS,
                (int)json_len[7], json[7]);

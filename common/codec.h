@@ -124,6 +124,24 @@ enum tg_decode_err tg_decode_cbor_ex(const void *payload, size_t len,
                                      struct tg_reading *out);
 
 /**
+ * @brief tg_decode_json_ex() without its fast path: the prescan and cJSON
+ *        decide every payload. The two agree on every input (same result,
+ *        same reading); the tests and the JSON fuzzer compare them.
+ */
+enum tg_decode_err tg_decode_json_cjson_ex(const void *payload, size_t len,
+                                           const struct tg_decode_opts *opts,
+                                           struct tg_reading *out);
+
+/**
+ * @brief tg_decode_cbor_ex() without its fast path for flat maps: the
+ *        general walk decides every payload. The two agree on every input;
+ *        the tests and the CBOR fuzzer compare them.
+ */
+enum tg_decode_err tg_decode_cbor_general_ex(const void *payload, size_t len,
+                                             const struct tg_decode_opts *opts,
+                                             struct tg_reading *out);
+
+/**
  * @brief Parse an RFC 3339 date-time ("2026-11-25T10:00:00.123Z",
  *        "...+02:00") to ms since the epoch; fractions beyond ms are dropped
  *        (rounded toward minus infinity).

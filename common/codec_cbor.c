@@ -77,9 +77,105 @@ static enum tg_decode_err top_value(struct tg_reading *out,
         return r ? TG_DECODE_BAD_FIELD_NAME : TG_DECODE_OK;
 }
 
-enum tg_decode_err tg_decode_cbor_ex(const void *payload, size_t len,
-                                     const struct tg_decode_opts *opts,
-                                     struct tg_reading *out) {
+/* The mapping's two key names with their lengths, measured once a payload. */
+struct keys {
+        const char *id, *ts; /* id NULL when the id comes from the topic */
+        size_t id_len, ts_len;
+};
+
+static void keys_init(struct keys *k, const struct tg_decode_opts *o) {
+        k->id = o->sensor ? NULL : o->id_key;
+        k->id_len = k->id ? strlen(k->id) : 0;
+        k->ts = o->ts_key;
+        k->ts_len = k->ts ? strlen(k->ts) : 0;
+}
+
+static enum key_kind key_kind(const struct keys *k, const struct tg_decode_opts *o,
+                              const char *key, size_t klen) {
+        if (k->id && klen == k->id_len && !memcmp(key, k->id, klen))
+                return KEY_SENSOR;
+        if (k->ts && klen == k->ts_len && !memcmp(key, k->ts, klen))
+                return KEY_TS;
+        return tg_decode_keep_field(o, key, klen) ? KEY_FIELD : KEY_OTHER;
+}
+
+/*
+ * The fast path: a definite map of definite text keys and scalar values,
+ * the shape every device library writes, walked without the container
+ * stack below. Any other item (a tag, a container or indefinite item, a
+ * break, a key that is not text, a string over the limit, trailing bytes)
+ * returns 0 and the general walk starts over from the first byte. The
+ * general walk reports the first refusal in item order, so refusals here,
+ * made at the same item, are the ones it would make.
+ * @return 1 with *result set, or 0: decide with the general walk.
+ */
+static int fast_decode(const unsigned char *p, size_t len, const struct tg_decode_opts *o,
+                       struct tg_reading *out, enum tg_decode_err *result) {
+        struct cbor_event ev = {.type = EV_NONE};
+        struct cbor_decoder_result res;
+        struct keys k;
+        uint64_t n;
+        size_t pos;
+        int have_id = 0, have_ts = 0;
+        enum tg_decode_err err;
+
+        if (o->max_depth < 1)
+                return 0;
+        res = cbor_stream_decode(p, len, &tg_cbor_event_callbacks, &ev);
+        if (res.status != CBOR_DECODER_FINISHED || ev.type != EV_MAP)
+                return 0;
+        keys_init(&k, o);
+        for (pos = res.read, n = ev.u; n > 0; n--) {
+                enum key_kind kind;
+                const char *key;
+                size_t klen;
+
+                ev.type = EV_NONE;
+                res = cbor_stream_decode(p + pos, len - pos, &tg_cbor_event_callbacks, &ev);
+                if (res.status != CBOR_DECODER_FINISHED || res.read == 0 ||
+                    ev.type != EV_STRING || ev.len > o->max_string)
+                        return 0;
+                pos += res.read;
+                key = (const char *)ev.s;
+                klen = ev.len;
+                kind = key_kind(&k, o, key, klen);
+
+                ev.type = EV_NONE;
+                res = cbor_stream_decode(p + pos, len - pos, &tg_cbor_event_callbacks, &ev);
+                if (res.status != CBOR_DECODER_FINISHED || res.read == 0)
+                        return 0;
+                switch (ev.type) {
+                case EV_STRING:
+                case EV_BYTES:
+                        if (ev.len > o->max_string)
+                                return 0;
+                        /* fall through */
+                case EV_UINT:
+                case EV_NEGINT:
+                case EV_FLOAT:
+                case EV_BOOL:
+                case EV_SIMPLE:
+                        break;
+                default:
+                        return 0;
+                }
+                pos += res.read;
+                err = top_value(out, o, kind, key, klen, &ev, &have_id, &have_ts);
+                if (err) {
+                        *result = err;
+                        return 1;
+                }
+        }
+        if (pos != len)
+                return 0;
+        *result = tg_decode_finish(o, out, have_id, have_ts);
+        return 1;
+}
+
+/* The general walk, after the fast path when @p fast. */
+static enum tg_decode_err decode_cbor(const void *payload, size_t len,
+                                      const struct tg_decode_opts *opts,
+                                      struct tg_reading *out, int fast) {
         const unsigned char *p = payload;
         struct frame stack[TG_DEPTH_MAX];
         int depth = 0, started = 0, have_id = 0, have_ts = 0;
@@ -88,10 +184,15 @@ enum tg_decode_err tg_decode_cbor_ex(const void *payload, size_t len,
         const char *key = NULL;
         size_t klen = 0, pos = 0;
         enum tg_decode_err err;
+        struct keys k;
 
         tg_reading_clear(out);
         if (len > opts->max_payload || len > TG_PAYLOAD_MAX)
                 return TG_DECODE_TOO_LARGE;
+        if (fast && fast_decode(p, len, opts, out, &err))
+                return err;
+        tg_reading_clear(out); /* the fast path may have begun filling it */
+        keys_init(&k, opts);
 
         while (pos < len) {
                 struct cbor_event ev = {.type = EV_NONE};
@@ -178,15 +279,7 @@ enum tg_decode_err tg_decode_cbor_ex(const void *payload, size_t len,
                                                 return TG_DECODE_WRONG_TYPE;
                                         key = (const char *)ev.s;
                                         klen = ev.len;
-                                        if (!opts->sensor &&
-                                            tg_decode_key_is(key, klen, opts->id_key))
-                                                kind = KEY_SENSOR;
-                                        else if (tg_decode_key_is(key, klen, opts->ts_key))
-                                                kind = KEY_TS;
-                                        else if (tg_decode_keep_field(opts, key, klen))
-                                                kind = KEY_FIELD;
-                                        else
-                                                kind = KEY_OTHER;
+                                        kind = key_kind(&k, opts, key, klen);
                                 } else {
                                         err = top_value(out, opts, kind, key, klen, &ev,
                                                         &have_id, &have_ts);
@@ -221,6 +314,18 @@ enum tg_decode_err tg_decode_cbor_ex(const void *payload, size_t len,
         if (pos != len)
                 return TG_DECODE_NOT_DECODABLE; /* trailing bytes */
         return tg_decode_finish(opts, out, have_id, have_ts);
+}
+
+enum tg_decode_err tg_decode_cbor_ex(const void *payload, size_t len,
+                                     const struct tg_decode_opts *opts,
+                                     struct tg_reading *out) {
+        return decode_cbor(payload, len, opts, out, 1);
+}
+
+enum tg_decode_err tg_decode_cbor_general_ex(const void *payload, size_t len,
+                                             const struct tg_decode_opts *opts,
+                                             struct tg_reading *out) {
+        return decode_cbor(payload, len, opts, out, 0);
 }
 
 size_t tg_encode_cbor(const struct tg_reading *r, uint8_t *buf, size_t cap) {

@@ -1,6 +1,7 @@
-/* codec_json.c - JSON readings in (cJSON over a thread-local arena) and JSON text out. */
+/* codec_json.c - JSON readings in (a one-pass fast path, else cJSON over a thread-local arena) and JSON text out. */
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "codec.h"
+#include "double_text.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -72,17 +73,78 @@ static struct arena *arena_get(void) {
         return tls_arena;
 }
 
-static enum tg_decode_err json_ts(const cJSON *it, const struct tg_decode_opts *o,
-                                  int64_t *out) {
+/* One member of the payload object, from cJSON's tree or from the fast
+ * path below. Strings are borrowed and not NUL-terminated; their length is
+ * what strlen() gives on cJSON's copy (which ends at an escaped NUL). */
+enum member_type { MEMBER_OTHER, MEMBER_STRING, MEMBER_NUMBER };
+
+struct member {
+        const char *key;
+        size_t klen;
+        enum member_type type;
+        const char *str;
+        size_t slen;
+        double num;
+};
+
+static enum tg_decode_err member_ts(const struct member *m,
+                                    const struct tg_decode_opts *o, int64_t *out) {
         if (o->ts_unit == TG_TS_UNIT_RFC3339) {
-                if (!cJSON_IsString(it) ||
-                    tg_parse_rfc3339_ms(it->valuestring, strlen(it->valuestring), out))
+                if (m->type != MEMBER_STRING || tg_parse_rfc3339_ms(m->str, m->slen, out))
                         return TG_DECODE_INVALID_TS;
                 return TG_DECODE_OK;
         }
-        if (!cJSON_IsNumber(it))
+        if (m->type != MEMBER_NUMBER)
                 return TG_DECODE_INVALID_TS;
-        return tg_ts_from_double(it->valuedouble, o->ts_unit, out);
+        return tg_ts_from_double(m->num, o->ts_unit, out);
+}
+
+/* The mapping's two key names with their lengths, measured once a payload. */
+struct keys {
+        const char *id, *ts; /* id NULL when the id comes from the topic */
+        size_t id_len, ts_len;
+};
+
+static void keys_init(struct keys *k, const struct tg_decode_opts *o) {
+        k->id = o->sensor ? NULL : o->id_key;
+        k->id_len = k->id ? strlen(k->id) : 0;
+        k->ts = o->ts_key;
+        k->ts_len = k->ts ? strlen(k->ts) : 0;
+}
+
+static int key_is(const struct member *m, const char *want, size_t want_len) {
+        return want && m->klen == want_len && !memcmp(m->key, want, want_len);
+}
+
+/* The member is the id, the timestamp, a field, or ignored. */
+static enum tg_decode_err member_to_reading(const struct member *m,
+                                            const struct tg_decode_opts *o,
+                                            const struct keys *k,
+                                            struct tg_reading *out, int *have_id,
+                                            int *have_ts) {
+        enum tg_decode_err err;
+
+        if (key_is(m, k->id, k->id_len)) {
+                if (m->type != MEMBER_STRING || m->slen > o->max_id ||
+                    tg_reading_set_sensor(out, m->str, m->slen))
+                        return TG_DECODE_BAD_ID;
+                *have_id = 1;
+        } else if (key_is(m, k->ts, k->ts_len)) {
+                if ((err = member_ts(m, o, &out->ts_ms)))
+                        return err;
+                *have_ts = 1;
+        } else if (m->type == MEMBER_NUMBER && tg_decode_keep_field(o, m->key, m->klen)) {
+                int r;
+
+                if (!isfinite(m->num))
+                        return TG_DECODE_NON_FINITE;
+                r = tg_reading_add_field(out, m->key, m->klen, m->num);
+                if (r == -ENOSPC || out->nfields > o->max_fields)
+                        return TG_DECODE_TOO_MANY_FIELDS;
+                if (r)
+                        return TG_DECODE_BAD_FIELD_NAME;
+        }
+        return TG_DECODE_OK;
 }
 
 static enum tg_decode_err json_to_reading(const cJSON *root,
@@ -91,39 +153,153 @@ static enum tg_decode_err json_to_reading(const cJSON *root,
         const cJSON *it;
         enum tg_decode_err err;
         int have_id = 0, have_ts = 0;
+        struct keys k;
 
         if (!cJSON_IsObject(root))
                 return TG_DECODE_WRONG_TYPE;
+        keys_init(&k, o);
 
         cJSON_ArrayForEach(it, root) {
-                const char *k = it->string;
-                size_t klen = strlen(k);
+                struct member m = {.key = it->string, .klen = strlen(it->string)};
 
-                if (!o->sensor && tg_decode_key_is(k, klen, o->id_key)) {
-                        size_t n;
-
-                        if (!cJSON_IsString(it) ||
-                            (n = strlen(it->valuestring)) > o->max_id ||
-                            tg_reading_set_sensor(out, it->valuestring, n))
-                                return TG_DECODE_BAD_ID;
-                        have_id = 1;
-                } else if (tg_decode_key_is(k, klen, o->ts_key)) {
-                        if ((err = json_ts(it, o, &out->ts_ms)))
-                                return err;
-                        have_ts = 1;
-                } else if (cJSON_IsNumber(it) && tg_decode_keep_field(o, k, klen)) {
-                        int r;
-
-                        if (!isfinite(it->valuedouble))
-                                return TG_DECODE_NON_FINITE;
-                        r = tg_reading_add_field(out, k, klen, it->valuedouble);
-                        if (r == -ENOSPC || out->nfields > o->max_fields)
-                                return TG_DECODE_TOO_MANY_FIELDS;
-                        if (r)
-                                return TG_DECODE_BAD_FIELD_NAME;
+                if (cJSON_IsString(it)) {
+                        m.type = MEMBER_STRING;
+                        m.str = it->valuestring;
+                        m.slen = strlen(it->valuestring);
+                } else if (cJSON_IsNumber(it)) {
+                        m.type = MEMBER_NUMBER;
+                        m.num = it->valuedouble;
                 }
+                if ((err = member_to_reading(&m, o, &k, out, &have_id, &have_ts)))
+                        return err;
         }
         return tg_decode_finish(o, out, have_id, have_ts);
+}
+
+/*
+ * The fast path. Nearly every payload is a flat object in plain RFC 8259
+ * syntax: this reads those in one pass, without cJSON's tree, its copies
+ * and its strtod, and with numbers from double_text.c (exact, as strtod).
+ * Whatever is not plain goes to the cJSON path unchanged, which therefore
+ * decides every refusal: an escape or control byte in a string, a nested
+ * value, a number beyond the exact converter or longer than 63 bytes (all
+ * that upstream cJSON 1.7.15 hands to strtod; Debian's, patched for
+ * CVE-2023-26819, reads on), white space other than JSON's four, a limit
+ * of the prescan reached, a syntax error, more than FAST_MEMBERS_MAX
+ * members (cJSON could then run out of arena). What is accepted here cJSON
+ * accepts too, as the same members in the same order, so the result and
+ * the reading are the same either way (test_codec.c and the JSON fuzzer
+ * compare both on every input).
+ */
+#define FAST_MEMBERS_MAX 256
+#define CJSON_NUMBER_MAX 63 /* upstream cJSON 1.7.15 copies no more to strtod */
+
+static int json_ws(char c) {
+        return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Bytes a plain string holds as they are: not '"', '\\' or a control byte. */
+static const unsigned char plain_byte[256] = {
+        [0x20 ... 0x21] = 1, /* '"' is 0x22 */
+        [0x23 ... 0x5b] = 1, /* '\\' is 0x5c */
+        [0x5d ... 0xff] = 1,
+};
+
+/* A string from p[*i] (the opening quote); its bytes without quotes. */
+static int fast_string(const char *p, size_t len, size_t *i, size_t max,
+                       const char **s, size_t *slen) {
+        size_t start = *i + 1, j = start;
+
+        while (j < len && plain_byte[(unsigned char)p[j]])
+                j++;
+        if (j == len || p[j] != '"' || j - start > max)
+                return -1; /* unterminated, an escape, a control byte, too long */
+        *s = p + start;
+        *slen = j - start;
+        *i = j + 1;
+        return 0;
+}
+
+/* @return 1 with *result set, or 0: not plain, decide with cJSON. */
+static int fast_decode(const char *p, size_t len, const struct tg_decode_opts *o,
+                       struct tg_reading *out, enum tg_decode_err *result) {
+        enum tg_decode_err err = TG_DECODE_OK; /* the first member's refusal */
+        int have_id = 0, have_ts = 0;
+        size_t i = 0, members = 0;
+        struct keys k;
+
+#define SKIP_WS()                                                              \
+        do {                                                                   \
+                while (i < len && json_ws(p[i]))                               \
+                        i++;                                                   \
+        } while (0)
+
+        if (o->max_depth < 1)
+                return 0;
+        keys_init(&k, o);
+        SKIP_WS();
+        if (i == len || p[i] != '{')
+                return 0;
+        i++;
+        SKIP_WS();
+        if (i < len && p[i] == '}') {
+                i++;
+        } else {
+                for (;;) {
+                        struct member m = {.type = MEMBER_OTHER};
+                        size_t n;
+                        int exact;
+
+                        if (++members > FAST_MEMBERS_MAX || i == len || p[i] != '"' ||
+                            fast_string(p, len, &i, o->max_string, &m.key, &m.klen))
+                                return 0;
+                        SKIP_WS();
+                        if (i == len || p[i] != ':')
+                                return 0;
+                        i++;
+                        SKIP_WS();
+                        if (i == len)
+                                return 0;
+                        if (p[i] == '"') {
+                                if (fast_string(p, len, &i, o->max_string, &m.str, &m.slen))
+                                        return 0;
+                                m.type = MEMBER_STRING;
+                        } else if (p[i] == '-' || (p[i] >= '0' && p[i] <= '9')) {
+                                n = tg_json_number_scan(p + i, len - i, &m.num, &exact);
+                                if (!n || !exact || n > CJSON_NUMBER_MAX)
+                                        return 0;
+                                i += n;
+                                m.type = MEMBER_NUMBER;
+                        } else if (len - i >= 4 && !memcmp(p + i, "true", 4)) {
+                                i += 4;
+                        } else if (len - i >= 5 && !memcmp(p + i, "false", 5)) {
+                                i += 5;
+                        } else if (len - i >= 4 && !memcmp(p + i, "null", 4)) {
+                                i += 4;
+                        } else {
+                                return 0; /* a container, or not JSON */
+                        }
+                        if (!err)
+                                err = member_to_reading(&m, o, &k, out, &have_id, &have_ts);
+                        SKIP_WS();
+                        if (i < len && p[i] == ',') {
+                                i++;
+                                SKIP_WS();
+                                continue;
+                        }
+                        if (i < len && p[i] == '}') {
+                                i++;
+                                break;
+                        }
+                        return 0;
+                }
+        }
+        SKIP_WS();
+        if (i != len)
+                return 0;
+#undef SKIP_WS
+        *result = err ? err : tg_decode_finish(o, out, have_id, have_ts);
+        return 1;
 }
 
 /* cJSON has no depth limit of its own below 1000, and it copies every
@@ -165,17 +341,15 @@ static int only_white_space(const char *p, const char *end) {
         return 1;
 }
 
-enum tg_decode_err tg_decode_json_ex(const void *payload, size_t len,
-                                     const struct tg_decode_opts *opts,
-                                     struct tg_reading *out) {
-        const char *text = payload, *parse_end = NULL;
+/* The payload through the prescan and cJSON; @p out is clear. */
+static enum tg_decode_err decode_cjson(const char *text, size_t len,
+                                       const struct tg_decode_opts *opts,
+                                       struct tg_reading *out) {
+        const char *parse_end = NULL;
         struct arena *a;
         cJSON *root;
         enum tg_decode_err err;
 
-        tg_reading_clear(out);
-        if (len > opts->max_payload || len > TG_PAYLOAD_MAX)
-                return TG_DECODE_TOO_LARGE;
         if ((err = json_prescan(text, len, opts)))
                 return err;
         if (!(a = arena_get()))
@@ -194,6 +368,29 @@ enum tg_decode_err tg_decode_json_ex(const void *payload, size_t len,
         a->active = 0;
         a->used = 0;
         return err;
+}
+
+enum tg_decode_err tg_decode_json_ex(const void *payload, size_t len,
+                                     const struct tg_decode_opts *opts,
+                                     struct tg_reading *out) {
+        enum tg_decode_err err;
+
+        tg_reading_clear(out);
+        if (len > opts->max_payload || len > TG_PAYLOAD_MAX)
+                return TG_DECODE_TOO_LARGE;
+        if (fast_decode(payload, len, opts, out, &err))
+                return err;
+        tg_reading_clear(out); /* the fast path may have begun filling it */
+        return decode_cjson(payload, len, opts, out);
+}
+
+enum tg_decode_err tg_decode_json_cjson_ex(const void *payload, size_t len,
+                                           const struct tg_decode_opts *opts,
+                                           struct tg_reading *out) {
+        tg_reading_clear(out);
+        if (len > opts->max_payload || len > TG_PAYLOAD_MAX)
+                return TG_DECODE_TOO_LARGE;
+        return decode_cjson(payload, len, opts, out);
 }
 
 cJSON *tg_json_parse_arena(const char *text, size_t len, enum tg_decode_err *err);
@@ -281,19 +478,17 @@ size_t tg_json_put_string(char *buf, size_t cap, const char *s, size_t len) {
 }
 
 size_t tg_json_put_double(char *buf, size_t cap, double v) {
-        int n;
+        char text[TG_DOUBLE_TEXT_MAX + 1];
+        size_t n = tg_double_format(v, text);
 
-        if (!isfinite(v)) {
-                n = snprintf(buf, cap, "null");
-        } else {
-                /* Shortest of the two precisions that reads back exactly. */
-                n = snprintf(buf, cap, "%.15g", v);
-                if (n > 0 && (size_t)n < cap && strtod(buf, NULL) != v)
-                        n = snprintf(buf, cap, "%.17g", v);
+        if (!n) {
+                memcpy(text, "null", 5); /* NaN and infinities have no JSON */
+                n = 4;
         }
-        if (n < 0 || (size_t)n >= cap)
+        if (n >= cap)
                 return 0;
-        return (size_t)n;
+        memcpy(buf, text, n + 1);
+        return n;
 }
 
 void tg_jw_init(struct tg_jw *w, char *buf, size_t cap) {

@@ -21,9 +21,13 @@
  * limits, when decoding the same bytes twice gives two different answers,
  * or when an accepted reading does not survive tg_encode_cbor ->
  * tg_decode_cbor and (for |ts| < 2^53, the JSON decoder's range)
- * tg_encode_json -> tg_decode_json unchanged. SenML readings must also come
- * back exactly, units included, through tg_encode_senml_json/cbor and the
- * decoder under test when the encoder can represent them. Each trap first
+ * tg_encode_json -> tg_decode_json unchanged; for JSON and CBOR also when
+ * the decoder's fast path and its general path alone
+ * (tg_decode_json_cjson_ex, tg_decode_cbor_general_ex) differ in result or
+ * reading, even the partial one a refusal leaves. SenML readings
+ * must also come back exactly, units included, through
+ * tg_encode_senml_json/cbor and the decoder under test when the encoder
+ * can represent them. Each trap first
  * prints one line saying which check failed and on what.
  *
  * Built with clang -fsanitize=fuzzer it is a fuzzer; linked with
@@ -324,6 +328,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 #endif
                         check_round_trips(config, &r[i]);
                 }
+#if defined(FUZZ_JSON) || defined(FUZZ_CBOR)
+                /* The fast path and the general decoder agree on everything. */
+#if defined(FUZZ_JSON)
+                err2 = tg_decode_json_cjson_ex(data, size,
+                                               config ? &configs[config] : &tg_decode_defaults,
+                                               again);
+#else
+                err2 = tg_decode_cbor_general_ex(data, size,
+                                                 config ? &configs[config] : &tg_decode_defaults,
+                                                 again);
+#endif
+                CHECK(err2 == err, "the fast path and the general decoder gave two answers",
+                      NULL);
+                CHECK(same_reading(&r[0], &again[0], 1) &&
+                              r[0].ts_from_arrival == again[0].ts_from_arrival,
+                      "the fast path and the general decoder gave two readings", &r[0]);
+#endif
         }
         return 0;
 }

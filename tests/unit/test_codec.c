@@ -2053,6 +2053,307 @@ static void test_mutated_payloads(void) {
         CU_ASSERT(ok > 0); /* some mutations keep the payload valid */
 }
 
+/* --- the JSON fast path against cJSON alone ------------------------------ */
+
+/* A random member value: mostly what devices send, sometimes what only
+ * cJSON can decide (escapes, control bytes, containers, odd numbers). */
+static void gen_value(char **o, const char *end) {
+        static const char *const odd[] = {
+                "\"a\\\"b\"", "\"t\\u0000x\"", "\"\x01\"", "[1,2]", "{\"x\":1}", "{}",
+                "[]", "01", "1.", ".5", "+1", "-", "1e", "1e400", "-1e400", "0x10",
+                "Infinity", "NaN", "nul", "tru", "true", "false", "null", "-0", "0e99999",
+                "12345678901234567890123", "1.00000000000000000000001", "1e-400",
+                "\"2026-11-25T10:00:00.123Z\"", "\"2026-13-25T10:00:00Z\"", "\"\"",
+                "1730000000700", "1730000000.7", "-5", "4.5e3", "1E2", "9007199254740993",
+                "0.00000000000000000000000000123", "\"node-0007\"", "\"\\u00e9\"",
+                "1234567890123456789012345678901234567890123456789012345678901234567",
+                /* exact, but longer than the 63 bytes cJSON hands to strtod */
+                "0.00000000000000000000000000000000000000000000000000000000000000000",
+                "2e000000000000000000000000000000000000000000000000000000000000001",
+                "-1.5000000000000000e0000000000000000000000000000000000000000000000",
+        };
+        int kind = (int)(rng() % 10);
+
+        if (kind < 4) {
+                double v = (double)(rng() >> 11) / 9007199254740992.0 * 2000 - 1000;
+
+                *o += snprintf(*o, (size_t)(end - *o), "%.*g", 1 + (int)(rng() % 17), v);
+        } else if (kind < 5) {
+                *o += snprintf(*o, (size_t)(end - *o), "%lld", (long long)(rng() >> (rng() % 64)));
+        } else if (kind < 7) {
+                *o += snprintf(*o, (size_t)(end - *o), "\"s%llu\"",
+                               (unsigned long long)(rng() % 100000));
+        } else {
+                *o += snprintf(*o, (size_t)(end - *o), "%s", odd[rng() % (sizeof(odd) / sizeof(*odd))]);
+        }
+}
+
+static void gen_ws(char **o, const char *end) {
+        static const char *const ws[] = {" ", "\n  ", "\t", "\r\n"};
+        static const char *const odd[] = {"\v", "\f", "\x01", " \x00"};
+        unsigned k = (unsigned)(rng() % 400); /* mostly none; JSON's four; others */
+
+        if (k < 40)
+                *o += snprintf(*o, (size_t)(end - *o), "%s", ws[k % 4]);
+        else if (k < 42)
+                *o += snprintf(*o, (size_t)(end - *o), "%s", odd[k % 4]);
+}
+
+static size_t gen_object(char *buf, size_t cap) {
+        static const char *const keys[] = {
+                "sensor", "ts", "id", "time", "temperature", "humidity", "t", "f00", "f01",
+                "x", "", "sensor", "ts", "a\\\"b", "k\\u0000", "\x7f", "\xc3\xa9t\xc3\xa9",
+                "0123456789012345678901234567890123", "pressure",
+        };
+        char *o = buf, *end = buf + cap - 64;
+        int n = (int)(rng() % 8), i;
+
+        if (rng() % 50 == 0)
+                o += snprintf(o, (size_t)(end - o), "\xef\xbb\xbf");
+        gen_ws(&o, end);
+        *o++ = rng() % 100 ? '{' : '[';
+        gen_ws(&o, end);
+        if (rng() % 4) { /* most payloads have an id and a time to find */
+                static const char *const ts[] = {"1730000000700", "1730000000700",
+                                                 "1730000000.25",
+                                                 "\"2026-11-25T10:00:00.123Z\""};
+
+                o += snprintf(o, (size_t)(end - o), "\"%s\":\"node-%u\",\"%s\":%s",
+                              rng() % 4 ? "sensor" : "id", (unsigned)(rng() % 100),
+                              rng() % 4 ? "ts" : "time", ts[rng() % 4]);
+                if (n)
+                        *o++ = ',';
+        }
+        for (i = 0; i < n && o < end - 128; i++) {
+                if (i) {
+                        *o++ = rng() % 100 ? ',' : ';';
+                        gen_ws(&o, end);
+                }
+                o += snprintf(o, (size_t)(end - o), "\"%s\"", keys[rng() % (sizeof(keys) / sizeof(*keys))]);
+                gen_ws(&o, end);
+                *o++ = rng() % 100 ? ':' : '=';
+                gen_ws(&o, end);
+                gen_value(&o, end);
+                gen_ws(&o, end);
+        }
+        *o++ = rng() % 100 ? '}' : ']';
+        gen_ws(&o, end);
+        if (rng() % 50 == 0)
+                o += snprintf(o, (size_t)(end - o), "%s", rng() & 1 ? "{}" : "x");
+        return (size_t)(o - buf);
+}
+
+static int same_reading_bits(const struct tg_reading *a, const struct tg_reading *b) {
+        uint16_t i;
+
+        if (a->sensor_len != b->sensor_len || memcmp(a->sensor, b->sensor, a->sensor_len) ||
+            a->ts_ms != b->ts_ms || a->ts_from_arrival != b->ts_from_arrival ||
+            a->nfields != b->nfields)
+                return 0;
+        for (i = 0; i < a->nfields; i++)
+                if (a->fields[i].name_len != b->fields[i].name_len ||
+                    memcmp(a->fields[i].name, b->fields[i].name, a->fields[i].name_len) ||
+                    !same_bits(a->fields[i].value, b->fields[i].value))
+                        return 0;
+        return 1;
+}
+
+/*
+ * tg_decode_json_ex() reads plain flat objects itself and leaves the rest
+ * to cJSON: on every payload and mapping it must give what cJSON alone
+ * gives (tg_decode_json_cjson_ex), the reading included, even the partial
+ * one a refusal leaves. Generated objects of plain and odd members, then
+ * byte mutations of them, under the mappings and limits a subscription can
+ * set. The JSON fuzzer makes the same comparison.
+ */
+static void test_json_fast_path_agrees(void) {
+        static const char *const keep[] = {"temperature", "t", "f00"};
+        static const struct tg_decode_opts base[] = {
+                {.id_key = "id", .ts_key = "time", .ts_unit = TG_TS_UNIT_S, .keep = keep,
+                 .nkeep = 3, .max_payload = 1024, .max_depth = 4, .max_fields = 2,
+                 .max_id = 8, .max_string = 12},
+                {.id_key = "sensor", .sensor = "topic-id", .sensor_len = 8, .ts_key = "ts",
+                 .ts_unit = TG_TS_UNIT_US, .ts_from_arrival = 1, .arrival_ms = 1732700000000LL},
+                {.id_key = "sensor", .ts_key = "ts", .ts_unit = TG_TS_UNIT_RFC3339},
+                {.id_key = "sensor", .ts_key = "ts", .max_depth = 0},
+                {.id_key = NULL, .ts_key = NULL, .ts_from_arrival = 1},
+        };
+        struct tg_decode_opts opts[1 + sizeof(base) / sizeof(*base)];
+        char buf[2048];
+        struct tg_reading a, b;
+        unsigned long i, bad = 0, ok = 0, runs = 0;
+        size_t c;
+
+        opts[0] = tg_decode_defaults;
+        for (c = 0; c < sizeof(base) / sizeof(*base); c++) {
+                opts[c + 1] = tg_decode_defaults;
+                opts[c + 1].id_key = base[c].id_key;
+                opts[c + 1].ts_key = base[c].ts_key;
+                opts[c + 1].ts_unit = base[c].ts_unit;
+                opts[c + 1].sensor = base[c].sensor;
+                opts[c + 1].sensor_len = base[c].sensor_len;
+                opts[c + 1].ts_from_arrival = base[c].ts_from_arrival;
+                opts[c + 1].arrival_ms = base[c].arrival_ms;
+                opts[c + 1].keep = base[c].keep;
+                opts[c + 1].nkeep = base[c].nkeep;
+                if (base[c].max_payload) {
+                        opts[c + 1].max_payload = base[c].max_payload;
+                        opts[c + 1].max_fields = base[c].max_fields;
+                        opts[c + 1].max_id = base[c].max_id;
+                        opts[c + 1].max_string = base[c].max_string;
+                }
+                if (c == 0 || c == 3)
+                        opts[c + 1].max_depth = base[c].max_depth;
+        }
+        for (i = 0; i < 150000; i++) {
+                size_t len = gen_object(buf, sizeof(buf)), k;
+
+                if (i % 3 == 2) { /* byte mutations and truncation */
+                        for (k = 1 + rng() % 3; len && k > 0; k--)
+                                buf[rng() % len] = (char)rng();
+                        if (len && rng() % 4 == 0)
+                                len = rng() % len;
+                }
+                for (c = 0; c < sizeof(opts) / sizeof(*opts); c++) {
+                        enum tg_decode_err ea, eb;
+
+                        memset(&a, 0x5a, sizeof(a));
+                        memset(&b, 0xa5, sizeof(b));
+                        ea = tg_decode_json_ex(buf, len, &opts[c], &a);
+                        eb = tg_decode_json_cjson_ex(buf, len, &opts[c], &b);
+                        runs++;
+                        ok += ea == TG_DECODE_OK;
+                        if ((ea != eb || !same_reading_bits(&a, &b)) && bad++ < 5)
+                                check(0, __LINE__, "'%.*s' (mapping %zu): fast path %s, cJSON %s%s",
+                                      (int)len, buf, c, tg_decode_err_name(ea),
+                                      tg_decode_err_name(eb),
+                                      ea == eb ? " (readings differ)" : "");
+                }
+        }
+        check(bad == 0, __LINE__, "%lu of %lu decodes differ", bad, runs);
+        /* enough payloads are accepted to compare readings */
+        check(ok > runs / 50, __LINE__, "only %lu of %lu decodes accepted", ok, runs);
+}
+
+/* A random CBOR map: mostly flat maps of text keys and scalars, as
+ * devices write, sometimes what only the general walk decides (tags,
+ * containers, indefinite items, non-text keys, long strings). */
+static void gen_cbor_map(struct cb *c) {
+        static const char *const keys[] = {
+                "sensor", "ts", "id", "time", "temperature", "humidity", "t", "f00",
+                "f01", "x", "", "k\0z", "0123456789012345678901234567890123",
+        };
+        size_t n = rng() % 7, i;
+        int indef = rng() % 20 == 0;
+
+        c->n = 0;
+        if (rng() % 30 == 0)
+                cb_tag(c, 55799);
+        if (indef)
+                cb_map_indef(c);
+        else
+                cb_map(c, n + 2 + (rng() % 40 == 0)); /* sometimes one too many */
+        cb_text(c, rng() % 4 ? "sensor" : "id");
+        cb_text(c, rng() % 8 ? "node-7" : "");
+        cb_text(c, rng() % 4 ? "ts" : "time");
+        switch (rng() % 6) {
+        case 0: cb_double(c, 1730000000.25); break;
+        case 1: cb_text(c, "2026-11-25T10:00:00.123Z"); break;
+        case 2: cb_negint(c, rng() % 1000); break;
+        default: cb_uint(c, 1730000000700ULL); break;
+        }
+        for (i = 0; i < n; i++) {
+                size_t k = rng() % (sizeof(keys) / sizeof(*keys));
+
+                if (rng() % 40 == 0)
+                        cb_uint(c, 7); /* a key that is not text */
+                else
+                        cb_textn(c, keys[k], k == 11 ? 3 : strlen(keys[k]));
+                switch (rng() % 16) {
+                case 0: cb_uint(c, rng() >> (rng() % 64)); break;
+                case 1: cb_negint(c, rng() >> (rng() % 64)); break;
+                case 2: cb_single(c, (float)(rng() % 1000) / 8); break;
+                case 3: cb_double(c, rng() % 2 ? INFINITY : NAN); break;
+                case 4: cb_text(c, "a string value"); break;
+                case 5: cb_bytes(c, "\x01\x02", 2); break;
+                case 6: cb_bool(c, 1); break;
+                case 7: cb_null(c); break;
+                case 8: cb_undef(c); break;
+                case 9: cb_tag(c, 1); cb_uint(c, 5); break;
+                case 10: cb_array(c, 1); cb_uint(c, 5); break;
+                case 11: cb_map(c, 1); cb_text(c, "in"); cb_uint(c, 5); break;
+                case 12: cb_array_indef(c); cb_break(c); break;
+                default: cb_double(c, (double)(rng() >> 11) / 9007199254740992.0 * 100); break;
+                }
+        }
+        if (indef)
+                cb_break(c);
+        if (rng() % 40 == 0)
+                cb_uint(c, 0); /* trailing bytes */
+}
+
+/* The same comparison for CBOR: the fast path for flat maps against the
+ * general walk alone (tg_decode_cbor_general_ex), on every payload and
+ * mapping; the CBOR fuzzer makes it too. */
+static void test_cbor_fast_path_agrees(void) {
+        static const char *const keep[] = {"temperature", "t", "f00"};
+        static struct cb c;
+        struct tg_decode_opts opts[6];
+        struct tg_reading a, b;
+        unsigned long i, bad = 0, ok = 0, runs = 0;
+        size_t m;
+
+        for (m = 0; m < 6; m++)
+                opts[m] = tg_decode_defaults;
+        opts[1].id_key = "id";
+        opts[1].ts_key = "time";
+        opts[1].ts_unit = TG_TS_UNIT_S;
+        opts[1].keep = keep;
+        opts[1].nkeep = 3;
+        opts[1].max_fields = 2;
+        opts[1].max_id = 4;
+        opts[1].max_string = 12;
+        opts[1].max_depth = 1;
+        opts[2].sensor = "topic-id";
+        opts[2].sensor_len = 8;
+        opts[2].ts_unit = TG_TS_UNIT_US;
+        opts[2].ts_from_arrival = 1;
+        opts[2].arrival_ms = 1732700000000LL;
+        opts[3].ts_unit = TG_TS_UNIT_RFC3339;
+        opts[4].max_depth = 0;
+        opts[5].id_key = NULL;
+        opts[5].ts_key = NULL;
+        opts[5].ts_from_arrival = 1;
+        for (i = 0; i < 150000; i++) {
+                size_t len, k;
+
+                gen_cbor_map(&c);
+                len = c.n;
+                if (i % 3 == 2) { /* byte mutations and truncation */
+                        for (k = 1 + rng() % 3; len && k > 0; k--)
+                                c.b[rng() % len] = (uint8_t)rng();
+                        if (len && rng() % 4 == 0)
+                                len = rng() % len;
+                }
+                for (m = 0; m < 6; m++) {
+                        enum tg_decode_err ea, eb;
+
+                        memset(&a, 0x5a, sizeof(a));
+                        memset(&b, 0xa5, sizeof(b));
+                        ea = tg_decode_cbor_ex(c.b, len, &opts[m], &a);
+                        eb = tg_decode_cbor_general_ex(c.b, len, &opts[m], &b);
+                        runs++;
+                        ok += ea == TG_DECODE_OK;
+                        if ((ea != eb || !same_reading_bits(&a, &b)) && bad++ < 5)
+                                check(0, __LINE__, "payload %lu (%zu bytes, mapping %zu): fast path %s, "
+                                      "general %s%s", i, len, m, tg_decode_err_name(ea),
+                                      tg_decode_err_name(eb), ea == eb ? " (readings differ)" : "");
+                }
+        }
+        check(bad == 0, __LINE__, "%lu of %lu decodes differ", bad, runs);
+        check(ok > runs / 50, __LINE__, "only %lu of %lu decodes accepted", ok, runs);
+}
+
 /* Each thread decodes its own payloads; the JSON arena is per thread. */
 struct thread_job {
         int id, failures;
@@ -2148,6 +2449,8 @@ int main(void) {
                 {"text writers: every too-small cap", test_small_buffers},
                 {"JSON writer", test_json_writer},
                 {"mutated payloads", test_mutated_payloads},
+                {"JSON: fast path agrees with cJSON", test_json_fast_path_agrees},
+                {"CBOR: fast path agrees with the general walk", test_cbor_fast_path_agrees},
                 {"decoding on several threads", test_threads},
         };
 
