@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "reading.h"
 
@@ -82,6 +83,21 @@ struct tg_decode_opts {
 
 /** The defaults: "sensor", "ts" in ms, every numeric field, the hard limits. */
 extern const struct tg_decode_opts tg_decode_defaults;
+
+/** For the decoders: the mapping's two key names with their lengths,
+ *  measured once a payload rather than once a key. */
+struct tg_decode_keys {
+        const char *id, *ts; /**< id NULL when the id comes from the topic */
+        size_t id_len, ts_len;
+};
+
+static inline void tg_decode_keys_init(struct tg_decode_keys *k,
+                                       const struct tg_decode_opts *o) {
+        k->id = o->sensor ? NULL : o->id_key;
+        k->id_len = k->id ? strlen(k->id) : 0;
+        k->ts = o->ts_key;
+        k->ts_len = k->ts ? strlen(k->ts) : 0;
+}
 
 /** Largest payload the decoders accept; larger ones fail with TOO_LARGE. */
 #define TG_PAYLOAD_MAX (64 * 1024)

@@ -77,20 +77,7 @@ static enum tg_decode_err top_value(struct tg_reading *out,
         return r ? TG_DECODE_BAD_FIELD_NAME : TG_DECODE_OK;
 }
 
-/* The mapping's two key names with their lengths, measured once a payload. */
-struct keys {
-        const char *id, *ts; /* id NULL when the id comes from the topic */
-        size_t id_len, ts_len;
-};
-
-static void keys_init(struct keys *k, const struct tg_decode_opts *o) {
-        k->id = o->sensor ? NULL : o->id_key;
-        k->id_len = k->id ? strlen(k->id) : 0;
-        k->ts = o->ts_key;
-        k->ts_len = k->ts ? strlen(k->ts) : 0;
-}
-
-static enum key_kind key_kind(const struct keys *k, const struct tg_decode_opts *o,
+static enum key_kind key_kind(const struct tg_decode_keys *k, const struct tg_decode_opts *o,
                               const char *key, size_t klen) {
         if (k->id && klen == k->id_len && !memcmp(key, k->id, klen))
                 return KEY_SENSOR;
@@ -113,7 +100,7 @@ static int fast_decode(const unsigned char *p, size_t len, const struct tg_decod
                        struct tg_reading *out, enum tg_decode_err *result) {
         struct cbor_event ev = {.type = EV_NONE};
         struct cbor_decoder_result res;
-        struct keys k;
+        struct tg_decode_keys k;
         uint64_t n;
         size_t pos;
         int have_id = 0, have_ts = 0;
@@ -124,7 +111,7 @@ static int fast_decode(const unsigned char *p, size_t len, const struct tg_decod
         res = cbor_stream_decode(p, len, &tg_cbor_event_callbacks, &ev);
         if (res.status != CBOR_DECODER_FINISHED || ev.type != EV_MAP)
                 return 0;
-        keys_init(&k, o);
+        tg_decode_keys_init(&k, o);
         for (pos = res.read, n = ev.u; n > 0; n--) {
                 enum key_kind kind;
                 const char *key;
@@ -184,7 +171,7 @@ static enum tg_decode_err decode_cbor(const void *payload, size_t len,
         const char *key = NULL;
         size_t klen = 0, pos = 0;
         enum tg_decode_err err;
-        struct keys k;
+        struct tg_decode_keys k;
 
         tg_reading_clear(out);
         if (len > opts->max_payload || len > TG_PAYLOAD_MAX)
@@ -192,7 +179,7 @@ static enum tg_decode_err decode_cbor(const void *payload, size_t len,
         if (fast && fast_decode(p, len, opts, out, &err))
                 return err;
         tg_reading_clear(out); /* the fast path may have begun filling it */
-        keys_init(&k, opts);
+        tg_decode_keys_init(&k, opts);
 
         while (pos < len) {
                 struct cbor_event ev = {.type = EV_NONE};

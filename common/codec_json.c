@@ -99,19 +99,6 @@ static enum tg_decode_err member_ts(const struct member *m,
         return tg_ts_from_double(m->num, o->ts_unit, out);
 }
 
-/* The mapping's two key names with their lengths, measured once a payload. */
-struct keys {
-        const char *id, *ts; /* id NULL when the id comes from the topic */
-        size_t id_len, ts_len;
-};
-
-static void keys_init(struct keys *k, const struct tg_decode_opts *o) {
-        k->id = o->sensor ? NULL : o->id_key;
-        k->id_len = k->id ? strlen(k->id) : 0;
-        k->ts = o->ts_key;
-        k->ts_len = k->ts ? strlen(k->ts) : 0;
-}
-
 static int key_is(const struct member *m, const char *want, size_t want_len) {
         return want && m->klen == want_len && !memcmp(m->key, want, want_len);
 }
@@ -119,7 +106,7 @@ static int key_is(const struct member *m, const char *want, size_t want_len) {
 /* The member is the id, the timestamp, a field, or ignored. */
 static enum tg_decode_err member_to_reading(const struct member *m,
                                             const struct tg_decode_opts *o,
-                                            const struct keys *k,
+                                            const struct tg_decode_keys *k,
                                             struct tg_reading *out, int *have_id,
                                             int *have_ts) {
         enum tg_decode_err err;
@@ -153,11 +140,11 @@ static enum tg_decode_err json_to_reading(const cJSON *root,
         const cJSON *it;
         enum tg_decode_err err;
         int have_id = 0, have_ts = 0;
-        struct keys k;
+        struct tg_decode_keys k;
 
         if (!cJSON_IsObject(root))
                 return TG_DECODE_WRONG_TYPE;
-        keys_init(&k, o);
+        tg_decode_keys_init(&k, o);
 
         cJSON_ArrayForEach(it, root) {
                 struct member m = {.key = it->string, .klen = strlen(it->string)};
@@ -226,7 +213,7 @@ static int fast_decode(const char *p, size_t len, const struct tg_decode_opts *o
         enum tg_decode_err err = TG_DECODE_OK; /* the first member's refusal */
         int have_id = 0, have_ts = 0;
         size_t i = 0, members = 0;
-        struct keys k;
+        struct tg_decode_keys k;
 
 #define SKIP_WS()                                                              \
         do {                                                                   \
@@ -236,7 +223,7 @@ static int fast_decode(const char *p, size_t len, const struct tg_decode_opts *o
 
         if (o->max_depth < 1)
                 return 0;
-        keys_init(&k, o);
+        tg_decode_keys_init(&k, o);
         SKIP_WS();
         if (i == len || p[i] != '{')
                 return 0;
