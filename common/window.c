@@ -11,6 +11,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include <zlib.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /*
  * The specification is docs/windows.md; section numbers below refer to it.
@@ -51,7 +54,7 @@
 
 #define EMPTY UINT32_MAX
 #define CACHE_LINE 64
-#define ID_HEAD 19               /* id bytes kept in the sensor's hot line */
+#define ID_HEAD 29               /* id bytes kept in the sensor's hot line */
 
 struct bucket {
         uint32_t hash;
@@ -64,9 +67,7 @@ struct sensor {
         int64_t watermark;       /* max event time seen (3.1) */
         int64_t next_mark_wm;    /* the watermark at which the close mark next moves */
         int64_t close_mark;      /* every window with end <= close_mark is closed (3.3) */
-        int64_t cur_start;       /* start of the newest window seen ... */
         int64_t last_arrival_ms; /* engine clock at the last reading (5.2) */
-        uint16_t cur_pos;        /* ... and its ring position */
         uint16_t nopen;          /* open slots in the ring */
         uint8_t id_len;          /* 0: the entry is free */
         char id_head[ID_HEAD];   /* the id's first bytes, zero-padded */
@@ -86,10 +87,9 @@ struct lru_link {
 struct slot {
         int64_t start;
         uint32_t count;
-        uint8_t nfields;
+        uint16_t nfields;        /* not a char type: its stores would alias everything */
         uint8_t open;
         uint8_t dirty;           /* gained readings since the last update */
-        uint8_t pad;
         struct tg_field_stats fields[]; /* max_fields */
 };
 
@@ -108,6 +108,14 @@ struct tg_window_engine {
         uint32_t ring_len;
         uint32_t windows_per_reading; /* W / H */
         size_t slot_size;
+        /* The last window start a reading asked for and its ring position,
+         * which is the same for every sensor: readings of all sensors
+         * arrive with nearly the same event times, so this spares the
+         * 64-bit divisions, and the slot's address is known as soon as the
+         * sensor's position is. */
+        int64_t ring_start;
+        uint32_t ring_start_pos;
+        uint32_t slot_prefetch;  /* bytes of a slot worth fetching ahead: up to 4 lines */
 
         struct bucket *index;
         uint32_t index_mask;
@@ -216,6 +224,25 @@ static inline uint32_t hash_id(const char *s, size_t len) {
         h ^= h >> 32;
         h *= 0xd6e8feb86659fd93ULL;
         return (uint32_t)(h ^ (h >> 32));
+}
+
+/* Equality of two field names of @p len (1..TG_FIELD_NAME_MAX) bytes held
+ * in buffers of at least TG_FIELD_NAME_MAX bytes, whatever follows the
+ * name in them: with SSE2, two 16-byte compares and a mask. */
+static inline int name_equal(const char *a, const char *b, size_t len) {
+#if defined(__SSE2__) && TG_FIELD_NAME_MAX == 32
+        __m128i lo = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)a),
+                                    _mm_loadu_si128((const __m128i *)b));
+        __m128i hi = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(a + 16)),
+                                    _mm_loadu_si128((const __m128i *)(b + 16)));
+        uint32_t same = (uint32_t)_mm_movemask_epi8(lo) |
+                        (uint32_t)_mm_movemask_epi8(hi) << 16;
+        uint32_t need = len >= 32 ? UINT32_MAX : (1u << len) - 1;
+
+        return (same & need) == need;
+#else
+        return bytes_equal(a, b, len);
+#endif
 }
 
 static inline int sensor_is(const tg_window_engine_t *e, uint32_t pos, const char *id,
@@ -364,12 +391,16 @@ tg_window_engine_t *tg_window_engine_new(const struct tg_window_conf *conf,
         e->windows_per_reading = (uint32_t)(conf->size_ms / conf->hop_ms);
         e->slot_size = (sizeof(struct slot) + conf->max_fields * sizeof(struct tg_field_stats) +
                         CACHE_LINE - 1) & ~(size_t)(CACHE_LINE - 1);
+        e->slot_prefetch = (uint32_t)(e->slot_size < 4 * CACHE_LINE ? e->slot_size
+                                                                      : 4 * CACHE_LINE);
         while (index_cap < 2 * (size_t)conf->max_sensors)
                 index_cap <<= 1;
         e->index_mask = (uint32_t)(index_cap - 1);
         nslots = (size_t)conf->max_sensors * e->ring_len;
         e->global_watermark = INT64_MIN;
         e->lru_head = e->lru_tail = EMPTY;
+        e->ring_start = 0;
+        e->ring_start_pos = 0;
 
         e->index = big_calloc(index_bytes(e));
         e->sensors = big_calloc(sensors_bytes(e));
@@ -531,7 +562,6 @@ static uint32_t sensor_insert(tg_window_engine_t *e, const char *id, size_t len,
         s->watermark = INT64_MIN;
         s->close_mark = INT64_MIN;
         s->last_arrival_ms = e->now;
-        s->cur_start = INT64_MIN;
         s->next_mark_wm = INT64_MIN;
         memcpy(c->id, id, len);
         c->id[len] = '\0';
@@ -563,11 +593,11 @@ static inline uint32_t field_intern(tg_window_engine_t *e, const char *name,
         /* Devices send the same fields in the same order: try the id the
          * previous reading had at this position first. */
         if (hint < e->nfield_names && e->field_names[hint].len == len &&
-            bytes_equal(e->field_names[hint].name, name, len))
+            name_equal(e->field_names[hint].name, name, len))
                 return hint;
         for (i = 0; i < e->nfield_names; i++)
                 if (e->field_names[i].len == len &&
-                    bytes_equal(e->field_names[i].name, name, len))
+                    name_equal(e->field_names[i].name, name, len))
                         return i;
         if (e->nfield_names == e->conf.max_field_names)
                 return EMPTY;
@@ -669,22 +699,14 @@ static int64_t close_mark_for(const tg_window_engine_t *e, int64_t watermark) {
 
 /* --- adding ------------------------------------------------------------- */
 
+/* 6.2: a value into a field the window already holds (count >= 1). */
 static inline void stats_add(struct tg_field_stats *st, int64_t ts, double x) {
         double delta;
 
-        if (st->count == 0) {
-                st->min = st->max = st->sum = st->first = st->last = x;
-                st->first_ts = st->last_ts = ts;
-                st->mean = x;
-                st->m2 = 0;
-                st->count = 1;
-                return;
-        }
         st->count++;
-        if (x < st->min)
-                st->min = x;
-        if (x > st->max)
-                st->max = x;
+        /* as `if (x < min) min = x`, NaN and signed zeros included, without a branch */
+        st->min = x < st->min ? x : st->min;
+        st->max = x > st->max ? x : st->max;
         st->sum += x;
         delta = x - st->mean;
         st->mean += delta / st->count;
@@ -700,35 +722,53 @@ static inline void stats_add(struct tg_field_stats *st, int64_t ts, double x) {
         }
 }
 
+static inline void stats_first(struct tg_field_stats *st, uint32_t field, int64_t ts,
+                               double x) {
+        st->field = field;
+        st->count = 1;
+        st->min = st->max = st->sum = st->first = st->last = x;
+        st->first_ts = st->last_ts = ts;
+        st->mean = x;
+        st->m2 = 0;
+}
+
+/* A field the window does not hold at the reading's position: find it, or
+ * give it the next free place. */
+static void slot_add_other(tg_window_engine_t *e, struct slot *sl, uint32_t f, int64_t ts,
+                           double x) {
+        uint32_t j;
+
+        if (f == EMPTY)
+                return; /* counted once per reading by the caller */
+        for (j = 0; j < sl->nfields; j++) {
+                if (sl->fields[j].field == f) {
+                        stats_add(&sl->fields[j], ts, x);
+                        return;
+                }
+        }
+        if (sl->nfields == e->conf.max_fields) {
+                e->counters.fields_dropped++;
+                return;
+        }
+        stats_first(&sl->fields[j], f, ts, x);
+        sl->nfields++;
+}
+
 static inline void slot_add(tg_window_engine_t *e, struct slot *sl,
                             const struct tg_reading *r, const uint32_t *field_ids) {
+        const int64_t ts = r->ts_ms;
+        const uint16_t n = r->nfields;
         uint16_t i;
 
+        for (i = 0; i < n; i++) {
+                /* Usually the window holds the fields in the reading's order. */
+                if (i < sl->nfields && sl->fields[i].field == field_ids[i])
+                        stats_add(&sl->fields[i], ts, r->fields[i].value);
+                else
+                        slot_add_other(e, sl, field_ids[i], ts, r->fields[i].value);
+        }
         sl->count++;
         sl->dirty = 1;
-        for (i = 0; i < r->nfields; i++) {
-                uint32_t f = field_ids[i], j;
-
-                if (f == EMPTY)
-                        continue; /* counted once per reading by the caller */
-                /* Usually the window holds the fields in the reading's order. */
-                if (i < sl->nfields && sl->fields[i].field == f)
-                        j = i;
-                else
-                        for (j = 0; j < sl->nfields; j++)
-                                if (sl->fields[j].field == f)
-                                        break;
-                if (j == sl->nfields) {
-                        if (sl->nfields == e->conf.max_fields) {
-                                e->counters.fields_dropped++;
-                                continue;
-                        }
-                        memset(&sl->fields[j], 0, sizeof(sl->fields[j]));
-                        sl->fields[j].field = f;
-                        sl->nfields++;
-                }
-                stats_add(&sl->fields[j], r->ts_ms, r->fields[i].value);
-        }
 }
 
 enum tg_window_verdict tg_window_engine_add(tg_window_engine_t *e,
@@ -750,10 +790,39 @@ enum tg_window_verdict tg_window_engine_add(tg_window_engine_t *e,
                 e->counters.future++;
                 return TG_WINDOW_FUTURE;
         }
+        /* The newest window containing ts, its start and ring position:
+         * usually the one the previous reading asked for, or the next. */
+        ahead = (uint64_t)ts - (uint64_t)e->ring_start; /* no overflow: unsigned */
+        if (ahead < (uint64_t)H) {
+                newest = e->ring_start;
+                rp = e->ring_start_pos;
+        } else {
+                if (ahead < 2 * (uint64_t)H) {
+                        newest = e->ring_start + H;
+                        rp = e->ring_start_pos + 1 == e->ring_len ? 0 : e->ring_start_pos + 1;
+                } else {
+                        newest = align_down(ts, H);
+                        rp = ring_pos(e, newest);
+                }
+                /* Follow time forward only: late readings do not move it. */
+                if (newest > e->ring_start) {
+                        e->ring_start = newest;
+                        e->ring_start_pos = rp;
+                }
+        }
         pos = sensor_find(e, r->sensor, r->sensor_len, 1);
         if (pos == EMPTY) {
                 e->counters.table_full++;
                 return TG_WINDOW_TABLE_FULL;
+        }
+        /* Start fetching the newest slot's lines (header and the first
+         * fields) while the sensor's line is on its way. */
+        {
+                const char *sl = (const char *)slot_at(e, pos, rp);
+                size_t off;
+
+                for (off = 0; off < e->slot_prefetch; off += CACHE_LINE)
+                        __builtin_prefetch(sl + off, 1);
         }
         s = &e->sensors[pos];
         /* The clock moves at ticks only, so the arrival list needs a move
@@ -788,23 +857,6 @@ enum tg_window_verdict tg_window_engine_add(tg_window_engine_t *e,
                         e->field_hint[i] = field_ids[i];
         }
 
-        /* The newest window containing ts, its start and ring position:
-         * usually the sensor's current or next one. */
-        ahead = (uint64_t)ts - (uint64_t)s->cur_start; /* no overflow: unsigned */
-        if (ts >= s->cur_start && ahead < (uint64_t)H) {
-                newest = s->cur_start;
-                rp = s->cur_pos;
-        } else if (ts >= s->cur_start && ahead < 2 * (uint64_t)H) {
-                newest = s->cur_start + H;
-                rp = s->cur_pos + 1u == e->ring_len ? 0 : s->cur_pos + 1u;
-        } else {
-                newest = align_down(ts, H);
-                rp = ring_pos(e, newest);
-        }
-        if (newest > s->cur_start) {
-                s->cur_start = newest;
-                s->cur_pos = (uint16_t)rp;
-        }
 
         /* 2.3 / 4.1: every window containing ts, oldest first; ring
          * positions step with the starts. (ring_len >= W / H + 2, so one
