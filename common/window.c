@@ -131,7 +131,13 @@ struct tg_window_engine {
 
         struct field_name *field_names;
         uint32_t nfield_names;
-        uint32_t field_hint[TG_READING_FIELDS_MAX]; /* last id per field position */
+        /* Per field position, the name the previous reading had there and
+         * its id: devices send the same fields in the same order. */
+        struct field_hint {
+                char name[TG_FIELD_NAME_MAX + 1];
+                uint8_t len;     /* 0: none yet (names are never empty) */
+                uint32_t id;
+        } field_hint[TG_READING_FIELDS_MAX];
 
         int64_t global_watermark;
         struct tg_window_counters counters;
@@ -586,15 +592,9 @@ static inline uint32_t sensor_find(tg_window_engine_t *e, const char *id, size_t
         return sensor_insert(e, id, len, hash, b);
 }
 
-static inline uint32_t field_intern(tg_window_engine_t *e, const char *name,
-                                    size_t len, uint32_t hint) {
+static uint32_t field_intern(tg_window_engine_t *e, const char *name, size_t len) {
         uint32_t i;
 
-        /* Devices send the same fields in the same order: try the id the
-         * previous reading had at this position first. */
-        if (hint < e->nfield_names && e->field_names[hint].len == len &&
-            name_equal(e->field_names[hint].name, name, len))
-                return hint;
         for (i = 0; i < e->nfield_names; i++)
                 if (e->field_names[i].len == len &&
                     name_equal(e->field_names[i].name, name, len))
@@ -849,12 +849,21 @@ enum tg_window_verdict tg_window_engine_add(tg_window_engine_t *e,
         }
 
         for (i = 0; i < r->nfields; i++) {
-                field_ids[i] = field_intern(e, r->fields[i].name,
-                                            r->fields[i].name_len, e->field_hint[i]);
-                if (field_ids[i] == EMPTY)
+                const struct tg_field *f = &r->fields[i];
+                struct field_hint *h = &e->field_hint[i];
+
+                if (h->len == f->name_len && name_equal(h->name, f->name, f->name_len)) {
+                        field_ids[i] = h->id;
+                        continue;
+                }
+                field_ids[i] = field_intern(e, f->name, f->name_len);
+                if (field_ids[i] == EMPTY) {
                         e->counters.fields_dropped++;
-                else
-                        e->field_hint[i] = field_ids[i];
+                        continue;
+                }
+                memcpy(h->name, f->name, f->name_len);
+                h->len = f->name_len;
+                h->id = field_ids[i];
         }
 
 
@@ -1158,6 +1167,7 @@ static void engine_reset(tg_window_engine_t *e) {
         e->nfree = 0;
         e->lru_head = e->lru_tail = EMPTY;
         e->nfield_names = 0;
+        memset(e->field_hint, 0, sizeof(e->field_hint));
         e->global_watermark = INT64_MIN;
         e->counters.sensors_active = 0;
 }
@@ -1239,7 +1249,7 @@ int tg_window_engine_load(tg_window_engine_t *e, const char *path,
                 RGET(&b, len);
                 rget(&b, name, len);
                 if (b.short_read || len == 0 || len > TG_FIELD_NAME_MAX ||
-                    field_intern(e, name, len, EMPTY) != i) {
+                    field_intern(e, name, len) != i) {
                         free(data);
                         return load_fail(e, errstr, errstr_size,
                                          "bad field name table");
