@@ -578,11 +578,11 @@ static uint32_t sensor_insert(tg_window_engine_t *e, const char *id, size_t len,
         return pos;
 }
 
-/* Position of @p id in sensors[], inserting it if @p create; EMPTY if
- * absent, or if the table is full and nobody can be evicted. */
-static inline uint32_t sensor_find(tg_window_engine_t *e, const char *id, size_t len,
-                                   int create) {
-        uint32_t hash = hash_id(id, len);
+/* Position of @p id (of hash_id() @p hash) in sensors[], inserting it if
+ * @p create; EMPTY if absent, or if the table is full and nobody can be
+ * evicted. */
+static inline uint32_t sensor_find_hashed(tg_window_engine_t *e, const char *id, size_t len,
+                                          uint32_t hash, int create) {
         uint32_t b = index_bucket(e, id, len, hash);
 
         if (e->index[b].pos != EMPTY)
@@ -590,6 +590,10 @@ static inline uint32_t sensor_find(tg_window_engine_t *e, const char *id, size_t
         if (!create)
                 return EMPTY;
         return sensor_insert(e, id, len, hash, b);
+}
+
+static uint32_t sensor_find(tg_window_engine_t *e, const char *id, size_t len, int create) {
+        return sensor_find_hashed(e, id, len, hash_id(id, len), create);
 }
 
 static uint32_t field_intern(tg_window_engine_t *e, const char *name, size_t len) {
@@ -771,8 +775,18 @@ static inline void slot_add(tg_window_engine_t *e, struct slot *sl,
         sl->dirty = 1;
 }
 
-enum tg_window_verdict tg_window_engine_add(tg_window_engine_t *e,
-                                            const struct tg_reading *r) {
+static inline void prefetch_slot(const tg_window_engine_t *e, uint32_t pos, uint32_t rp) {
+        const char *sl = (const char *)slot_at(e, pos, rp);
+        size_t off;
+
+        for (off = 0; off < e->slot_prefetch; off += CACHE_LINE)
+                __builtin_prefetch(sl + off, 1);
+}
+
+/* tg_window_engine_add() with the id's hash already computed. */
+static inline enum tg_window_verdict add_reading(tg_window_engine_t *e,
+                                                 const struct tg_reading *r,
+                                                 uint32_t hash) {
         const int64_t W = e->conf.size_ms, H = e->conf.hop_ms;
         uint32_t field_ids[TG_READING_FIELDS_MAX];
         int64_t ts = r->ts_ms, start, newest, wm;
@@ -810,20 +824,14 @@ enum tg_window_verdict tg_window_engine_add(tg_window_engine_t *e,
                         e->ring_start_pos = rp;
                 }
         }
-        pos = sensor_find(e, r->sensor, r->sensor_len, 1);
+        pos = sensor_find_hashed(e, r->sensor, r->sensor_len, hash, 1);
         if (pos == EMPTY) {
                 e->counters.table_full++;
                 return TG_WINDOW_TABLE_FULL;
         }
         /* Start fetching the newest slot's lines (header and the first
          * fields) while the sensor's line is on its way. */
-        {
-                const char *sl = (const char *)slot_at(e, pos, rp);
-                size_t off;
-
-                for (off = 0; off < e->slot_prefetch; off += CACHE_LINE)
-                        __builtin_prefetch(sl + off, 1);
-        }
+        prefetch_slot(e, pos, rp);
         s = &e->sensors[pos];
         /* The clock moves at ticks only, so the arrival list needs a move
          * once per tick per sensor, not once per reading: a sensor keeps
@@ -910,6 +918,67 @@ enum tg_window_verdict tg_window_engine_add(tg_window_engine_t *e,
         }
         e->counters.accepted++;
         return TG_WINDOW_ACCEPTED;
+}
+
+enum tg_window_verdict tg_window_engine_add(tg_window_engine_t *e,
+                                            const struct tg_reading *r) {
+        return add_reading(e, r, hash_id(r->sensor, r->sensor_len));
+}
+
+/*
+ * A batch is added reading by reading, exactly as by tg_window_engine_add(),
+ * with the memory of the readings ahead fetched meanwhile, in two stages:
+ * BATCH_AHEAD readings before its turn, a reading's hash is computed and its
+ * bucket's line requested; half as many before, the bucket is read and the
+ * sensor's line and its newest slot's first lines are requested. Those stages
+ * only read, and what they read is a guess (the readings in between may
+ * insert, evict and move time): each reading still looks itself up in turn.
+ */
+#define BATCH_AHEAD 8            /* a power of two */
+
+static inline void prefetch_reading(const tg_window_engine_t *e,
+                                    const struct tg_reading *r, uint32_t hash) {
+        const struct bucket *bk = &e->index[hash & e->index_mask];
+        uint64_t ahead = (uint64_t)r->ts_ms - (uint64_t)e->ring_start;
+        uint64_t H = (uint64_t)e->conf.hop_ms;
+        uint32_t pos = bk->pos, rp;
+
+        if (pos == EMPTY || bk->hash != hash)
+                return; /* new, or not in its home bucket: no guess */
+        __builtin_prefetch(&e->sensors[pos], 1);
+        if (ahead >= 2 * H)
+                return;
+        rp = e->ring_start_pos + (ahead >= H);
+        prefetch_slot(e, pos, rp == e->ring_len ? 0 : rp);
+}
+
+void tg_window_engine_add_batch(tg_window_engine_t *e, const struct tg_reading *r,
+                                size_t n, enum tg_window_verdict *verdicts) {
+        uint32_t hash[BATCH_AHEAD];
+        size_t i, j;
+
+        for (j = 0; j < n && j < BATCH_AHEAD; j++) {
+                hash[j] = hash_id(r[j].sensor, r[j].sensor_len);
+                __builtin_prefetch(&e->index[hash[j] & e->index_mask]);
+        }
+        for (j = 0; j < n && j < BATCH_AHEAD / 2; j++)
+                prefetch_reading(e, &r[j], hash[j]);
+        for (i = 0; i < n; i++) {
+                uint32_t h = hash[i % BATCH_AHEAD];
+                enum tg_window_verdict v;
+
+                j = i + BATCH_AHEAD / 2;
+                if (j < n)
+                        prefetch_reading(e, &r[j], hash[j % BATCH_AHEAD]);
+                j = i + BATCH_AHEAD;
+                if (j < n) {
+                        hash[j % BATCH_AHEAD] = hash_id(r[j].sensor, r[j].sensor_len);
+                        __builtin_prefetch(&e->index[hash[j % BATCH_AHEAD] & e->index_mask]);
+                }
+                v = add_reading(e, &r[i], h);
+                if (verdicts)
+                        verdicts[i] = v;
+        }
 }
 
 /* --- ticks --------------------------------------------------------------- */
