@@ -134,9 +134,10 @@ struct tg_window_engine {
         /* Per field position, the name the previous reading had there and
          * its id: devices send the same fields in the same order. */
         struct field_hint {
-                char name[TG_FIELD_NAME_MAX + 1];
-                uint8_t len;     /* 0: none yet (names are never empty) */
+                char name[TG_FIELD_NAME_MAX];
+                uint32_t mask;   /* bit i set for each of the name's bytes */
                 uint32_t id;
+                uint8_t len;     /* 0: none yet (names are never empty) */
         } field_hint[TG_READING_FIELDS_MAX];
 
         int64_t global_watermark;
@@ -232,10 +233,15 @@ static inline uint32_t hash_id(const char *s, size_t len) {
         return (uint32_t)(h ^ (h >> 32));
 }
 
+/* Bit i set for each byte i of a name of @p len bytes. */
+static inline uint32_t name_mask(size_t len) {
+        return len >= 32 ? UINT32_MAX : (1u << len) - 1;
+}
+
 /* Equality of two field names of @p len (1..TG_FIELD_NAME_MAX) bytes held
  * in buffers of at least TG_FIELD_NAME_MAX bytes, whatever follows the
- * name in them: with SSE2, two 16-byte compares and a mask. */
-static inline int name_equal(const char *a, const char *b, size_t len) {
+ * name in them; @p mask is name_mask(len). With SSE2: two 16-byte compares. */
+static inline int name_equal(const char *a, const char *b, size_t len, uint32_t mask) {
 #if defined(__SSE2__) && TG_FIELD_NAME_MAX == 32
         __m128i lo = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)a),
                                     _mm_loadu_si128((const __m128i *)b));
@@ -243,10 +249,11 @@ static inline int name_equal(const char *a, const char *b, size_t len) {
                                     _mm_loadu_si128((const __m128i *)(b + 16)));
         uint32_t same = (uint32_t)_mm_movemask_epi8(lo) |
                         (uint32_t)_mm_movemask_epi8(hi) << 16;
-        uint32_t need = len >= 32 ? UINT32_MAX : (1u << len) - 1;
 
-        return (same & need) == need;
+        (void)len;
+        return (same & mask) == mask;
 #else
+        (void)mask;
         return bytes_equal(a, b, len);
 #endif
 }
@@ -601,7 +608,7 @@ static uint32_t field_intern(tg_window_engine_t *e, const char *name, size_t len
 
         for (i = 0; i < e->nfield_names; i++)
                 if (e->field_names[i].len == len &&
-                    name_equal(e->field_names[i].name, name, len))
+                    name_equal(e->field_names[i].name, name, len, name_mask(len)))
                         return i;
         if (e->nfield_names == e->conf.max_field_names)
                 return EMPTY;
@@ -777,10 +784,14 @@ static inline void slot_add(tg_window_engine_t *e, struct slot *sl,
 
 static inline void prefetch_slot(const tg_window_engine_t *e, uint32_t pos, uint32_t rp) {
         const char *sl = (const char *)slot_at(e, pos, rp);
-        size_t off;
 
-        for (off = 0; off < e->slot_prefetch; off += CACHE_LINE)
-                __builtin_prefetch(sl + off, 1);
+        /* slot_prefetch is 2, 3 or 4 lines (a slot has at least two) */
+        __builtin_prefetch(sl, 1);
+        __builtin_prefetch(sl + CACHE_LINE, 1);
+        if (e->slot_prefetch > 2 * CACHE_LINE)
+                __builtin_prefetch(sl + 2 * CACHE_LINE, 1);
+        if (e->slot_prefetch > 3 * CACHE_LINE)
+                __builtin_prefetch(sl + 3 * CACHE_LINE, 1);
 }
 
 /* tg_window_engine_add() with the id's hash already computed. */
@@ -860,7 +871,7 @@ static inline enum tg_window_verdict add_reading(tg_window_engine_t *e,
                 const struct tg_field *f = &r->fields[i];
                 struct field_hint *h = &e->field_hint[i];
 
-                if (h->len == f->name_len && name_equal(h->name, f->name, f->name_len)) {
+                if (h->len == f->name_len && name_equal(h->name, f->name, h->len, h->mask)) {
                         field_ids[i] = h->id;
                         continue;
                 }
@@ -871,6 +882,7 @@ static inline enum tg_window_verdict add_reading(tg_window_engine_t *e,
                 }
                 memcpy(h->name, f->name, f->name_len);
                 h->len = f->name_len;
+                h->mask = name_mask(f->name_len);
                 h->id = field_ids[i];
         }
 
