@@ -54,7 +54,7 @@
 
 #define EMPTY UINT32_MAX
 #define CACHE_LINE 64
-#define ID_HEAD 29               /* id bytes kept in the sensor's hot line */
+#define ID_HEAD 28               /* id bytes kept in the sensor's hot line */
 
 struct bucket {
         uint32_t hash;
@@ -69,7 +69,8 @@ struct sensor {
         int64_t close_mark;      /* every window with end <= close_mark is closed (3.3) */
         int64_t last_arrival_ms; /* engine clock at the last reading (5.2) */
         uint16_t nopen;          /* open slots in the ring */
-        uint8_t id_len;          /* 0: the entry is free */
+        uint8_t in_use;
+        uint8_t id_len;
         char id_head[ID_HEAD];   /* the id's first bytes, zero-padded */
 } __attribute__((aligned(CACHE_LINE)));
 
@@ -190,8 +191,8 @@ static inline uint64_t load32(const char *p) {
         return v;
 }
 
-/* Byte-string equality of two buffers of @p len >= 1 bytes, reading no
- * byte outside them: 8-byte words, the last one overlapping the one before. */
+/* Byte-string equality of two buffers of @p len bytes, reading no byte
+ * outside them: 8-byte words, the last one overlapping the one before. */
 static inline int bytes_equal(const char *a, const char *b, size_t len) {
         size_t i;
 
@@ -204,7 +205,7 @@ static inline int bytes_equal(const char *a, const char *b, size_t len) {
         if (len >= 4)
                 return load32(a) == load32(b) && load32(a + len - 4) == load32(b + len - 4);
         /* 1..3 bytes: positions 0, len / 2 and len - 1 cover them all */
-        return a[0] == b[0] && a[len / 2] == b[len / 2] && a[len - 1] == b[len - 1];
+        return !len || (a[0] == b[0] && a[len / 2] == b[len / 2] && a[len - 1] == b[len - 1]);
 }
 
 /* A word at a time, like bytes_equal(): FNV-1a's byte loop was a tenth of
@@ -223,7 +224,7 @@ static inline uint32_t hash_id(const char *s, size_t len) {
                 h ^= load64(s + len - 8);
         } else if (len >= 4) {
                 h ^= load32(s) | load32(s + len - 4) << 32;
-        } else {
+        } else if (len) {
                 h ^= (uint64_t)(unsigned char)s[0] | (uint64_t)(unsigned char)s[len / 2] << 8 |
                      (uint64_t)(unsigned char)s[len - 1] << 16;
         }
@@ -545,7 +546,7 @@ static int sensor_evict_one(tg_window_engine_t *e) {
         sensor_close_until(e, pos, INT64_MAX);
         index_remove(e, index_bucket_of(e, pos, hash_id(e->cold[pos].id, s->id_len)));
         lru_unlink(e, pos);
-        s->id_len = 0;
+        s->in_use = 0;
         e->free_stack[e->nfree++] = pos;
         e->counters.sensors_active--;
         e->counters.evicted++;
@@ -571,6 +572,7 @@ static uint32_t sensor_insert(tg_window_engine_t *e, const char *id, size_t len,
         c = &e->cold[pos];
         memset(s, 0, sizeof(*s));
         memcpy(s->id_head, id, len < ID_HEAD ? len : ID_HEAD);
+        s->in_use = 1;
         s->id_len = (uint8_t)len;
         s->watermark = INT64_MIN;
         s->close_mark = INT64_MIN;
@@ -1026,7 +1028,7 @@ void tg_window_engine_tick(tg_window_engine_t *e) {
         for (pos = 0; pos < e->high_water; pos++) {
                 struct sensor *s = &e->sensors[pos];
 
-                if (!s->id_len || !s->nopen)
+                if (!s->in_use || !s->nopen)
                         continue;
                 if (e->conf.close == TG_CLOSE_GLOBAL)
                         sensor_close_until(e, pos, global_mark);
@@ -1045,7 +1047,7 @@ void tg_window_engine_touch_all(tg_window_engine_t *e) {
 
         e->now = tg_clock_now(e->clock);
         for (pos = 0; pos < e->high_water; pos++)
-                if (e->sensors[pos].id_len)
+                if (e->sensors[pos].in_use)
                         e->sensors[pos].last_arrival_ms = e->now;
 }
 
@@ -1053,7 +1055,7 @@ void tg_window_engine_flush(tg_window_engine_t *e) {
         uint32_t pos;
 
         for (pos = 0; pos < e->high_water; pos++)
-                if (e->sensors[pos].id_len)
+                if (e->sensors[pos].in_use)
                         sensor_close_until(e, pos, INT64_MAX);
 }
 
@@ -1146,7 +1148,7 @@ int tg_window_engine_snapshot(const tg_window_engine_t *e, uint64_t position,
                 uint16_t id_len = s->id_len;
                 uint32_t nopen = s->nopen;
 
-                if (!s->id_len)
+                if (!s->in_use)
                         continue;
                 WPUT(&b, id_len);
                 wput(&b, c->id, s->id_len);

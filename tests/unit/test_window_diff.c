@@ -1367,13 +1367,13 @@ static const struct diff_config configs[] = {
         },
         {
                 /* Ids exactly as long as the hot line's part, and churn. */
-                .name = "batches of 1..8, churn, 29-byte ids",
+                .name = "batches of 1..8, churn, 28-byte ids",
                 .conf = {.size_ms = 10000, .hop_ms = 5000, .grace_ms = 2000,
                          .idle_timeout_ms = 30000, .max_future_ms = 300000,
                          .max_sensors = 2000, .max_fields = 4, .max_field_names = 16,
                          .close = TG_CLOSE_PER_SENSOR, .evict_after_ms = 20000},
                 .nsensors = 3000, .nhot = 1500, .wall0 = WALL_2025, .readings = 300000,
-                .seed = 13, .batch = 8, .id_width = 29,
+                .seed = 13, .batch = 8, .id_width = 28,
         },
 };
 
@@ -1580,7 +1580,7 @@ int main(void) {
                 {"differential: batches, 40-byte ids", test_batch_long_ids},
                 {"differential: batches with eviction, hopping, global, update",
                  test_batch_mixed},
-                {"differential: batches, churn, 29-byte ids", test_batch_churn},
+                {"differential: batches, churn, 28-byte ids", test_batch_churn},
                 {"7.2 reproduction: eviction after the clock steps back",
                  test_eviction_after_clock_steps_back},
         };
