@@ -805,7 +805,7 @@ static inline enum tg_window_verdict add_reading(tg_window_engine_t *e,
         int64_t ts = r->ts_ms, start, newest, wm;
         uint64_t ahead;
         struct sensor *s;
-        uint32_t pos, rp;
+        uint32_t pos, rp, unmatched = 0;
         uint16_t i;
         int late = 0;
 
@@ -836,6 +836,19 @@ static inline enum tg_window_verdict add_reading(tg_window_engine_t *e,
                         e->ring_start = newest;
                         e->ring_start_pos = rp;
                 }
+        }
+        /* While the sensor's bucket is on its way, match the field names
+         * with the previous reading's, which only reads: a name that does
+         * not match is interned below, if the reading gets into the table. */
+        __builtin_prefetch(&e->index[hash & e->index_mask]);
+        for (i = 0; i < r->nfields; i++) {
+                const struct tg_field *f = &r->fields[i];
+                const struct field_hint *h = &e->field_hint[i];
+
+                if (h->len == f->name_len && name_equal(h->name, f->name, h->len, h->mask))
+                        field_ids[i] = h->id;
+                else
+                        unmatched |= 1u << i;
         }
         pos = sensor_find_hashed(e, r->sensor, r->sensor_len, hash, 1);
         if (pos == EMPTY) {
@@ -869,14 +882,13 @@ static inline enum tg_window_verdict add_reading(tg_window_engine_t *e,
                 sensor_close_until(e, pos, mark);
         }
 
-        for (i = 0; i < r->nfields; i++) {
+        /* 6.5: names are interned once the reading reached the table. */
+        for (i = 0; unmatched; i++, unmatched >>= 1) {
                 const struct tg_field *f = &r->fields[i];
                 struct field_hint *h = &e->field_hint[i];
 
-                if (h->len == f->name_len && name_equal(h->name, f->name, h->len, h->mask)) {
-                        field_ids[i] = h->id;
+                if (!(unmatched & 1))
                         continue;
-                }
                 field_ids[i] = field_intern(e, f->name, f->name_len);
                 if (field_ids[i] == EMPTY) {
                         e->counters.fields_dropped++;
