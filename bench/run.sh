@@ -20,6 +20,8 @@ for w in "${what[@]}"; do
 	window)
 		echo "## window engine alone: bench/run.sh window"
 		"$build/bench/window_bench" 100 1000 10000
+		echo "## the same in batches of 16 (tg_window_engine_add_batch)"
+		"$build/bench/window_bench" -b 16 100 1000 10000
 		;;
 	codec)
 		echo "## decoders and encoders: bench/run.sh codec"

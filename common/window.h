@@ -105,6 +105,18 @@ enum tg_window_verdict tg_window_engine_add(tg_window_engine_t *e,
                                             const struct tg_reading *r);
 
 /**
+ * @brief Add @p n readings, in order: the same verdicts, windows and
+ *        counters as @p n calls of tg_window_engine_add(), faster when the
+ *        readings are of many sensors (the memory of the next ones is
+ *        fetched while one is added). Allocation-free; not thread-safe.
+ * @param verdicts room for @p n verdicts, filled in reading order; or NULL.
+ */
+void tg_window_engine_add_batch(tg_window_engine_t *e, const struct tg_reading *r,
+                                size_t n, enum tg_window_verdict *verdicts);
+/** Defined when the engine has tg_window_engine_add_batch(). */
+#define TG_WINDOW_HAVE_BATCH 1
+
+/**
  * @brief Read the wall clock, then close windows of idle sensors, close
  *        windows the global watermark made closable, and emit running
  *        results in update mode (docs/windows.md section 5).

@@ -377,16 +377,16 @@ static enum tg_decode_err decode(tg_pipeline_t *p, struct sub_state *sub,
         return tg_decode_ex(fmt, payload, len, &sub->opts, &p->readings[0]);
 }
 
+/* One reading the engine has taken, with its verdict @p v. */
 static void forward_reading(tg_pipeline_t *p, const char *topic,
                             const void *payload, size_t len,
-                            struct tg_reading *r, int64_t arrival_ms) {
-        enum tg_window_verdict v;
+                            struct tg_reading *r, enum tg_window_verdict v,
+                            int64_t arrival_ms) {
         size_t n;
 
         p->c.decoded++;
         if (r->ts_from_arrival)
                 p->c.ts_from_arrival++;
-        v = tg_window_engine_add(p->engine, r);
         switch (v) {
         case TG_WINDOW_FUTURE:
                 tg_warn("sensor %s: timestamp %lld is in the future: refused",
@@ -438,6 +438,7 @@ static void forward_reading(tg_pipeline_t *p, const char *topic,
 static void process(tg_pipeline_t *p, const char *topic, const void *payload,
                     size_t len, int64_t arrival_ms) {
         struct sub_state *sub = sub_for(p, topic);
+        enum tg_window_verdict verdicts[READINGS_MAX];
         enum tg_decode_err derr;
         size_t n, i;
 
@@ -453,8 +454,14 @@ static void process(tg_pipeline_t *p, const char *topic, const void *payload,
                 p->cur_outcome |= OUTCOME_REFUSED;
                 return;
         }
+        /* A SenML pack's readings (often of many sensors) go to the engine
+         * together, which fetches the next ones' memory while adding one;
+         * windows they close are produced before their raw records, which
+         * go to another topic. */
+        tg_window_engine_add_batch(p->engine, p->readings, n, verdicts);
         for (i = 0; i < n; i++)
-                forward_reading(p, topic, payload, len, &p->readings[i], arrival_ms);
+                forward_reading(p, topic, payload, len, &p->readings[i], verdicts[i],
+                                arrival_ms);
         if (!(p->cur_outcome & OUTCOME_FORWARDED))
                 p->cur_outcome |= OUTCOME_REFUSED; /* every reading refused */
 }

@@ -442,6 +442,52 @@ static void test_eviction_churn(void) {
         tg_window_engine_destroy(e);
 }
 
+/* Section 7 knows no id too short: an empty one (which tg_reading_set_sensor
+ * refuses, but a caller may fill the struct itself) is an id like any other,
+ * and ids that differ in their last byte only, short and long, stay apart. */
+static void test_ids_empty_and_long(void) {
+        struct tg_window_conf c = base_conf();
+        static const size_t lens[] = {1, 2, 3, 4, 7, 8, 9, 15, 16, 17, 27, 28, 29, 30, 63, 64};
+        char id[TG_SENSOR_ID_MAX + 1];
+        tg_window_engine_t *e;
+        struct tg_reading r;
+        size_t i, k;
+
+        c.max_sensors = 64;
+        c.idle_timeout_ms = 1000;
+        e = engine(&c);
+        set_now(e, 100000);
+        tg_reading_clear(&r);
+        tg_reading_add_field(&r, "x", 1, 1.0);
+        r.ts_ms = 1000;
+        r.sensor_len = 0;
+        CU_ASSERT_EQUAL(tg_window_engine_add(e, &r), TG_WINDOW_ACCEPTED);
+        CU_ASSERT_EQUAL(tg_window_engine_add(e, &r), TG_WINDOW_ACCEPTED);
+        CU_ASSERT_EQUAL(tg_window_engine_sensor_late(e, "", 0), 0);
+        for (i = 0; i < sizeof(lens) / sizeof(*lens); i++) {
+                for (k = 0; k < 2; k++) {
+                        memset(id, 'a', lens[i]);
+                        id[lens[i] - 1] = (char)('0' + k);
+                        tg_reading_set_sensor(&r, id, lens[i]);
+                        r.ts_ms = 1000 + (int64_t)k;
+                        r.fields[0].value = (double)lens[i] * 10 + (double)k;
+                        CU_ASSERT_EQUAL(tg_window_engine_add(e, &r), TG_WINDOW_ACCEPTED);
+                }
+        }
+        set_now(e, 200000); /* idle: every window closes, one per id */
+        CU_ASSERT_EQUAL_FATAL(nemits, 1 + 2 * (int)(sizeof(lens) / sizeof(*lens)));
+        CU_ASSERT_EQUAL(emits[0].sensor[0], '\0');
+        CU_ASSERT_EQUAL(emits[0].count, 2);
+        for (i = 1; i < (size_t)nemits; i++) {
+                size_t len = strlen(emits[i].sensor);
+
+                CU_ASSERT_EQUAL(emits[i].count, 1);
+                CU_ASSERT_DOUBLE_EQUAL(emits[i].fields[0].sum,
+                                       (double)len * 10 + (emits[i].sensor[len - 1] - '0'), 0);
+        }
+        tg_window_engine_destroy(e);
+}
+
 /* 5.4: running results at most every U, only when changed; final at close. */
 static void test_update_mode(void) {
         struct tg_window_conf c = base_conf();
@@ -607,6 +653,7 @@ int main(void) {
                 {"7.2 sensor table full", test_table_full},
                 {"7.2 eviction of the least recently active", test_eviction},
                 {"7.2 eviction churn keeps the index consistent", test_eviction_churn},
+                {"7 empty ids, and ids differing in their last byte", test_ids_empty_and_long},
                 {"8 state file round trip, corruption, mismatch", test_state_round_trip},
                 {"8.2 state file of another version", test_state_other_version},
         };

@@ -123,6 +123,30 @@ static size_t sensor_id(char *buf, uint32_t n) {
 /* Per sensor: newest ts sent, and the wall time until which it is silent. */
 static int64_t max_ts[NSENSORS], silent_until[NSENSORS];
 
+/* > 0: readings go through tg_window_engine_add_batch() in batches of this
+ * many (the last one before each tick shorter). */
+#define BATCH_MAX 16
+static size_t batch_size, npending;
+static struct tg_reading pending[BATCH_MAX];
+
+static void flush_pending(tg_window_engine_t *e) {
+        enum tg_window_verdict v[BATCH_MAX];
+
+        if (npending)
+                tg_window_engine_add_batch(e, pending, npending, npending % 2 ? v : NULL);
+        npending = 0;
+}
+
+static void add(tg_window_engine_t *e, const struct tg_reading *r) {
+        if (!batch_size) {
+                tg_window_engine_add(e, r);
+                return;
+        }
+        pending[npending++] = *r;
+        if (npending == batch_size)
+                flush_pending(e);
+}
+
 static void run_stream(tg_window_engine_t *e, const struct tg_window_conf *c, uint64_t n) {
         static const char *const names[] = {"temp", "hum", "pres", "co2", "volt"};
         const int64_t G = c->grace_ms, W = c->size_ms;
@@ -148,7 +172,7 @@ static void run_stream(tg_window_engine_t *e, const struct tg_window_conf *c, ui
                 if (fake_now < silent_until[s])
                         s = (s + 1) % NSENSORS;
                 if (has_last && dice < 10) {
-                        tg_window_engine_add(e, &last); /* exact duplicate */
+                        add(e, &last); /* exact duplicate */
                         continue;
                 }
                 tg_reading_clear(&r);
@@ -175,12 +199,13 @@ static void run_stream(tg_window_engine_t *e, const struct tg_window_conf *c, ui
                         tg_reading_add_field(&r, name, strlen(name),
                                              (double)rng_below(100000) / 977.0);
                 }
-                tg_window_engine_add(e, &r);
+                add(e, &r);
                 last = r;
                 has_last = 1;
 
                 fake_now += (int64_t)rng_below(4);
                 if (--until_tick == 0) {
+                        flush_pending(e);
                         tick_now = fake_now;
                         tg_window_engine_tick(e);
                         until_tick = 50 + rng_below(101);
@@ -191,6 +216,7 @@ static void run_stream(tg_window_engine_t *e, const struct tg_window_conf *c, ui
                         checksum += strlen(tg_window_field_name(e, 0));
                 }
         }
+        flush_pending(e);
         tg_window_engine_tick(e);
 }
 
@@ -274,6 +300,20 @@ static void test_tumbling_global(void) {
         check_engine("tumbling, global, update mode, names overflowing", &c, 300000);
 }
 
+static void test_batches(void) {
+        struct tg_window_conf c = {
+                .size_ms = 10000, .hop_ms = 2000, .grace_ms = 2000,
+                .idle_timeout_ms = 30000, .max_future_ms = 300000,
+                .max_sensors = 8000, .max_fields = 3, .max_field_names = 16,
+                .close = TG_CLOSE_PER_SENSOR, .evict_after_ms = 100000,
+                .update_interval_ms = 1000,
+        };
+
+        batch_size = BATCH_MAX;
+        check_engine("hopping, per-sensor, update mode, batches of 16", &c, 500000);
+        batch_size = 0;
+}
+
 /* The count is not vacuous: the state file is built in a growing buffer. */
 static void test_save_allocates(void) {
         struct tg_window_conf c = {
@@ -318,6 +358,7 @@ int main(void) {
                  test_hopping_per_sensor},
                 {"7.1: readings, tumbling, global, update mode: no allocation",
                  test_tumbling_global},
+                {"7.1: readings in batches: no allocation", test_batches},
                 {"the count is not vacuous: saving state allocates", test_save_allocates},
         };
 

@@ -76,15 +76,16 @@ static int name_index(const char *name, size_t len) {
         return -1;
 }
 
-/* "s17" -> 17; UINT32_MAX for anything the generator would not have made. */
+/* "s17" (or "s00017") -> 17; UINT32_MAX for anything the generator would
+ * not have made. */
 static uint32_t sensor_number(const char *id, size_t len) {
         uint64_t n = 0;
         size_t i;
 
-        if (len < 2 || len > 10 || id[0] != 's')
+        if (len < 2 || len > TG_SENSOR_ID_MAX || id[0] != 's')
                 return UINT32_MAX;
         for (i = 1; i < len; i++) {
-                if (id[i] < '0' || id[i] > '9')
+                if (id[i] < '0' || id[i] > '9' || n >= UINT32_MAX)
                         return UINT32_MAX;
                 n = n * 10 + (uint64_t)(id[i] - '0');
         }
@@ -567,7 +568,12 @@ struct diff_config {
         int64_t clock_back_ms;    /* > 0: now and then the wall clock steps back up to this */
         uint64_t readings;        /* 0: DEFAULT_READINGS */
         uint64_t seed;
+        /* How the engine is fed, which the reference does not see: */
+        uint32_t batch;           /* > 0: tg_window_engine_add_batch() with 1..batch readings */
+        int id_width;             /* > 0: ids zero-padded to this many bytes ("s0017") */
 };
+
+#define BATCH_MAX 64
 
 struct gen_sensor {
         int64_t offset;           /* device clock error */
@@ -612,6 +618,13 @@ struct diff {
         int op_bad;
         uint64_t kinds[8];        /* generated reading kinds, for the summary */
 };
+
+/* The id of sensor @p i in @p id (TG_SENSOR_ID_MAX + 1 bytes); its length. */
+static size_t sensor_id(const struct diff_config *cfg, uint32_t i, char *id) {
+        int width = cfg->id_width > 1 ? cfg->id_width - 1 : 0;
+
+        return (size_t)snprintf(id, TG_SENSOR_ID_MAX + 1, "s%0*u", width, i);
+}
 
 static int64_t fake_clock_now(void *opaque) {
         struct diff *d = opaque;
@@ -865,12 +878,12 @@ static void compare_counters(struct diff *d) {
 }
 
 static void compare_sensor_late(struct diff *d) {
-        char id[16];
+        char id[TG_SENSOR_ID_MAX + 1];
         uint32_t i;
 
         for (i = 0; i < d->ref.nsensors; i++) {
-                int len = snprintf(id, sizeof(id), "s%u", i);
-                int64_t got = tg_window_engine_sensor_late(d->engine, id, (size_t)len);
+                size_t len = sensor_id(d->cfg, i, id);
+                int64_t got = tg_window_engine_sensor_late(d->engine, id, len);
                 int64_t want = ref_sensor_late(&d->ref, i);
 
                 if (got != want && mismatch(d)) {
@@ -907,6 +920,38 @@ static void feed(struct diff *d, const struct tg_reading *r) {
                 printf("    verdict: engine %s, reference %s\n", verdict_name((int)got),
                        verdict_name((int)want));
                 print_sensor(d, id);
+        }
+        compare_results(d);
+        compare_counters(d);
+}
+
+/* The engine takes the readings in one tg_window_engine_add_batch() call,
+ * the reference one by one: verdicts are compared one by one, results (per
+ * sensor in order) and counters after the batch. */
+static void feed_batch(struct diff *d, const struct tg_reading *rs, size_t n) {
+        enum tg_window_verdict want[BATCH_MAX], got[BATCH_MAX];
+        size_t k;
+
+        begin_op(d, "batch", &rs[n - 1]);
+        for (k = 0; k < n; k++) {
+                d->readings++;
+                want[k] = ref_add(&d->ref, &rs[k]);
+        }
+        d->in_add = 1;
+        tg_window_engine_add_batch(d->engine, rs, n, got);
+        d->in_add = 0;
+        for (k = 0; k < n; k++) {
+                uint32_t id = sensor_number(rs[k].sensor, rs[k].sensor_len);
+                struct sensor_trace *t = &d->trace[id];
+
+                t->ev[t->n++ % TRACE_LEN] = (struct trace_event){
+                        .op = d->op, .ts = rs[k].ts_ms, .now = d->ref.now,
+                        .verdict_engine = (int)got[k], .verdict_ref = (int)want[k]};
+                if (got[k] != want[k] && mismatch(d)) {
+                        printf("    verdict of reading %zu of %zu: engine %s, reference %s\n",
+                               k + 1, n, verdict_name((int)got[k]), verdict_name((int)want[k]));
+                        print_sensor(d, id);
+                }
         }
         compare_results(d);
         compare_counters(d);
@@ -966,9 +1011,10 @@ static void gen_reading(struct diff *d, struct tg_reading *r) {
         static const int64_t out_of_range[] = {INT64_MIN, TG_TS_MIN - 1, TG_TS_MAX + 1,
                                                INT64_MAX};
         struct gen_sensor *g;
-        char id[16];
+        char id[TG_SENSOR_ID_MAX + 1];
         uint32_t i = 0;
-        int tries, len, kind, k, nf;
+        int tries, kind, k, nf;
+        size_t len;
         uint64_t dice;
 
         /* Now and then a sensor falls silent for longer than the idle timeout. */
@@ -1003,8 +1049,8 @@ static void gen_reading(struct diff *d, struct tg_reading *r) {
                 return;
         }
         tg_reading_clear(r);
-        len = snprintf(id, sizeof(id), "s%u", i);
-        tg_reading_set_sensor(r, id, (size_t)len);
+        len = sensor_id(cfg, i, id);
+        tg_reading_set_sensor(r, id, len);
 
         dice = rng_below(&d->rng, 100000);
         if (dice < 5000 && g->max_ts != INT64_MIN) {
@@ -1113,18 +1159,31 @@ static void diff_close(struct diff *d) {
 static void run_config(const struct diff_config *cfg) {
         const uint64_t n = readings_wanted(cfg);
         const int64_t idle = cfg->conf.idle_timeout_ms ? cfg->conf.idle_timeout_ms : 30000;
+        static struct tg_reading rs[BATCH_MAX];
         struct tg_window_counters k;
         struct timespec t0;
-        struct tg_reading r;
         struct diff *d;
         uint64_t i, until_tick;
+        size_t nb = 0, batch = 0;
 
         clock_gettime(CLOCK_MONOTONIC, &t0);
         d = diff_open(cfg);
         until_tick = 50 + rng_below(&d->rng, 101);
         for (i = 0; i < n && d->mismatch_ops < MAX_MISMATCH_OPS; i++) {
-                gen_reading(d, &r);
-                feed(d, &r);
+                /* Batches end before a tick, at their chosen size, or at
+                 * the end of the stream; the clock moves in between as
+                 * ever (the engine reads it at ticks only). */
+                if (cfg->batch && nb == 0)
+                        batch = 1 + (size_t)rng_below(&d->rng, cfg->batch);
+                gen_reading(d, &rs[nb]);
+                if (cfg->batch) {
+                        if (++nb == batch || until_tick == 1 || i + 1 == n) {
+                                feed_batch(d, rs, nb);
+                                nb = 0;
+                        }
+                } else {
+                        feed(d, &rs[0]);
+                }
                 d->wall += (int64_t)rng_below(&d->rng, 4);
                 if (rng_below(&d->rng, 50000) == 0) /* everyone quiet for a while */
                         d->wall += idle + (int64_t)rng_below(&d->rng, (uint64_t)idle);
@@ -1284,6 +1343,38 @@ static const struct diff_config configs[] = {
                 .nsensors = 200, .nhot = 100, .wall0 = WALL_2025, .clock_back_ms = 20000,
                 .readings = 300000, .seed = 9,
         },
+        {
+                /* The engine is fed in batches; ids longer than the part of
+                 * them the sensor's hot line holds, differing at the end. */
+                .name = "batches of 1..16, 40-byte ids",
+                .conf = {.size_ms = 10000, .hop_ms = 10000, .grace_ms = 2000,
+                         .idle_timeout_ms = 30000, .max_future_ms = 300000,
+                         .max_sensors = 2048, .max_fields = 4, .max_field_names = 16,
+                         .close = TG_CLOSE_PER_SENSOR},
+                .nsensors = 1200, .wall0 = WALL_2025, .readings = 300000, .seed = 11,
+                .batch = 16, .id_width = 40,
+        },
+        {
+                /* Batches through insertions, evictions and refusals. */
+                .name = "batches of 1..64 with eviction, hopping, global, update, 12-byte ids",
+                .conf = {.size_ms = 6000, .hop_ms = 2000, .grace_ms = 1500,
+                         .idle_timeout_ms = 8000, .max_future_ms = 2000,
+                         .max_sensors = 250, .max_fields = 3, .max_field_names = 4,
+                         .close = TG_CLOSE_GLOBAL, .evict_after_ms = 10000,
+                         .update_interval_ms = 500},
+                .nsensors = 300, .nhot = 150, .wall0 = -300000, .readings = 300000,
+                .seed = 12, .batch = BATCH_MAX, .id_width = 12,
+        },
+        {
+                /* Ids exactly as long as the hot line's part, and churn. */
+                .name = "batches of 1..8, churn, 28-byte ids",
+                .conf = {.size_ms = 10000, .hop_ms = 5000, .grace_ms = 2000,
+                         .idle_timeout_ms = 30000, .max_future_ms = 300000,
+                         .max_sensors = 2000, .max_fields = 4, .max_field_names = 16,
+                         .close = TG_CLOSE_PER_SENSOR, .evict_after_ms = 20000},
+                .nsensors = 3000, .nhot = 1500, .wall0 = WALL_2025, .readings = 300000,
+                .seed = 13, .batch = 8, .id_width = 28,
+        },
 };
 
 static void test_tumbling(void) { run_config(&configs[0]); }
@@ -1296,6 +1387,9 @@ static void test_range_low(void) { run_config(&configs[6]); }
 static void test_range_high(void) { run_config(&configs[7]); }
 static void test_churn(void) { run_config(&configs[8]); }
 static void test_clock_back(void) { run_config(&configs[9]); }
+static void test_batch_long_ids(void) { run_config(&configs[10]); }
+static void test_batch_mixed(void) { run_config(&configs[11]); }
+static void test_batch_churn(void) { run_config(&configs[12]); }
 
 /* ------------------------------------------- reproductions, kept as tests */
 
@@ -1483,6 +1577,10 @@ int main(void) {
                 {"differential: high end of the range, grace 0", test_range_high},
                 {"differential: eviction churn in a large table", test_churn},
                 {"differential: wall clock stepping back", test_clock_back},
+                {"differential: batches, 40-byte ids", test_batch_long_ids},
+                {"differential: batches with eviction, hopping, global, update",
+                 test_batch_mixed},
+                {"differential: batches, churn, 28-byte ids", test_batch_churn},
                 {"7.2 reproduction: eviction after the clock steps back",
                  test_eviction_after_clock_steps_back},
         };
