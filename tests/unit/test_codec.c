@@ -19,43 +19,18 @@
 
 /* --- helpers ------------------------------------------------------------ */
 
-/* One assertion whose message is built at run time, so a failure tells what
- * went in and what came out. CUnit copies the message. */
-static void check(int ok, int line, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static void check(int ok, int line, const char *fmt, ...) {
-        char msg[640];
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
-        CU_assertImplementation(ok ? CU_TRUE : CU_FALSE, (unsigned)line, msg,
-                                __FILE__, "", CU_FALSE);
-}
-
 static void expect_err(enum tg_decode_err want, enum tg_decode_err got,
                        const char *what, int line) {
-        check(got == want, line, "%.200s: got %s, want %s", what,
-              tg_decode_err_name(got), tg_decode_err_name(want));
+        tg_check(got == want, line, "%.200s: got %s, want %s", what,
+                 tg_decode_err_name(got), tg_decode_err_name(want));
 }
 
 #define EXPECT_ERR(want, got, what) expect_err((want), (got), (what), __LINE__)
 
-static int same_bits(double a, double b) {
-        return !memcmp(&a, &b, sizeof(a));
-}
-
-/* splitmix64: a fixed seed makes every run test the same values. */
 static uint64_t rng_state = 0x7467617465ULL;
 
 static uint64_t rng(void) {
-        uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return z ^ (z >> 31);
+        return tg_splitmix64(&rng_state);
 }
 
 static double random_finite_double(void) {
@@ -137,10 +112,10 @@ static const struct tg_field *field(const struct tg_reading *r,
 #define EXPECT_FIELD(r, name, v)                                               \
         do {                                                                   \
                 const struct tg_field *f_ = field((r), (name));                \
-                check(f_ && same_bits(f_->value, (v)), __LINE__,               \
-                      "field %s: got %s%.17g, want %.17g", (name),             \
-                      f_ ? "" : "(absent) ", f_ ? f_->value : 0.0,             \
-                      (double)(v));                                            \
+                tg_check(f_ && tg_same_bits(f_->value, (v)), __LINE__,         \
+                         "field %s: got %s%.17g, want %.17g", (name),          \
+                         f_ ? "" : "(absent) ", f_ ? f_->value : 0.0,          \
+                         (double)(v));                                         \
         } while (0)
 
 static void make_reading(struct tg_reading *r, const char *id, size_t idlen,
@@ -166,46 +141,15 @@ static void expect_same_reading(const struct tg_reading *got,
                 ok = got->fields[i].name_len == want->fields[i].name_len &&
                      !memcmp(got->fields[i].name, want->fields[i].name,
                              want->fields[i].name_len) &&
-                     same_bits(got->fields[i].value, want->fields[i].value);
-        check(ok, line,
-              "reading differs: got id '%.*s' ts %" PRId64 " %u fields, want "
-              "id '%.*s' ts %" PRId64 " %u fields",
-              (int)got->sensor_len, got->sensor, got->ts_ms, got->nfields,
-              (int)want->sensor_len, want->sensor, want->ts_ms, want->nfields);
+                     tg_same_bits(got->fields[i].value, want->fields[i].value);
+        tg_check(ok, line,
+                 "reading differs: got id '%.*s' ts %" PRId64 " %u fields, want "
+                 "id '%.*s' ts %" PRId64 " %u fields",
+                 (int)got->sensor_len, got->sensor, got->ts_ms, got->nfields,
+                 (int)want->sensor_len, want->sensor, want->ts_ms, want->nfields);
 }
 
 #define EXPECT_SAME_READING(got, want) expect_same_reading((got), (want), __LINE__)
-
-/* RFC 8259 number grammar. */
-static int is_json_number(const char *s) {
-        if (*s == '-')
-                s++;
-        if (*s == '0') {
-                s++;
-        } else if (*s >= '1' && *s <= '9') {
-                while (*s >= '0' && *s <= '9')
-                        s++;
-        } else {
-                return 0;
-        }
-        if (*s == '.') {
-                s++;
-                if (!(*s >= '0' && *s <= '9'))
-                        return 0;
-                while (*s >= '0' && *s <= '9')
-                        s++;
-        }
-        if (*s == 'e' || *s == 'E') {
-                s++;
-                if (*s == '+' || *s == '-')
-                        s++;
-                if (!(*s >= '0' && *s <= '9'))
-                        return 0;
-                while (*s >= '0' && *s <= '9')
-                        s++;
-        }
-        return *s == '\0';
-}
 
 /* --- CBOR builder over libcbor's encoders ------------------------------- */
 
@@ -352,9 +296,9 @@ static void test_reading_add_field_overwrites(void) {
         CU_ASSERT_EQUAL(tg_reading_add_field(&r, "x", 1, 3.0), 0);
         CU_ASSERT_EQUAL(r.nfields, 2);
         CU_ASSERT_STRING_EQUAL(r.fields[0].name, "x");
-        CU_ASSERT_TRUE(same_bits(r.fields[0].value, 3.0));
+        CU_ASSERT_TRUE(tg_same_bits(r.fields[0].value, 3.0));
         CU_ASSERT_STRING_EQUAL(r.fields[1].name, "y");
-        CU_ASSERT_TRUE(same_bits(r.fields[1].value, 2.0));
+        CU_ASSERT_TRUE(tg_same_bits(r.fields[1].value, 2.0));
 
         /* a full reading still takes a repeated name, but no new one */
         tg_reading_clear(&r);
@@ -415,8 +359,8 @@ static void test_reason_names(void) {
                 const char *n = tg_decode_err_name((enum tg_decode_err)i);
 
                 CU_ASSERT_PTR_NOT_NULL_FATAL(n);
-                check(!strcmp(n, want[i]), __LINE__, "reason %d: '%s', want '%s'",
-                      i, n, want[i]);
+                tg_check(!strcmp(n, want[i]), __LINE__, "reason %d: '%s', want '%s'",
+                         i, n, want[i]);
                 for (j = 0; j < i; j++)
                         CU_ASSERT_STRING_NOT_EQUAL(n, tg_decode_err_name((enum tg_decode_err)j));
         }
@@ -457,13 +401,13 @@ static void test_json_simulator_shape(void) {
         CU_ASSERT_EQUAL_FATAL(r.nfields, 3);
         CU_ASSERT_STRING_EQUAL(r.fields[0].name, "temperature");
         CU_ASSERT_EQUAL(r.fields[0].name_len, 11);
-        CU_ASSERT_TRUE(same_bits(r.fields[0].value, 21.5));
+        CU_ASSERT_TRUE(tg_same_bits(r.fields[0].value, 21.5));
         CU_ASSERT_STRING_EQUAL(r.fields[1].name, "humidity");
         CU_ASSERT_EQUAL(r.fields[1].name_len, 8);
-        CU_ASSERT_TRUE(same_bits(r.fields[1].value, 40.0));
+        CU_ASSERT_TRUE(tg_same_bits(r.fields[1].value, 40.0));
         CU_ASSERT_STRING_EQUAL(r.fields[2].name, "pressure");
         CU_ASSERT_EQUAL(r.fields[2].name_len, 8);
-        CU_ASSERT_TRUE(same_bits(r.fields[2].value, 1013.25));
+        CU_ASSERT_TRUE(tg_same_bits(r.fields[2].value, 1013.25));
 
         memset(&r, 0x5a, sizeof(r));
         EXPECT_ERR(TG_DECODE_OK, decode_exact(TG_FORMAT_AUTO, SIM_JSON,
@@ -625,8 +569,8 @@ static void test_json_invalid_ts(void) {
                 const char *p = jf("{\"sensor\":\"a\",\"ts\":%s,\"x\":1}", good[i].text);
 
                 EXPECT_ERR(TG_DECODE_OK, json(p, &r), p);
-                check(r.ts_ms == good[i].ts, __LINE__, "ts %s: got %" PRId64,
-                      good[i].text, r.ts_ms);
+                tg_check(r.ts_ms == good[i].ts, __LINE__, "ts %s: got %" PRId64,
+                         good[i].text, r.ts_ms);
         }
 }
 
@@ -658,7 +602,7 @@ static void test_json_too_many_fields(void) {
         EXPECT_ERR(TG_DECODE_OK, json(json_with_fields(16, 0), &r), "16 fields");
         CU_ASSERT_EQUAL_FATAL(r.nfields, 16);
         for (i = 0; i < 16; i++)
-                CU_ASSERT_TRUE(same_bits(r.fields[i].value, i));
+                CU_ASSERT_TRUE(tg_same_bits(r.fields[i].value, i));
         EXPECT_JSON(TG_DECODE_TOO_MANY_FIELDS, json_with_fields(17, 0));
         EXPECT_JSON(TG_DECODE_TOO_MANY_FIELDS, json_with_fields(40, 0));
         /* 17 members but 16 distinct names: fine */
@@ -691,8 +635,8 @@ static void test_json_non_finite(void) {
         /* JSON has no NaN or Infinity; a number out of double range is the
          * only way in. Whatever the code answers, it must be a refusal. */
         e = json("{\"sensor\":\"a\",\"ts\":1,\"x\":1e400}", &r);
-        check(e == TG_DECODE_NON_FINITE || e == TG_DECODE_NOT_DECODABLE, __LINE__,
-              "1e400 decoded as %s", tg_decode_err_name(e));
+        tg_check(e == TG_DECODE_NON_FINITE || e == TG_DECODE_NOT_DECODABLE, __LINE__,
+                 "1e400 decoded as %s", tg_decode_err_name(e));
         CU_ASSERT_EQUAL(e, TG_DECODE_NON_FINITE); /* what the code does today */
         e = json("{\"sensor\":\"a\",\"ts\":1,\"x\":-1e400}", &r);
         CU_ASSERT_EQUAL(e, TG_DECODE_NON_FINITE);
@@ -761,13 +705,13 @@ static void test_json_too_large(void) {
                 CU_ASSERT_FATAL(o <= TG_PAYLOAD_MAX);
                 e = decode_exact(TG_FORMAT_JSON, p, o, &r);
                 if (e != TG_DECODE_OK && e != TG_DECODE_TOO_LARGE && !bad++)
-                        check(0, __LINE__,
-                              "well-formed %zu-byte JSON (%zu array items + 30000-byte "
-                              "string) decoded as %s, want ok or too_large",
-                              o, zeros, tg_decode_err_name(e));
+                        tg_check(0, __LINE__,
+                                 "well-formed %zu-byte JSON (%zu array items + 30000-byte "
+                                 "string) decoded as %s, want ok or too_large",
+                                 o, zeros, tg_decode_err_name(e));
         }
         CU_ASSERT_EQUAL(len, 801);
-        check(bad == 0, __LINE__, "%zu of 801 such payloads misreported", bad);
+        tg_check(bad == 0, __LINE__, "%zu of 801 such payloads misreported", bad);
 }
 
 /* {"sensor":"a","ts":1,"x":1,"deep":[[...[0]...]]} with @p depth arrays. */
@@ -1104,8 +1048,8 @@ static void test_cbor_invalid_ts(void) {
                 build;                                                         \
                 cb_ts_value(&c, &v);                                           \
                 EXPECT_ERR(TG_DECODE_OK, cbor(&c, &r), what);                  \
-                check(r.ts_ms == (want), __LINE__, "%s: ts %" PRId64, what,    \
-                      r.ts_ms);                                                \
+                tg_check(r.ts_ms == (want), __LINE__, "%s: ts %" PRId64, what, \
+                         r.ts_ms);                                             \
         } while (0)
 
         BAD_TS(cb_text(&v, "1732530000123"), "text ts");
@@ -1189,7 +1133,7 @@ static void test_cbor_too_many_fields(void) {
         EXPECT_ERR(TG_DECODE_OK, cbor(&c, &r), "16 fields");
         CU_ASSERT_EQUAL_FATAL(r.nfields, 16);
         for (i = 0; i < 16; i++)
-                CU_ASSERT_TRUE(same_bits(r.fields[i].value, i));
+                CU_ASSERT_TRUE(tg_same_bits(r.fields[i].value, i));
         cb_with_fields(&c, 17, 0);
         EXPECT_CBOR(TG_DECODE_TOO_MANY_FIELDS, &c, "17 fields");
         cb_with_fields(&c, 16, 1);
@@ -1568,7 +1512,7 @@ static void test_cbor_round_trip(void) {
                 }
                 n = tg_encode_cbor(&in, buf, sizeof(buf));
                 if (!n || decode_exact(TG_FORMAT_AUTO, buf, n, &out) != TG_DECODE_OK) {
-                        check(0, __LINE__, "random reading %zu did not round trip", i);
+                        tg_check(0, __LINE__, "random reading %zu did not round trip", i);
                         break;
                 }
                 EXPECT_SAME_READING(&out, &in);
@@ -1596,13 +1540,13 @@ static void test_cbor_encode_small_buffer(void) {
 
                 memset(buf, 0xa5, sizeof(buf));
                 if (tg_encode_cbor(&in, buf, cap) != 0) {
-                        check(0, __LINE__, "cap %zu of %zu: not 0", cap, need);
+                        tg_check(0, __LINE__, "cap %zu of %zu: not 0", cap, need);
                         break;
                 }
                 for (k = cap; k < sizeof(buf); k++)
                         guard_ok &= buf[k] == 0xa5;
                 if (!guard_ok) {
-                        check(0, __LINE__, "cap %zu: wrote past the cap", cap);
+                        tg_check(0, __LINE__, "cap %zu: wrote past the cap", cap);
                         break;
                 }
         }
@@ -1716,8 +1660,8 @@ static void expect_raw_record(const char *text, const struct tg_reading *in, int
                 ok = it && cJSON_IsNumber(it) &&
                      strlen(it->string) == in->fields[i].name_len &&
                      !memcmp(it->string, in->fields[i].name, in->fields[i].name_len) &&
-                     same_bits(it->valuedouble, in->fields[i].value);
-        check(ok, line, "raw record does not parse back: %.300s", text);
+                     tg_same_bits(it->valuedouble, in->fields[i].value);
+        tg_check(ok, line, "raw record does not parse back: %.300s", text);
         cJSON_Delete(root);
 }
 
@@ -1742,12 +1686,12 @@ static void test_json_encode_round_trip(void) {
                 }
                 if (!tg_encode_json(&in, buf, sizeof(buf)) ||
                     json(buf, &out) != TG_DECODE_OK) {
-                        check(0, __LINE__, "flat JSON does not decode: %.300s", buf);
+                        tg_check(0, __LINE__, "flat JSON does not decode: %.300s", buf);
                         break;
                 }
                 EXPECT_SAME_READING(&out, &in);
                 if (!tg_encode_raw_record(&in, buf, sizeof(buf))) {
-                        check(0, __LINE__, "raw record did not fit");
+                        tg_check(0, __LINE__, "raw record did not fit");
                         break;
                 }
                 if (i < 2000)
@@ -1801,8 +1745,8 @@ static void test_json_encode_no_fields(void) {
         CU_ASSERT_STRING_EQUAL(buf, "{\"sensor\":\"a\",\"ts\":1,\"fields\":{}}");
         CU_ASSERT_FATAL(tg_encode_json(&in, buf, sizeof(buf)) > 0);
         root = cJSON_Parse(buf);
-        check(root != NULL, __LINE__, "flat JSON of a reading without fields is "
-              "not JSON: %s", buf);
+        tg_check(root != NULL, __LINE__, "flat JSON of a reading without fields is "
+                 "not JSON: %s", buf);
         cJSON_Delete(root);
 }
 
@@ -1815,11 +1759,11 @@ static void test_put_double_random(void) {
                 size_t n = tg_json_put_double(buf, sizeof(buf), v);
 
                 back = strtod(buf, NULL);
-                if (!n || n != strlen(buf) || !is_json_number(buf) ||
-                    !same_bits(back, v)) {
+                if (!n || n != strlen(buf) || !tg_is_json_number(buf) ||
+                    !tg_same_bits(back, v)) {
                         if (bad++ < 5)
-                                check(0, __LINE__, "%a printed as '%s' (n %zu), reads %a",
-                                      v, buf, n, back);
+                                tg_check(0, __LINE__, "%a printed as '%s' (n %zu), reads %a",
+                                         v, buf, n, back);
                 }
                 tested++;
         }
@@ -1856,10 +1800,10 @@ static void test_put_double_special(void) {
 
                 n = tg_json_put_double(buf, sizeof(buf), cases[i].v);
                 back = strtod(buf, NULL);
-                check(n == strlen(buf) && is_json_number(buf) &&
-                      same_bits(back, cases[i].v) &&
-                      (!cases[i].text || !strcmp(buf, cases[i].text)), __LINE__,
-                      "%a printed as '%s'", cases[i].v, buf);
+                tg_check(n == strlen(buf) && tg_is_json_number(buf) &&
+                         tg_same_bits(back, cases[i].v) &&
+                         (!cases[i].text || !strcmp(buf, cases[i].text)), __LINE__,
+                         "%a printed as '%s'", cases[i].v, buf);
         }
         n = tg_json_put_double(buf, sizeof(buf), NAN);
         CU_ASSERT_STRING_EQUAL(buf, "null");
@@ -1887,17 +1831,17 @@ static void expect_small_caps(text_writer fn, const void *arg, const char *what,
         int ok = 1;
 
         need = fn(want, sizeof(want), arg);
-        check(need > 0 && need == strlen(want), line, "%s: %zu", what, need);
+        tg_check(need > 0 && need == strlen(want), line, "%s: %zu", what, need);
         for (cap = 0; ok && cap <= need; cap++) {
                 memset(buf, 0xa5, sizeof(buf));
                 if (fn(buf, cap, arg) != 0) {
-                        check(0, line, "%s: cap %zu of %zu did not return 0", what, cap,
-                              need);
+                        tg_check(0, line, "%s: cap %zu of %zu did not return 0", what, cap,
+                                 need);
                         ok = 0;
                 }
                 for (k = cap; ok && k < sizeof(buf); k++)
                         if ((unsigned char)buf[k] != 0xa5) {
-                                check(0, line, "%s: cap %zu wrote at %zu", what, cap, k);
+                                tg_check(0, line, "%s: cap %zu wrote at %zu", what, cap, k);
                                 ok = 0;
                         }
         }
@@ -1905,7 +1849,7 @@ static void expect_small_caps(text_writer fn, const void *arg, const char *what,
                 memset(buf, 0xa5, sizeof(buf));
                 ok = fn(buf, need + 1, arg) == need && !strcmp(buf, want) &&
                      (unsigned char)buf[need + 1] == 0xa5;
-                check(ok, line, "%s: cap %zu (exact) failed", what, need + 1);
+                tg_check(ok, line, "%s: cap %zu (exact) failed", what, need + 1);
         }
         /* a heap buffer of exactly the cap, so ASan sees any overflow */
         for (cap = 0; cap <= need + 1; cap++) {
@@ -2153,7 +2097,7 @@ static int same_reading_bits(const struct tg_reading *a, const struct tg_reading
         for (i = 0; i < a->nfields; i++)
                 if (a->fields[i].name_len != b->fields[i].name_len ||
                     memcmp(a->fields[i].name, b->fields[i].name, a->fields[i].name_len) ||
-                    !same_bits(a->fields[i].value, b->fields[i].value))
+                    !tg_same_bits(a->fields[i].value, b->fields[i].value))
                         return 0;
         return 1;
 }
@@ -2224,15 +2168,15 @@ static void test_json_fast_path_agrees(void) {
                         runs++;
                         ok += ea == TG_DECODE_OK;
                         if ((ea != eb || !same_reading_bits(&a, &b)) && bad++ < 5)
-                                check(0, __LINE__, "'%.*s' (mapping %zu): fast path %s, cJSON %s%s",
-                                      (int)len, buf, c, tg_decode_err_name(ea),
-                                      tg_decode_err_name(eb),
-                                      ea == eb ? " (readings differ)" : "");
+                                tg_check(0, __LINE__, "'%.*s' (mapping %zu): fast path %s, cJSON %s%s",
+                                         (int)len, buf, c, tg_decode_err_name(ea),
+                                         tg_decode_err_name(eb),
+                                         ea == eb ? " (readings differ)" : "");
                 }
         }
-        check(bad == 0, __LINE__, "%lu of %lu decodes differ", bad, runs);
+        tg_check(bad == 0, __LINE__, "%lu of %lu decodes differ", bad, runs);
         /* enough payloads are accepted to compare readings */
-        check(ok > runs / 50, __LINE__, "only %lu of %lu decodes accepted", ok, runs);
+        tg_check(ok > runs / 50, __LINE__, "only %lu of %lu decodes accepted", ok, runs);
 }
 
 /* A random CBOR map: mostly flat maps of text keys and scalars, as
@@ -2345,13 +2289,13 @@ static void test_cbor_fast_path_agrees(void) {
                         runs++;
                         ok += ea == TG_DECODE_OK;
                         if ((ea != eb || !same_reading_bits(&a, &b)) && bad++ < 5)
-                                check(0, __LINE__, "payload %lu (%zu bytes, mapping %zu): fast path %s, "
-                                      "general %s%s", i, len, m, tg_decode_err_name(ea),
-                                      tg_decode_err_name(eb), ea == eb ? " (readings differ)" : "");
+                                tg_check(0, __LINE__, "payload %lu (%zu bytes, mapping %zu): fast path %s, "
+                                         "general %s%s", i, len, m, tg_decode_err_name(ea),
+                                         tg_decode_err_name(eb), ea == eb ? " (readings differ)" : "");
                 }
         }
-        check(bad == 0, __LINE__, "%lu of %lu decodes differ", bad, runs);
-        check(ok > runs / 50, __LINE__, "only %lu of %lu decodes accepted", ok, runs);
+        tg_check(bad == 0, __LINE__, "%lu of %lu decodes differ", bad, runs);
+        tg_check(ok > runs / 50, __LINE__, "only %lu of %lu decodes accepted", ok, runs);
 }
 
 /* Each thread decodes its own payloads; the JSON arena is per thread. */

@@ -15,21 +15,6 @@
 
 /* --- helpers ------------------------------------------------------------ */
 
-/* One assertion whose message is built at run time (CUnit copies it). */
-static void check(int ok, int line, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static void check(int ok, int line, const char *fmt, ...) {
-        char msg[768];
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
-        CU_assertImplementation(ok ? CU_TRUE : CU_FALSE, (unsigned)line, msg,
-                                __FILE__, "", CU_FALSE);
-}
-
 static const struct tg_option *opt(const char *name) {
         const struct tg_option *t;
         size_t n, i;
@@ -72,13 +57,13 @@ static void expect_refused(struct tg_config *cfg, const char *key,
         else if (o)
                 snprintf(before_s, sizeof(before_s), "%s", sval(cfg, o));
         r = tg_config_set(cfg, key, value, origin, err, sizeof(err));
-        check(r == -EINVAL && strstr(err, origin) && strstr(err, key), line,
-              "%s='%s': r %d, err '%s'", key, value, r, err);
+        tg_check(r == -EINVAL && strstr(err, origin) && strstr(err, key), line,
+                 "%s='%s': r %d, err '%s'", key, value, r, err);
         if (o && (o->type == TG_OPT_INT || o->type == TG_OPT_DURATION))
-                check(ival(cfg, o) == before_i, line, "%s changed by a refused set", key);
+                tg_check(ival(cfg, o) == before_i, line, "%s changed by a refused set", key);
         else if (o)
-                check(!strcmp(sval(cfg, o), before_s), line,
-                      "%s changed by a refused set", key);
+                tg_check(!strcmp(sval(cfg, o), before_s), line,
+                         "%s changed by a refused set", key);
 }
 
 #define EXPECT_REFUSED(cfg, key, value) expect_refused((cfg), (key), (value), __LINE__)
@@ -89,9 +74,9 @@ static void expect_int(struct tg_config *cfg, const char *key, const char *value
         const struct tg_option *o = opt(key);
         int r = tg_config_set(cfg, key, value, "--set", err, sizeof(err));
 
-        check(r == 0 && o && ival(cfg, o) == want, line,
-              "%s='%s': r %d, value %" PRId64 ", want %" PRId64 " (%s)", key, value,
-              r, o ? ival(cfg, o) : -1, want, err);
+        tg_check(r == 0 && o && ival(cfg, o) == want, line,
+                 "%s='%s': r %d, value %" PRId64 ", want %" PRId64 " (%s)", key, value,
+                 r, o ? ival(cfg, o) : -1, want, err);
 }
 
 #define EXPECT_INT(cfg, key, value, want) expect_int((cfg), (key), (value), (want), __LINE__)
@@ -119,20 +104,20 @@ static void test_table_is_sane(void) {
         CU_ASSERT_PTR_NOT_NULL_FATAL(t);
         CU_ASSERT_FATAL(n >= 20);
         for (i = 0; i < n; i++) {
-                check(t[i].name && t[i].name[0] && t[i].def && t[i].doc && t[i].doc[0],
-                      __LINE__, "row %zu incomplete", i);
-                check(t[i].offset + sizeof(int64_t) <= offsetof(struct tg_config, kafka_passthrough),
-                      __LINE__, "%s: offset %zu", t[i].name, t[i].offset);
+                tg_check(t[i].name && t[i].name[0] && t[i].def && t[i].doc && t[i].doc[0],
+                         __LINE__, "row %zu incomplete", i);
+                tg_check(t[i].offset + sizeof(int64_t) <= offsetof(struct tg_config, kafka_passthrough),
+                         __LINE__, "%s: offset %zu", t[i].name, t[i].offset);
                 if (t[i].type == TG_OPT_INT || t[i].type == TG_OPT_DURATION)
-                        check(t[i].min <= t[i].max, __LINE__, "%s: min > max", t[i].name);
+                        tg_check(t[i].min <= t[i].max, __LINE__, "%s: min > max", t[i].name);
                 if (t[i].type == TG_OPT_ENUM)
-                        check(t[i].enum_values && t[i].enum_values[0], __LINE__,
-                              "%s: no values", t[i].name);
+                        tg_check(t[i].enum_values && t[i].enum_values[0], __LINE__,
+                                 "%s: no values", t[i].name);
                 for (j = 0; j < i; j++) {
-                        check(strcmp(t[i].name, t[j].name) != 0, __LINE__,
-                              "%s listed twice", t[i].name);
-                        check(t[i].offset != t[j].offset, __LINE__,
-                              "%s and %s share a field", t[i].name, t[j].name);
+                        tg_check(strcmp(t[i].name, t[j].name) != 0, __LINE__,
+                                 "%s listed twice", t[i].name);
+                        tg_check(t[i].offset != t[j].offset, __LINE__,
+                                 "%s and %s share a field", t[i].name, t[j].name);
                 }
         }
         tg_config_destroy(NULL); /* accepted */
@@ -167,28 +152,28 @@ static void test_defaults_match_table(void) {
                 if (o->type == TG_OPT_STRING || o->type == TG_OPT_ENUM) {
                         const char *v = sval(cfg, o);
 
-                        check(v && !strcmp(v, o->def), __LINE__, "%s: '%s', def '%s'",
-                              o->name, v ? v : "(null)", o->def);
+                        tg_check(v && !strcmp(v, o->def), __LINE__, "%s: '%s', def '%s'",
+                                 o->name, v ? v : "(null)", o->def);
                         if (o->type == TG_OPT_ENUM)
-                                check(enum_lists(o->enum_values, o->def), __LINE__,
-                                      "%s: default '%s' not in %s", o->name, o->def,
-                                      o->enum_values);
+                                tg_check(enum_lists(o->enum_values, o->def), __LINE__,
+                                         "%s: default '%s' not in %s", o->name, o->def,
+                                         o->enum_values);
                 } else {
                         int64_t want;
                         char *end;
 
                         if (o->type == TG_OPT_INT) {
                                 want = strtoll(o->def, &end, 10);
-                                check(end != o->def && !*end, __LINE__,
-                                      "%s: default '%s' not an integer", o->name, o->def);
+                                tg_check(end != o->def && !*end, __LINE__,
+                                         "%s: default '%s' not an integer", o->name, o->def);
                         } else {
-                                check(tg_parse_duration_ms(o->def, &want) == 0, __LINE__,
-                                      "%s: default '%s' not a duration", o->name, o->def);
+                                tg_check(tg_parse_duration_ms(o->def, &want) == 0, __LINE__,
+                                         "%s: default '%s' not a duration", o->name, o->def);
                         }
-                        check(ival(cfg, o) == want, __LINE__,
-                              "%s: %" PRId64 ", def '%s'", o->name, ival(cfg, o), o->def);
-                        check(want >= o->min && want <= o->max, __LINE__,
-                              "%s: default out of its own range", o->name);
+                        tg_check(ival(cfg, o) == want, __LINE__,
+                                 "%s: %" PRId64 ", def '%s'", o->name, ival(cfg, o), o->def);
+                        tg_check(want >= o->min && want <= o->max, __LINE__,
+                                 "%s: default out of its own range", o->name);
                 }
         }
         /* a few spelled out, in case the table and parser agree on a mistake */
@@ -378,8 +363,8 @@ static void test_set_enum(void) {
                 EXPECT_REFUSED(cfg, o->name, bad);
                 /* the error lists the accepted values */
                 tg_config_set(cfg, o->name, "bogus", "--set", err, sizeof(err));
-                check(strstr(err, o->enum_values) != NULL, __LINE__,
-                      "%s: error '%s' does not list %s", o->name, err, o->enum_values);
+                tg_check(strstr(err, o->enum_values) != NULL, __LINE__,
+                         "%s: error '%s' does not list %s", o->name, err, o->enum_values);
                 tested++;
         }
         CU_ASSERT(tested > 0 && (int)tested == count_type(TG_OPT_ENUM));
@@ -511,15 +496,15 @@ static void test_parse_duration(void) {
                 int64_t v = -42;
                 int r = tg_parse_duration_ms(good[i].s, &v);
 
-                check(r == 0 && v == good[i].ms, __LINE__, "'%s': r %d, %" PRId64
-                      ", want %" PRId64, good[i].s, r, v, good[i].ms);
+                tg_check(r == 0 && v == good[i].ms, __LINE__, "'%s': r %d, %" PRId64
+                         ", want %" PRId64, good[i].s, r, v, good[i].ms);
         }
         for (i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
                 int64_t v = -42;
                 int r = tg_parse_duration_ms(bad[i], &v);
 
-                check(r == -EINVAL && v == -42, __LINE__, "'%s': r %d, out %" PRId64,
-                      bad[i], r, v);
+                tg_check(r == -EINVAL && v == -42, __LINE__, "'%s': r %d, out %" PRId64,
+                         bad[i], r, v);
         }
 }
 
@@ -553,10 +538,10 @@ static void expect_yaml_error(const char *text, int want_line, const char *needl
         int r = load_yaml(cfg, text, err, sizeof(err));
 
         snprintf(prefix, sizeof(prefix), "%s:%d: ", yaml_path, want_line);
-        check(r == -EINVAL && !strncmp(err, prefix, strlen(prefix)) &&
-              strstr(err + strlen(prefix), needle) &&
-              !strstr(err + strlen(prefix), "line "), line,
-              "r %d, err '%s', want '%s...%s'", r, err, prefix, needle);
+        tg_check(r == -EINVAL && !strncmp(err, prefix, strlen(prefix)) &&
+                 strstr(err + strlen(prefix), needle) &&
+                 !strstr(err + strlen(prefix), "line "), line,
+                 "r %d, err '%s', want '%s...%s'", r, err, prefix, needle);
         tg_config_destroy(cfg);
 }
 
@@ -637,9 +622,9 @@ static void test_yaml_kafka_keys_with_dots(void) {
         /* The origin is what the Kafka sink prints when librdkafka refuses
          * the property: it must say which file, like every config error. */
         snprintf(want_origin, sizeof(want_origin), "%s:3", yaml_path);
-        check(!strcmp(cfg->kafka_passthrough[0].origin, want_origin), __LINE__,
-              "passthrough origin '%s', want '%s'", cfg->kafka_passthrough[0].origin,
-              want_origin);
+        tg_check(!strcmp(cfg->kafka_passthrough[0].origin, want_origin), __LINE__,
+                 "passthrough origin '%s', want '%s'", cfg->kafka_passthrough[0].origin,
+                 want_origin);
         tg_config_destroy(cfg);
 
         /* a deeper path joins with dots as well */
@@ -665,7 +650,7 @@ static void test_yaml_empty_files(void) {
                 char err[512];
                 int r = load_yaml(cfg, texts[i], err, sizeof(err));
 
-                check(r == 0, __LINE__, "'%s': r %d, err '%s'", texts[i], r, err);
+                tg_check(r == 0, __LINE__, "'%s': r %d, err '%s'", texts[i], r, err);
                 CU_ASSERT_EQUAL(cfg->window_size_ms, 10000);
                 CU_ASSERT_STRING_EQUAL(cfg->mqtt_uri, "tcp://127.0.0.1:1883");
                 tg_config_destroy(cfg);
@@ -717,8 +702,8 @@ static void test_yaml_errors(void) {
         cfg = new_config();
         CU_ASSERT_EQUAL(load_yaml(cfg, "window:\n  size: 5s\n? [a, b]\n: 1\n", err,
                                   sizeof(err)), -EINVAL);
-        check(strstr(err, ":3: ") && !strstr(err, "window"), __LINE__,
-              "list as a key: '%s'", err);
+        tg_check(strstr(err, ":3: ") && !strstr(err, "window"), __LINE__,
+                 "list as a key: '%s'", err);
         tg_config_destroy(cfg);
 
         /* a missing file */
@@ -752,10 +737,10 @@ static void expect_validate(const char *const *kv, int want_ok, const char *need
 
         r = tg_config_validate(cfg, err, sizeof(err));
         if (want_ok)
-                check(r == 0, line, "validate refused: r %d '%s'", r, err);
+                tg_check(r == 0, line, "validate refused: r %d '%s'", r, err);
         else
-                check(r == -EINVAL && strstr(err, needle), line,
-                      "validate: r %d '%s', want '%s'", r, err, needle);
+                tg_check(r == -EINVAL && strstr(err, needle), line,
+                         "validate: r %d '%s', want '%s'", r, err, needle);
         tg_config_destroy(cfg);
 }
 
@@ -834,7 +819,7 @@ static void test_yaml_env(void) {
                                   "input:\n"
                                   "  fields: ['${TG_TEST_HOST}', t]\n",
                                   err, sizeof(err)), 0);
-        check(!err[0], __LINE__, "%s", err);
+        tg_check(!err[0], __LINE__, "%s", err);
         CU_ASSERT_STRING_EQUAL(cfg->mqtt_uri, "tcp://broker.local:1883");
         CU_ASSERT_STRING_EQUAL(cfg->mqtt_username, "gw");
         /* A value from the environment is not expanded again. */
@@ -860,8 +845,8 @@ static void expect_files(const char *const *kv, int want, const char *needle, in
         int r;
 
         r = tg_config_check_files(cfg, err, sizeof(err));
-        check(r == want && (!needle || strstr(err, needle)), line,
-              "check_files: r %d '%s', want %d '%s'", r, err, want, needle ? needle : "");
+        tg_check(r == want && (!needle || strstr(err, needle)), line,
+                 "check_files: r %d '%s', want %d '%s'", r, err, want, needle ? needle : "");
         tg_config_destroy(cfg);
 }
 
@@ -972,7 +957,7 @@ static void test_dump_masks_secrets(void) {
                 char line[128];
 
                 snprintf(line, sizeof(line), "\n%s: \"***\"\n", secrets[i][0]);
-                check(strstr(text, line) != NULL, __LINE__, "%s not masked", secrets[i][0]);
+                tg_check(strstr(text, line) != NULL, __LINE__, "%s not masked", secrets[i][0]);
         }
         CU_ASSERT_PTR_NOT_NULL(strstr(text, "\nkafka.socket.timeout.ms: \"1234\"\n"));
         CU_ASSERT_PTR_NOT_NULL(strstr(text, "\nwindow.size: 10000ms\n"));
@@ -984,8 +969,8 @@ static void test_dump_masks_secrets(void) {
                 char start[80];
 
                 snprintf(start, sizeof(start), "%s: ", t[i].name);
-                check(count_lines_starting(text, start) == 1, __LINE__,
-                      "%s: %d lines", t[i].name, count_lines_starting(text, start));
+                tg_check(count_lines_starting(text, start) == 1, __LINE__,
+                         "%s: %d lines", t[i].name, count_lines_starting(text, start));
         }
         free(text);
         tg_config_destroy(cfg);
@@ -1000,24 +985,24 @@ static void expect_dump_round_trip(struct tg_config *cfg, int line) {
         char *text = capture_dump(cfg);
         int r = load_yaml(back, text, err, sizeof(err)), same = 1;
 
-        check(r == 0, line, "dump does not load back (r %d, '%s'):\n%s", r, err, text);
+        tg_check(r == 0, line, "dump does not load back (r %d, '%s'):\n%s", r, err, text);
         t = tg_config_options(&n);
         for (i = 0; r == 0 && i < n; i++) {
                 if (t[i].type == TG_OPT_INT || t[i].type == TG_OPT_DURATION)
-                        check(ival(back, &t[i]) == ival(cfg, &t[i]), line,
-                              "%s: %" PRId64 " loaded back as %" PRId64, t[i].name,
-                              ival(cfg, &t[i]), ival(back, &t[i]));
+                        tg_check(ival(back, &t[i]) == ival(cfg, &t[i]), line,
+                                 "%s: %" PRId64 " loaded back as %" PRId64, t[i].name,
+                                 ival(cfg, &t[i]), ival(back, &t[i]));
                 else
-                        check(!strcmp(sval(back, &t[i]), sval(cfg, &t[i])), line,
-                              "%s: '%s' loaded back as '%s'", t[i].name, sval(cfg, &t[i]),
-                              sval(back, &t[i]));
+                        tg_check(!strcmp(sval(back, &t[i]), sval(cfg, &t[i])), line,
+                                 "%s: '%s' loaded back as '%s'", t[i].name, sval(cfg, &t[i]),
+                                 sval(back, &t[i]));
         }
         same = back->kafka_passthrough_cnt == cfg->kafka_passthrough_cnt;
         for (i = 0; r == 0 && same && i < cfg->kafka_passthrough_cnt; i++)
                 same = !strcmp(back->kafka_passthrough[i].key, cfg->kafka_passthrough[i].key) &&
                        !strcmp(back->kafka_passthrough[i].value,
                                cfg->kafka_passthrough[i].value);
-        check(r != 0 || same, line, "kafka.* properties differ after a dump round trip");
+        tg_check(r != 0 || same, line, "kafka.* properties differ after a dump round trip");
         free(text);
         tg_config_destroy(back);
 }
@@ -1076,13 +1061,13 @@ static void test_reference(void) {
                         continue;
                 for (q = p; q < nl; q++)
                         bars += *q == '|';
-                check(bars == 5, __LINE__, "row with %d bars: %.*s", bars, (int)(nl - p), p);
+                tg_check(bars == 5, __LINE__, "row with %d bars: %.*s", bars, (int)(nl - p), p);
                 if ((size_t)rows < n) {
                         char want[96];
 
                         snprintf(want, sizeof(want), "| `%s` | ", t[rows].name);
-                        check(!strncmp(p, want, strlen(want)), __LINE__,
-                              "row %d: %.*s, want %s", rows, (int)(nl - p), p, t[rows].name);
+                        tg_check(!strncmp(p, want, strlen(want)), __LINE__,
+                                 "row %d: %.*s, want %s", rows, (int)(nl - p), p, t[rows].name);
                 }
                 rows++;
         }

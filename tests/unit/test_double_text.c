@@ -22,32 +22,10 @@
 #include "double_text.h"
 #include "tg_test.h"
 
-static void check(int ok, int line, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static void check(int ok, int line, const char *fmt, ...) {
-        char msg[640];
-        va_list ap;
-
-        if (ok) {
-                CU_assertImplementation(CU_TRUE, (unsigned)line, "ok", __FILE__, "", CU_FALSE);
-                return;
-        }
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
-        CU_assertImplementation(CU_FALSE, (unsigned)line, msg, __FILE__, "", CU_FALSE);
-}
-
-/* splitmix64: a fixed seed makes every run test the same values. */
 static uint64_t rng_state = 0x646f75626c65ULL;
 
 static uint64_t rng(void) {
-        uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return z ^ (z >> 31);
+        return tg_splitmix64(&rng_state);
 }
 
 static double from_bits(uint64_t b) {
@@ -69,35 +47,6 @@ static unsigned long scale(void) {
         unsigned long n = s ? strtoul(s, NULL, 10) : 1;
 
         return n ? n : 1;
-}
-
-/* A JSON number, RFC 8259: -?(0|[1-9]d*)(.d+)?([eE][+-]?d+)? */
-static int is_json_number(const char *s) {
-        if (*s == '-')
-                s++;
-        if (*s == '0')
-                s++;
-        else if (*s >= '1' && *s <= '9')
-                while (*s >= '0' && *s <= '9')
-                        s++;
-        else
-                return 0;
-        if (*s == '.') {
-                if (!(*++s >= '0' && *s <= '9'))
-                        return 0;
-                while (*s >= '0' && *s <= '9')
-                        s++;
-        }
-        if (*s == 'e' || *s == 'E') {
-                s++;
-                if (*s == '+' || *s == '-')
-                        s++;
-                if (!(*s >= '0' && *s <= '9'))
-                        return 0;
-                while (*s >= '0' && *s <= '9')
-                        s++;
-        }
-        return *s == '\0';
 }
 
 struct format_stats {
@@ -158,7 +107,7 @@ static void format_one(double v, struct format_stats *st, int line) {
                 ok = n == 0;
                 goto out;
         }
-        ok = n > 0 && n <= TG_DOUBLE_TEXT_MAX && n == strlen(got) && is_json_number(got) &&
+        ok = n > 0 && n <= TG_DOUBLE_TEXT_MAX && n == strlen(got) && tg_is_json_number(got) &&
              to_bits(strtod(got, NULL)) == to_bits(v);
         if (!ok)
                 goto out;
@@ -186,8 +135,8 @@ static void format_one(double v, struct format_stats *st, int line) {
         }
 out:
         if (!ok && st->bad++ < 10)
-                check(0, line, "%a (%.17g) printed as '%s' (n %zu; %d digits, printf %d)", v, v,
-                      got, n, gn, rn);
+                tg_check(0, line, "%a (%.17g) printed as '%s' (n %zu; %d digits, printf %d)", v, v,
+                         got, n, gn, rn);
 }
 
 static void test_format_special(void) {
@@ -228,8 +177,8 @@ static void test_format_special(void) {
 
         for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
                 n = tg_double_format(cases[i].v, buf);
-                check(n == strlen(cases[i].text) && !strcmp(buf, cases[i].text), __LINE__,
-                      "%a printed as '%s', want '%s'", cases[i].v, buf, cases[i].text);
+                tg_check(n == strlen(cases[i].text) && !strcmp(buf, cases[i].text), __LINE__,
+                         "%a printed as '%s', want '%s'", cases[i].v, buf, cases[i].text);
         }
         CU_ASSERT_EQUAL(tg_double_format(NAN, buf), 0);
         CU_ASSERT_EQUAL(tg_double_format(-INFINITY, buf), 0);
@@ -285,7 +234,7 @@ static void test_format_random(void) {
         format_one(DBL_MAX, &st, __LINE__);
         format_one(DBL_MIN, &st, __LINE__);
         format_one(DBL_TRUE_MIN, &st, __LINE__);
-        check(st.bad == 0, __LINE__, "%lu of %lu doubles printed wrongly", st.bad, st.tested);
+        tg_check(st.bad == 0, __LINE__, "%lu of %lu doubles printed wrongly", st.bad, st.tested);
         printf("\n    %lu doubles, %lu shorter than printf's %%.17g fallback ", st.tested,
                st.shorter_than_printf);
 }
@@ -306,8 +255,8 @@ static void scan_one(const char *text, struct scan_stats *st, int line) {
         if (n != (size_t)(end - text) || n != strlen(text) || exact < 0 ||
             (exact && to_bits(got) != to_bits(want))) {
                 if (st->bad++ < 10)
-                        check(0, line, "'%s': scanned %zu of %zu bytes, exact %d, %a; strtod %a",
-                              text, n, strlen(text), exact, got, want);
+                        tg_check(0, line, "'%s': scanned %zu of %zu bytes, exact %d, %a; strtod %a",
+                                 text, n, strlen(text), exact, got, want);
                 return;
         }
         st->exact += exact == 1;
@@ -375,11 +324,11 @@ static void test_scan_random(void) {
                          (int)(rng() % 25));
                 scan_one(text, &st, __LINE__);
         }
-        check(st.bad == 0 && sensor.bad == 0, __LINE__, "%lu + %lu of %lu numbers read wrongly",
-              st.bad, sensor.bad, st.tested + sensor.tested);
+        tg_check(st.bad == 0 && sensor.bad == 0, __LINE__, "%lu + %lu of %lu numbers read wrongly",
+                 st.bad, sensor.bad, st.tested + sensor.tested);
         /* the simulator's values must all take the exact path */
-        check(sensor.exact == sensor.tested, __LINE__, "only %lu of %lu sensor values exact",
-              sensor.exact, sensor.tested);
+        tg_check(sensor.exact == sensor.tested, __LINE__, "only %lu of %lu sensor values exact",
+                 sensor.exact, sensor.tested);
         printf("\n    %lu numbers, %lu read here, the rest left to strtod ",
                st.tested + sensor.tested, st.exact + sensor.exact);
 }
@@ -402,8 +351,8 @@ static void test_scan_grammar(void) {
                 int exact = -1;
                 size_t n = tg_json_number_scan(cases[i].text, strlen(cases[i].text), &d, &exact);
 
-                check(n == cases[i].len, __LINE__, "'%s': %zu bytes, want %zu", cases[i].text,
-                      n, cases[i].len);
+                tg_check(n == cases[i].len, __LINE__, "'%s': %zu bytes, want %zu", cases[i].text,
+                         n, cases[i].len);
         }
 }
 
@@ -446,7 +395,7 @@ static void test_round_trip_here(void) {
                 if (tg_json_number_scan(buf, len, &back, &ex) != len ||
                     (ex && to_bits(back) != to_bits(v))) {
                         if (bad++ < 5)
-                                check(0, __LINE__, "%a -> '%s' -> %a", v, buf, back);
+                                tg_check(0, __LINE__, "%a -> '%s' -> %a", v, buf, back);
                 }
                 exact += ex;
         }

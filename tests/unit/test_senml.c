@@ -22,35 +22,10 @@
 #define NOW_MS INT64_C(1700000000000)
 #define CAP 32
 
-/* One assertion whose message is built at run time, so a failure tells what
- * went in and what came out. CUnit copies the message. */
-static void check(int ok, int line, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
-
-static void check(int ok, int line, const char *fmt, ...) {
-        char msg[640];
-        va_list ap;
-
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
-        CU_assertImplementation(ok ? CU_TRUE : CU_FALSE, (unsigned)line, msg,
-                                __FILE__, "", CU_FALSE);
-}
-
-static int same_bits(double a, double b) {
-        return !memcmp(&a, &b, sizeof(a));
-}
-
-/* splitmix64: a fixed seed makes every run test the same values. */
 static uint64_t rng_state = 0x53656e4d4cULL;
 
 static uint64_t rng(void) {
-        uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return z ^ (z >> 31);
+        return tg_splitmix64(&rng_state);
 }
 
 static struct tg_senml_opts opts_of(enum tg_senml_names names) {
@@ -231,38 +206,38 @@ static void check_readings(const struct tg_reading *out, size_t n,
         size_t i;
         int j;
 
-        check(n == nw, line, "%s: %zu readings, want %zu", what, n, nw);
+        tg_check(n == nw, line, "%s: %zu readings, want %zu", what, n, nw);
         for (i = 0; i < n && i < nw; i++) {
                 const struct tg_reading *r = &out[i];
                 int64_t ts = w[i].ts == NOW ? NOW_MS : w[i].ts;
 
-                check(!strcmp(r->sensor, w[i].sensor) &&
+                tg_check(!strcmp(r->sensor, w[i].sensor) &&
                               r->sensor_len == strlen(w[i].sensor),
-                      line, "%s: reading %zu sensor \"%s\", want \"%s\"", what,
-                      i, r->sensor, w[i].sensor);
-                check(r->ts_ms == ts, line,
-                      "%s: reading %zu ts %" PRId64 ", want %" PRId64, what, i,
-                      r->ts_ms, ts);
-                check(r->ts_from_arrival == (w[i].ts == NOW), line,
-                      "%s: reading %zu ts_from_arrival %d", what, i,
-                      r->ts_from_arrival);
-                check(r->nfields == w[i].nfields, line,
-                      "%s: reading %zu has %u fields, want %d", what, i,
-                      r->nfields, w[i].nfields);
+                         line, "%s: reading %zu sensor \"%s\", want \"%s\"", what,
+                         i, r->sensor, w[i].sensor);
+                tg_check(r->ts_ms == ts, line,
+                         "%s: reading %zu ts %" PRId64 ", want %" PRId64, what, i,
+                         r->ts_ms, ts);
+                tg_check(r->ts_from_arrival == (w[i].ts == NOW), line,
+                         "%s: reading %zu ts_from_arrival %d", what, i,
+                         r->ts_from_arrival);
+                tg_check(r->nfields == w[i].nfields, line,
+                         "%s: reading %zu has %u fields, want %d", what, i,
+                         r->nfields, w[i].nfields);
                 for (j = 0; j < r->nfields && j < w[i].nfields; j++) {
                         const struct tg_field *f = &r->fields[j];
 
-                        check(!strcmp(f->name, w[i].f[j].name) &&
+                        tg_check(!strcmp(f->name, w[i].f[j].name) &&
                                       f->name_len == strlen(w[i].f[j].name),
-                              line, "%s: reading %zu field %d \"%s\", want \"%s\"",
-                              what, i, j, f->name, w[i].f[j].name);
-                        check(f->value == w[i].f[j].value, line,
-                              "%s: reading %zu field %s = %.17g, want %.17g",
-                              what, i, f->name, f->value, w[i].f[j].value);
-                        check(!strcmp(f->unit, w[i].f[j].unit ? w[i].f[j].unit : ""),
-                              line, "%s: reading %zu field %s unit \"%s\", want \"%s\"",
-                              what, i, f->name, f->unit,
-                              w[i].f[j].unit ? w[i].f[j].unit : "");
+                                 line, "%s: reading %zu field %d \"%s\", want \"%s\"",
+                                 what, i, j, f->name, w[i].f[j].name);
+                        tg_check(f->value == w[i].f[j].value, line,
+                                 "%s: reading %zu field %s = %.17g, want %.17g",
+                                 what, i, f->name, f->value, w[i].f[j].value);
+                        tg_check(!strcmp(f->unit, w[i].f[j].unit ? w[i].f[j].unit : ""),
+                                 line, "%s: reading %zu field %s unit \"%s\", want \"%s\"",
+                                 what, i, f->name, f->unit,
+                                 w[i].f[j].unit ? w[i].f[j].unit : "");
                 }
         }
 }
@@ -279,13 +254,13 @@ static void expect_pack(const char *json, const struct tg_senml_opts *o,
 
         e = decode(JSON, json, strlen(json), o, out, CAP, &n);
         snprintf(label, sizeof(label), "%s (json)", what);
-        check(e == TG_DECODE_OK, line, "%s: %s", label, tg_decode_err_name(e));
+        tg_check(e == TG_DECODE_OK, line, "%s: %s", label, tg_decode_err_name(e));
         if (e == TG_DECODE_OK)
                 check_readings(out, n, w, nw, label, line);
         n = 99;
         e = decode(CBOR, cb, cblen, o, out, CAP, &n);
         snprintf(label, sizeof(label), "%s (cbor)", what);
-        check(e == TG_DECODE_OK, line, "%s: %s", label, tg_decode_err_name(e));
+        tg_check(e == TG_DECODE_OK, line, "%s: %s", label, tg_decode_err_name(e));
         if (e == TG_DECODE_OK)
                 check_readings(out, n, w, nw, label, line);
 }
@@ -302,12 +277,12 @@ static void expect_refused(const char *json, const struct tg_senml_opts *o,
         enum tg_decode_err e;
 
         e = decode(JSON, json, strlen(json), o, out, cap, &n);
-        check(e == want && n == 0, line, "json %.200s: got %s (n %zu), want %s",
-              json, tg_decode_err_name(e), n, tg_decode_err_name(want));
+        tg_check(e == want && n == 0, line, "json %.200s: got %s (n %zu), want %s",
+                 json, tg_decode_err_name(e), n, tg_decode_err_name(want));
         n = 99;
         e = decode(CBOR, cb, cblen, o, out, cap, &n);
-        check(e == want && n == 0, line, "cbor of %.200s: got %s (n %zu), want %s",
-              json, tg_decode_err_name(e), n, tg_decode_err_name(want));
+        tg_check(e == want && n == 0, line, "cbor of %.200s: got %s (n %zu), want %s",
+                 json, tg_decode_err_name(e), n, tg_decode_err_name(want));
 }
 
 #define EXPECT_REFUSED(json, o, want) expect_refused((json), (o), CAP, (want), __LINE__)
@@ -318,8 +293,8 @@ static void expect_refused_raw(enum fmt f, const char *p, enum tg_decode_err wan
         size_t n = 99;
         enum tg_decode_err e = decode(f, p, strlen(p), &FIELD, out, CAP, &n);
 
-        check(e == want && n == 0, line, "%.200s: got %s, want %s", p, tg_decode_err_name(e),
-              tg_decode_err_name(want));
+        tg_check(e == want && n == 0, line, "%.200s: got %s, want %s", p, tg_decode_err_name(e),
+                 tg_decode_err_name(want));
 }
 
 #define EXPECT_REFUSED_RAW(f, p, want) expect_refused_raw((f), (p), (want), __LINE__)
@@ -332,9 +307,9 @@ static void expect_cbor_hex(const char *hex, const struct tg_senml_opts *o,
         size_t n = 99, len = hex_to_bytes(hex, b, sizeof(b));
         enum tg_decode_err e = decode(CBOR, b, len, o, out, CAP, &n);
 
-        check(e == want && (e != TG_DECODE_OK) == (n == 0), line,
-              "cbor %s: got %s (n %zu), want %s", hex, tg_decode_err_name(e), n,
-              tg_decode_err_name(want));
+        tg_check(e == want && (e != TG_DECODE_OK) == (n == 0), line,
+                 "cbor %s: got %s (n %zu), want %s", hex, tg_decode_err_name(e), n,
+                 tg_decode_err_name(want));
 }
 
 #define EXPECT_CBOR(hex, want) expect_cbor_hex((hex), &FIELD, (want), __LINE__)
@@ -522,13 +497,13 @@ static void test_rfc_cbor_example(void) {
 
         CU_ASSERT_EQUAL(len, 0xc3); /* the RFC's dump ends at 00c3 */
         e = decode(CBOR, b, len, &FIELD, out, CAP, &n);
-        check(e == TG_DECODE_OK, __LINE__, "§6 field: %s", tg_decode_err_name(e));
+        tg_check(e == TG_DECODE_OK, __LINE__, "§6 field: %s", tg_decode_err_name(e));
         if (!e)
                 check_readings(out, n, multi_time_field,
                                sizeof(multi_time_field) / sizeof(*multi_time_field),
                                "§6 field", __LINE__);
         e = decode(CBOR, b, len, &SENSOR, out, CAP, &n);
-        check(e == TG_DECODE_OK, __LINE__, "§6 sensor: %s", tg_decode_err_name(e));
+        tg_check(e == TG_DECODE_OK, __LINE__, "§6 sensor: %s", tg_decode_err_name(e));
         if (!e)
                 check_readings(out, n, multi_time_sensor,
                                sizeof(multi_time_sensor) / sizeof(*multi_time_sensor),
@@ -785,10 +760,10 @@ static int64_t one_ts(const char *json, int64_t now, enum tg_decode_err *e) {
         *e = decode(JSON, json, strlen(json), &o, out, 2, &n);
         tj = *e ? INT64_MIN : out[0].ts_ms;
         ec = decode(CBOR, cb, len, &o, out, 2, &n);
-        check(ec == *e && (ec || out[0].ts_ms == tj), __LINE__,
-              "%s: cbor gave %s %" PRId64 ", json %s %" PRId64, json,
-              tg_decode_err_name(ec), ec ? 0 : out[0].ts_ms,
-              tg_decode_err_name(*e), tj);
+        tg_check(ec == *e && (ec || out[0].ts_ms == tj), __LINE__,
+                 "%s: cbor gave %s %" PRId64 ", json %s %" PRId64, json,
+                 tg_decode_err_name(ec), ec ? 0 : out[0].ts_ms,
+                 tg_decode_err_name(*e), tj);
         return tj;
 }
 
@@ -796,17 +771,17 @@ static int64_t one_ts(const char *json, int64_t now, enum tg_decode_err *e) {
         do {                                                                   \
                 enum tg_decode_err e_;                                         \
                 int64_t got_ = one_ts((json), (now), &e_);                     \
-                check(e_ == TG_DECODE_OK && got_ == (want), __LINE__,          \
-                      "%s: %s %" PRId64 ", want %" PRId64, (json),             \
-                      tg_decode_err_name(e_), got_, (int64_t)(want));          \
+                tg_check(e_ == TG_DECODE_OK && got_ == (want), __LINE__,       \
+                         "%s: %s %" PRId64 ", want %" PRId64, (json),          \
+                         tg_decode_err_name(e_), got_, (int64_t)(want));       \
         } while (0)
 
 #define EXPECT_TS_ERR(json, now)                                               \
         do {                                                                   \
                 enum tg_decode_err e_;                                         \
                 one_ts((json), (now), &e_);                                    \
-                check(e_ == TG_DECODE_INVALID_TS, __LINE__, "%s: %s", (json),  \
-                      tg_decode_err_name(e_));                                 \
+                tg_check(e_ == TG_DECODE_INVALID_TS, __LINE__, "%s: %s", (json), \
+                         tg_decode_err_name(e_));                              \
         } while (0)
 
 static void test_relative_time(void) {
@@ -1169,9 +1144,9 @@ static void test_cbor_numbers(void) {
         for (i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
                 len = hex_to_bytes(cases[i].hex, b, sizeof(b));
                 e = decode(CBOR, b, len, &FIELD, out, 2, &n);
-                check(e == TG_DECODE_OK && n == 1 && same_bits(out[0].fields[0].value, cases[i].want),
-                      __LINE__, "%s: %s, %.17g, want %.17g", cases[i].hex, tg_decode_err_name(e),
-                      e ? 0.0 : out[0].fields[0].value, cases[i].want);
+                tg_check(e == TG_DECODE_OK && n == 1 && tg_same_bits(out[0].fields[0].value, cases[i].want),
+                         __LINE__, "%s: %s, %.17g, want %.17g", cases[i].hex, tg_decode_err_name(e),
+                         e ? 0.0 : out[0].fields[0].value, cases[i].want);
         }
 }
 
@@ -1330,7 +1305,7 @@ static int readings_equal(const struct tg_reading *a, const struct tg_reading *b
                 if (a->fields[i].name_len != b->fields[i].name_len ||
                     memcmp(a->fields[i].name, b->fields[i].name, a->fields[i].name_len) ||
                     strcmp(a->fields[i].unit, b->fields[i].unit) ||
-                    !same_bits(a->fields[i].value, b->fields[i].value))
+                    !tg_same_bits(a->fields[i].value, b->fields[i].value))
                         return 0;
         return 1;
 }
@@ -1430,15 +1405,15 @@ static void test_round_trips(void) {
                 e1 = decode(JSON, jbuf, jlen, &FIELD, a, 2, &n);
                 if (e1 || n != 1 || !readings_equal(&in, &a[0]) || a[0].ts_from_arrival) {
                         if (bad++ < 5)
-                                check(0, __LINE__, "json round trip: %s, %.300s", tg_decode_err_name(e1), jbuf);
+                                tg_check(0, __LINE__, "json round trip: %s, %.300s", tg_decode_err_name(e1), jbuf);
                         continue;
                 }
                 clen = tg_encode_senml_cbor(&a[0], cbuf, sizeof(cbuf));
                 e2 = decode(CBOR, cbuf, clen, &FIELD, b, 2, &n);
                 if (e2 || n != 1 || !readings_equal(&in, &b[0])) {
                         if (bad++ < 5)
-                                check(0, __LINE__, "cbor round trip: %s, ts %" PRId64,
-                                      tg_decode_err_name(e2), in.ts_ms);
+                                tg_check(0, __LINE__, "cbor round trip: %s, ts %" PRId64,
+                                         tg_decode_err_name(e2), in.ts_ms);
                         continue;
                 }
                 jlen = tg_encode_senml_json(&b[0], jbuf, sizeof(jbuf));
@@ -1501,9 +1476,9 @@ static void test_truncations(void) {
                                         e = decode((enum fmt)f, p, cut, &SENSOR, out, CAP, &n);
                                         if (e != TG_DECODE_NOT_DECODABLE || n != 0) {
                                                 if (bad++ < 5)
-                                                        check(0, __LINE__, "example %zu %s prefix %zu: %s",
-                                                              i, f == JSON ? "json" : "cbor", cut,
-                                                              tg_decode_err_name(e));
+                                                        tg_check(0, __LINE__, "example %zu %s prefix %zu: %s",
+                                                                 i, f == JSON ? "json" : "cbor", cut,
+                                                                 tg_decode_err_name(e));
                                         }
                                 }
                                 CU_ASSERT_EQUAL(decode((enum fmt)f, p, len, &SENSOR, out, CAP, &n),

@@ -95,11 +95,7 @@ static void count_emits(void *opaque, const struct tg_window_result *w) {
 static uint64_t rng_state;
 
 static uint64_t rng_below(uint64_t n) {
-        uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL); /* splitmix64 */
-
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return (z ^ (z >> 31)) % n;
+        return tg_splitmix64(&rng_state) % n;
 }
 
 /* "s<n>" without the C library's formatting. */

@@ -56,11 +56,7 @@ struct rng {
 };
 
 static uint64_t rng_next(struct rng *g) {
-        uint64_t z = (g->s += 0x9e3779b97f4a7c15ULL);
-
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return z ^ (z >> 31);
+        return tg_splitmix64(&g->s);
 }
 
 static uint64_t rng_below(struct rng *g, uint64_t n) {

@@ -1,10 +1,14 @@
-/* tg_test.h - the one CUnit runner every unit test executable uses. */
+/* tg_test.h - the one CUnit runner every unit test executable uses, and the helpers they share. */
 /* SPDX-License-Identifier: Apache-2.0 */
 #ifndef TG_TEST_H
 #define TG_TEST_H
 
 #include <CUnit/Basic.h>
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 struct tg_test {
         const char *name;
@@ -44,5 +48,76 @@ static inline int tg_test_run(const char *suite_name, const struct tg_test *test
 
 #define TG_TEST_RUN(suite_name, tests)                                         \
         tg_test_run((suite_name), (tests), sizeof(tests) / sizeof(*(tests)))
+
+static inline void tg_check_at(int ok, const char *file, int line, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+
+/* Use tg_check(). The message is formatted only for a failure: some tests
+ * check millions of values. CUnit copies it. */
+static inline void tg_check_at(int ok, const char *file, int line, const char *fmt, ...) {
+        char msg[768];
+        va_list ap;
+
+        if (ok) {
+                CU_assertImplementation(CU_TRUE, (unsigned)line, "ok", file, "", CU_FALSE);
+                return;
+        }
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof(msg), fmt, ap);
+        va_end(ap);
+        CU_assertImplementation(CU_FALSE, (unsigned)line, msg, file, "", CU_FALSE);
+}
+
+/**
+ * One assertion whose message is built at run time, so that a failure tells
+ * what went in and what came out; @p line is the caller's (__LINE__ or a
+ * helper's line argument).
+ */
+#define tg_check(ok, line, ...) tg_check_at((ok), __FILE__, (line), __VA_ARGS__)
+
+/** @brief splitmix64: a fixed seed makes every run test the same values. */
+static inline uint64_t tg_splitmix64(uint64_t *state) {
+        uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        return z ^ (z >> 31);
+}
+
+/** @brief Whether @p a and @p b are the same double, bit for bit (-0, NaNs). */
+static inline int tg_same_bits(double a, double b) {
+        return !memcmp(&a, &b, sizeof(a));
+}
+
+/** @brief Whether @p s is a JSON number (RFC 8259): -?(0|[1-9]d*)(.d+)?([eE][+-]?d+)? */
+static inline int tg_is_json_number(const char *s) {
+        if (*s == '-')
+                s++;
+        if (*s == '0') {
+                s++;
+        } else if (*s >= '1' && *s <= '9') {
+                while (*s >= '0' && *s <= '9')
+                        s++;
+        } else {
+                return 0;
+        }
+        if (*s == '.') {
+                s++;
+                if (!(*s >= '0' && *s <= '9'))
+                        return 0;
+                while (*s >= '0' && *s <= '9')
+                        s++;
+        }
+        if (*s == 'e' || *s == 'E') {
+                s++;
+                if (*s == '+' || *s == '-')
+                        s++;
+                if (!(*s >= '0' && *s <= '9'))
+                        return 0;
+                while (*s >= '0' && *s <= '9')
+                        s++;
+        }
+        return *s == '\0';
+}
 
 #endif
