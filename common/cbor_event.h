@@ -1,4 +1,4 @@
-/* cbor_event.h - libcbor's streaming decoder, one recorded item at a time: shared by the CBOR and SenML-CBOR decoders. */
+/* cbor_event.h - libcbor shared by the CBOR and SenML-CBOR codecs: the streaming decoder one item at a time, and encoding into a bounded buffer. */
 /* SPDX-License-Identifier: Apache-2.0 */
 #ifndef TG_CBOR_EVENT_H
 #define TG_CBOR_EVENT_H
@@ -6,6 +6,7 @@
 #include <cbor.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /*
  * cbor_load() builds a heap tree; cbor_stream_decode() instead calls back
@@ -44,5 +45,24 @@ struct cbor_event {
 
 /** Callbacks for cbor_stream_decode() whose context is a struct cbor_event. */
 extern const struct cbor_callbacks tg_cbor_event_callbacks;
+
+/*
+ * For encoders that write into buf[0..cap) at offset o (size_t locals buf,
+ * cap, o and n): append what one libcbor encoder call wrote, or raw bytes,
+ * and return 0 from the encoder when it does not fit.
+ */
+#define TG_CBOR_PUT(call)                                                      \
+        do {                                                                   \
+                if (!(n = (call)))                                             \
+                        return 0;                                              \
+                o += n;                                                        \
+        } while (0)
+#define TG_CBOR_PUT_BYTES(src, len)                                            \
+        do {                                                                   \
+                if ((len) > cap - o)                                           \
+                        return 0;                                              \
+                memcpy(buf + o, (src), (len));                                 \
+                o += (len);                                                    \
+        } while (0)
 
 #endif

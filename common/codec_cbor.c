@@ -77,8 +77,9 @@ static enum tg_decode_err top_value(struct tg_reading *out,
         return r ? TG_DECODE_BAD_FIELD_NAME : TG_DECODE_OK;
 }
 
-static enum key_kind key_kind(const struct tg_decode_keys *k, const struct tg_decode_opts *o,
-                              const char *key, size_t klen) {
+static enum key_kind key_kind(const struct tg_decode_keys *k,
+                              const struct tg_decode_opts *o, const char *key,
+                              size_t klen) {
         if (k->id && klen == k->id_len && !memcmp(key, k->id, klen))
                 return KEY_SENSOR;
         if (k->ts && klen == k->ts_len && !memcmp(key, k->ts, klen))
@@ -319,40 +320,25 @@ size_t tg_encode_cbor(const struct tg_reading *r, uint8_t *buf, size_t cap) {
         size_t o = 0, n;
         uint16_t i;
 
-#define PUT(call)                                                              \
-        do {                                                                   \
-                if (!(n = (call)))                                             \
-                        return 0;                                              \
-                o += n;                                                        \
-        } while (0)
-#define PUT_BYTES(src, len)                                                    \
-        do {                                                                   \
-                if ((len) > cap - o)                                           \
-                        return 0;                                              \
-                memcpy(buf + o, (src), (len));                                 \
-                o += (len);                                                    \
-        } while (0)
 
-        PUT(cbor_encode_map_start(2 + (size_t)r->nfields, buf + o, cap - o));
-        PUT(cbor_encode_string_start(6, buf + o, cap - o));
-        PUT_BYTES("sensor", 6);
-        PUT(cbor_encode_string_start(r->sensor_len, buf + o, cap - o));
-        PUT_BYTES(r->sensor, r->sensor_len);
-        PUT(cbor_encode_string_start(2, buf + o, cap - o));
-        PUT_BYTES("ts", 2);
+        TG_CBOR_PUT(cbor_encode_map_start(2 + (size_t)r->nfields, buf + o, cap - o));
+        TG_CBOR_PUT(cbor_encode_string_start(6, buf + o, cap - o));
+        TG_CBOR_PUT_BYTES("sensor", 6);
+        TG_CBOR_PUT(cbor_encode_string_start(r->sensor_len, buf + o, cap - o));
+        TG_CBOR_PUT_BYTES(r->sensor, r->sensor_len);
+        TG_CBOR_PUT(cbor_encode_string_start(2, buf + o, cap - o));
+        TG_CBOR_PUT_BYTES("ts", 2);
         if (r->ts_ms >= 0)
-                PUT(cbor_encode_uint((uint64_t)r->ts_ms, buf + o, cap - o));
+                TG_CBOR_PUT(cbor_encode_uint((uint64_t)r->ts_ms, buf + o, cap - o));
         else
-                PUT(cbor_encode_negint((uint64_t)(-1 - r->ts_ms), buf + o,
+                TG_CBOR_PUT(cbor_encode_negint((uint64_t)(-1 - r->ts_ms), buf + o,
                                        cap - o));
         for (i = 0; i < r->nfields; i++) {
                 const struct tg_field *f = &r->fields[i];
 
-                PUT(cbor_encode_string_start(f->name_len, buf + o, cap - o));
-                PUT_BYTES(f->name, f->name_len);
-                PUT(cbor_encode_double(f->value, buf + o, cap - o));
+                TG_CBOR_PUT(cbor_encode_string_start(f->name_len, buf + o, cap - o));
+                TG_CBOR_PUT_BYTES(f->name, f->name_len);
+                TG_CBOR_PUT(cbor_encode_double(f->value, buf + o, cap - o));
         }
-#undef PUT
-#undef PUT_BYTES
         return o;
 }

@@ -741,67 +741,52 @@ size_t tg_encode_senml_cbor(const struct tg_reading *r, uint8_t *buf,
         size_t o = 0, n, records, entries;
         uint16_t i;
 
-#define PUT(call)                                                              \
-        do {                                                                   \
-                if (!(n = (call)))                                             \
-                        return 0;                                              \
-                o += n;                                                        \
-        } while (0)
-#define PUT_BYTES(src, len)                                                    \
-        do {                                                                   \
-                if ((len) > cap - o)                                           \
-                        return 0;                                              \
-                memcpy(buf + o, (src), (len));                                 \
-                o += (len);                                                    \
-        } while (0)
 #define PUT_LABEL(l)                                                           \
-        PUT(labels[l].cbor < 0                                                 \
-                    ? cbor_encode_negint((uint64_t)(-1 - labels[l].cbor),      \
-                                         buf + o, cap - o)                     \
-                    : cbor_encode_uint((uint64_t)labels[l].cbor, buf + o,      \
-                                       cap - o))
+        TG_CBOR_PUT(labels[l].cbor < 0                                         \
+                            ? cbor_encode_negint((uint64_t)(-1 - labels[l].cbor), \
+                                                 buf + o, cap - o)             \
+                            : cbor_encode_uint((uint64_t)labels[l].cbor,       \
+                                               buf + o, cap - o))
 
         if (!encodable(r))
                 return 0;
         records = r->nfields ? r->nfields : 1;
-        PUT(cbor_encode_array_start(records, buf + o, cap - o));
+        TG_CBOR_PUT(cbor_encode_array_start(records, buf + o, cap - o));
         for (i = 0; i < records; i++) {
                 const struct tg_field *f = i < r->nfields ? &r->fields[i] : NULL;
 
                 entries = (i == 0 ? 2 : 0) +
                           (f ? 2 + (f->unit[0] != '\0') + (ms != 0) : 0);
-                PUT(cbor_encode_map_start(entries, buf + o, cap - o));
+                TG_CBOR_PUT(cbor_encode_map_start(entries, buf + o, cap - o));
                 if (i == 0) {
                         PUT_LABEL(L_BN);
-                        PUT(cbor_encode_string_start(r->sensor_len + 1u,
+                        TG_CBOR_PUT(cbor_encode_string_start(r->sensor_len + 1u,
                                                      buf + o, cap - o));
-                        PUT_BYTES(r->sensor, r->sensor_len);
-                        PUT_BYTES(":", 1);
+                        TG_CBOR_PUT_BYTES(r->sensor, r->sensor_len);
+                        TG_CBOR_PUT_BYTES(":", 1);
                         PUT_LABEL(L_BT);
-                        PUT(cbor_encode_uint((uint64_t)secs, buf + o, cap - o));
+                        TG_CBOR_PUT(cbor_encode_uint((uint64_t)secs, buf + o, cap - o));
                 }
                 if (!f)
                         break;
                 PUT_LABEL(L_N);
-                PUT(cbor_encode_string_start(f->name_len, buf + o, cap - o));
-                PUT_BYTES(f->name, f->name_len);
+                TG_CBOR_PUT(cbor_encode_string_start(f->name_len, buf + o, cap - o));
+                TG_CBOR_PUT_BYTES(f->name, f->name_len);
                 if (f->unit[0]) {
                         size_t ulen = strlen(f->unit);
 
                         PUT_LABEL(L_U);
-                        PUT(cbor_encode_string_start(ulen, buf + o, cap - o));
-                        PUT_BYTES(f->unit, ulen);
+                        TG_CBOR_PUT(cbor_encode_string_start(ulen, buf + o, cap - o));
+                        TG_CBOR_PUT_BYTES(f->unit, ulen);
                 }
                 PUT_LABEL(L_V);
-                PUT(cbor_encode_double(f->value, buf + o, cap - o));
+                TG_CBOR_PUT(cbor_encode_double(f->value, buf + o, cap - o));
                 if (ms) {
                         PUT_LABEL(L_T);
-                        PUT(cbor_encode_double((double)ms / 1000.0, buf + o,
+                        TG_CBOR_PUT(cbor_encode_double((double)ms / 1000.0, buf + o,
                                                cap - o));
                 }
         }
-#undef PUT
-#undef PUT_BYTES
 #undef PUT_LABEL
         return o;
 }
