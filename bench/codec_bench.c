@@ -28,14 +28,11 @@
 
 #include "codec.h"
 #include "codec_senml.h"
+#include "payloads.h"
 #include "reading.h"
 
 #define PAYLOADS 1024
 #define PAYLOAD_CAP 512
-
-static const char *const field_names[] = {"temperature", "humidity", "pressure"};
-static const double field_centers[] = {22.5, 50.0, 1013.25};
-static const double field_spreads[] = {5.0, 12.0, 4.0};
 
 static struct tg_reading readings[PAYLOADS];
 static uint8_t cbor[PAYLOADS][PAYLOAD_CAP];
@@ -56,35 +53,13 @@ static double thread_cpu_s(void) {
         return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* splitmix64: the same payloads on every run. */
-static uint64_t rng_state = 0x636f646563ULL;
-
-static double rng_uniform(void) {
-        uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        z ^= z >> 31;
-        return (double)(z >> 11) / 9007199254740992.0;
-}
-
 static void payloads_make(void) {
-        unsigned i, f;
+        unsigned i;
 
+        bench_readings_make(readings, PAYLOADS);
         for (i = 0; i < PAYLOADS; i++) {
                 struct tg_reading *r = &readings[i];
-                char id[16];
 
-                tg_reading_clear(r);
-                snprintf(id, sizeof(id), "node-%04u", i);
-                tg_reading_set_sensor(r, id, strlen(id));
-                r->ts_ms = 1730000000000LL + 100LL * i;
-                for (f = 0; f < 3; f++) {
-                        double v = field_centers[f] +
-                                   field_spreads[f] * (2.0 * rng_uniform() - 1.0);
-
-                        tg_reading_add_field(r, field_names[f], strlen(field_names[f]), v);
-                }
                 cbor_len[i] = tg_encode_cbor(r, cbor[i], sizeof(cbor[i]));
                 json_len[i] = tg_encode_json(r, json[i], sizeof(json[i]));
                 senml_cbor_len[i] = tg_encode_senml_cbor(r, senml_cbor[i], sizeof(senml_cbor[i]));
