@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,8 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
+
+#include "errstr.h"
 
 /*
  * The specification is docs/windows.md; section numbers below refer to it.
@@ -271,17 +272,6 @@ static inline int sensor_is(const tg_window_engine_t *e, uint32_t pos, const cha
                bytes_equal(e->cold[pos].id + ID_HEAD, id + ID_HEAD, len - ID_HEAD);
 }
 
-__attribute__((format(printf, 3, 4))) static void
-errfmt(char *errstr, size_t size, const char *fmt, ...) {
-        va_list ap;
-
-        if (!errstr || !size)
-                return;
-        va_start(ap, fmt);
-        vsnprintf(errstr, size, fmt, ap);
-        va_end(ap);
-}
-
 /* The window slots are the bulk of the engine's memory and are touched in
  * no predictable order, one sensor after another: with 4 KiB pages nearly
  * every reading would also miss the TLB. Large tables are therefore mapped
@@ -348,19 +338,19 @@ tg_window_engine_t *tg_window_engine_new(const struct tg_window_conf *conf,
         size_t index_cap = 2, nslots;
 
         if (conf->size_ms <= 0 || conf->size_ms > TG_DURATION_MAX) {
-                errfmt(errstr, errstr_size,
+                tg_errstr(errstr, errstr_size,
                        "window size must be 1..%lld ms", (long long)TG_DURATION_MAX);
                 return NULL;
         }
         if (conf->hop_ms <= 0 || conf->hop_ms > conf->size_ms ||
             conf->size_ms % conf->hop_ms) {
-                errfmt(errstr, errstr_size,
+                tg_errstr(errstr, errstr_size,
                        "window hop must divide the window size (%lld ms)",
                        (long long)conf->size_ms);
                 return NULL;
         }
         if (conf->size_ms / conf->hop_ms > 64) {
-                errfmt(errstr, errstr_size,
+                tg_errstr(errstr, errstr_size,
                        "window size / hop must be at most %d", 64);
                 return NULL;
         }
@@ -369,13 +359,13 @@ tg_window_engine_t *tg_window_engine_new(const struct tg_window_conf *conf,
             conf->max_future_ms < 0 || conf->max_future_ms > TG_DURATION_MAX ||
             conf->evict_after_ms < 0 || conf->evict_after_ms > TG_DURATION_MAX ||
             conf->update_interval_ms < 0 || conf->update_interval_ms > TG_DURATION_MAX) {
-                errfmt(errstr, errstr_size,
+                tg_errstr(errstr, errstr_size,
                        "grace, idle timeout, max future, evict after and update "
                        "interval must be 0..%lld ms", (long long)TG_DURATION_MAX);
                 return NULL;
         }
         if (conf->grace_ms / conf->hop_ms > 4096) {
-                errfmt(errstr, errstr_size,
+                tg_errstr(errstr, errstr_size,
                        "grace may span at most %d hops: the window ring would be too large",
                        4096);
                 return NULL;
@@ -384,14 +374,14 @@ tg_window_engine_t *tg_window_engine_new(const struct tg_window_conf *conf,
             conf->max_fields == 0 || conf->max_fields > TG_READING_FIELDS_MAX ||
             conf->max_field_names < conf->max_fields ||
             conf->max_field_names > 4096) {
-                errfmt(errstr, errstr_size,
+                tg_errstr(errstr, errstr_size,
                        "sensor table 1..16777216, fields per window 1..%lld, "
                        "field names fields..4096", (long long)TG_READING_FIELDS_MAX);
                 return NULL;
         }
 
         if (!(e = calloc(1, sizeof(*e)))) {
-                errfmt(errstr, errstr_size, "out of memory (%lld bytes)",
+                tg_errstr(errstr, errstr_size, "out of memory (%lld bytes)",
                        (long long)sizeof(*e));
                 return NULL;
         }
@@ -432,7 +422,7 @@ tg_window_engine_t *tg_window_engine_new(const struct tg_window_conf *conf,
                     conf->max_field_names * sizeof(*e->field_names);
         if (!e->index || !e->sensors || !e->cold || !e->lru || !e->free_stack ||
             !e->slots || (updated_bytes(e) && !e->updated) || !e->field_names) {
-                errfmt(errstr, errstr_size,
+                tg_errstr(errstr, errstr_size,
                        "out of memory: the window engine needs %lld bytes; "
                        "lower window.max_sensors or window.max_fields",
                        (long long)e->memory);

@@ -8,7 +8,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "errstr.h"
 #include "log.h"
 
 /*
@@ -138,17 +138,6 @@ struct tg_spool {
         struct scan rscan;
         uint64_t rep_seg, rep_off; /* damage before (rep_seg, rep_off) was reported */
 };
-
-__attribute__((format(printf, 3, 4))) static void
-errfmt(char *errstr, size_t size, const char *fmt, ...) {
-        va_list ap;
-
-        if (!errstr || !size)
-                return;
-        va_start(ap, fmt);
-        vsnprintf(errstr, size, fmt, ap);
-        va_end(ap);
-}
 
 /* ---- encoding ---------------------------------------------------------- */
 
@@ -566,7 +555,7 @@ static int load_segments(tg_spool_t *sp, const uint64_t *first, size_t n,
                 seg_name(name, sizeof(name), first[i]);
                 fd = openat(sp->dfd, name, (last ? O_RDWR : O_RDONLY) | O_CLOEXEC);
                 if (fd < 0 || fstat(fd, &st)) {
-                        errfmt(errstr, errstr_size, "spool: cannot open %s/%s: %s",
+                        tg_errstr(errstr, errstr_size, "spool: cannot open %s/%s: %s",
                                sp->dir, name, strerror(errno));
                         if (fd >= 0)
                                 close(fd);
@@ -574,7 +563,7 @@ static int load_segments(tg_spool_t *sp, const uint64_t *first, size_t n,
                 }
                 scan_reset(&s, fd, (uint64_t)st.st_size);
                 if ((r = scan_segment(&s, (uint64_t)st.st_size, first[i], hi, &res))) {
-                        errfmt(errstr, errstr_size,
+                        tg_errstr(errstr, errstr_size,
                                "spool: cannot read %s/%s: %s (move the file away to start without it)",
                                sp->dir, name, strerror(-r));
                         close(fd);
@@ -607,7 +596,7 @@ static int load_segments(tg_spool_t *sp, const uint64_t *first, size_t n,
                                 tg_warn("spool: could not set aside the torn tail of %s: %s",
                                         name, strerror(-r));
                         if (ftruncate(fd, (off_t)res.good_end) || fdatasync(fd)) {
-                                errfmt(errstr, errstr_size,
+                                tg_errstr(errstr, errstr_size,
                                        "spool: cannot cut the torn tail off %s/%s: %s",
                                        sp->dir, name, strerror(errno));
                                 close(fd);
@@ -645,29 +634,29 @@ tg_spool_t *tg_spool_open(const struct tg_spool_conf *conf, char *errstr,
         int r;
 
         if (!conf || !conf->dir || !*conf->dir) {
-                errfmt(errstr, errstr_size, "spool: no directory given");
+                tg_errstr(errstr, errstr_size, "spool: no directory given");
                 return NULL;
         }
         if (conf->segment_bytes < 4096 || conf->segment_bytes > ((size_t)1 << 30)) {
-                errfmt(errstr, errstr_size,
+                tg_errstr(errstr, errstr_size,
                        "spool: segment_bytes %zu out of range [4096, 1 GiB]", conf->segment_bytes);
                 return NULL;
         }
         if (conf->max_bytes < conf->segment_bytes) {
-                errfmt(errstr, errstr_size,
+                tg_errstr(errstr, errstr_size,
                        "spool: max_bytes %" PRIu64 " is less than segment_bytes %zu",
                        conf->max_bytes, conf->segment_bytes);
                 return NULL;
         }
         if (conf->fsync > TG_SPOOL_FSYNC_ALWAYS ||
             (conf->fsync == TG_SPOOL_FSYNC_INTERVAL && conf->fsync_interval_ms <= 0)) {
-                errfmt(errstr, errstr_size,
+                tg_errstr(errstr, errstr_size,
                        "spool: bad fsync policy %d (interval %" PRId64 " ms; must be > 0)",
                        (int)conf->fsync, conf->fsync_interval_ms);
                 return NULL;
         }
         if (!(sp = calloc(1, sizeof(*sp)))) {
-                errfmt(errstr, errstr_size, "spool: out of memory");
+                tg_errstr(errstr, errstr_size, "spool: out of memory");
                 return NULL;
         }
         sp->conf = *conf;
@@ -686,30 +675,30 @@ tg_spool_t *tg_spool_open(const struct tg_spool_conf *conf, char *errstr,
         sp->rscan.cap = SCAN_BUF;
         sp->conf.dir = sp->dir;
         if (!sp->dir || !sp->wbuf || !sp->rscan.buf) {
-                errfmt(errstr, errstr_size, "spool: out of memory");
+                tg_errstr(errstr, errstr_size, "spool: out of memory");
                 goto fail;
         }
         if ((r = mkdir_p(sp->dir))) {
-                errfmt(errstr, errstr_size, "spool: cannot create %s: %s", sp->dir, strerror(-r));
+                tg_errstr(errstr, errstr_size, "spool: cannot create %s: %s", sp->dir, strerror(-r));
                 goto fail;
         }
         if ((sp->dfd = open(sp->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-                errfmt(errstr, errstr_size, "spool: cannot open %s: %s", sp->dir, strerror(errno));
+                tg_errstr(errstr, errstr_size, "spool: cannot open %s: %s", sp->dir, strerror(errno));
                 goto fail;
         }
         if (flock(sp->dfd, LOCK_EX | LOCK_NB)) {
-                errfmt(errstr, errstr_size, "spool: %s: %s", sp->dir,
+                tg_errstr(errstr, errstr_size, "spool: %s: %s", sp->dir,
                        errno == EWOULDBLOCK ? "in use by another process" : strerror(errno));
                 goto fail;
         }
         if ((mkdirat(sp->dfd, "corrupt", 0750) && errno != EEXIST) ||
             (sp->cfd = openat(sp->dfd, "corrupt", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-                errfmt(errstr, errstr_size, "spool: cannot create %s/corrupt: %s", sp->dir,
+                tg_errstr(errstr, errstr_size, "spool: cannot create %s/corrupt: %s", sp->dir,
                        strerror(errno));
                 goto fail;
         }
         if ((r = list_segments(sp, &first, &n))) {
-                errfmt(errstr, errstr_size, "spool: cannot list %s: %s", sp->dir, strerror(-r));
+                tg_errstr(errstr, errstr_size, "spool: cannot list %s: %s", sp->dir, strerror(-r));
                 goto fail;
         }
         /* Room for every segment max_bytes allows (a big record can seal a
@@ -717,7 +706,7 @@ tg_spool_t *tg_spool_open(const struct tg_spool_conf *conf, char *errstr,
         extra = conf->max_bytes / conf->segment_bytes;
         sp->segs_cap = n + 16 + (extra > 65536 ? 65536 : (size_t)extra * 2);
         if (!(sp->segs = calloc(sp->segs_cap, sizeof(*sp->segs)))) {
-                errfmt(errstr, errstr_size, "spool: out of memory");
+                tg_errstr(errstr, errstr_size, "spool: out of memory");
                 goto fail;
         }
         if (load_segments(sp, first, n, errstr, errstr_size))
@@ -731,7 +720,7 @@ tg_spool_t *tg_spool_open(const struct tg_spool_conf *conf, char *errstr,
                         char name[32];
 
                         seg_name(name, sizeof(name), sp->next_seq);
-                        errfmt(errstr, errstr_size, "spool: cannot create %s/%s: %s", sp->dir,
+                        tg_errstr(errstr, errstr_size, "spool: cannot create %s/%s: %s", sp->dir,
                                name, strerror(-sp->wfd));
                         goto fail;
                 }
