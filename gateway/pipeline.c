@@ -342,6 +342,8 @@ static int sub_init(struct sub_state *st, const struct tg_config *cfg,
 static size_t sub_index(const tg_pipeline_t *p, const char *topic) {
         size_t i;
 
+        if (p->nsubs == 1) /* the usual case: nothing to match */
+                return 0;
         for (i = 0; i < p->nsubs; i++)
                 if (tg_topic_filter_match(p->subs[i].filter, topic))
                         return i;
