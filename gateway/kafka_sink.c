@@ -24,8 +24,9 @@ struct tg_kafka_sink {
         tg_sink_delivery_fn *on_delivered;
         void *on_delivered_opaque;
 
-        /* event time to delivery of raw records, cumulative buckets */
-        _Atomic uint64_t latency_le[TG_SINK_LATENCY_BUCKETS];
+        /* event time to delivery of raw records: per bucket, the last one
+         * past every bound; made cumulative when read */
+        _Atomic uint64_t latency_in[TG_SINK_LATENCY_BUCKETS + 1];
         _Atomic uint64_t latency_count, latency_sum_ms;
 
         /* reachability: a broker known by id is UP (statistics), or a
@@ -94,9 +95,9 @@ static void latency_observe(struct tg_kafka_sink *sink, const rd_kafka_message_t
         ms = tg_clock_now(&tg_clock_realtime) - ts;
         if (ms < 0)
                 ms = 0; /* the sensor's clock is ahead of ours */
-        for (b = 0; b < TG_SINK_LATENCY_BUCKETS; b++)
-                if (ms <= tg_sink_latency_bounds_ms[b])
-                        atomic_fetch_add(&sink->latency_le[b], 1);
+        for (b = 0; b < TG_SINK_LATENCY_BUCKETS && ms > tg_sink_latency_bounds_ms[b]; b++)
+                ;
+        atomic_fetch_add(&sink->latency_in[b], 1);
         atomic_fetch_add(&sink->latency_count, 1);
         atomic_fetch_add(&sink->latency_sum_ms, (uint64_t)ms);
 }
@@ -513,7 +514,8 @@ void tg_kafka_sink_counters(const tg_kafka_sink_t *sink,
         }
         out->queue_full_waits = atomic_load(&sink->queue_full_waits);
         for (i = 0; i < TG_SINK_LATENCY_BUCKETS; i++)
-                out->latency_le[i] = atomic_load(&sink->latency_le[i]);
+                out->latency_le[i] = (i ? out->latency_le[i - 1] : 0) +
+                                     atomic_load(&sink->latency_in[i]);
         out->latency_count = atomic_load(&sink->latency_count);
         out->latency_sum_ms = atomic_load(&sink->latency_sum_ms);
 }
