@@ -21,4 +21,11 @@ extern const struct tg_clock tg_clock_realtime;
 /** @brief Monotonic ms, for timeouts and rates (never for event time). */
 int64_t tg_monotonic_ms(void);
 
+/** @brief The ms left until the monotonic @p deadline, 0 once it has passed. */
+static inline int tg_ms_until(int64_t deadline) {
+        int64_t left = deadline - tg_monotonic_ms();
+
+        return left <= 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
 #endif

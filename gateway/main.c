@@ -115,12 +115,6 @@ static void log_stats(tg_pipeline_t *p, tg_kafka_sink_t *sink,
                 (unsigned long long)c.checkpoints);
 }
 
-static int remaining_ms(int64_t deadline) {
-        int64_t left = deadline - tg_monotonic_ms();
-
-        return left > 0 ? (int)left : 0;
-}
-
 int main(int argc, char **argv) {
         static const struct option longopts[] = {
                 {"config", required_argument, NULL, 'c'},
@@ -285,7 +279,7 @@ out:
                 log_stats(pipeline, sink, mqtt);
         tg_mqtt_source_destroy(mqtt);
         tg_pipeline_destroy(pipeline, drain_deadline);
-        left = tg_kafka_sink_destroy(sink, remaining_ms(drain_deadline));
+        left = tg_kafka_sink_destroy(sink, tg_ms_until(drain_deadline));
         /* With durability disk what Kafka did not confirm is still in the
          * spool: a drain cut short loses nothing. With memory it is lost. */
         if (left > 0 && !strcmp(cfg->durability, "memory")) {

@@ -754,8 +754,7 @@ static void spool_stop(tg_pipeline_t *p, int64_t deadline) {
                 p->forwarder_running = 0;
         }
         if (p->engine) {
-                int64_t wait = deadline - tg_monotonic_ms();
-                int left = tg_kafka_sink_flush(p->sink, wait > 0 ? (int)wait : 0);
+                int left = tg_kafka_sink_flush(p->sink, tg_ms_until(deadline));
 
                 free(p->snap);
                 p->snap = NULL;
