@@ -40,12 +40,7 @@ down_at=$(date +%s)
 log "kafka stopped"
 part 2
 
-for ((i = 0; i < 100; i++)); do # librdkafka's statistics come every 2 s
-	[[ $(scrape "$work/readyz" /readyz) == 503 ]] && break
-	sleep 0.1
-done
-[[ $(cat "$work/readyz") == "not ready: kafka: no broker reachable" ]] ||
-	fail "/readyz during the outage: $(cat "$work/readyz")"
+expect_readyz 503 "not ready: kafka: no broker reachable"
 sleep 1 # the forwarder has read part 2 from the spool
 scrape "$work/m2" >/dev/null
 check_accounting "$work/m2"

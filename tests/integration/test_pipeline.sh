@@ -14,11 +14,7 @@ source "$(dirname "$0")/lib.sh"
 gateway_start --set window.size=10s --set window.grace=2s --set window.idle_timeout=3s \
 	--set topics.partitions=2
 [[ $(scrape "$work/healthz" /healthz) == 200 ]] || fail "/healthz did not answer 200"
-for ((i = 0; i < 100; i++)); do # ready once Kafka's statistics (every 2 s) say so
-	[[ $(scrape "$work/readyz" /readyz) == 200 ]] && break
-	sleep 0.1
-done
-[[ $(cat "$work/readyz") == ready ]] || fail "/readyz: $(cat "$work/readyz")"
+expect_readyz 200 ready
 
 # Scrape throughout the run; each scrape must add up on its own.
 scraper() {
