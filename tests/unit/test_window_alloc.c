@@ -272,16 +272,17 @@ static void check_engine(const char *what, const struct tg_window_conf *c, uint6
         tg_window_engine_destroy(e);
 }
 
-static void test_hopping_per_sensor(void) {
-        struct tg_window_conf c = {
-                .size_ms = 10000, .hop_ms = 2000, .grace_ms = 2000,
-                .idle_timeout_ms = 30000, .max_future_ms = 300000,
-                .max_sensors = 8000, .max_fields = 3, .max_field_names = 16,
-                .close = TG_CLOSE_PER_SENSOR, .evict_after_ms = 100000,
-                .update_interval_ms = 1000,
-        };
+/* Hopping windows, per-sensor watermark, update mode. */
+static const struct tg_window_conf hopping = {
+        .size_ms = 10000, .hop_ms = 2000, .grace_ms = 2000,
+        .idle_timeout_ms = 30000, .max_future_ms = 300000,
+        .max_sensors = 8000, .max_fields = 3, .max_field_names = 16,
+        .close = TG_CLOSE_PER_SENSOR, .evict_after_ms = 100000,
+        .update_interval_ms = 1000,
+};
 
-        check_engine("hopping, per-sensor, update mode", &c, 1000000);
+static void test_hopping_per_sensor(void) {
+        check_engine("hopping, per-sensor, update mode", &hopping, 1000000);
 }
 
 static void test_tumbling_global(void) {
@@ -297,16 +298,8 @@ static void test_tumbling_global(void) {
 }
 
 static void test_batches(void) {
-        struct tg_window_conf c = {
-                .size_ms = 10000, .hop_ms = 2000, .grace_ms = 2000,
-                .idle_timeout_ms = 30000, .max_future_ms = 300000,
-                .max_sensors = 8000, .max_fields = 3, .max_field_names = 16,
-                .close = TG_CLOSE_PER_SENSOR, .evict_after_ms = 100000,
-                .update_interval_ms = 1000,
-        };
-
         batch_size = BATCH_MAX;
-        check_engine("hopping, per-sensor, update mode, batches of 16", &c, 500000);
+        check_engine("hopping, per-sensor, update mode, batches of 16", &hopping, 500000);
         batch_size = 0;
 }
 
