@@ -53,12 +53,13 @@ kill "$scraper_pid"
 wait "$scraper_pid" 2>/dev/null || true
 # Some scrapes must have caught the stream half-way, or they proved little.
 midway=0
-for f in "$work"/scrape.*; do
+scrapes=("$work"/scrape.[0-9]*)
+for f in "${scrapes[@]}"; do
 	taken=$(metric "$f" tumblegate_messages_received_total)
 	((taken > 0 && taken < 24000)) && midway=$((midway + 1))
 done
 ((midway >= 3)) || fail "only $midway scrapes during the stream"
-log "$(ls "$work"/scrape.* | wc -l) scrapes added up, $midway of them mid-stream"
+log "${#scrapes[@]} scrapes added up, $midway of them mid-stream"
 
 # Everything is done now: exact figures.
 sleep 3 # the forwarder counts confirmations every 100 ms; checkpoints every 5 s
@@ -74,9 +75,9 @@ for want in "tumblegate_messages_received_total 24000" \
 	"tumblegate_sensors_active 60" \
 	"tumblegate_mqtt_connected 1" \
 	"tumblegate_kafka_reachable 1"; do
-	set -- $want
-	got=$(metric "$work/final" "$1")
-	((got == $2)) || fail "$1 is $got, want $2"
+	read -r name value <<<"$want"
+	got=$(metric "$work/final" "$name")
+	((got == value)) || fail "$name is $got, want $value"
 done
 got=$(metric "$work/final" tumblegate_kafka_delivered_total 'topic="raw"')
 ((got == 24000)) || fail "delivered raw $got, want 24000"
