@@ -89,65 +89,139 @@ static enum key_kind key_kind(const struct tg_decode_keys *k,
 
 /*
  * The fast path: a definite map of definite text keys and scalar values,
- * the shape every device library writes, walked without the container
- * stack below. Any other item (a tag, a container or indefinite item, a
- * break, a key that is not text, a string over the limit, trailing bytes)
+ * the shape every device library writes. Its item heads are read here, a
+ * byte or a few at a time, rather than through one cbor_stream_decode()
+ * call and callback per item: for the simulator's payload those calls were
+ * a third of the decode. libcbor still decides everything else: any other
+ * item (a tag, a container or indefinite item, a break, a key that is not
+ * text, a simple value other than false, true, null and undefined, a
+ * reserved head, a string over the limit or cut short, trailing bytes)
  * returns 0 and the general walk starts over from the first byte. The
  * general walk reports the first refusal in item order, so refusals here,
- * made at the same item, are the ones it would make.
- * @return 1 with *result set, or 0: decide with the general walk.
+ * made at the same item, are the ones it would make; test_codec.c and the
+ * CBOR fuzzer compare the two on every input.
  */
+
+/* The head at p[*pos]: major type, and the argument of additional
+ * information 0..27 (a value, a length or a count).
+ * @return 0 with *pos past the head, or -1: indefinite or reserved
+ *         (28..31), or cut short. */
+static inline int read_head(const unsigned char *p, size_t len, size_t *pos,
+                            unsigned *major, unsigned *ai, uint64_t *arg) {
+        size_t i = *pos, n;
+        uint64_t v;
+
+        if (i >= len)
+                return -1;
+        *major = p[i] >> 5;
+        *ai = p[i] & 0x1f;
+        i++;
+        if (*ai < 24) {
+                *arg = *ai;
+                *pos = i;
+                return 0;
+        }
+        if (*ai > 27)
+                return -1;
+        n = (size_t)1 << (*ai - 24); /* 1, 2, 4 or 8 bytes, big-endian */
+        if (n > len - i)
+                return -1;
+        for (v = 0; n > 0; n--)
+                v = v << 8 | p[i++];
+        *arg = v;
+        *pos = i;
+        return 0;
+}
+
+/* IEEE 754 half precision (RFC 8949 appendix D); every half is exact as a
+ * double. */
+static double half_to_double(uint16_t h) {
+        unsigned exp = (h >> 10) & 0x1f, mant = h & 0x3ff;
+        double v;
+
+        if (exp == 0)
+                v = ldexp(mant, -24);
+        else if (exp != 31)
+                v = ldexp(mant + 1024, (int)exp - 25);
+        else
+                v = mant == 0 ? INFINITY : NAN;
+        return h & 0x8000 ? -v : v;
+}
+
+/* @return 1 with *result set, or 0: decide with the general walk. */
 static int fast_decode(const unsigned char *p, size_t len, const struct tg_decode_opts *o,
                        struct tg_reading *out, enum tg_decode_err *result) {
-        struct cbor_event ev = {.type = EV_NONE};
-        struct cbor_decoder_result res;
         struct tg_decode_keys k;
-        uint64_t n;
-        size_t pos;
+        unsigned major, ai;
+        uint64_t n, arg;
+        size_t pos = 0;
         int have_id = 0, have_ts = 0;
         enum tg_decode_err err;
 
         if (o->max_depth < 1)
                 return 0;
-        res = cbor_stream_decode(p, len, &tg_cbor_event_callbacks, &ev);
-        if (res.status != CBOR_DECODER_FINISHED || ev.type != EV_MAP)
+        if (read_head(p, len, &pos, &major, &ai, &n) || major != 5)
                 return 0;
         tg_decode_keys_init(&k, o);
-        for (pos = res.read, n = ev.u; n > 0; n--) {
+        for (; n > 0; n--) {
+                struct cbor_event ev;
                 enum key_kind kind;
                 const char *key;
                 size_t klen;
 
-                ev.type = EV_NONE;
-                res = cbor_stream_decode(p + pos, len - pos, &tg_cbor_event_callbacks, &ev);
-                if (res.status != CBOR_DECODER_FINISHED || res.read == 0 ||
-                    ev.type != EV_STRING || ev.len > o->max_string)
+                if (read_head(p, len, &pos, &major, &ai, &arg) || major != 3 ||
+                    arg > o->max_string || arg > len - pos)
                         return 0;
-                pos += res.read;
-                key = (const char *)ev.s;
-                klen = ev.len;
+                key = (const char *)p + pos;
+                klen = (size_t)arg;
+                pos += klen;
                 kind = key_kind(&k, o, key, klen);
 
-                ev.type = EV_NONE;
-                res = cbor_stream_decode(p + pos, len - pos, &tg_cbor_event_callbacks, &ev);
-                if (res.status != CBOR_DECODER_FINISHED || res.read == 0)
+                if (read_head(p, len, &pos, &major, &ai, &arg))
                         return 0;
-                switch (ev.type) {
-                case EV_STRING:
-                case EV_BYTES:
-                        if (ev.len > o->max_string)
+                switch (major) {
+                case 0:
+                        ev.type = EV_UINT;
+                        ev.u = arg;
+                        break;
+                case 1:
+                        ev.type = EV_NEGINT;
+                        ev.u = arg;
+                        break;
+                case 2:
+                case 3:
+                        if (arg > o->max_string || arg > len - pos)
                                 return 0;
-                        /* fall through */
-                case EV_UINT:
-                case EV_NEGINT:
-                case EV_FLOAT:
-                case EV_BOOL:
-                case EV_SIMPLE:
+                        ev.type = major == 3 ? EV_STRING : EV_BYTES;
+                        ev.s = p + pos;
+                        ev.len = (size_t)arg;
+                        pos += ev.len;
+                        break;
+                case 7:
+                        if (ai == 20 || ai == 21) {
+                                ev.type = EV_BOOL;
+                        } else if (ai == 22 || ai == 23) {
+                                ev.type = EV_SIMPLE; /* null, undefined */
+                        } else if (ai == 25) {
+                                ev.type = EV_FLOAT;
+                                ev.d = half_to_double((uint16_t)arg);
+                        } else if (ai == 26) {
+                                uint32_t bits = (uint32_t)arg;
+                                float f;
+
+                                memcpy(&f, &bits, sizeof(f));
+                                ev.type = EV_FLOAT;
+                                ev.d = f;
+                        } else if (ai == 27) {
+                                memcpy(&ev.d, &arg, sizeof(ev.d));
+                                ev.type = EV_FLOAT;
+                        } else {
+                                return 0;
+                        }
                         break;
                 default:
-                        return 0;
+                        return 0; /* an array, a map or a tag */
                 }
-                pos += res.read;
                 err = top_value(out, o, kind, key, klen, &ev, &have_id, &have_ts);
                 if (err) {
                         *result = err;

@@ -2209,11 +2209,18 @@ static void gen_cbor_map(struct cb *c) {
         for (i = 0; i < n; i++) {
                 size_t k = rng() % (sizeof(keys) / sizeof(*keys));
 
-                if (rng() % 40 == 0)
+                if (rng() % 40 == 0) {
                         cb_uint(c, 7); /* a key that is not text */
-                else
+                } else if (rng() % 20 == 0) {
+                        /* the length in a longer head than needed */
+                        uint8_t h[3] = {0x79, 0, (uint8_t)strlen(keys[k])};
+
+                        cb_raw(c, h, 3);
+                        cb_raw(c, keys[k], strlen(keys[k]));
+                } else {
                         cb_textn(c, keys[k], k == 11 ? 3 : strlen(keys[k]));
-                switch (rng() % 16) {
+                }
+                switch (rng() % 22) {
                 case 0: cb_uint(c, rng() >> (rng() % 64)); break;
                 case 1: cb_negint(c, rng() >> (rng() % 64)); break;
                 case 2: cb_single(c, (float)(rng() % 1000) / 8); break;
@@ -2227,6 +2234,38 @@ static void gen_cbor_map(struct cb *c) {
                 case 10: cb_array(c, 1); cb_uint(c, 5); break;
                 case 11: cb_map(c, 1); cb_text(c, "in"); cb_uint(c, 5); break;
                 case 12: cb_array_indef(c); cb_break(c); break;
+                case 13: { /* any half, subnormals, infinities and NaNs too */
+                        uint64_t r = rng();
+                        uint8_t h[3] = {0xf9, (uint8_t)(r >> 8), (uint8_t)r};
+
+                        cb_raw(c, h, 3);
+                        break;
+                }
+                case 14: { /* any single */
+                        uint64_t r = rng();
+                        uint8_t h[5] = {0xfa, (uint8_t)(r >> 24), (uint8_t)(r >> 16),
+                                        (uint8_t)(r >> 8), (uint8_t)r};
+
+                        cb_raw(c, h, 5);
+                        break;
+                }
+                case 15: { /* an integer in a longer head than needed */
+                        uint8_t h[9] = {(uint8_t)(rng() % 2 ? 0x1b : 0x3b), 0, 0, 0, 0,
+                                        0, 0, 0, (uint8_t)rng()};
+
+                        cb_raw(c, h, 9);
+                        break;
+                }
+                case 16: { /* simple values: unassigned, two-byte, reserved heads */
+                        static const uint8_t simple[][2] = {
+                                {0xe0, 0}, {0xf3, 0}, {0xf8, 0x20}, {0xf8, 0x10},
+                                {0xfc, 0}, {0x1c, 0}, {0x7f, 0}, {0xff, 0},
+                        };
+                        size_t w = rng() % 8;
+
+                        cb_raw(c, simple[w], simple[w][0] == 0xf8 ? 2 : 1);
+                        break;
+                }
                 default: cb_double(c, (double)(rng() >> 11) / 9007199254740992.0 * 100); break;
                 }
         }
