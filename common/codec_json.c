@@ -26,6 +26,7 @@ struct arena {
         int active;
         int exhausted; /* an allocation failed during this parse */
         _Alignas(max_align_t) unsigned char mem[ARENA_SIZE];
+        char text[TG_PAYLOAD_MAX]; /* a payload with its NUL escapes rewritten */
 };
 
 static __thread struct arena *tls_arena;
@@ -291,19 +292,22 @@ static int fast_decode(const char *p, size_t len, const struct tg_decode_opts *o
 
 /* cJSON has no depth limit of its own below 1000, and it copies every
  * string: nesting and string lengths are measured first, in one pass,
- * before any parse work. */
+ * before any parse work. *nul is set when a string holds an escaped NUL. */
 static enum tg_decode_err json_prescan(const char *p, size_t len,
-                                       const struct tg_decode_opts *o) {
+                                       const struct tg_decode_opts *o, int *nul) {
         size_t depth = 0, i, str_start = 0;
         int in_string = 0;
 
+        *nul = 0;
         for (i = 0; i < len; i++) {
                 char c = p[i];
 
                 if (in_string) {
-                        if (c == '\\')
+                        if (c == '\\') {
+                                if (len - i >= 6 && !memcmp(p + i + 1, "u0000", 5))
+                                        *nul = 1;
                                 i++;
-                        else if (c == '"') {
+                        } else if (c == '"') {
                                 in_string = 0;
                                 if (i - str_start > o->max_string)
                                         return TG_DECODE_STRING_TOO_LONG;
@@ -321,6 +325,44 @@ static enum tg_decode_err json_prescan(const char *p, size_t len,
         return TG_DECODE_OK;
 }
 
+/*
+ * cJSON ends its strings at a NUL, so a string holding an escaped NUL
+ * would reach the decoders cut short: "node-1\u0000x" as "node-1". Such
+ * escapes are rewritten, in a copy, to the byte 0xff before the parse: as
+ * invalid in text as NUL (tg_text_valid() refuses both, so do the id, key
+ * and label comparisons), one byte decoded as NUL is, and no end of a C
+ * string. An id, field name, unit or timestamp holding one is refused as it
+ * is from CBOR holding a NUL; strings nobody reads are unaffected.
+ * @return the length of the copy in @p dst.
+ */
+static size_t rewrite_nul_escapes(const char *p, size_t len, char *dst) {
+        size_t i, o = 0;
+        int in_string = 0;
+
+        for (i = 0; i < len; i++) {
+                char c = p[i];
+
+                if (in_string && c == '\\') {
+                        if (len - i >= 6 && !memcmp(p + i + 1, "u0000", 5)) {
+                                dst[o++] = (char)0xff;
+                                i += 5;
+                                continue;
+                        }
+                        dst[o++] = c;
+                        if (++i < len)
+                                dst[o++] = p[i];
+                        continue;
+                }
+                if (c == '"')
+                        in_string = !in_string;
+                dst[o++] = c;
+        }
+        return o;
+}
+
+cJSON *tg_json_parse_arena(const char *text, size_t len, enum tg_decode_err *err);
+void tg_json_arena_release(void);
+
 static int only_white_space(const char *p, const char *end) {
         for (; p < end; p++)
                 if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
@@ -328,32 +370,56 @@ static int only_white_space(const char *p, const char *end) {
         return 1;
 }
 
-/* The payload through the prescan and cJSON; @p out is clear. */
-static enum tg_decode_err decode_cjson(const char *text, size_t len,
-                                       const struct tg_decode_opts *opts,
-                                       struct tg_reading *out) {
+/*
+ * The prescan with @p opts' limits, then cJSON into the calling thread's
+ * arena, with the check that nothing but white space follows the value.
+ * The tree stays valid until tg_json_arena_release(), on the same thread,
+ * which every caller makes before its next parse.
+ * @return the root, or NULL with *err saying why (the arena then ended).
+ */
+static cJSON *arena_parse(const char *text, size_t len,
+                          const struct tg_decode_opts *opts, enum tg_decode_err *err) {
         const char *parse_end = NULL;
         struct arena *a;
         cJSON *root;
-        enum tg_decode_err err;
+        int nul;
 
-        if ((err = json_prescan(text, len, opts)))
-                return err;
-        if (!(a = arena_get()))
-                return TG_DECODE_TOO_LARGE;
-
+        if ((*err = json_prescan(text, len, opts, &nul)))
+                return NULL;
+        if (!(a = arena_get())) {
+                *err = TG_DECODE_TOO_LARGE;
+                return NULL;
+        }
+        if (nul) {
+                len = rewrite_nul_escapes(text, len, a->text);
+                text = a->text;
+        }
         a->used = 0;
         a->exhausted = 0;
         a->active = 1;
         root = cJSON_ParseWithLengthOpts(text, len, &parse_end, 0);
         if (!root)
-                err = a->exhausted ? TG_DECODE_TOO_LARGE : TG_DECODE_NOT_DECODABLE;
+                *err = a->exhausted ? TG_DECODE_TOO_LARGE : TG_DECODE_NOT_DECODABLE;
         else if (!parse_end || !only_white_space(parse_end, text + len))
-                err = TG_DECODE_NOT_DECODABLE; /* a second value or garbage after it */
-        else
-                err = json_to_reading(root, opts, out);
-        a->active = 0;
-        a->used = 0;
+                *err = TG_DECODE_NOT_DECODABLE; /* a second value or garbage after it */
+        if (*err) {
+                tg_json_arena_release();
+                return NULL;
+        }
+        return root;
+}
+
+/* The payload through the prescan and cJSON; @p out is clear. */
+static enum tg_decode_err decode_cjson(const char *text, size_t len,
+                                       const struct tg_decode_opts *opts,
+                                       struct tg_reading *out) {
+        enum tg_decode_err err;
+        cJSON *root;
+
+        if (!(root = arena_parse(text, len, opts, &err)))
+                return err;
+        err = json_to_reading(root, opts, out);
+        tg_json_arena_release();
         return err;
 }
 
@@ -380,9 +446,6 @@ enum tg_decode_err tg_decode_json_cjson_ex(const void *payload, size_t len,
         return decode_cjson(payload, len, opts, out);
 }
 
-cJSON *tg_json_parse_arena(const char *text, size_t len, enum tg_decode_err *err);
-void tg_json_arena_release(void);
-
 /*
  * For the other JSON codecs (SenML): parse @p text into the calling thread's
  * arena with tg_decode_json()'s default size and depth limits and its
@@ -393,32 +456,10 @@ void tg_json_arena_release(void);
  */
 cJSON *tg_json_parse_arena(const char *text, size_t len,
                            enum tg_decode_err *err) {
-        const char *parse_end = NULL;
-        struct arena *a;
-        cJSON *root;
-
         *err = TG_DECODE_TOO_LARGE;
         if (len > TG_PAYLOAD_MAX)
                 return NULL;
-        if ((*err = json_prescan(text, len, &tg_decode_defaults)))
-                return NULL;
-        if (!(a = arena_get())) {
-                *err = TG_DECODE_TOO_LARGE;
-                return NULL;
-        }
-        a->used = 0;
-        a->exhausted = 0;
-        a->active = 1;
-        root = cJSON_ParseWithLengthOpts(text, len, &parse_end, 0);
-        if (!root)
-                *err = a->exhausted ? TG_DECODE_TOO_LARGE : TG_DECODE_NOT_DECODABLE;
-        else if (!parse_end || !only_white_space(parse_end, text + len))
-                *err = TG_DECODE_NOT_DECODABLE; /* a second value or garbage after it */
-        if (*err) {
-                tg_json_arena_release();
-                return NULL;
-        }
-        return root;
+        return arena_parse(text, len, &tg_decode_defaults, err);
 }
 
 /** @brief End the calling thread's arena parse: its tree is gone. */

@@ -251,8 +251,10 @@ static enum tg_decode_err record_to_reading(struct decoder *d,
                                 &ts, &relative)))
                 return err;
 
-        if (memchr(sensor, '\0', sensor_len))
+        if (!tg_text_valid(sensor, sensor_len))
                 return TG_DECODE_BAD_ID; /* tg_reading_set_sensor() would refuse it */
+        if (!tg_text_valid(unit.s, unit.len))
+                return TG_DECODE_BAD_SENML; /* and tg_reading_set_unit() this */
         if (!(r = reading_for(d, sensor, sensor_len, ts, relative)))
                 return TG_DECODE_TOO_MANY_FIELDS;
         rc = tg_reading_add_field(r, field.s, field.len, value);

@@ -30,13 +30,20 @@ struct tg_reading {
         struct tg_field fields[TG_READING_FIELDS_MAX];
 };
 
+/**
+ * @brief Whether @p len bytes are text an id, a name or a unit may be:
+ *        UTF-8 (RFC 3629: no overlong form, surrogate or code point past
+ *        U+10FFFF) without NUL.
+ */
+int tg_text_valid(const char *text, size_t len);
+
 /** @brief Empty a reading so it can be filled again. */
 void tg_reading_clear(struct tg_reading *r);
 
 /**
  * @brief Set the sensor id (copied).
  * @return 0, or -ENAMETOOLONG if it exceeds TG_SENSOR_ID_MAX, -EINVAL if empty
- *         or holding a NUL byte.
+ *         or not tg_text_valid().
  */
 int tg_reading_set_sensor(struct tg_reading *r, const char *id, size_t len);
 
@@ -44,14 +51,14 @@ int tg_reading_set_sensor(struct tg_reading *r, const char *id, size_t len);
  * @brief Append a numeric field (name copied). A name already present is
  *        overwritten, so a reading never holds one field twice.
  * @return 0, -ENAMETOOLONG (name), -ENOSPC (too many fields), -EINVAL (empty
- *         name, or one holding a NUL byte).
+ *         name, or one not tg_text_valid()).
  */
 int tg_reading_add_field(struct tg_reading *r, const char *name, size_t len,
                          double value);
 
 /**
  * @brief Set the unit of field @p i (copied; truncated units are refused).
- * @return 0, -ENAMETOOLONG or -EINVAL (no such field).
+ * @return 0, -ENAMETOOLONG or -EINVAL (no such field, or not tg_text_valid()).
  */
 int tg_reading_set_unit(struct tg_reading *r, uint16_t i, const char *unit,
                         size_t len);

@@ -143,6 +143,7 @@ static void check_invariants(int config, const struct tg_reading *r) {
         CHECK(r->sensor_len >= 1 && r->sensor_len <= TG_SENSOR_ID_MAX,
               "sensor_len out of 1..TG_SENSOR_ID_MAX", r);
         CHECK(r->sensor[r->sensor_len] == '\0', "sensor not NUL-terminated", r);
+        CHECK(tg_text_valid(r->sensor, r->sensor_len), "sensor not UTF-8 text without NUL", r);
         CHECK(r->nfields >= 1 && r->nfields <= TG_READING_FIELDS_MAX,
               "nfields out of 1..TG_READING_FIELDS_MAX", r);
         for (i = 0; i < r->nfields; i++) {
@@ -153,6 +154,9 @@ static void check_invariants(int config, const struct tg_reading *r) {
                 CHECK(f->name[f->name_len] == '\0', "field name not NUL-terminated", r);
                 CHECK(memchr(f->unit, '\0', sizeof(f->unit)) != NULL,
                       "field unit not NUL-terminated", r);
+                CHECK(tg_text_valid(f->name, f->name_len) &&
+                              tg_text_valid(f->unit, strlen(f->unit)),
+                      "field name or unit not UTF-8 text without NUL", r);
                 CHECK(isfinite(f->value), "field value not finite", r);
                 for (j = 0; j < i; j++)
                         CHECK(r->fields[j].name_len != f->name_len ||

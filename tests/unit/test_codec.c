@@ -499,6 +499,193 @@ static void test_json_missing_id(void) {
         EXPECT_JSON(TG_DECODE_MISSING_ID, "{}");
 }
 
+/* UTF-8 decoded the long way, for the test below: the code point of the
+ * sequence at s[0..len), or -1 when it is no valid UTF-8 of one code
+ * point (RFC 3629: shortest form, no surrogate, at most U+10FFFF). */
+static long utf8_one(const unsigned char *s, size_t len) {
+        static const long min_of[5] = {0, 0, 0x80, 0x800, 0x10000};
+        size_t lead = 0, i;
+        long cp;
+
+        while (lead < 8 && s[0] & (0x80 >> lead))
+                lead++;
+        if (lead == 0)
+                return len == 1 ? s[0] : -1;
+        if (lead == 1 || lead > 4 || len != lead)
+                return -1;
+        cp = s[0] & (0x7f >> lead);
+        for (i = 1; i < len; i++) {
+                if ((s[i] >> 6) != 2)
+                        return -1;
+                cp = cp * 64 + (s[i] & 0x3f);
+        }
+        if (cp < min_of[len] || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+                return -1;
+        return cp;
+}
+
+/* tg_text_valid() against utf8_one() on every string of 1, 2 and 3
+ * bytes, on a 4-byte sample, and at every offset of the 8-byte steps. */
+static void test_text_valid(void) {
+        static const struct {
+                const char *s;
+                int valid;
+        } cases[] = {
+                {"node-0001", 1}, {"caf\xc3\xa9", 1}, {"\xe2\x82\xac", 1},
+                {"\xf0\x9d\x84\x9e", 1}, {"\xf4\x8f\xbf\xbf", 1}, {"\xef\xbf\xbf", 1},
+                {"\x7f\x01", 1}, {"", 1},
+                {"\x80", 0}, {"caf\xc3", 0}, {"\xc0\xaf", 0}, {"\xc1\xbf", 0},
+                {"\xe0\x80\xaf", 0}, {"\xe0\x9f\xbf", 0}, {"\xed\xa0\x80", 0},
+                {"\xed\xbf\xbf", 0}, {"\xf0\x8f\xbf\xbf", 0}, {"\xf4\x90\x80\x80", 0},
+                {"\xf5\x80\x80\x80", 0}, {"\xff", 0}, {"\xfe", 0}, {"\xc3\xa9\xa9", 0},
+        };
+        unsigned char b[24];
+        unsigned long x, bad = 0;
+        size_t i, at;
+
+        for (i = 0; i < sizeof(cases) / sizeof(*cases); i++)
+                tg_check(tg_text_valid(cases[i].s, strlen(cases[i].s)) == cases[i].valid,
+                         __LINE__, "case %zu: want %d", i, cases[i].valid);
+        CU_ASSERT(!tg_text_valid("a\0b", 3));
+        CU_ASSERT(!tg_text_valid("\0", 1));
+
+        for (x = 0; x < 0x1000000; x++) { /* each 1-, 2- and 3-byte string */
+                size_t len = x < 0x100 ? 1 : x < 0x10000 ? 2 : 3;
+                int want;
+
+                for (i = 0; i < len; i++)
+                        b[i] = (unsigned char)(x >> (8 * (len - 1 - i)));
+                if (len == 2 && x < 0x100 * 0x100 && b[0] == 0)
+                        continue;
+                /* valid: one code point, or two or three in a row */
+                want = utf8_one(b, len) > 0;
+                if (!want && len >= 2)
+                        want = (utf8_one(b, 1) > 0 && (len == 2 ? utf8_one(b + 1, 1) > 0
+                                                               : (utf8_one(b + 1, 2) > 0 ||
+                                                                  (utf8_one(b + 1, 1) > 0 &&
+                                                                   utf8_one(b + 2, 1) > 0)))) ||
+                               (len == 3 && utf8_one(b, 2) > 0 && utf8_one(b + 2, 1) > 0);
+                if (tg_text_valid((const char *)b, len) != want && bad++ < 5)
+                        tg_check(0, __LINE__, "%zu bytes %06lx: want %d", len, x, want);
+        }
+        for (x = 0; x < 4000000; x++) { /* 4-byte strings: a sample */
+                uint64_t r = rng();
+
+                for (i = 0; i < 4; i++)
+                        b[i] = (unsigned char)(i == 0 ? 0xf0 + r % 8 : 0x80 + (r >> (8 * i)) % 64);
+                if ((r >> 40) % 8 == 0)
+                        b[1 + (r >> 43) % 3] = (unsigned char)(r >> 48);
+                if (tg_text_valid((const char *)b, 4) != (utf8_one(b, 4) > 0) && bad++ < 5)
+                        tg_check(0, __LINE__, "4 bytes %02x%02x%02x%02x", b[0], b[1], b[2], b[3]);
+        }
+        for (at = 0; at < sizeof(b); at++) { /* one bad byte at every offset */
+                memset(b, 'a', sizeof(b));
+                CU_ASSERT(tg_text_valid((const char *)b, sizeof(b)));
+                b[at] = 0;
+                tg_check(!tg_text_valid((const char *)b, sizeof(b)), __LINE__, "NUL at %zu", at);
+                b[at] = 0x80;
+                tg_check(!tg_text_valid((const char *)b, sizeof(b)), __LINE__, "0x80 at %zu", at);
+                if (at + 2 <= sizeof(b)) {
+                        b[at] = (char)0xc3;
+                        b[at + 1] = (char)0xa9;
+                        tg_check(tg_text_valid((const char *)b, sizeof(b)), __LINE__,
+                                 "U+00E9 at %zu", at);
+                }
+        }
+        tg_check(bad == 0, __LINE__, "%lu strings judged wrong", bad);
+}
+
+static enum tg_decode_err json_with(const struct tg_decode_opts *o, const char *text,
+                                    struct tg_reading *r) {
+        return tg_decode_json_ex(text, strlen(text), o, r);
+}
+
+/*
+ * What cannot be text in an id or a name is refused wherever it comes
+ * from: invalid UTF-8 bytes in JSON or CBOR, and NUL, raw in CBOR or
+ * escaped as \u0000 in JSON (which cJSON alone would have cut the string
+ * at). Strings that nothing reads may hold either.
+ */
+static void test_text_in_payloads(void) {
+        static const char *const keep[] = {"temp"};
+        struct tg_decode_opts o = tg_decode_defaults;
+        struct tg_reading r;
+        struct cb c, v;
+
+        /* JSON: escaped NUL */
+        EXPECT_JSON(TG_DECODE_BAD_ID, "{\"sensor\":\"node-1\\u0000x\",\"ts\":1,\"x\":1}");
+        EXPECT_JSON(TG_DECODE_BAD_ID, "{\"sensor\":\"\\u0000\",\"ts\":1,\"x\":1}");
+        EXPECT_JSON(TG_DECODE_BAD_FIELD_NAME, "{\"sensor\":\"a\",\"ts\":1,\"te\\u0000mp\":1}");
+        /* a key holding NUL is no id or timestamp key */
+        EXPECT_JSON(TG_DECODE_MISSING_ID, "{\"sensor\\u0000\":\"a\",\"ts\":1,\"x\":1}");
+        EXPECT_JSON(TG_DECODE_MISSING_TS, "{\"sensor\":\"a\",\"ts\\u0000\":\"z\",\"x\":1}");
+        /* strings nobody reads may hold it */
+        EXPECT_ERR(TG_DECODE_OK,
+                   json("{\"sensor\":\"a\",\"ts\":1,\"note\":\"x\\u0000y\",\"n\\u0000\":\"z\","
+                        "\"x\":1,\"deep\":{\"k\\u0000\":[\"\\u0000\"]}}", &r),
+                   "NUL in strings not read");
+        CU_ASSERT_EQUAL(r.nfields, 1);
+        CU_ASSERT_STRING_EQUAL(r.sensor, "a");
+        /* an escaped backslash before u0000 is no NUL escape */
+        EXPECT_ERR(TG_DECODE_OK, json("{\"sensor\":\"a\\\\u0000\",\"ts\":1,\"x\":1}", &r),
+                   "escaped backslash");
+        CU_ASSERT_STRING_EQUAL(r.sensor, "a\\u0000");
+        /* other escapes still decode: U+0001 is text */
+        EXPECT_ERR(TG_DECODE_OK, json("{\"sensor\":\"a\\u0001\",\"ts\":1,\"x\":1}", &r),
+                   "U+0001");
+        CU_ASSERT_EQUAL(r.sensor_len, 2);
+        /* with a list of fields, "temp\u0000x" is not "temp" */
+        o.keep = keep;
+        o.nkeep = 1;
+        EXPECT_ERR(TG_DECODE_NO_FIELDS,
+                   json_with(&o, "{\"sensor\":\"a\",\"ts\":1,\"temp\\u0000x\":1}", &r),
+                   "kept field with a NUL");
+        o = tg_decode_defaults;
+        o.ts_unit = TG_TS_UNIT_RFC3339;
+        EXPECT_ERR(TG_DECODE_OK,
+                   json_with(&o, "{\"sensor\":\"a\",\"ts\":\"2026-11-25T10:00:00Z\",\"x\":1}", &r),
+                   "RFC 3339 ts");
+        EXPECT_ERR(TG_DECODE_INVALID_TS,
+                   json_with(&o, "{\"sensor\":\"a\",\"ts\":\"2026-11-25T10:00:00Z\\u0000\",\"x\":1}",
+                             &r), "RFC 3339 ts with a NUL");
+
+        /* JSON: invalid UTF-8 */
+        EXPECT_JSON(TG_DECODE_BAD_ID, "{\"sensor\":\"caf\xc3\",\"ts\":1,\"x\":1}");
+        EXPECT_JSON(TG_DECODE_BAD_ID, "{\"sensor\":\"\xed\xa0\x80\",\"ts\":1,\"x\":1}");
+        EXPECT_JSON(TG_DECODE_BAD_ID, "{\"sensor\":\"\xc0\xaf\",\"ts\":1,\"x\":1}");
+        EXPECT_JSON(TG_DECODE_BAD_FIELD_NAME, "{\"sensor\":\"a\",\"ts\":1,\"t\xff\":1}");
+        EXPECT_JSON(TG_DECODE_BAD_FIELD_NAME,
+                    "{\"sensor\":\"a\",\"ts\":1,\"x\":1,\"\xf4\x90\x80\x80\":2}");
+        EXPECT_ERR(TG_DECODE_OK,
+                   json("{\"sensor\":\"\xf0\x9d\x84\x9e\",\"ts\":1,\"\xe2\x82\xac\":1,"
+                        "\"note\":\"\xff\"}", &r), "4- and 3-byte characters");
+        CU_ASSERT_EQUAL(r.sensor_len, 4);
+        CU_ASSERT_EQUAL(r.nfields, 1);
+
+        /* CBOR: the same through text strings */
+        c.n = 0;
+        cb_map(&c, 3);
+        cb_text(&c, "sensor");
+        cb_text(&c, "caf\xc3");
+        cb_text(&c, "ts");
+        cb_uint(&c, 1);
+        cb_text(&c, "x");
+        cb_uint(&c, 1);
+        EXPECT_ERR(TG_DECODE_BAD_ID, cbor(&c, &r), "CBOR id, cut UTF-8");
+        v.n = 0;
+        cb_uint(&v, 1);
+        cb_with_value(&c, "\xed\xa0\x80", v.b, v.n);
+        EXPECT_ERR(TG_DECODE_BAD_FIELD_NAME, cbor(&c, &r), "CBOR field name, a surrogate");
+        cb_head(&c, 3, "dev", 1);
+        cb_textn(&c, "t\0x", 3);
+        cb_uint(&c, 1);
+        EXPECT_ERR(TG_DECODE_BAD_FIELD_NAME, cbor(&c, &r), "CBOR field name with a NUL");
+        v.n = 0;
+        cb_text(&v, "\xff\xfe");
+        cb_with_value(&c, "note", v.b, v.n);
+        EXPECT_ERR(TG_DECODE_OK, cbor(&c, &r), "CBOR string nobody reads");
+}
+
 static void test_json_bad_id(void) {
         struct tg_reading r;
 
@@ -1452,6 +1639,7 @@ static void test_cbor_round_trip(void) {
         };
         uint8_t buf[4096];
         struct tg_reading in, out;
+        enum tg_decode_err e;
         size_t i, n;
         char name[40];
 
@@ -1496,23 +1684,26 @@ static void test_cbor_round_trip(void) {
 
         for (i = 0; i < 20000; i++) {
                 char id[TG_SENSOR_ID_MAX];
-                size_t idlen = 1 + rng() % TG_SENSOR_ID_MAX, k;
+                size_t idlen = 1 + rng() % TG_SENSOR_ID_MAX;
                 int nf = 1 + (int)(rng() % TG_READING_FIELDS_MAX), f;
 
-                for (k = 0; k < idlen; k++)
-                        id[k] = (char)(1 + rng() % 255); /* any byte but NUL */
+                tg_random_text(rng, id, idlen);
                 make_reading(&in, id, idlen, (int64_t)rng());
                 for (f = 0; f < nf; f++) {
                         size_t nlen = 1 + rng() % TG_FIELD_NAME_MAX;
 
-                        for (k = 0; k < nlen; k++)
-                                name[k] = (char)(1 + rng() % 255); /* any byte but NUL */
+                        do /* the id and timestamp members are no field names */
+                                tg_random_text(rng, name, nlen);
+                        while ((nlen == 2 && !memcmp(name, "ts", 2)) ||
+                               (nlen == 6 && !memcmp(name, "sensor", 6)));
                         CU_ASSERT_EQUAL_FATAL(tg_reading_add_field(&in, name, nlen,
                                                                    random_finite_double()), 0);
                 }
                 n = tg_encode_cbor(&in, buf, sizeof(buf));
-                if (!n || decode_exact(TG_FORMAT_AUTO, buf, n, &out) != TG_DECODE_OK) {
-                        tg_check(0, __LINE__, "random reading %zu did not round trip", i);
+                e = n ? decode_exact(TG_FORMAT_AUTO, buf, n, &out) : TG_DECODE_TOO_LARGE;
+                if (e != TG_DECODE_OK) {
+                        tg_check(0, __LINE__, "random reading %zu did not round trip: %s", i,
+                                 n ? tg_decode_err_name(e) : "not encoded");
                         break;
                 }
                 EXPECT_SAME_READING(&out, &in);
@@ -2046,7 +2237,7 @@ static void gen_ws(char **o, const char *end) {
 static size_t gen_object(char *buf, size_t cap) {
         static const char *const keys[] = {
                 "sensor", "ts", "id", "time", "temperature", "humidity", "t", "f00", "f01",
-                "x", "", "sensor", "ts", "a\\\"b", "k\\u0000", "\x7f", "\xc3\xa9t\xc3\xa9",
+                "x", "", "sensor", "ts", "a\\\"b", "k\\u0000", "\x7f", "\xc3\xa9t\xc3\xa9", "t\xc3", "\xed\xa0\x80",
                 "0123456789012345678901234567890123", "pressure",
         };
         char *o = buf, *end = buf + cap - 64;
@@ -2397,6 +2588,8 @@ int main(void) {
                 {"JSON: not decodable (garbage, truncated, trailing)", test_json_not_decodable},
                 {"JSON: wrong type", test_json_wrong_type},
                 {"JSON: missing id", test_json_missing_id},
+                {"text: UTF-8 without NUL", test_text_valid},
+                {"text in payloads: invalid UTF-8, NUL", test_text_in_payloads},
                 {"JSON: bad id", test_json_bad_id},
                 {"JSON: missing ts", test_json_missing_ts},
                 {"JSON: invalid ts", test_json_invalid_ts},

@@ -686,6 +686,54 @@ static void test_base_fields(void) {
                     &FIELD, novalue, "extensions");
 }
 
+/* Names and units must be text (tg_text_valid()): invalid UTF-8 is
+ * refused from both formats, and JSON's escaped NUL too, where cJSON alone
+ * would have ended the string at it. */
+static void test_text(void) {
+        static const struct want plain[] = {{"dev", 1700000000000, 1, {{"t", 1.5, ""}}}};
+
+        EXPECT_REFUSED("[{\"bn\":\"caf\xc3:\",\"bt\":1700000000,\"n\":\"t\",\"v\":1.5}]", &FIELD,
+                       TG_DECODE_BAD_ID);
+        EXPECT_REFUSED("[{\"bn\":\"dev:\",\"bt\":1700000000,\"n\":\"t\xed\xa0\x80\",\"v\":1.5}]",
+                       &FIELD, TG_DECODE_BAD_FIELD_NAME);
+        EXPECT_REFUSED("[{\"bn\":\"dev:\",\"bt\":1700000000,\"n\":\"\xff\",\"v\":1.5}]", &SENSOR,
+                       TG_DECODE_BAD_ID);
+        EXPECT_REFUSED("[{\"bn\":\"dev:\",\"bt\":1700000000,\"n\":\"t\",\"u\":\"\xc0\xaf\","
+                       "\"v\":1.5}]", &FIELD, TG_DECODE_BAD_SENML);
+        EXPECT_REFUSED_RAW(JSON, "[{\"bn\":\"dev:\",\"bt\":1700000000,\"n\":\"t\\u0000\",\"v\":1.5}]",
+                           TG_DECODE_BAD_FIELD_NAME);
+        EXPECT_REFUSED_RAW(JSON, "[{\"bn\":\"d\\u0000ev:\",\"bt\":1700000000,\"n\":\"t\",\"v\":1.5}]",
+                           TG_DECODE_BAD_ID);
+        EXPECT_REFUSED_RAW(JSON, "[{\"bn\":\"dev:\",\"bt\":1700000000,\"n\":\"t\",\"u\":\"\\u0000\","
+                           "\"v\":1.5}]", TG_DECODE_BAD_SENML);
+        /* "n\u0000" is no "n" label but an unknown one, ignored (RFC 8428
+         * 4.4): the value is the base name's field "value" */
+        {
+                static const char pack[] =
+                        "[{\"bn\":\"dev:\",\"bt\":1700000000,\"n\\u0000\":\"t\",\"v\":1.5}]";
+                struct tg_reading out[CAP];
+                size_t n = 0;
+
+                CU_ASSERT_EQUAL(decode(JSON, pack, strlen(pack), &FIELD, out, CAP, &n),
+                                TG_DECODE_OK);
+                CU_ASSERT(n == 1 && out[0].nfields == 1 &&
+                          !strcmp(out[0].fields[0].name, "value"));
+        }
+        /* a string value nobody reads may hold either */
+        EXPECT_PACK("[{\"bn\":\"dev:\",\"bt\":1700000000,\"n\":\"t\",\"v\":1.5},"
+                    "{\"n\":\"note\",\"vs\":\"\xff\"}]", &FIELD, plain, "invalid UTF-8 in vs");
+        {
+                static const char pack[] = "[{\"bn\":\"dev:\",\"bt\":1700000000,\"n\":\"t\",\"v\":1.5},"
+                                           "{\"n\":\"note\",\"vs\":\"a\\u0000b\"}]";
+                struct tg_reading out[CAP];
+                size_t n = 0;
+
+                CU_ASSERT_EQUAL(decode(JSON, pack, strlen(pack), &FIELD, out, CAP, &n),
+                                TG_DECODE_OK);
+                CU_ASSERT_EQUAL(n, 1);
+        }
+}
+
 static void test_units(void) {
         static const struct want w[] = {
                 {"d", NOW, 4, {{"a", 1, "Cel"}, {"b", 2, "V"}, {"c", 3, NULL}, {"e", 4, "K"}}},
@@ -1314,12 +1362,12 @@ static void random_bytes(char *s, size_t n) {
         static const char safe[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-:._/";
         size_t i;
 
-        for (i = 0; i < n; i++) {
-                uint64_t x = rng();
-
-                /* mostly RFC 8428 name characters, sometimes any byte but NUL */
-                s[i] = x % 4 ? safe[(x >> 8) % (sizeof(safe) - 1)] : (char)(1 + (x >> 8) % 255);
+        if (rng() % 4 == 0) { /* mostly RFC 8428 name characters, sometimes any text */
+                tg_random_text(rng, s, n);
+                return;
         }
+        for (i = 0; i < n; i++)
+                s[i] = safe[rng() % (sizeof(safe) - 1)];
 }
 
 static double random_value(void) {
@@ -1625,6 +1673,7 @@ int main(void) {
                 {"sensor mapping: names", test_sensor_mapping_names},
                 {"base fields", test_base_fields},
                 {"units", test_units},
+                {"names and units are text", test_text},
                 {"merging", test_merging},
                 {"relative time and injected now", test_relative_time},
                 {"time rounding", test_time_rounding},

@@ -84,6 +84,50 @@ static inline uint64_t tg_splitmix64(uint64_t *state) {
         return z ^ (z >> 31);
 }
 
+/**
+ * @brief Fill s[0..n) with text tg_text_valid() accepts: UTF-8 without
+ *        NUL, mostly ASCII (control bytes, quotes and backslashes too), and
+ *        2-, 3- and 4-byte sequences from the whole range but surrogates.
+ */
+static inline void tg_random_text(uint64_t (*next)(void), char *s, size_t n) {
+        size_t i = 0;
+
+        while (i < n) {
+                uint64_t x = next();
+                unsigned len = x % 8 < 5 ? 1 : (unsigned)(x % 8) - 3;
+                uint32_t cp;
+
+                x >>= 8;
+                if (len > n - i)
+                        len = 1;
+                switch (len) {
+                case 1:
+                        s[i++] = (char)(1 + x % 0x7f);
+                        break;
+                case 2:
+                        cp = 0x80 + (uint32_t)(x % (0x800 - 0x80));
+                        s[i++] = (char)(0xc0 | cp >> 6);
+                        s[i++] = (char)(0x80 | (cp & 0x3f));
+                        break;
+                case 3:
+                        cp = 0x800 + (uint32_t)(x % (0x10000 - 0x800 - 0x800));
+                        if (cp >= 0xd800)
+                                cp += 0x800; /* past the surrogates */
+                        s[i++] = (char)(0xe0 | cp >> 12);
+                        s[i++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+                        s[i++] = (char)(0x80 | (cp & 0x3f));
+                        break;
+                default:
+                        cp = 0x10000 + (uint32_t)(x % 0x100000);
+                        s[i++] = (char)(0xf0 | cp >> 18);
+                        s[i++] = (char)(0x80 | ((cp >> 12) & 0x3f));
+                        s[i++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+                        s[i++] = (char)(0x80 | (cp & 0x3f));
+                        break;
+                }
+        }
+}
+
 /** @brief Whether @p a and @p b are the same double, bit for bit (-0, NaNs). */
 static inline int tg_same_bits(double a, double b) {
         return !memcmp(&a, &b, sizeof(a));
