@@ -198,6 +198,7 @@ enum sim_garbage_kind {
         GARBAGE_FUTURE_TS,
         GARBAGE_BAD_ID,
         GARBAGE_BAD_SENML,
+        GARBAGE_BAD_FIELD_NAME,
         GARBAGE__COUNT
 };
 
@@ -254,7 +255,14 @@ static const struct sim_garbage_desc sim_garbage_kinds[GARBAGE__COUNT] = {
         [GARBAGE_BAD_SENML] = {
                 "a SenML pack of version (bver) 99",
                 {NULL, NULL, "bad_senml", "bad_senml"}},
+        [GARBAGE_BAD_FIELD_NAME] = {
+                "a payload of the format whose first field name (SenML: \"n\") is not "
+                "UTF-8: \"temp\" followed by the bytes 0xC3 0x28",
+                {"bad_field_name", "bad_field_name", "bad_field_name", "bad_field_name"}},
 };
+
+/* The name of the bad_field_name kind: a cut two-byte sequence. */
+static const char sim_bad_field_name[] = "temp\xc3(";
 
 /* Print @p text word-wrapped from column @p indent to @p width, so that
  * --help reads well in an 80-column terminal. */
@@ -1461,7 +1469,8 @@ static size_t garbage_flat(enum sim_format fmt, enum sim_garbage_kind kind,
                 wr_int(&w, ts_ms);
         }
         for (f = 0; f < nfields; f++) {
-                wr_key(&w, field_models[f].name);
+                wr_key(&w, kind == GARBAGE_BAD_FIELD_NAME && f == 0 ? sim_bad_field_name
+                                                                    : field_models[f].name);
                 if (kind != GARBAGE_NON_FINITE)
                         wr_double(&w, field_models[f].center);
                 else if (w.cbor)
@@ -1557,7 +1566,10 @@ static size_t garbage_senml(enum sim_format fmt, enum sim_garbage_kind kind,
                         }
                 }
                 wr_senml_label(&w, SENML_N);
-                wr_text(&w, field_models[f].name, strlen(field_models[f].name), 0);
+                if (kind == GARBAGE_BAD_FIELD_NAME && f == 0)
+                        wr_text(&w, sim_bad_field_name, strlen(sim_bad_field_name), 0);
+                else
+                        wr_text(&w, field_models[f].name, strlen(field_models[f].name), 0);
                 if (kind != GARBAGE_NON_FINITE) {
                         wr_senml_label(&w, SENML_V);
                         wr_double(&w, field_models[f].center);
