@@ -75,8 +75,8 @@ static struct arena *arena_get(void) {
 }
 
 /* One member of the payload object, from cJSON's tree or from the fast
- * path below. Strings are borrowed and not NUL-terminated; their length is
- * what strlen() gives on cJSON's copy (which ends at an escaped NUL). */
+ * path below. Strings are borrowed and not NUL-terminated; from cJSON their
+ * length is strlen()'s, whole since rewrite_nul_escapes(). */
 enum member_type { MEMBER_OTHER, MEMBER_STRING, MEMBER_NUMBER };
 
 struct member {
@@ -328,11 +328,12 @@ static enum tg_decode_err json_prescan(const char *p, size_t len,
 /*
  * cJSON ends its strings at a NUL, so a string holding an escaped NUL
  * would reach the decoders cut short: "node-1\u0000x" as "node-1". Such
- * escapes are rewritten, in a copy, to the byte 0xff before the parse: as
- * invalid in text as NUL (tg_text_valid() refuses both, so do the id, key
- * and label comparisons), one byte decoded as NUL is, and no end of a C
- * string. An id, field name, unit or timestamp holding one is refused as it
- * is from CBOR holding a NUL; strings nobody reads are unaffected.
+ * escapes are rewritten, in a copy, to the byte 0xff before the parse.
+ * Like NUL, 0xff is never valid text (tg_text_valid() refuses both) and
+ * matches no id, timestamp or label key; it decodes to one byte as NUL
+ * does; and it ends no C string. So an id, field name, unit or timestamp
+ * holding one is refused as it is from CBOR holding a NUL, and strings
+ * nobody reads are unaffected.
  * @return the length of the copy in @p dst.
  */
 static size_t rewrite_nul_escapes(const char *p, size_t len, char *dst) {

@@ -12,9 +12,11 @@
  * They are short and nearly always ASCII, which is checked 8 bytes at a time.
  */
 int tg_text_valid(const char *text, size_t len) {
-        const unsigned char *s = (const unsigned char *)text, *end = s + len;
+        const unsigned char *s = (const unsigned char *)text, *end;
 
-        while (s < end) {
+        if (len == 0)
+                return 1; /* text may be NULL then */
+        for (end = s + len; s < end;) {
                 unsigned char c = *s;
                 size_t n;
                 uint32_t cp;
