@@ -549,14 +549,12 @@ static void test_text_valid(void) {
         CU_ASSERT(!tg_text_valid("a\0b", 3));
         CU_ASSERT(!tg_text_valid("\0", 1));
 
-        for (x = 0; x < 0x1000000; x++) { /* each 1-, 2- and 3-byte string */
+        for (x = 0; x < 0x1000000; x++) { /* 1, 2 and 3 bytes; longer ones lead with no NUL */
                 size_t len = x < 0x100 ? 1 : x < 0x10000 ? 2 : 3;
                 int want;
 
                 for (i = 0; i < len; i++)
                         b[i] = (unsigned char)(x >> (8 * (len - 1 - i)));
-                if (len == 2 && x < 0x100 * 0x100 && b[0] == 0)
-                        continue;
                 /* valid: one code point, or two or three in a row */
                 want = utf8_one(b, len) > 0;
                 if (!want && len >= 2)
