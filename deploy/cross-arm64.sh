@@ -61,14 +61,8 @@ if [[ $host_arch != amd64 ]]; then
 	exit 1
 fi
 
-sudo_cmd=()
-if [[ $(id -u) -ne 0 ]]; then
-	if ! command -v sudo >/dev/null 2>&1; then
-		log "not root and sudo is not installed; run this script as root" >&2
-		exit 1
-	fi
-	sudo_cmd=(sudo)
-fi
+source "$repo_dir/deploy/lib.sh"
+tg_sudo_init
 apt=("${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300)
 
 # --- host: arm64 package lists, cross compiler, qemu ---------------------------

@@ -27,14 +27,8 @@ packages=(
 
 log() { printf 'install-deps: %s\n' "$*"; }
 
-sudo_cmd=()
-if [[ $(id -u) -ne 0 ]]; then
-	if ! command -v sudo >/dev/null 2>&1; then
-		log "not root and sudo is not installed; run this script as root" >&2
-		exit 1
-	fi
-	sudo_cmd=(sudo)
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+tg_sudo_init
 
 missing=()
 for pkg in "${packages[@]}"; do
