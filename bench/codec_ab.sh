@@ -12,18 +12,9 @@
 set -euo pipefail
 
 repo_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-runs=5 readings=4000000
-while getopts n:r: opt; do
-	case $opt in
-	n) runs=$OPTARG ;;
-	r) readings=$OPTARG ;;
-	*) exit 2 ;;
-	esac
-done
-shift $((OPTIND - 1))
-rev=${1:?usage: bench/codec_ab.sh [-n RUNS] [-r READINGS] REV [LINE...]}
-shift
-lines=("$@")
+source "$repo_dir/bench/lib.sh"
+ab_args "bench/codec_ab.sh [-n RUNS] [-r READINGS] REV [LINE...]" "$@"
+lines=("${ab_more[@]}")
 ((${#lines[@]})) || lines=("decode cbor" "decode json" "decode auto (cbor)" "decode auto (json)")
 
 out=$repo_dir/build-bench/codec-ab
@@ -37,7 +28,7 @@ for side in old new; do
 	cmake --build "$out/$side" --target codec_bench >/dev/null
 done
 
-echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+bench_machine
 echo "## codecs, $rev (old) against the working tree (new): bench/codec_ab.sh -n $runs -r $readings $rev$(printf ' "%s"' "${lines[@]}")"
 for line in "${lines[@]}"; do
 	for ((i = 0; i < runs; i++)); do

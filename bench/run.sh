@@ -8,13 +8,16 @@
 set -euo pipefail
 
 repo_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+source "$repo_dir/bench/lib.sh"
+source "$repo_dir/deploy/lib.sh"
+log() { printf 'bench/run.sh: %s\n' "$*"; }
 build=$repo_dir/build-bench
 cmake -S "$repo_dir" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
 cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" >/dev/null
 
 what=("$@")
 ((${#what[@]})) || what=(window codec)
-echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+bench_machine
 for w in "${what[@]}"; do
 	case $w in
 	window)
@@ -31,8 +34,8 @@ for w in "${what[@]}"; do
 		# jansson and json-c are needed for this comparison only
 		if (($(dpkg-query -W -f='${Status}\n' libjansson-dev libjson-c-dev 2>/dev/null |
 			grep -c 'install ok installed') < 2)); then
-			sudo=; ((EUID == 0)) || sudo=sudo
-			$sudo apt-get install -y -qq libjansson-dev libjson-c-dev >/dev/null
+			tg_sudo_init
+			"${sudo_cmd[@]}" apt-get install -y -qq libjansson-dev libjson-c-dev >/dev/null
 		fi
 		cmake "$build" >/dev/null && cmake --build "$build" --target json_libs >/dev/null
 		echo "## JSON libraries on the simulator's payload: bench/run.sh json"

@@ -11,18 +11,9 @@
 set -euo pipefail
 
 repo_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-runs=5 readings=4000000
-while getopts n:r: opt; do
-	case $opt in
-	n) runs=$OPTARG ;;
-	r) readings=$OPTARG ;;
-	*) exit 2 ;;
-	esac
-done
-shift $((OPTIND - 1))
-rev=${1:?usage: bench/window_ab.sh [-n RUNS] [-r READINGS] REV [SENSORS...]}
-shift
-sensors=("$@")
+source "$repo_dir/bench/lib.sh"
+ab_args "bench/window_ab.sh [-n RUNS] [-r READINGS] REV [SENSORS...]" "$@"
+sensors=("${ab_more[@]}")
 ((${#sensors[@]})) || sensors=(100 1000 10000)
 
 out=$repo_dir/build-bench/ab
@@ -35,7 +26,7 @@ cc=(cc -O3 -DNDEBUG -std=gnu11 -Wall)
 "${cc[@]}" -I"$repo_dir/common" "$repo_dir/bench/window_bench.c" "$repo_dir/common/window.c" \
 	"$repo_dir/common/reading.c" "$repo_dir/common/clock.c" -lz -o "$out/window_bench_new"
 
-echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(uname -m), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+bench_machine
 echo "## window engine, $rev (old) against the working tree (new): bench/window_ab.sh -n $runs -r $readings $rev ${sensors[*]}"
 for s in "${sensors[@]}"; do
 	for ((i = 0; i < runs; i++)); do
