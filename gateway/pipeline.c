@@ -437,9 +437,9 @@ static void forward_reading(tg_pipeline_t *p, const char *topic,
                      r->ts_ms, NULL, 0);
 }
 
-static void process(tg_pipeline_t *p, const char *topic, const void *payload,
-                    size_t len, int64_t arrival_ms) {
-        struct sub_state *sub = sub_for(p, topic);
+/* One message of subscription @p sub (see sub_for()). */
+static void process(tg_pipeline_t *p, struct sub_state *sub, const char *topic,
+                    const void *payload, size_t len, int64_t arrival_ms) {
         enum tg_window_verdict verdicts[READINGS_MAX];
         enum tg_decode_err derr;
         size_t n, i;
@@ -561,7 +561,7 @@ static void *forwarder_main(void *arg) {
                 atomic_store(&p->pending[rec.seq % TRACK_RING], 1); /* in work */
                 if (rec.seq < p->replay_until)
                         p->c.replayed++;
-                process(p, topic, rec.payload, rec.len, rec.arrival_ms);
+                process(p, sub_for(p, topic), topic, rec.payload, rec.len, rec.arrival_ms);
                 atomic_fetch_or(&p->outcome[rec.seq % TRACK_RING], p->cur_outcome);
                 atomic_fetch_sub(&p->pending[rec.seq % TRACK_RING], 1);
                 p->processed_next = rec.seq + 1;
@@ -836,7 +836,7 @@ int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
                 if (direct) {
                         /* Not from the spool: done once handed to librdkafka. */
                         p->cur_tag = 0;
-                        process(p, mqtt_topic, payload, len, arrival_ms);
+                        process(p, &p->subs[sub], mqtt_topic, payload, len, arrival_ms);
                         p->m.received[sub]++;
                         outcome_count(p, p->cur_outcome);
                         pthread_mutex_unlock(&p->lock);
