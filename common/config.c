@@ -574,11 +574,21 @@ static int check_readable(const char *what, const char *path, char *errstr,
         return 0;
 }
 
+/* @p path, in place, becomes the directory it is in: "a/b" "a", "/a" "/",
+ * "a" ".". */
+static void to_parent_dir(char *path, size_t size) {
+        char *slash = strrchr(path, '/');
+
+        if (!slash)
+                snprintf(path, size, ".");
+        else
+                slash[slash == path] = '\0';
+}
+
 /* The directory @p path is in, or would be made in, exists and is writable. */
 static int check_dir_writable(const char *what, const char *path, char *errstr,
                               size_t errstr_size) {
         char dir[4096];
-        char *slash;
         struct stat st;
 
         snprintf(dir, sizeof(dir), "%s", path);
@@ -599,14 +609,7 @@ static int check_dir_writable(const char *what, const char *path, char *errstr,
                                  strerror(e));
                         return -e;
                 }
-                if (!(slash = strrchr(dir, '/'))) {
-                        snprintf(dir, sizeof(dir), "."); /* relative: the cwd */
-                        continue;
-                }
-                if (slash == dir)
-                        slash[1] = '\0';
-                else
-                        *slash = '\0';
+                to_parent_dir(dir, sizeof(dir)); /* relative: ends at the cwd */
         }
         if (access(dir, W_OK | X_OK)) {
                 int e = errno;
@@ -657,14 +660,9 @@ int tg_config_check_files(const struct tg_config *cfg, char *errstr,
                 } else {
                         /* fopen(3) makes the file, not its directory. */
                         char dir[4096];
-                        char *slash;
 
                         snprintf(dir, sizeof(dir), "%s", cfg->log_file);
-                        slash = strrchr(dir, '/');
-                        if (!slash)
-                                snprintf(dir, sizeof(dir), ".");
-                        else
-                                slash[slash == dir] = '\0';
+                        to_parent_dir(dir, sizeof(dir));
                         if (access(dir, W_OK | X_OK)) {
                                 r = -errno;
                                 snprintf(errstr, errstr_size, "log.file: %s: %s",
