@@ -11,8 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,28 +59,38 @@
  * resynchronises by scanning forward for the magic followed by a header
  * whose header_crc verifies. record_crc covers everything.
  *
- * Durability. Each append is one pwritev(2) at the segment's end, so a
- * crash of the process loses nothing appended (the kernel has it) and a
- * record is never interleaved with another. A power loss can leave the last
- * segment with a torn tail: at open, everything after the last record that
- * verifies is set aside and truncated. A failed write (full disk) is
- * truncated back at once, so no half record stays in the file.
- * Records are never rewritten; segments are deleted whole.
+ * Durability. A segment is allocated whole when it starts (posix_fallocate
+ * of segment_bytes, less when the file system or max_bytes has less room)
+ * and mapped into memory; an append copies its record into the mapping and
+ * publishes the new end with an atomic store. No system call, no lock
+ * another thread waits on, no wake-up: the record is in the kernel's page
+ * cache when append returns, so a crash of the process loses nothing
+ * appended, and since the blocks were allocated up front the copy cannot
+ * fail for want of space (a full disk shows as a segment that cannot
+ * start). The fsync policy decides what a power loss can take. When a
+ * segment is sealed (the next record does not fit, or close) the unused
+ * rest of its allocation is truncated away. A power loss or a crash in
+ * the middle of a copy can leave the last segment with a torn tail: at
+ * open, the bytes after the last record that verifies, up to the last
+ * non-zero byte, are set aside and truncated; zeros there are the unused
+ * allocation. Records are never rewritten; segments are deleted whole.
  *
- * Concurrency. `lock` guards the segment table, the committed end of each
- * segment, the sequence numbers and the counters; it is held only for
- * bookkeeping, never across I/O. The appender owns the write side under
- * `append_lock` and publishes a record (end, next_seq) only once it is
- * completely written (and synced, under ALWAYS). The reader owns its own
- * file descriptor and read-ahead buffer under `read_lock`, takes a snapshot
- * of the committed end, and never reads past it.
+ * Concurrency. `lock` guards the segment table, the sizes and the rarer
+ * counters; it is held only for bookkeeping, never across I/O, and never
+ * by an append that stays inside its segment. The appender owns the write
+ * side under `append_lock` (taken by nobody else but the ticking thread's
+ * interval fsync, briefly) and publishes a record through w_end and
+ * next_seq only once it is completely copied (and synced, under ALWAYS);
+ * the write segment changes only under `lock`, so a reader that holds it
+ * sees w_end of the segment it looked up. The reader owns its own file
+ * descriptor and read-ahead buffer under `read_lock` and reads with pread
+ * (the same page cache), never past the committed end.
  */
 
 #define HDR_SIZE TG_SPOOL_RECORD_HEADER
 #define HDR_CRC_OFF 32
 #define REC_CRC_OFF 36
 #define VERSION 1
-#define WBUF_BODY ((size_t)64 << 10) /* topic + payload copied into one buffer up to this */
 #define SCAN_BUF ((size_t)256 << 10) /* read-ahead of the reader and of the scan at open */
 #define SEG_NAME_LEN 24              /* 20 digits + ".seg" */
 
@@ -85,7 +98,9 @@ static const unsigned char magic[4] = {'T', 'G', 'S', 'P'};
 
 struct seg {
         uint64_t first_seq; /* from the file name */
-        uint64_t end;       /* committed size: only whole records (and, sealed, any damage) */
+        uint64_t end;       /* committed size: only whole records (and, sealed, any damage);
+                               the write segment's is w_end */
+        uint64_t size;      /* bytes allocated on disk: the file's size */
 };
 
 /* A window of a file read ahead into a buffer; never reads at or past limit. */
@@ -112,23 +127,29 @@ struct tg_spool {
         int dfd;                 /* the directory: flock, fsync, openat */
         int cfd;                 /* dir/corrupt */
 
-        pthread_mutex_t lock;    /* everything down to counters */
-        pthread_cond_t appended;
-        struct seg *segs;        /* in seq order; the last is being written */
+        pthread_mutex_t lock;    /* the segment table, sizes, rarer counters */
+        struct seg *segs;        /* in seq order; the last is being written if has_wseg */
         size_t nsegs, segs_cap;
-        uint64_t bytes;
-        uint64_t next_seq;
-        uint64_t last_seq;       /* highest committed seq, 0 if none */
+        int has_wseg;            /* a segment is open for appends (not after a failed roll) */
+        uint64_t allocated;      /* sum of segs[].size */
         uint64_t released;       /* highest upto given to release */
         struct tg_spool_counters counters;
+        _Atomic uint64_t reserve; /* free space left to others when sizing segments */
+
+        /* Published by the appender, read by anyone without the lock. */
+        _Atomic uint64_t w_end;     /* committed end of the write segment */
+        _Atomic uint64_t next_seq;
+        _Atomic uint64_t last_seq;  /* highest committed seq, 0 if none */
+        _Atomic uint64_t appended, appended_bytes, read;
 
         pthread_mutex_t append_lock; /* the write side */
-        int wfd;
-        uint64_t wend;           /* == segs[nsegs - 1].end */
+        int wfd;                 /* -1: no write segment */
+        unsigned char *wmap;     /* the write segment, mapped */
+        uint64_t wcap;           /* its allocation */
+        uint64_t wend;           /* == w_end, owned here */
+        uint64_t wdropped;       /* the mapping's pages below this are dropped from RSS */
         int dirty;               /* written since the last fdatasync */
-        int tail_dirty;          /* a failed write could not be truncated away */
         int64_t last_sync_ms;
-        unsigned char *wbuf;     /* HDR_SIZE + WBUF_BODY */
 
         pthread_mutex_t read_lock; /* the read side */
         int rfd;
@@ -138,6 +159,8 @@ struct tg_spool {
         struct scan rscan;
         uint64_t rep_seg, rep_off; /* damage before (rep_seg, rep_off) was reported */
 };
+
+static uint64_t seg_end(const tg_spool_t *sp, size_t i);
 
 /* ---- encoding ---------------------------------------------------------- */
 
@@ -513,32 +536,250 @@ static int64_t now_ms(const tg_spool_t *sp) {
         return sp->conf.clock ? tg_clock_now(sp->conf.clock) : tg_monotonic_ms();
 }
 
-/* Create segment first_seq and make its directory entry durable. */
-static int create_segment(tg_spool_t *sp, uint64_t first_seq) {
-        char name[32];
-        int fd;
+/* 1 for the errors of a file system (or quota, or file size limit) with
+ * no room: the caller may try smaller, or wait for space. */
+static int no_room(int err) {
+        return err == ENOSPC || err == EDQUOT || err == EFBIG;
+}
 
+/* Make a new directory entry durable (not under NEVER). */
+static int sync_dir(tg_spool_t *sp) {
+        if (sp->conf.fsync == TG_SPOOL_FSYNC_NEVER)
+                return 0;
+        if (fsync(sp->dfd))
+                return -errno;
+        pthread_mutex_lock(&sp->lock);
+        sp->counters.dir_fsyncs++;
+        pthread_mutex_unlock(&sp->lock);
+        return 0;
+}
+
+/*
+ * How many bytes a segment may allocate beyond @p have so that it can hold
+ * @p need more: segment_bytes, or what is left under max_bytes, or what
+ * the file system has free beyond the reserve, whichever is least; 0 when
+ * that is less than @p need.
+ */
+static uint64_t room_for(tg_spool_t *sp, uint64_t have, uint64_t need) {
+        uint64_t want = sp->conf.segment_bytes > have ? sp->conf.segment_bytes - have : 0;
+        uint64_t left, reserve = atomic_load(&sp->reserve);
+        struct statvfs vfs;
+
+        if (want < need)
+                want = need;
+        pthread_mutex_lock(&sp->lock);
+        left = sp->allocated < sp->conf.max_bytes ? sp->conf.max_bytes - sp->allocated : 0;
+        pthread_mutex_unlock(&sp->lock);
+        if (want > left)
+                want = left;
+        if (!fstatvfs(sp->dfd, &vfs)) {
+                uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+
+                left = avail > reserve ? avail - reserve : 0;
+                if (want > left)
+                        want = left;
+        }
+        return want >= need ? want : 0;
+}
+
+/* Allocate [0, *size) of fd, halving *size down to @p min when the file
+ * system has less room than it said (quotas, file size limits). */
+static int allocate(int fd, uint64_t *size, uint64_t min) {
+        for (;;) {
+                int r = posix_fallocate(fd, 0, (off_t)*size);
+
+                if (!r)
+                        return 0;
+                if (!no_room(r) || *size <= min)
+                        return -r;
+                *size = *size / 2 > min ? *size / 2 : min;
+        }
+}
+
+/* Map [0, size) of the write segment fd and make it the write segment,
+ * with wend bytes already in it; append_lock held. */
+static int map_write_segment(tg_spool_t *sp, int fd, uint64_t size, uint64_t wend) {
+        void *m = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+        if (m == MAP_FAILED)
+                return -errno;
+        sp->wfd = fd;
+        sp->wmap = m;
+        sp->wcap = size;
+        sp->wend = wend;
+        sp->wdropped = 0;
+        sp->dirty = 0;
+        return 0;
+}
+
+/*
+ * Start segment first_seq with room for at least @p need bytes;
+ * append_lock held, no write segment. -ENOSPC when neither max_bytes nor
+ * the file system leaves that much room: nothing is left behind.
+ */
+static int start_segment(tg_spool_t *sp, uint64_t first_seq, uint64_t need) {
+        uint64_t size = room_for(sp, 0, need);
+        char name[32];
+        int fd, r;
+
+        if (!size) {
+                pthread_mutex_lock(&sp->lock);
+                sp->counters.full_refusals++;
+                pthread_mutex_unlock(&sp->lock);
+                return -ENOSPC;
+        }
         seg_name(name, sizeof(name), first_seq);
-        fd = openat(sp->dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+        fd = openat(sp->dfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
         if (fd < 0)
                 return -errno;
-        if (sp->conf.fsync != TG_SPOOL_FSYNC_NEVER) {
-                if (fsync(sp->dfd)) {
-                        int r = -errno;
+        if ((r = allocate(fd, &size, need)) || (r = sync_dir(sp)) ||
+            (r = map_write_segment(sp, fd, size, 0))) {
+                close(fd);
+                unlinkat(sp->dfd, name, 0);
+                if (no_room(-r)) {
+                        pthread_mutex_lock(&sp->lock);
+                        sp->counters.full_refusals++;
+                        pthread_mutex_unlock(&sp->lock);
+                        r = -ENOSPC;
+                }
+                return r;
+        }
+        pthread_mutex_lock(&sp->lock);
+        if (sp->nsegs == sp->segs_cap) {
+                struct seg *n = realloc(sp->segs, sp->segs_cap * 2 * sizeof(*n));
 
+                if (!n) {
+                        pthread_mutex_unlock(&sp->lock);
+                        munmap(sp->wmap, (size_t)sp->wcap);
                         close(fd);
                         unlinkat(sp->dfd, name, 0);
-                        return r;
+                        sp->wfd = -1;
+                        return -ENOMEM;
                 }
-                pthread_mutex_lock(&sp->lock);
-                sp->counters.dir_fsyncs++;
-                pthread_mutex_unlock(&sp->lock);
+                sp->segs = n;
+                sp->segs_cap *= 2;
         }
-        return fd;
+        sp->segs[sp->nsegs++] = (struct seg){.first_seq = first_seq, .size = size};
+        sp->allocated += size;
+        sp->has_wseg = 1;
+        atomic_store(&sp->w_end, 0);
+        sp->counters.segments_created++;
+        pthread_mutex_unlock(&sp->lock);
+        return 0;
+}
+
+/* fdatasync the segment being written; append_lock held. The pages written
+ * through the mapping are the file's page cache, so this covers them. */
+static int sync_now(tg_spool_t *sp) {
+        int r = 0;
+
+        if (fdatasync(sp->wfd))
+                r = -errno;
+        sp->last_sync_ms = now_ms(sp);
+        pthread_mutex_lock(&sp->lock);
+        if (r)
+                sp->counters.fsync_errors++;
+        else
+                sp->counters.fsyncs++;
+        pthread_mutex_unlock(&sp->lock);
+        if (r)
+                tg_err("spool: fdatasync: %s", strerror(-r));
+        else
+                sp->dirty = 0;
+        return r;
+}
+
+/*
+ * Seal the write segment: sync it (unless NEVER: then the kernel writes it
+ * back), give the unused allocation back, unmap; append_lock held. An
+ * empty one is deleted, so its name is free for the next. After a power
+ * loss a segment followed by another is whole.
+ */
+static void seal_segment(tg_spool_t *sp) {
+        uint64_t size = sp->wcap;
+        char name[32];
+
+        if (sp->wfd < 0)
+                return;
+        if (sp->dirty && sp->conf.fsync != TG_SPOOL_FSYNC_NEVER)
+                sync_now(sp);
+        munmap(sp->wmap, (size_t)sp->wcap);
+        sp->wmap = NULL;
+        pthread_mutex_lock(&sp->lock);
+        seg_name(name, sizeof(name), sp->segs[sp->nsegs - 1].first_seq);
+        pthread_mutex_unlock(&sp->lock);
+        if (!sp->wend) {
+                unlinkat(sp->dfd, name, 0);
+                size = 0;
+        } else if (sp->wend < sp->wcap) {
+                if (ftruncate(sp->wfd, (off_t)sp->wend))
+                        tg_err("spool: cannot give back the unused end of %s/%s: %s",
+                               sp->dir, name, strerror(errno));
+                else
+                        size = sp->wend;
+        }
+        close(sp->wfd);
+        sp->wfd = -1;
+        pthread_mutex_lock(&sp->lock);
+        sp->allocated -= sp->wcap - size;
+        if (size) {
+                sp->segs[sp->nsegs - 1].end = sp->wend;
+                sp->segs[sp->nsegs - 1].size = size;
+        } else {
+                sp->nsegs--;
+        }
+        sp->has_wseg = 0;
+        pthread_mutex_unlock(&sp->lock);
+}
+
+/* Appends may go on in the last segment found at open, which holds @p end
+ * bytes: allocate it up to a segment's size again and map it. 0, or 1
+ * when it stays sealed (no room, or any error: the next append starts a
+ * new segment). */
+static int continue_segment(tg_spool_t *sp, uint64_t end) {
+        uint64_t extra = room_for(sp, end, 1), size = end + extra;
+        char name[32];
+        int fd, r;
+
+        seg_name(name, sizeof(name), sp->segs[sp->nsegs - 1].first_seq);
+        if (!extra || (fd = openat(sp->dfd, name, O_RDWR | O_CLOEXEC)) < 0)
+                return 1;
+        if ((r = allocate(fd, &size, end + 1)) || (r = map_write_segment(sp, fd, size, end))) {
+                if (ftruncate(fd, (off_t)end))
+                        tg_warn("spool: %s/%s: %s", sp->dir, name, strerror(errno));
+                close(fd);
+                return 1;
+        }
+        sp->allocated += size - sp->segs[sp->nsegs - 1].size;
+        sp->segs[sp->nsegs - 1].size = size;
+        sp->has_wseg = 1;
+        atomic_store(&sp->w_end, end);
+        return 0;
+}
+
+/* The offset just past the last non-zero byte of [from, to), or from. */
+static int last_nonzero(struct scan *s, uint64_t from, uint64_t to, uint64_t *out) {
+        while (to > from) {
+                size_t n = to - from < s->cap ? (size_t)(to - from) : s->cap;
+                const unsigned char *p;
+                int r;
+
+                if ((r = scan_get(s, to - n, n, &p)))
+                        return r;
+                while (n && !p[n - 1])
+                        n--, to--;
+                if (n)
+                        break;
+        }
+        *out = to;
+        return 0;
 }
 
 /* Scan the segments found at open, cut the last one's torn tail, fill the
- * table. */
+ * table. What follows the last record that verifies is either the unused
+ * part of the segment's allocation (zeros) or, when anything there is not
+ * zero, damage: in a sealed segment it is left for read to skip, at the
+ * end of the last it is a torn tail, set aside and cut. */
 static int load_segments(tg_spool_t *sp, const uint64_t *first, size_t n,
                          char *errstr, size_t errstr_size) {
         struct scan s = {.buf = sp->rscan.buf, .cap = sp->rscan.cap};
@@ -547,7 +788,7 @@ static int load_segments(tg_spool_t *sp, const uint64_t *first, size_t n,
 
         for (i = 0; i < n; i++) {
                 int last = i + 1 == n, fd, r;
-                uint64_t hi = last ? UINT64_MAX : first[i + 1];
+                uint64_t hi = last ? UINT64_MAX : first[i + 1], data_end;
                 struct seg_scan res;
                 char name[32], aside[64];
                 struct stat st;
@@ -562,46 +803,44 @@ static int load_segments(tg_spool_t *sp, const uint64_t *first, size_t n,
                         return -1;
                 }
                 scan_reset(&s, fd, (uint64_t)st.st_size);
-                if ((r = scan_segment(&s, (uint64_t)st.st_size, first[i], hi, &res))) {
+                if ((r = scan_segment(&s, (uint64_t)st.st_size, first[i], hi, &res)) ||
+                    (r = last_nonzero(&s, res.good_end, (uint64_t)st.st_size, &data_end))) {
                         tg_errstr(errstr, errstr_size,
                                "spool: cannot read %s/%s: %s (move the file away to start without it)",
                                sp->dir, name, strerror(-r));
                         close(fd);
                         return -1;
                 }
+                if (data_end == res.good_end)
+                        res.pending = res.pending_bytes = 0; /* only unused allocation */
+                else
+                        res.pending_bytes = data_end - res.good_end;
                 if (!last) {
-                        res.damaged += res.pending;
+                        res.damaged += res.pending ? 1 : 0;
                         res.damaged_bytes += res.pending_bytes;
-                        sp->segs[i].end = (uint64_t)st.st_size;
+                        sp->segs[i].end = data_end;
                 } else {
                         sp->segs[i].end = res.good_end;
                 }
                 sp->segs[i].first_seq = first[i];
+                sp->segs[i].size = (uint64_t)st.st_size;
                 sp->nsegs = i + 1;
-                sp->bytes += sp->segs[i].end;
                 if (res.max_seq > max_seq)
                         max_seq = res.max_seq;
                 if (res.damaged)
                         tg_info("spool: %s: %" PRIu64 " damaged region(s), %" PRIu64
                                 " bytes; reading will skip them and set them aside",
                                 name, res.damaged, res.damaged_bytes);
-                if (last && (uint64_t)st.st_size > res.good_end) {
-                        uint64_t torn = (uint64_t)st.st_size - res.good_end;
+                if (last && data_end > res.good_end) {
+                        uint64_t torn = data_end - res.good_end;
 
                         /* Kept for inspection: the same bytes could be a
                          * damaged last record rather than a torn one. */
-                        r = set_aside(sp, &s, first[i], res.good_end, (uint64_t)st.st_size,
-                                      "tail", aside, sizeof(aside));
+                        r = set_aside(sp, &s, first[i], res.good_end, data_end, "tail", aside,
+                                      sizeof(aside));
                         if (r)
                                 tg_warn("spool: could not set aside the torn tail of %s: %s",
                                         name, strerror(-r));
-                        if (ftruncate(fd, (off_t)res.good_end) || fdatasync(fd)) {
-                                tg_errstr(errstr, errstr_size,
-                                       "spool: cannot cut the torn tail off %s/%s: %s",
-                                       sp->dir, name, strerror(errno));
-                                close(fd);
-                                return -1;
-                        }
                         tg_warn("spool: %s: cut a torn tail of %" PRIu64 " bytes at offset %" PRIu64
                                 " (a record cut short by a crash or power loss)%s%s",
                                 name, torn, res.good_end, r ? "" : "; copy in corrupt/",
@@ -609,26 +848,35 @@ static int load_segments(tg_spool_t *sp, const uint64_t *first, size_t n,
                         sp->counters.torn_tails++;
                         sp->counters.torn_tail_bytes += torn;
                 }
-                if (last) {
-                        sp->wfd = fd;
-                        sp->wend = res.good_end;
-                } else {
-                        close(fd);
+                if (last && (uint64_t)st.st_size > res.good_end) {
+                        if (ftruncate(fd, (off_t)res.good_end) || fdatasync(fd)) {
+                                tg_errstr(errstr, errstr_size,
+                                       "spool: cannot cut the end off %s/%s: %s",
+                                       sp->dir, name, strerror(errno));
+                                close(fd);
+                                return -1;
+                        }
+                        sp->segs[i].size = res.good_end;
                 }
+                sp->allocated += sp->segs[i].size;
+                close(fd);
         }
-        sp->last_seq = max_seq;
-        sp->next_seq = max_seq + 1;
-        if (n && first[n - 1] > sp->next_seq)
-                sp->next_seq = first[n - 1];
-        if (sp->conf.seq_floor > sp->next_seq)
-                sp->next_seq = sp->conf.seq_floor;
+        atomic_store(&sp->last_seq, max_seq);
+        {
+                uint64_t next = max_seq + 1;
+
+                if (n && first[n - 1] > next)
+                        next = first[n - 1];
+                if (sp->conf.seq_floor > next)
+                        next = sp->conf.seq_floor;
+                atomic_store(&sp->next_seq, next);
+        }
         return 0;
 }
 
 tg_spool_t *tg_spool_open(const struct tg_spool_conf *conf, char *errstr,
                           size_t errstr_size) {
-        pthread_condattr_t ca;
-        uint64_t *first = NULL;
+        uint64_t *first = NULL, next;
         size_t n = 0, extra;
         tg_spool_t *sp;
         int r;
@@ -664,17 +912,12 @@ tg_spool_t *tg_spool_open(const struct tg_spool_conf *conf, char *errstr,
         pthread_mutex_init(&sp->lock, NULL);
         pthread_mutex_init(&sp->append_lock, NULL);
         pthread_mutex_init(&sp->read_lock, NULL);
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_init(&sp->appended, &ca);
-        pthread_condattr_destroy(&ca);
 
         sp->dir = strdup(conf->dir);
-        sp->wbuf = malloc(HDR_SIZE + WBUF_BODY);
         sp->rscan.buf = malloc(SCAN_BUF);
         sp->rscan.cap = SCAN_BUF;
         sp->conf.dir = sp->dir;
-        if (!sp->dir || !sp->wbuf || !sp->rscan.buf) {
+        if (!sp->dir || !sp->rscan.buf) {
                 tg_errstr(errstr, errstr_size, "spool: out of memory");
                 goto fail;
         }
@@ -711,35 +954,42 @@ tg_spool_t *tg_spool_open(const struct tg_spool_conf *conf, char *errstr,
         }
         if (load_segments(sp, first, n, errstr, errstr_size))
                 goto fail;
-        /* Write into a fresh segment when there is none, or when the last is
-         * empty but named below next_seq (seq_floor), so names stay exact. */
-        if (!n || (sp->wend == 0 && first[n - 1] != sp->next_seq)) {
-                if (sp->wfd >= 0)
-                        close(sp->wfd);
-                if ((sp->wfd = create_segment(sp, sp->next_seq)) < 0) {
-                        char name[32];
-
-                        seg_name(name, sizeof(name), sp->next_seq);
-                        tg_errstr(errstr, errstr_size, "spool: cannot create %s/%s: %s", sp->dir,
-                               name, strerror(-sp->wfd));
-                        goto fail;
-                }
-                sp->segs[sp->nsegs].first_seq = sp->next_seq;
-                sp->segs[sp->nsegs].end = 0;
-                sp->nsegs++;
-                sp->wend = 0;
-                sp->counters.segments_created++;
-        }
         free(first);
         first = NULL;
+
+        /* Appends go on in the last segment while it has room, else in a
+         * new one named next_seq. An empty last segment named otherwise
+         * (seq_floor) holds nothing and goes, so names stay exact. */
+        next = atomic_load(&sp->next_seq);
+        if (sp->nsegs && !sp->segs[sp->nsegs - 1].end &&
+            sp->segs[sp->nsegs - 1].first_seq != next) {
+                char name[32];
+
+                seg_name(name, sizeof(name), sp->segs[sp->nsegs - 1].first_seq);
+                unlinkat(sp->dfd, name, 0);
+                sp->allocated -= sp->segs[--sp->nsegs].size;
+        }
+        if (sp->nsegs && sp->segs[sp->nsegs - 1].end < conf->segment_bytes)
+                continue_segment(sp, sp->segs[sp->nsegs - 1].end);
+        if (!sp->has_wseg && (r = start_segment(sp, next, HDR_SIZE))) {
+                char name[32];
+
+                seg_name(name, sizeof(name), next);
+                if (r != -ENOSPC) {
+                        tg_errstr(errstr, errstr_size, "spool: cannot create %s/%s: %s", sp->dir,
+                               name, strerror(-r));
+                        goto fail;
+                }
+                /* Not fatal: what the spool holds can still be forwarded
+                 * and released, and appends start a segment once there is
+                 * room. */
+                tg_warn("spool: %s: no room for a new segment (max_bytes, or the file system "
+                        "is full): appends are refused until there is", sp->dir);
+        }
         sp->last_sync_ms = now_ms(sp);
         sp->rscan.fd = -1;
-        tg_info("spool: %s: %zu segment(s), %" PRIu64 " bytes, next seq %" PRIu64,
-                sp->dir, sp->nsegs, sp->bytes, sp->next_seq);
-        if (sp->bytes > conf->max_bytes)
-                tg_warn("spool: %s holds %" PRIu64 " bytes, more than max_bytes %" PRIu64
-                        ": appends are refused until segments are released",
-                        sp->dir, sp->bytes, conf->max_bytes);
+        tg_info("spool: %s: %zu segment(s), %" PRIu64 " bytes allocated, next seq %" PRIu64,
+                sp->dir, sp->nsegs, sp->allocated, next);
         return sp;
 fail:
         free(first);
@@ -751,9 +1001,9 @@ void tg_spool_close(tg_spool_t *sp) {
         if (!sp)
                 return;
         if (sp->wfd >= 0) {
-                if (sp->dirty && fdatasync(sp->wfd))
-                        tg_err("spool: fdatasync at close: %s", strerror(errno));
-                close(sp->wfd);
+                if (sp->dirty)
+                        sync_now(sp); /* in every mode */
+                seal_segment(sp);
         }
         if (sp->rfd >= 0)
                 close(sp->rfd);
@@ -761,121 +1011,40 @@ void tg_spool_close(tg_spool_t *sp) {
                 close(sp->cfd);
         if (sp->dfd >= 0)
                 close(sp->dfd); /* drops the flock */
-        pthread_cond_destroy(&sp->appended);
         pthread_mutex_destroy(&sp->read_lock);
         pthread_mutex_destroy(&sp->append_lock);
         pthread_mutex_destroy(&sp->lock);
         free(sp->segs);
         free(sp->rscan.buf);
-        free(sp->wbuf);
         free(sp->dir);
         free(sp);
 }
 
 /* ---- append ------------------------------------------------------------ */
 
-/* fdatasync the segment being written; append_lock held. */
-static int sync_now(tg_spool_t *sp) {
-        int r = 0;
+/* Written pages are dropped from the mapping in steps of this: they stay
+ * in the page cache (dirty ones are written back as usual), so the
+ * gateway's resident size does not grow with the segment. */
+#define DROP_STEP ((uint64_t)1 << 20)
 
-        if (fdatasync(sp->wfd))
-                r = -errno;
-        sp->last_sync_ms = now_ms(sp);
-        pthread_mutex_lock(&sp->lock);
-        if (r)
-                sp->counters.fsync_errors++;
-        else
-                sp->counters.fsyncs++;
-        pthread_mutex_unlock(&sp->lock);
-        if (r)
-                tg_err("spool: fdatasync: %s", strerror(-r));
-        else
-                sp->dirty = 0;
-        return r;
-}
+static void drop_written(tg_spool_t *sp) {
+        static uint64_t page;
+        uint64_t upto;
 
-/* Seal the segment being written and start segment first_seq. */
-static int roll(tg_spool_t *sp, uint64_t first_seq) {
-        int fd;
-
-        pthread_mutex_lock(&sp->lock);
-        if (sp->nsegs == sp->segs_cap) {
-                struct seg *n = realloc(sp->segs, sp->segs_cap * 2 * sizeof(*n));
-
-                if (!n) {
-                        pthread_mutex_unlock(&sp->lock);
-                        return -ENOMEM;
-                }
-                sp->segs = n;
-                sp->segs_cap *= 2;
-        }
-        pthread_mutex_unlock(&sp->lock);
-        /* The sealed segment's data first, then the new entry: after a power
-         * loss a segment followed by another is whole. A failed sync is
-         * logged and counted; the data is still in the kernel. */
-        if (sp->dirty && sp->conf.fsync != TG_SPOOL_FSYNC_NEVER)
-                sync_now(sp);
-        if ((fd = create_segment(sp, first_seq)) < 0) {
-                tg_err("spool: cannot create segment %020" PRIu64 ".seg: %s", first_seq,
-                       strerror(-fd));
-                return fd;
-        }
-        close(sp->wfd);
-        sp->wfd = fd;
-        sp->wend = 0;
-        sp->dirty = 0;
-        pthread_mutex_lock(&sp->lock);
-        sp->segs[sp->nsegs].first_seq = first_seq;
-        sp->segs[sp->nsegs].end = 0;
-        sp->nsegs++;
-        sp->counters.segments_created++;
-        pthread_mutex_unlock(&sp->lock);
-        return 0;
-}
-
-/* Take the end of the segment back to the last whole record. */
-static void truncate_back(tg_spool_t *sp) {
-        if (ftruncate(sp->wfd, (off_t)sp->wend)) {
-                sp->tail_dirty = 1;
-                tg_err("spool: cannot truncate a failed write away: %s", strerror(errno));
-        } else {
-                sp->tail_dirty = 0;
-        }
-}
-
-static int write_record(tg_spool_t *sp, struct iovec *iov, int iovcnt) {
-        uint64_t off = sp->wend;
-
-        while (iovcnt) {
-                ssize_t n = pwritev(sp->wfd, iov, iovcnt, (off_t)off);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        return -EIO;
-                off += (uint64_t)n;
-                while (iovcnt && (size_t)n >= iov->iov_len) {
-                        n -= (ssize_t)iov->iov_len;
-                        iov++;
-                        iovcnt--;
-                }
-                if (iovcnt) {
-                        iov->iov_base = (char *)iov->iov_base + n;
-                        iov->iov_len -= (size_t)n;
-                }
-        }
-        return 0;
+        if (!page)
+                page = (uint64_t)sysconf(_SC_PAGESIZE);
+        upto = sp->wend / page * page;
+        if (upto > sp->wdropped &&
+            !madvise(sp->wmap + sp->wdropped, (size_t)(upto - sp->wdropped), MADV_DONTNEED))
+                sp->wdropped = upto;
 }
 
 int tg_spool_append(tg_spool_t *sp, const char *topic, size_t topic_len,
                     const void *payload, size_t len, int64_t arrival_ms,
                     uint64_t *seq) {
-        struct iovec iov[3];
+        unsigned char *p;
         uint64_t s, total;
-        int iovcnt, r, full;
+        int r;
 
         if (topic_len > TG_SPOOL_TOPIC_MAX || len > TG_SPOOL_PAYLOAD_MAX)
                 return -EMSGSIZE;
@@ -884,71 +1053,44 @@ int tg_spool_append(tg_spool_t *sp, const char *topic, size_t topic_len,
         total = HDR_SIZE + topic_len + len;
 
         pthread_mutex_lock(&sp->append_lock);
-        if (sp->tail_dirty) {
-                truncate_back(sp);
-                if (sp->tail_dirty) {
+        s = atomic_load_explicit(&sp->next_seq, memory_order_relaxed);
+        if (sp->wfd < 0 || sp->wend + total > sp->wcap) {
+                /* The record does not fit: the next segment starts with it
+                 * (alone, when it is larger than segment_bytes). */
+                seal_segment(sp);
+                if ((r = start_segment(sp, s, total))) {
+                        if (r != -ENOSPC) {
+                                pthread_mutex_lock(&sp->lock);
+                                sp->counters.write_errors++;
+                                pthread_mutex_unlock(&sp->lock);
+                                tg_err("spool: cannot start segment %020" PRIu64 ".seg: %s", s,
+                                       strerror(-r));
+                        }
                         pthread_mutex_unlock(&sp->append_lock);
-                        return -EIO;
+                        return r;
                 }
         }
-        /* Only this side adds bytes, so the check holds until the commit. */
-        pthread_mutex_lock(&sp->lock);
-        full = sp->bytes + total > sp->conf.max_bytes;
-        if (full)
-                sp->counters.full_refusals++;
-        s = sp->next_seq;
-        pthread_mutex_unlock(&sp->lock);
-        if (full) {
-                pthread_mutex_unlock(&sp->append_lock);
-                return -ENOSPC;
-        }
-        if (sp->wend > 0 && sp->wend + total > sp->conf.segment_bytes &&
-            (r = roll(sp, s))) {
-                pthread_mutex_unlock(&sp->append_lock);
-                return r;
-        }
-
-        encode_record(sp->wbuf, s, arrival_ms, topic, topic_len, payload, len);
-        if (topic_len + len <= WBUF_BODY) {
-                if (topic_len)
-                        memcpy(sp->wbuf + HDR_SIZE, topic, topic_len);
-                if (len)
-                        memcpy(sp->wbuf + HDR_SIZE + topic_len, payload, len);
-                iov[0] = (struct iovec){sp->wbuf, (size_t)total};
-                iovcnt = 1;
-        } else {
-                iov[0] = (struct iovec){sp->wbuf, HDR_SIZE};
-                iov[1] = (struct iovec){(void *)topic, topic_len};
-                iov[2] = (struct iovec){(void *)payload, len};
-                iovcnt = 3;
-        }
-        if ((r = write_record(sp, iov, iovcnt))) {
-                truncate_back(sp);
-                pthread_mutex_lock(&sp->lock);
-                sp->counters.write_errors++;
-                pthread_mutex_unlock(&sp->lock);
-                pthread_mutex_unlock(&sp->append_lock);
-                return r;
-        }
+        p = sp->wmap + sp->wend;
+        encode_record(p, s, arrival_ms, topic, topic_len, payload, len);
+        if (topic_len)
+                memcpy(p + HDR_SIZE, topic, topic_len);
+        if (len)
+                memcpy(p + HDR_SIZE + topic_len, payload, len);
         sp->dirty = 1;
         if (sp->conf.fsync == TG_SPOOL_FSYNC_ALWAYS && (r = sync_now(sp))) {
                 /* Not durable: refuse it, so the sender keeps its copy. */
-                truncate_back(sp);
+                memset(p, 0, (size_t)total);
                 pthread_mutex_unlock(&sp->append_lock);
                 return r;
         }
-
         sp->wend += total;
-        pthread_mutex_lock(&sp->lock);
-        sp->segs[sp->nsegs - 1].end = sp->wend;
-        sp->bytes += total;
-        sp->next_seq = s + 1;
-        sp->last_seq = s;
-        sp->counters.appended++;
-        sp->counters.appended_bytes += total;
-        pthread_cond_broadcast(&sp->appended);
-        pthread_mutex_unlock(&sp->lock);
-
+        atomic_store_explicit(&sp->w_end, sp->wend, memory_order_release);
+        atomic_store_explicit(&sp->last_seq, s, memory_order_relaxed);
+        atomic_store_explicit(&sp->next_seq, s + 1, memory_order_release);
+        atomic_fetch_add_explicit(&sp->appended, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&sp->appended_bytes, total, memory_order_relaxed);
+        if (sp->wend - sp->wdropped >= DROP_STEP)
+                drop_written(sp);
         pthread_mutex_unlock(&sp->append_lock);
         if (seq)
                 *seq = s;
@@ -962,7 +1104,7 @@ void tg_spool_tick(tg_spool_t *sp) {
         int fd, r = 0;
 
         pthread_mutex_lock(&sp->append_lock);
-        if (!sp->dirty || sp->conf.fsync != TG_SPOOL_FSYNC_INTERVAL ||
+        if (sp->wfd < 0 || !sp->dirty || sp->conf.fsync != TG_SPOOL_FSYNC_INTERVAL ||
             now_ms(sp) - sp->last_sync_ms < sp->conf.fsync_interval_ms) {
                 pthread_mutex_unlock(&sp->append_lock);
                 return;
@@ -994,10 +1136,14 @@ int tg_spool_sync(tg_spool_t *sp) {
         int r = 0;
 
         pthread_mutex_lock(&sp->append_lock);
-        if (sp->dirty)
+        if (sp->dirty && sp->wfd >= 0)
                 r = sync_now(sp);
         pthread_mutex_unlock(&sp->append_lock);
         return r;
+}
+
+void tg_spool_set_reserve(tg_spool_t *sp, uint64_t bytes) {
+        atomic_store(&sp->reserve, bytes);
 }
 
 /* ---- read -------------------------------------------------------------- */
@@ -1123,11 +1269,16 @@ int tg_spool_read(tg_spool_t *sp, uint64_t *cursor, struct tg_spool_record *rec,
                 size_t i;
 
                 pthread_mutex_lock(&sp->lock);
+                if (!sp->nsegs) { /* all released, and no room for a new one yet */
+                        pthread_mutex_unlock(&sp->lock);
+                        r = -EAGAIN;
+                        break;
+                }
                 i = seg_index(sp, look);
                 first = sp->segs[i].first_seq;
-                end = sp->segs[i].end;
+                end = seg_end(sp, i);
                 last = i + 1 == sp->nsegs;
-                hi = last ? sp->next_seq : sp->segs[i + 1].first_seq;
+                hi = last ? atomic_load(&sp->next_seq) : sp->segs[i + 1].first_seq;
                 pthread_mutex_unlock(&sp->lock);
 
                 if (sp->rfd < 0 || sp->rseg != first) {
@@ -1175,39 +1326,32 @@ int tg_spool_read(tg_spool_t *sp, uint64_t *cursor, struct tg_spool_record *rec,
         pthread_mutex_unlock(&sp->read_lock);
         if (!r) {
                 *cursor = rec->seq + 1;
-                pthread_mutex_lock(&sp->lock);
-                sp->counters.read++;
-                pthread_mutex_unlock(&sp->lock);
+                atomic_fetch_add_explicit(&sp->read, 1, memory_order_relaxed);
         }
         return r;
 }
 
 /* A committed record with seq >= cursor is still on disk; lock held. */
 static int has_record(const tg_spool_t *sp, uint64_t cursor) {
-        return sp->last_seq && sp->last_seq >= cursor && sp->last_seq >= sp->segs[0].first_seq;
+        uint64_t last = atomic_load(&sp->last_seq);
+
+        return last && last >= cursor && sp->nsegs && last >= sp->segs[0].first_seq;
 }
 
+/* Appends wake nobody (that would be a system call per message), so this
+ * looks every millisecond; it is for tests and tools, not the data path. */
 int tg_spool_wait(tg_spool_t *sp, uint64_t cursor, int timeout_ms) {
-        struct timespec deadline;
+        int64_t deadline = tg_monotonic_ms() + (timeout_ms > 0 ? timeout_ms : 0);
         int found;
 
-        clock_gettime(CLOCK_MONOTONIC, &deadline);
-        if (timeout_ms > 0) {
-                deadline.tv_sec += timeout_ms / 1000;
-                deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-                if (deadline.tv_nsec >= 1000000000L) {
-                        deadline.tv_sec++;
-                        deadline.tv_nsec -= 1000000000L;
-                }
+        for (;;) {
+                pthread_mutex_lock(&sp->lock);
+                found = has_record(sp, cursor);
+                pthread_mutex_unlock(&sp->lock);
+                if (found || tg_monotonic_ms() >= deadline)
+                        return found;
+                usleep(1000);
         }
-        pthread_mutex_lock(&sp->lock);
-        while (!(found = has_record(sp, cursor)) && timeout_ms > 0)
-                if (pthread_cond_timedwait(&sp->appended, &sp->lock, &deadline) == ETIMEDOUT) {
-                        found = has_record(sp, cursor);
-                        break;
-                }
-        pthread_mutex_unlock(&sp->lock);
-        return found;
 }
 
 /* ---- release and state ------------------------------------------------- */
@@ -1220,14 +1364,17 @@ void tg_spool_release(tg_spool_t *sp, uint64_t upto) {
                 pthread_mutex_lock(&sp->lock);
                 if (upto > sp->released)
                         sp->released = upto;
-                /* Segment 0 holds seqs below segment 1's name; the last
-                 * segment, being written, is never deleted. */
-                if (sp->nsegs < 2 || sp->segs[1].first_seq - 1 > upto) {
+                /* Segment 0 holds seqs below segment 1's name, or, when it
+                 * is the last and sealed (a roll found no room), up to
+                 * last_seq; the segment being written is never deleted. */
+                if (!sp->nsegs || (sp->nsegs == 1 && sp->has_wseg) ||
+                    (sp->nsegs >= 2 ? sp->segs[1].first_seq - 1 > upto
+                                    : atomic_load(&sp->last_seq) > upto)) {
                         pthread_mutex_unlock(&sp->lock);
                         return;
                 }
                 first = sp->segs[0].first_seq;
-                sp->bytes -= sp->segs[0].end;
+                sp->allocated -= sp->segs[0].size;
                 memmove(sp->segs, sp->segs + 1, (sp->nsegs - 1) * sizeof(*sp->segs));
                 sp->nsegs--;
                 sp->counters.segments_deleted++;
@@ -1237,6 +1384,14 @@ void tg_spool_release(tg_spool_t *sp, uint64_t upto) {
                 if (unlinkat(sp->dfd, name, 0) && errno != ENOENT)
                         tg_err("spool: cannot delete %s/%s: %s (its records will be read again after a restart)",
                                sp->dir, name, strerror(errno));
+                /* An open descriptor would keep its blocks allocated. */
+                pthread_mutex_lock(&sp->read_lock);
+                if (sp->rfd >= 0 && sp->rseg == first) {
+                        close(sp->rfd);
+                        sp->rfd = -1;
+                        sp->rseg = 0;
+                }
+                pthread_mutex_unlock(&sp->read_lock);
         }
 }
 
@@ -1246,18 +1401,20 @@ uint64_t tg_spool_oldest_end(tg_spool_t *sp) {
         pthread_mutex_lock(&sp->lock);
         if (sp->nsegs >= 2)
                 v = sp->segs[1].first_seq - 1;
+        else if (sp->nsegs == 1 && !sp->has_wseg)
+                v = atomic_load(&sp->last_seq);
         pthread_mutex_unlock(&sp->lock);
         return v;
 }
 
 uint64_t tg_spool_next_seq(const tg_spool_t *sp) {
-        tg_spool_t *m = (tg_spool_t *)sp; /* the lock is not part of the value */
-        uint64_t v;
+        return atomic_load_explicit(&((tg_spool_t *)sp)->next_seq, memory_order_acquire);
+}
 
-        pthread_mutex_lock(&m->lock);
-        v = m->next_seq;
-        pthread_mutex_unlock(&m->lock);
-        return v;
+/* Committed bytes of segment i; lock held. */
+static uint64_t seg_end(const tg_spool_t *sp, size_t i) {
+        return i + 1 == sp->nsegs && sp->has_wseg ? atomic_load(&((tg_spool_t *)sp)->w_end)
+                                                  : sp->segs[i].end;
 }
 
 /* Lowest seq possibly on disk; lock held. */
@@ -1265,9 +1422,9 @@ static uint64_t first_seq_locked(const tg_spool_t *sp) {
         size_t i;
 
         for (i = 0; i < sp->nsegs; i++)
-                if (sp->segs[i].end)
+                if (seg_end(sp, i))
                         return sp->segs[i].first_seq;
-        return sp->next_seq;
+        return atomic_load(&((tg_spool_t *)sp)->next_seq);
 }
 
 uint64_t tg_spool_first_seq(const tg_spool_t *sp) {
@@ -1280,15 +1437,33 @@ uint64_t tg_spool_first_seq(const tg_spool_t *sp) {
         return v;
 }
 
+int tg_spool_writable(const tg_spool_t *sp) {
+        tg_spool_t *m = (tg_spool_t *)sp;
+        int v;
+
+        pthread_mutex_lock(&m->lock);
+        v = m->has_wseg;
+        pthread_mutex_unlock(&m->lock);
+        return v;
+}
+
 void tg_spool_counters(tg_spool_t *sp, struct tg_spool_counters *out) {
-        uint64_t from;
+        uint64_t from, next, bytes = 0;
+        size_t i;
 
         pthread_mutex_lock(&sp->lock);
         *out = sp->counters;
-        out->bytes = sp->bytes;
+        for (i = 0; i < sp->nsegs; i++)
+                bytes += seg_end(sp, i);
+        out->bytes = bytes;
+        out->allocated_bytes = sp->allocated;
+        out->appended = atomic_load(&sp->appended);
+        out->appended_bytes = atomic_load(&sp->appended_bytes);
+        out->read = atomic_load(&sp->read);
+        next = atomic_load(&sp->next_seq);
         from = first_seq_locked(sp);
         if (sp->released >= from)
                 from = sp->released == UINT64_MAX ? UINT64_MAX : sp->released + 1;
-        out->records_pending = sp->next_seq > from ? sp->next_seq - from : 0;
+        out->records_pending = next > from ? next - from : 0;
         pthread_mutex_unlock(&sp->lock);
 }

@@ -33,23 +33,24 @@ struct tg_spool_conf {
         /** Spool directory, created if missing (mkdir -p). Holds the segments
          *  and corrupt/, where damaged bytes are set aside. */
         const char *dir;
-        /** Roll to a new segment when a record would take the current one
-         *  past this size (e.g. 8 MiB); a larger record gets a segment alone.
-         *  4 KiB to 1 GiB. */
+        /** Size of a segment, allocated whole (posix_fallocate) when it
+         *  starts, less when max_bytes or the file system leaves less room;
+         *  a record larger than this gets a segment alone. 4 KiB to 1 GiB. */
         size_t segment_bytes;
-        /** Bound on the total size of all segments (>= segment_bytes): an
-         *  append that would go beyond it fails with -ENOSPC and writes
-         *  nothing. Set-aside damage under corrupt/ is not counted. */
+        /** Bound on the space all segments take on disk (>= segment_bytes):
+         *  an append that needs a new segment and finds no room under it
+         *  fails with -ENOSPC and writes nothing. Set-aside damage under
+         *  corrupt/ is not counted. */
         uint64_t max_bytes;
-        /** When records reach the disk. In every mode write(2) hands the
-         *  record to the kernel before append returns, so a crash of the
-         *  process loses nothing appended; the mode decides what a power
-         *  loss can take. INTERVAL syncs happen in tg_spool_tick(), which
-         *  the caller must therefore call regularly (appends never wait for
-         *  them);
-         *  under INTERVAL and ALWAYS a sealed segment is also synced when
-         *  the next one starts, and a new segment's directory entry is
-         *  synced when it is created. close() syncs in every mode. */
+        /** When records reach the disk. In every mode append copies the
+         *  record into the segment's shared mapping, the kernel's page cache,
+         *  before it returns, so a crash of the process loses nothing
+         *  appended; the mode decides what a power loss can take. INTERVAL
+         *  syncs happen in tg_spool_tick(), which the caller must therefore
+         *  call regularly (appends never wait for them); under INTERVAL and
+         *  ALWAYS a segment is also synced when it is sealed, and a new
+         *  segment's directory entry is synced when it is created. close()
+         *  syncs in every mode. */
         enum tg_spool_fsync fsync;
         int64_t fsync_interval_ms;
         /** Time source for the fsync interval; NULL: the monotonic clock. */
@@ -84,12 +85,14 @@ struct tg_spool_counters {
         uint64_t corrupt_bytes;
         uint64_t torn_tail_bytes;  /**< cut off the last segment at open */
         uint64_t full_refusals;    /**< appends refused because of max_bytes */
-        uint64_t bytes;            /**< current size of all segments */
+        uint64_t bytes;            /**< bytes of records in all segments */
+        uint64_t allocated_bytes;  /**< bytes allocated on disk: the segments' sizes */
         uint64_t records_pending;  /**< seq numbers after the release point up to the end
                                         (exact unless corruption or seq_floor left gaps) */
         uint64_t torn_tails;       /**< opens that found and cut a torn tail */
         uint64_t dir_fsyncs;       /**< fsyncs of the directory after creating a segment */
-        uint64_t write_errors;     /**< appends that failed in write(2) and were rolled back */
+        uint64_t write_errors;     /**< appends refused because a segment could not start
+                                        for another reason than room */
         uint64_t fsync_errors;     /**< failed fdatasync calls */
 };
 
@@ -111,22 +114,37 @@ tg_spool_t *tg_spool_open(const struct tg_spool_conf *conf, char *errstr,
 void tg_spool_close(tg_spool_t *sp);
 
 /**
- * @brief Append one message as one record with one write(2) (writev above
- *        64 KiB). Thread-safe against a concurrent reader (and other
- *        appenders); allocation-free.
+ * @brief Append one message as one record: a copy into the mapped segment
+ *        and an atomic store that publishes it. No system call and no
+ *        wake-up of another thread, except when a segment starts (once per
+ *        segment_bytes) or under fsync ALWAYS. Thread-safe against a
+ *        concurrent reader (and other appenders); allocation-free.
  * @param topic @p topic_len bytes, need not be NUL-terminated.
  * @param seq set to the record's sequence number on success (may be NULL).
  * @return 0; -EMSGSIZE if topic_len > TG_SPOOL_TOPIC_MAX or len >
- *         TG_SPOOL_PAYLOAD_MAX; -ENOSPC when max_bytes would be exceeded
- *         (nothing written); -EINVAL for a NULL pointer with a length; or
- *         the -errno of a failed write, fsync or segment creation (a full
- *         disk gives -ENOSPC, a file size limit -EFBIG); then the segment is
- *         truncated back to its last good end and nothing is left
- *         half-written.
+ *         TG_SPOOL_PAYLOAD_MAX; -EINVAL for a NULL pointer with a length;
+ *         -ENOSPC when the record needs a new segment and neither max_bytes
+ *         nor the file system (less the reserve) has room for it: nothing
+ *         is written, and the full segment is sealed so that releasing it
+ *         frees its space; another -errno when a segment cannot be created
+ *         or, under ALWAYS, synced (then nothing is written either).
  */
 int tg_spool_append(tg_spool_t *sp, const char *topic, size_t topic_len,
                     const void *payload, size_t len, int64_t arrival_ms,
                     uint64_t *seq);
+
+/**
+ * @brief Free space on the spool's file system that segments leave to
+ *        others (e.g. the window checkpoint, which must be writable to
+ *        release anything), in bytes. Thread-safe; default 0.
+ */
+void tg_spool_set_reserve(tg_spool_t *sp, uint64_t bytes);
+
+/**
+ * @brief Whether a segment is open for appends: 0 after a segment could not
+ *        start for want of room, until an append finds room again.
+ */
+int tg_spool_writable(const tg_spool_t *sp);
 
 /**
  * @brief Read the first valid record with seq >= *cursor. Never reads past
@@ -149,7 +167,9 @@ int tg_spool_read(tg_spool_t *sp, uint64_t *cursor, struct tg_spool_record *rec,
 
 /**
  * @brief Wait up to @p timeout_ms for a record with seq >= @p cursor to
- *        exist (signalled by append).
+ *        exist. Appends signal nobody, so this looks every millisecond: for
+ *        tests and tools; a reader on the data path polls
+ *        tg_spool_next_seq() at its own pace.
  * @return 1 if one exists, 0 on timeout.
  */
 int tg_spool_wait(tg_spool_t *sp, uint64_t cursor, int timeout_ms);
@@ -157,7 +177,8 @@ int tg_spool_wait(tg_spool_t *sp, uint64_t cursor, int timeout_ms);
 /**
  * @brief Everything with seq <= @p upto is no longer needed: delete every
  *        segment whose records all have seq <= upto, never the segment
- *        being written. Thread-safe.
+ *        being written (but a last segment sealed for want of room, yes).
+ *        Thread-safe; needs no free space.
  */
 void tg_spool_release(tg_spool_t *sp, uint64_t upto);
 
@@ -171,13 +192,13 @@ void tg_spool_tick(tg_spool_t *sp);
  */
 int tg_spool_sync(tg_spool_t *sp);
 
-/** @brief The seq the next append gets. */
+/** @brief The seq the next append gets: one atomic load, for polling. */
 uint64_t tg_spool_next_seq(const tg_spool_t *sp);
 
 /**
- * @brief The last sequence in the oldest segment, when there is an older
- *        segment than the one being written: releasing up to it frees that
- *        segment. @return it, or 0 when only one segment exists.
+ * @brief The last sequence in the oldest segment, when it is not the one
+ *        being written: releasing up to it frees that segment. @return it,
+ *        or 0 when the only segment is being written.
  */
 uint64_t tg_spool_oldest_end(tg_spool_t *sp);
 

@@ -140,6 +140,13 @@ static off_t file_size(const char *dir, const char *name) {
         return stat(path, &st) ? -1 : st.st_size;
 }
 
+static void unlink_in(const char *dir, const char *name) {
+        char path[512];
+
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        unlink(path);
+}
+
 static void seg_file(char *out, size_t size, uint64_t first) {
         snprintf(out, size, "%020" PRIu64 ".seg", first);
 }
@@ -479,7 +486,10 @@ static void test_release(void) {
         CU_ASSERT_STRING_EQUAL(names, one);
         k = counters(sp);
         CU_ASSERT_EQUAL(k.segments_deleted, (uint64_t)nsegs - 1);
-        CU_ASSERT_EQUAL(k.bytes, (uint64_t)file_size(dir, one));
+        /* The segment being written is allocated whole up front. */
+        CU_ASSERT_EQUAL(k.allocated_bytes, (uint64_t)file_size(dir, one));
+        CU_ASSERT_EQUAL(k.allocated_bytes, c.segment_bytes);
+        CU_ASSERT(k.bytes > 0 && k.bytes <= k.allocated_bytes);
         CU_ASSERT_EQUAL(k.records_pending, 0);
         /* Still readable: nothing is deleted while being written. */
         cursor = 200;
@@ -576,14 +586,21 @@ static void test_torn_tail(void) {
         CU_ASSERT_EQUAL_FATAL(end, size);
 
         for (cut = start + 1; cut < end; cut++) {
+                /* Zeros at the end are a segment's unused allocation, not
+                 * part of a torn record. */
+                uint64_t nz = cut;
+
+                while (nz > start && !orig[nz - 1])
+                        nz--;
                 write_file(dir, name, orig, (size_t)cut);
                 sp = must_open(&c);
                 k = counters(sp);
-                CU_ASSERT_EQUAL(k.torn_tail_bytes, cut - start);
-                CU_ASSERT_EQUAL(k.torn_tails, 1);
+                CU_ASSERT_EQUAL(k.torn_tail_bytes, nz - start);
+                CU_ASSERT_EQUAL(k.torn_tails, nz > start);
                 CU_ASSERT_EQUAL(k.bytes, start);
                 CU_ASSERT_EQUAL(tg_spool_next_seq(sp), N);
-                CU_ASSERT_EQUAL(file_size(dir, name), (off_t)start);
+                /* Cut, then allocated whole again for the appends to come. */
+                CU_ASSERT_EQUAL(file_size(dir, name), (off_t)c.segment_bytes);
                 CU_ASSERT_EQUAL(read_all(sp, ids, N + 2, where), N - 1);
                 for (i = 0; i < N - 1; i++)
                         CU_ASSERT_EQUAL(ids[i], i + 1);
@@ -592,17 +609,21 @@ static void test_torn_tail(void) {
                 CU_ASSERT_EQUAL(read_all(sp, ids, N + 2, where), N);
                 CU_ASSERT_EQUAL(counters(sp).corrupt_records, 0);
                 tg_spool_close(sp);
+                /* Sealed at close: the unused allocation is given back. */
+                CU_ASSERT_EQUAL(file_size(dir, name), (off_t)end);
                 /* What was cut is kept for inspection. */
                 snprintf(tail, sizeof(tail), "corrupt/%s-%" PRIu64 ".tail", "00000000000000000001",
                          start);
-                CU_ASSERT(file_size(dir, tail) > 0);
+                CU_ASSERT_EQUAL(file_size(dir, tail), nz > start ? (off_t)(nz - start) : -1);
+                unlink_in(dir, tail);
         }
 
-        /* A power loss that kept the size but not the data: zeros. */
+        /* A power loss that kept the size and the header but not the rest:
+         * the header is the torn tail, the zeros after it are not. */
         memset(orig + start + HDR, 0, (size_t)(end - start - HDR));
         write_file(dir, name, orig, size);
         sp = must_open(&c);
-        CU_ASSERT_EQUAL(counters(sp).torn_tail_bytes, end - start);
+        CU_ASSERT_EQUAL(counters(sp).torn_tail_bytes, HDR);
         CU_ASSERT_EQUAL(tg_spool_next_seq(sp), N);
         tg_spool_close(sp);
         free(orig);
@@ -1007,12 +1028,18 @@ static void test_writer_reader_threads(void) {
 
 /* ---- a full disk ------------------------------------------------------- */
 
+/*
+ * A full file system. Segments are allocated whole when they start, so an
+ * append inside one never fails for space; a segment that cannot start is
+ * an -ENOSPC refusal that writes nothing. Space comes back either from
+ * outside or from releasing what the spool holds, even its last segment,
+ * with no new space needed to free space.
+ */
 static void test_disk_full(void) {
         struct tg_spool_counters k;
         struct tg_spool_conf c;
-        struct rlimit old_fsize;
         char base[64], dir[96], filler[96], name[32];
-        uint64_t i, seq, n = 0;
+        uint64_t i, seq, n = 0, n2 = 0;
         int mounted, r = 0, fd;
         tg_spool_t *sp;
 
@@ -1021,7 +1048,6 @@ static void test_disk_full(void) {
         snprintf(dir, sizeof(dir), "%s/spool", base);
         snprintf(filler, sizeof(filler), "%s/filler", base);
         c = conf_of(dir, 4 << 20, 64 << 20, TG_SPOOL_FSYNC_ALWAYS);
-        sp = must_open(&c);
         if (mounted) {
                 /* Some space that can be given back later. */
                 memset(pbuf, 0xee, 128 << 10);
@@ -1030,55 +1056,73 @@ static void test_disk_full(void) {
                 CU_ASSERT_FATAL(write(fd, pbuf, 128 << 10) == 128 << 10);
                 close(fd);
         } else {
-                /* No tmpfs: a file size limit makes write fail with EFBIG. */
-                struct rlimit lim;
-
-                fprintf(stderr, "\n(tmpfs mount failed: %s; using RLIMIT_FSIZE)\n", strerror(errno));
-                signal(SIGXFSZ, SIG_IGN);
-                getrlimit(RLIMIT_FSIZE, &old_fsize);
-                lim = old_fsize;
-                lim.rlim_cur = 300 << 10;
-                CU_ASSERT_FATAL(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+                /* No tmpfs (not root): max_bytes stands in for the disk. */
+                fprintf(stderr, "\n(tmpfs mount failed: %s; using max_bytes)\n", strerror(errno));
+                c.segment_bytes = 256 << 10;
+                c.max_bytes = 900 << 10;
         }
+        /* A segment larger than the free space: sized to what is free. */
+        sp = must_open(&c);
+        k = counters(sp);
+        CU_ASSERT(k.allocated_bytes > 0 && k.allocated_bytes < (1 << 20));
         for (i = 1; i < 4000 && !r; i++) {
                 if (!(r = append_msg(sp, i, 1000, &seq)))
                         n = i;
         }
-        CU_ASSERT(r == -ENOSPC || r == -EFBIG);
+        CU_ASSERT_EQUAL(r, -ENOSPC);
         CU_ASSERT_FATAL(n > 10);
         k = counters(sp);
-        CU_ASSERT_EQUAL(k.write_errors, 1);
+        CU_ASSERT_EQUAL(k.write_errors, 0);
+        CU_ASSERT(k.full_refusals >= 1);
         CU_ASSERT_EQUAL(k.appended, n);
         CU_ASSERT_EQUAL(tg_spool_next_seq(sp), n + 1);
+        CU_ASSERT_EQUAL(tg_spool_writable(sp), 0);
+        /* Sealed: the file ends at the last whole record. */
         seg_file(name, sizeof(name), 1);
-        /* Truncated back: the file ends at the last whole record. */
         CU_ASSERT_EQUAL(file_size(dir, name), (off_t)k.bytes);
-        r = append_msg(sp, n + 1, 1000, &seq);
-        CU_ASSERT(r == -ENOSPC || r == -EFBIG);
+        CU_ASSERT_EQUAL(append_msg(sp, n + 1, 1000, &seq), -ENOSPC);
         CU_ASSERT_EQUAL(file_size(dir, name), (off_t)k.bytes);
+        CU_ASSERT_EQUAL(counters(sp).appended, n);
 
-        /* Space returns: appends work again. */
-        if (mounted)
+        /* Space returns from outside: appends work again. */
+        if (mounted) {
                 unlink(filler);
-        else
-                setrlimit(RLIMIT_FSIZE, &old_fsize);
+                CU_ASSERT_EQUAL(append_msg(sp, n + 1, 1000, &seq), 0);
+                CU_ASSERT_EQUAL(seq, n + 1);
+                n++;
+                for (r = 0, i = n + 1; i < 8000 && !r; i++)
+                        if (!(r = append_msg(sp, i, 1000, &seq)))
+                                n = i;
+                CU_ASSERT_EQUAL(r, -ENOSPC);
+        }
+        /* Everything confirmed: releasing it frees the space, the last
+         * (sealed) segment included, and appends go on by themselves. */
+        tg_spool_release(sp, n);
+        k = counters(sp);
+        CU_ASSERT_EQUAL(k.allocated_bytes, 0);
+        CU_ASSERT_EQUAL(k.records_pending, 0);
         CU_ASSERT_EQUAL(append_msg(sp, n + 1, 1000, &seq), 0);
         CU_ASSERT_EQUAL(seq, n + 1);
+        CU_ASSERT_EQUAL(tg_spool_writable(sp), 1);
+        for (r = 0, i = n + 2; i < n + 100 && !r; i++)
+                if (!(r = append_msg(sp, i, 1000, &seq)))
+                        n2 = i;
+        CU_ASSERT_EQUAL(n2, n + 99);
         tg_spool_close(sp);
 
         sp = must_open(&c);
         k = counters(sp);
         CU_ASSERT_EQUAL(k.torn_tail_bytes, 0);
-        CU_ASSERT_EQUAL(tg_spool_next_seq(sp), n + 2);
+        CU_ASSERT_EQUAL(tg_spool_next_seq(sp), n2 + 1);
         {
                 struct tg_spool_record rec;
                 uint64_t cursor = 1, got = 0;
 
                 while (tg_spool_read(sp, &cursor, &rec, rbuf, BIG) == 0) {
-                        CU_ASSERT(rec.seq == got + 1 && is_msg(&rec, rec.seq, 1000));
+                        CU_ASSERT(rec.seq == n + 1 + got && is_msg(&rec, rec.seq, 1000));
                         got++;
                 }
-                CU_ASSERT_EQUAL(got, n + 1);
+                CU_ASSERT_EQUAL(got, n2 - n);
         }
         tg_spool_close(sp);
         rm_rf(dir);
@@ -1104,7 +1148,7 @@ int main(void) {
                 {"max_bytes: -ENOSPC, nothing written, release frees", test_max_bytes},
                 {"fsync counts per policy", test_fsync_policies},
                 {"writer and reader threads, 500000 records", test_writer_reader_threads},
-                {"full disk: rolled back, no torn tail, recovers", test_disk_full},
+                {"full disk: refused whole, recovers from outside and by release", test_disk_full},
         };
         const char *tmp = getenv("TMPDIR");
         CU_pSuite suite;
