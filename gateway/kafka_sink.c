@@ -20,7 +20,7 @@ struct tg_kafka_sink {
         _Atomic uint64_t produced[TG_SINK__COUNT];
         _Atomic uint64_t delivered[TG_SINK__COUNT];
         _Atomic uint64_t failed[TG_SINK__COUNT];
-        _Atomic uint64_t queue_full_waits;
+        _Atomic uint64_t queue_full;
         tg_sink_delivery_fn *on_delivered;
         void *on_delivered_opaque;
 
@@ -39,6 +39,8 @@ struct tg_kafka_sink {
         int64_t create_retry_ms;
         int create_partitions, create_replication;
         int create_warned;
+
+        int capacity;            /* queue.buffering.max.messages, as configured */
 };
 
 const int64_t tg_sink_latency_bounds_ms[TG_SINK_LATENCY_BUCKETS] = {
@@ -355,6 +357,15 @@ tg_kafka_sink_t *tg_kafka_sink_new(const struct tg_config *cfg, char *errstr,
                 free(sink);
                 return NULL;
         }
+        {
+                char v[32];
+                size_t vn = sizeof(v);
+
+                sink->capacity = rd_kafka_conf_get(conf, "queue.buffering.max.messages", v,
+                                                   &vn) == RD_KAFKA_CONF_OK
+                                         ? atoi(v)
+                                         : 100000;
+        }
         rd_kafka_conf_set_opaque(conf, sink);
         rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
         rd_kafka_conf_set_error_cb(conf, on_error);
@@ -411,60 +422,34 @@ int tg_kafka_sink_destroy(tg_kafka_sink_t *sink, int timeout_ms) {
 
 int tg_kafka_sink_produce(tg_kafka_sink_t *sink, enum tg_sink_topic topic,
                           const char *key, size_t key_len, const void *value,
-                          size_t value_len, int64_t timestamp_ms, uint64_t tag,
-                          const volatile int *stop) {
-        return tg_kafka_sink_produce_headers(sink, topic, key, key_len, value,
-                                             value_len, timestamp_ms, NULL, 0, tag,
-                                             stop);
-}
-
-int tg_kafka_sink_produce_headers(tg_kafka_sink_t *sink, enum tg_sink_topic topic,
-                                  const char *key, size_t key_len, const void *value,
-                                  size_t value_len, int64_t timestamp_ms,
-                                  const struct tg_sink_header *headers,
-                                  size_t nheaders, uint64_t tag,
-                                  const volatile int *stop) {
+                          size_t value_len, int64_t timestamp_ms,
+                          const struct tg_sink_header *headers, size_t nheaders,
+                          uint64_t tag) {
+        rd_kafka_headers_t *hdrs = NULL;
         rd_kafka_resp_err_t err;
-        int waited = 0;
+        size_t h;
 
         if (!sink->rkt[topic])
                 return 0;
-        for (;;) {
-                /* Headers are handed over with the message only on success,
-                 * so they are built anew for each attempt. */
-                rd_kafka_headers_t *hdrs = NULL;
-                size_t h;
-
-                if (nheaders) {
-                        hdrs = rd_kafka_headers_new(nheaders);
-                        for (h = 0; h < nheaders; h++)
-                                rd_kafka_header_add(hdrs, headers[h].name, -1,
-                                                    headers[h].value,
-                                                    (ssize_t)headers[h].len);
-                }
-                err = rd_kafka_producev(
-                        sink->rk, RD_KAFKA_V_RKT(sink->rkt[topic]),
-                        RD_KAFKA_V_KEY(key, key_len),
-                        RD_KAFKA_V_VALUE((void *)value, value_len),
-                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                        RD_KAFKA_V_TIMESTAMP(timestamp_ms),
-                        RD_KAFKA_V_OPAQUE((void *)(uintptr_t)((tag << TOPIC_BITS) |
-                                                               (uint64_t)topic)),
-                        RD_KAFKA_V_HEADERS(hdrs),
-                        RD_KAFKA_V_END);
-                if (err && hdrs)
-                        rd_kafka_headers_destroy(hdrs);
-                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-                        break;
-                /* librdkafka's queue is full (brokers slow or down): wait
-                 * here, which holds the MQTT callback and so the acks. */
-                if (!waited++) {
-                        atomic_fetch_add(&sink->queue_full_waits, 1);
-                        tg_dbg("kafka: producer queue full, waiting for room");
-                }
-                if (stop && *stop)
-                        return -ECANCELED;
-                rd_kafka_poll(sink->rk, 10);
+        /* Headers are handed over with the message only on success. */
+        if (nheaders) {
+                hdrs = rd_kafka_headers_new(nheaders);
+                for (h = 0; h < nheaders; h++)
+                        rd_kafka_header_add(hdrs, headers[h].name, -1, headers[h].value,
+                                            (ssize_t)headers[h].len);
+        }
+        err = rd_kafka_producev(
+                sink->rk, RD_KAFKA_V_RKT(sink->rkt[topic]), RD_KAFKA_V_KEY(key, key_len),
+                RD_KAFKA_V_VALUE((void *)value, value_len),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_TIMESTAMP(timestamp_ms),
+                RD_KAFKA_V_OPAQUE((void *)(uintptr_t)((tag << TOPIC_BITS) | (uint64_t)topic)),
+                RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+        if (err && hdrs)
+                rd_kafka_headers_destroy(hdrs);
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                /* Brokers slow or down: the caller keeps the record. */
+                atomic_fetch_add(&sink->queue_full, 1);
+                return -ENOBUFS;
         }
         if (err) {
                 tg_err("kafka: produce to %s failed: %s",
@@ -512,10 +497,48 @@ void tg_kafka_sink_counters(const tg_kafka_sink_t *sink,
                 out->delivered[i] = atomic_load(&sink->delivered[i]);
                 out->failed[i] = atomic_load(&sink->failed[i]);
         }
-        out->queue_full_waits = atomic_load(&sink->queue_full_waits);
+        out->queue_full = atomic_load(&sink->queue_full);
         for (i = 0; i < TG_SINK_LATENCY_BUCKETS; i++)
                 out->latency_le[i] = (i ? out->latency_le[i - 1] : 0) +
                                      atomic_load(&sink->latency_in[i]);
         out->latency_count = atomic_load(&sink->latency_count);
         out->latency_sum_ms = atomic_load(&sink->latency_sum_ms);
+}
+
+/* --- struct tg_sink ---------------------------------------------------- */
+
+static int iface_produce(void *ctx, enum tg_sink_topic topic, const char *key,
+                         size_t key_len, const void *value, size_t len,
+                         int64_t timestamp_ms, const struct tg_sink_header *headers,
+                         size_t nheaders, uint64_t tag) {
+        return tg_kafka_sink_produce(ctx, topic, key, key_len, value, len, timestamp_ms,
+                                     headers, nheaders, tag);
+}
+
+static void iface_poll(void *ctx, int timeout_ms) {
+        tg_kafka_sink_poll(ctx, timeout_ms);
+}
+
+static int iface_in_flight(void *ctx) {
+        return tg_kafka_sink_in_flight(ctx);
+}
+
+static int iface_has_topic(void *ctx, enum tg_sink_topic topic) {
+        return tg_kafka_sink_has_topic(ctx, topic);
+}
+
+static void iface_on_delivery(void *ctx, tg_sink_delivery_fn *fn, void *opaque) {
+        tg_kafka_sink_on_delivery(ctx, fn, opaque);
+}
+
+void tg_kafka_sink_iface(tg_kafka_sink_t *sink, struct tg_sink *out) {
+        *out = (struct tg_sink){
+                .produce = iface_produce,
+                .poll = iface_poll,
+                .in_flight = iface_in_flight,
+                .has_topic = iface_has_topic,
+                .on_delivery = iface_on_delivery,
+                .ctx = sink,
+                .capacity = sink->capacity,
+        };
 }

@@ -7,14 +7,7 @@
 #include <stdint.h>
 
 #include "config.h"
-
-enum tg_sink_topic {
-        TG_SINK_RAW = 0,
-        TG_SINK_AGG,
-        TG_SINK_LATE,   /**< optional (topics.late); producing to it when unset is a no-op */
-        TG_SINK_DLQ,    /**< dead letters (topics.dlq); optional too */
-        TG_SINK__COUNT
-};
+#include "sink.h"
 
 /** Upper bounds (ms) of the event-to-delivery latency histogram's buckets. */
 #define TG_SINK_LATENCY_BUCKETS 15
@@ -24,7 +17,7 @@ struct tg_sink_counters {
         uint64_t produced[TG_SINK__COUNT];  /**< handed to librdkafka */
         uint64_t delivered[TG_SINK__COUNT]; /**< confirmed by the brokers (acks=all) */
         uint64_t failed[TG_SINK__COUNT];    /**< permanently failed deliveries */
-        uint64_t queue_full_waits;          /**< times produce waited for room */
+        uint64_t queue_full;                /**< produce calls refused: librdkafka's queue full */
         /** raw records: wall clock at delivery minus event time; cumulative
          *  (le[i]: at most tg_sink_latency_bounds_ms[i]) */
         uint64_t latency_le[TG_SINK_LATENCY_BUCKETS];
@@ -56,45 +49,27 @@ int tg_kafka_sink_check_config(const struct tg_config *cfg, char *errstr,
 int tg_kafka_sink_destroy(tg_kafka_sink_t *sink, int timeout_ms);
 
 /**
- * @brief Produce one record; the payload and key are copied; @p tag (< 2^60)
- *        comes back in the delivery callback. When
- *        librdkafka's queue is full this waits for room (back-pressure to
- *        the MQTT side) until @p stop becomes non-zero.
- * @return 0 or -errno (-ECANCELED when stopped while waiting).
+ * @brief Produce one record; key, value and headers are copied; @p tag
+ *        (< 2^60) comes back in the delivery callback. Never waits: when
+ *        librdkafka's queue (kafka.queue.buffering.max.messages) is full
+ *        it returns -ENOBUFS and counts it, and the caller decides.
+ * @return 0, -ENOBUFS, or -EIO when librdkafka refused the record.
  */
 int tg_kafka_sink_produce(tg_kafka_sink_t *sink, enum tg_sink_topic topic,
                           const char *key, size_t key_len, const void *value,
-                          size_t value_len, int64_t timestamp_ms, uint64_t tag,
-                          const volatile int *stop);
-
-/**
- * Called from tg_kafka_sink_poll() for each record once Kafka confirmed it
- * (@p ok) or gave up on it, with the tag it was produced with.
- */
-typedef void (tg_sink_delivery_fn)(void *opaque, enum tg_sink_topic topic,
-                                   uint64_t tag, int ok);
+                          size_t value_len, int64_t timestamp_ms,
+                          const struct tg_sink_header *headers, size_t nheaders,
+                          uint64_t tag);
 
 /** @brief Set the delivery callback (before producing anything). */
 void tg_kafka_sink_on_delivery(tg_kafka_sink_t *sink, tg_sink_delivery_fn *fn,
                                void *opaque);
 
-/** One Kafka record header. */
-struct tg_sink_header {
-        const char *name;
-        const void *value;
-        size_t len;
-};
-
 /**
- * @brief Like tg_kafka_sink_produce(), with record headers (copied).
- * @return 0 or -errno.
+ * @brief The producer as the pipeline sees it (struct tg_sink), borrowing
+ *        @p sink.
  */
-int tg_kafka_sink_produce_headers(tg_kafka_sink_t *sink, enum tg_sink_topic topic,
-                                  const char *key, size_t key_len, const void *value,
-                                  size_t value_len, int64_t timestamp_ms,
-                                  const struct tg_sink_header *headers,
-                                  size_t nheaders, uint64_t tag,
-                                  const volatile int *stop);
+void tg_kafka_sink_iface(tg_kafka_sink_t *sink, struct tg_sink *out);
 
 /**
  * @brief Wait up to @p timeout_ms for every record in flight to be confirmed.

@@ -127,6 +127,7 @@ int main(int argc, char **argv) {
         };
         struct tg_config *cfg;
         tg_kafka_sink_t *sink = NULL;
+        struct tg_sink sink_iface;
         tg_pipeline_t *pipeline = NULL;
         tg_mqtt_source_t *mqtt = NULL;
         tg_metrics_t *metrics = NULL;
@@ -240,8 +241,9 @@ int main(int argc, char **argv) {
 
         if (state_dir_ready(cfg->state_dir, errstr, sizeof(errstr)) ||
             !(sink = tg_kafka_sink_new(cfg, errstr, sizeof(errstr))) ||
-            !(pipeline = tg_pipeline_new(cfg, sink, &tg_clock_realtime, &stop_requested,
-                                         errstr, sizeof(errstr))) ||
+            (tg_kafka_sink_iface(sink, &sink_iface),
+             !(pipeline = tg_pipeline_new(cfg, &sink_iface, &tg_clock_realtime, &stop_requested,
+                                          errstr, sizeof(errstr)))) ||
             !(mqtt = tg_mqtt_source_new(cfg, pipeline, errstr, sizeof(errstr))) ||
             (cfg->metrics_listen[0] &&
              !(metrics = tg_metrics_new(cfg->metrics_listen, pipeline, sink, mqtt, errstr,
@@ -252,7 +254,8 @@ int main(int argc, char **argv) {
 
         next_stats = tg_monotonic_ms() + STATS_INTERVAL_MS;
         while (!stop_requested) {
-                tg_kafka_sink_poll(sink, TICK_MS);
+                /* Kafka's deliveries are the forwarder's to serve. */
+                usleep(TICK_MS * 1000);
                 tg_pipeline_tick(pipeline);
                 tg_mqtt_source_tick(mqtt);
                 tg_metrics_serve(metrics);
@@ -278,8 +281,8 @@ out:
         if (pipeline)
                 log_stats(pipeline, sink, mqtt);
         tg_mqtt_source_destroy(mqtt);
-        tg_pipeline_destroy(pipeline, drain_deadline);
-        left = tg_kafka_sink_destroy(sink, tg_ms_until(drain_deadline));
+        left = tg_pipeline_destroy(pipeline, drain_deadline);
+        left += tg_kafka_sink_destroy(sink, tg_ms_until(drain_deadline));
         /* With durability disk what Kafka did not confirm is still in the
          * spool: a drain cut short loses nothing. With memory it is lost. */
         if (left > 0 && !strcmp(cfg->durability, "memory")) {

@@ -197,9 +197,9 @@ void tg_metrics_render(tg_pipeline_t *pipeline, tg_kafka_sink_t *sink,
                         {"tumblegate_kafka_queue_messages", "gauge",
                          "Records in librdkafka's queue, not yet confirmed.",
                          (uint64_t)tg_kafka_sink_in_flight(sink)},
-                        {"tumblegate_kafka_queue_full_waits_total", "counter",
-                         "Times producing waited for room in librdkafka's queue.",
-                         k.queue_full_waits},
+                        {"tumblegate_kafka_queue_full_total", "counter",
+                         "Records librdkafka's queue had no room for at first (they waited).",
+                         k.queue_full},
                         {"tumblegate_kafka_reachable", "gauge",
                          "1 when a Kafka broker is reachable.",
                          (uint64_t)tg_kafka_sink_reachable(sink)},
@@ -224,7 +224,16 @@ void tg_metrics_render(tg_pipeline_t *pipeline, tg_kafka_sink_t *sink,
         {
                 const struct plain rows[] = {
                         {"tumblegate_spool_bytes", "gauge",
-                         "Bytes of the spool on disk.", c.spool_bytes},
+                         "Bytes of records in the spool.", c.spool_bytes},
+                        {"tumblegate_spool_allocated_bytes", "gauge",
+                         "Bytes the spool's segments take on disk (allocated whole).",
+                         c.spool_allocated},
+                        {"tumblegate_spool_fsyncs_total", "counter",
+                         "fdatasync calls on spool segments.", c.spool_fsyncs},
+                        {"tumblegate_input_held", "gauge",
+                         "1 while MQTT messages are not acknowledged for want of spool "
+                         "space (spool.max_bytes or a full disk).",
+                         (uint64_t)c.input_held},
                         {"tumblegate_spool_records", "gauge",
                          "Messages in the spool not yet released by a checkpoint.",
                          c.spool_records},
@@ -267,14 +276,17 @@ void tg_metrics_render(tg_pipeline_t *pipeline, tg_kafka_sink_t *sink,
         }
 }
 
-int tg_metrics_ready(tg_kafka_sink_t *sink, tg_mqtt_source_t *mqtt, char *why,
-                     size_t why_size) {
+int tg_metrics_ready(tg_pipeline_t *pipeline, tg_kafka_sink_t *sink,
+                     tg_mqtt_source_t *mqtt, char *why, size_t why_size) {
         int mqtt_ok = mqtt && tg_mqtt_source_ready(mqtt);
         int kafka_ok = tg_kafka_sink_reachable(sink);
+        int spool_ok = !tg_pipeline_input_held(pipeline);
 
-        snprintf(why, why_size, "%s%s%s", mqtt_ok ? "" : "mqtt: not connected",
-                 !mqtt_ok && !kafka_ok ? "; " : "", kafka_ok ? "" : "kafka: no broker reachable");
-        return mqtt_ok && kafka_ok;
+        snprintf(why, why_size, "%s%s%s%s%s", mqtt_ok ? "" : "mqtt: not connected",
+                 !mqtt_ok && !kafka_ok ? "; " : "", kafka_ok ? "" : "kafka: no broker reachable",
+                 (!mqtt_ok || !kafka_ok) && !spool_ok ? "; " : "",
+                 spool_ok ? "" : "spool: full (spool.max_bytes or the disk): input held");
+        return mqtt_ok && kafka_ok && spool_ok;
 }
 
 /* --- HTTP ------------------------------------------------------------------ */
@@ -327,7 +339,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 return reply(c, MHD_HTTP_OK, "ok\n", 3, MHD_RESPMEM_PERSISTENT, text);
         if (!strcmp(url, "/readyz")) {
                 char why[128];
-                int ready = tg_metrics_ready(m->sink, m->mqtt, why, sizeof(why));
+                int ready = tg_metrics_ready(m->pipeline, m->sink, m->mqtt, why, sizeof(why));
                 int n = ready ? snprintf(line, sizeof(line), "ready\n")
                               : snprintf(line, sizeof(line), "not ready: %s\n", why);
 

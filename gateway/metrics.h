@@ -39,10 +39,11 @@ void tg_metrics_render(tg_pipeline_t *pipeline, tg_kafka_sink_t *sink,
 
 /**
  * @brief Whether the gateway can do its work: MQTT connected and
- *        subscribed, and Kafka reachable.
+ *        subscribed, Kafka reachable, and input not held for want of
+ *        spool space.
  * @return 1 when ready; else 0 with what is missing in @p why.
  */
-int tg_metrics_ready(tg_kafka_sink_t *sink, tg_mqtt_source_t *mqtt, char *why,
-                     size_t why_size);
+int tg_metrics_ready(tg_pipeline_t *pipeline, tg_kafka_sink_t *sink,
+                     tg_mqtt_source_t *mqtt, char *why, size_t why_size);
 
 #endif

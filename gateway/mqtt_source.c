@@ -354,7 +354,7 @@ static int on_message(void *context, char *topic, int topic_len,
 
         snprintf(name, sizeof(name), "%.*s",
                  topic_len ? topic_len : (int)strlen(topic), topic);
-        tg_pipeline_ingest(src->pipeline, name, msg->payload,
+        tg_pipeline_ingest(src->pipeline, name, strlen(name), msg->payload,
                            (size_t)msg->payloadlen, msg->dup);
         MQTTAsync_freeMessage(&msg);
         MQTTAsync_free(topic);

@@ -1,4 +1,4 @@
-/* pipeline.h - one reading's way through the gateway: decode, window, forward. */
+/* pipeline.h - the gateway's data path put together: intake, spool, forwarder, worker, ledger, checkpoints. */
 /* SPDX-License-Identifier: Apache-2.0 */
 #ifndef TG_PIPELINE_H
 #define TG_PIPELINE_H
@@ -8,7 +8,7 @@
 
 #include "codec.h"
 #include "config.h"
-#include "kafka_sink.h"
+#include "sink.h"
 #include "window.h"
 
 struct tg_pipeline_counters {
@@ -25,6 +25,10 @@ struct tg_pipeline_counters {
         uint64_t replayed;                     /**< spooled messages forwarded again after a restart */
         uint64_t spooled, spool_bytes, spool_records, spool_corrupt;
         uint64_t spool_full_waits;             /**< times the MQTT side waited for spool space */
+        uint64_t spool_allocated;              /**< bytes the spool's segments take on disk */
+        uint64_t spool_fsyncs;                 /**< fdatasync calls on spool segments */
+        uint64_t sink_full_waits;              /**< times a record waited for room in the sink */
+        int input_held;                        /**< 1 while acknowledging waits for spool space */
         uint64_t spool_dropped;                /**< messages dropped by spool.full: drop-oldest */
         uint64_t lost_at_shutdown;             /**< acknowledged but not spooled (stopping while full) */
         uint64_t mqtt_redeliveries;            /**< DUP messages already in the spool, not spooled again */
@@ -57,49 +61,66 @@ struct tg_pipeline_messages {
 
 typedef struct tg_pipeline tg_pipeline_t;
 
+/*
+ * Threads. The MQTT thread takes messages (intake.c): with durability disk
+ * it appends each to the spool, a copy into mapped memory. The forwarder
+ * thread (forwarder.c) reads the spool in batches, has the worker
+ * (worker.c) decode, window and produce each message through the sink,
+ * serves the sink's delivery reports into the ledger (ledger.c), and
+ * writes checkpoints (checkpoint.c). Data flows one way; each thread owns
+ * its state, and what others read (counters) is published, never shared
+ * under a lock that anyone holds while waiting.
+ */
+
 /**
- * @brief Build the window engine from @p cfg and restore its state file
- *        (state.dir/windows.state) when one is there.
- * @param sink borrowed; must outlive the pipeline.
- * @param stop set non-zero to abandon waits for Kafka back-pressure.
+ * @brief Build the worker from @p cfg, restore the last checkpoint, open
+ *        the spool and start the forwarder.
+ * @param sink borrowed; must outlive the pipeline. Its delivery callback
+ *        is set here, and only the forwarder polls it from now on.
+ * @param stop set non-zero (SIGTERM) to abandon waits for spool space.
  * @return the pipeline, or NULL with the reason in @p errstr.
  */
-tg_pipeline_t *tg_pipeline_new(const struct tg_config *cfg,
-                               tg_kafka_sink_t *sink, const struct tg_clock *clock,
-                               const volatile int *stop, char *errstr,
-                               size_t errstr_size);
+tg_pipeline_t *tg_pipeline_new(const struct tg_config *cfg, const struct tg_sink *sink,
+                               const struct tg_clock *clock, const volatile int *stop,
+                               char *errstr, size_t errstr_size);
 
 /**
  * @brief Drain and free. NULL is accepted. With durability disk, what the
  *        spool holds is forwarded and confirmed until @p deadline_ms
  *        (monotonic clock), then the checkpoint is written; with memory,
  *        open windows go to the state file. Either way a restart does not
- *        split a window.
+ *        split a window. The MQTT side must be stopped first.
+ * @return records the sink still held unconfirmed.
  */
-void tg_pipeline_destroy(tg_pipeline_t *p, int64_t deadline_ms);
+int tg_pipeline_destroy(tg_pipeline_t *p, int64_t deadline_ms);
 
 /**
- * @brief Take one MQTT payload. With durability disk it is appended to the
- *        spool (durable per spool.fsync) and forwarded later by the
- *        forwarder thread; with memory it is decoded, windowed and handed to
- *        Kafka here. Thread-safe; allocation-free in our code.
+ * @brief Take one MQTT payload (the MQTT thread). With durability disk it
+ *        is appended to the spool (durable per spool.fsync) and forwarded
+ *        by the forwarder thread; with memory it is decoded, windowed and
+ *        handed to the sink here while Kafka keeps up. Allocation-free.
+ * @param topic @p topic_len bytes, NUL-terminated.
  * @param dup the MQTT DUP flag: a redelivery identical to a message spooled
  *        recently is acknowledged without being spooled twice.
  * @return 0 when the payload was taken (including refused as bad input),
  *         -ECANCELED when stopping interrupted a wait for spool space.
  */
-int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
+int tg_pipeline_ingest(tg_pipeline_t *p, const char *topic, size_t topic_len,
                        const void *payload, size_t len, int dup);
 
-/** @brief Periodic work: idle-close windows. Thread-safe. */
+/** @brief Periodic work on the caller's thread: the spool's interval fsync. */
 void tg_pipeline_tick(tg_pipeline_t *p);
 
+/** @brief Any thread: the counters as last published. */
 void tg_pipeline_counters(tg_pipeline_t *p, struct tg_pipeline_counters *out);
 
-/** @brief The message accounting, one consistent snapshot. Thread-safe. */
+/** @brief Any thread: the message accounting, one consistent snapshot. */
 void tg_pipeline_messages(tg_pipeline_t *p, struct tg_pipeline_messages *out);
 
 /** @brief Subscription @p i's topic filter, or NULL. */
 const char *tg_pipeline_sub_filter(const tg_pipeline_t *p, size_t i);
+
+/** @brief 1 while acknowledging waits for spool space (/readyz says so). */
+int tg_pipeline_input_held(const tg_pipeline_t *p);
 
 #endif

@@ -60,7 +60,7 @@ static void test_reachable(void) {
         sink = tg_kafka_sink_new(cfg, err, sizeof(err));
         CU_ASSERT_PTR_NOT_NULL_FATAL(sink);
         CU_ASSERT_EQUAL(tg_kafka_sink_reachable(sink), 0);
-        CU_ASSERT_EQUAL(tg_kafka_sink_produce(sink, TG_SINK_RAW, "s", 1, "{}", 2, 1, 1, NULL),
+        CU_ASSERT_EQUAL(tg_kafka_sink_produce(sink, TG_SINK_RAW, "s", 1, "{}", 2, 1, NULL, 0, 1),
                         0);
         CU_ASSERT_EQUAL(tg_kafka_sink_flush(sink, 10000), 0);
         tg_kafka_sink_counters(sink, &k);

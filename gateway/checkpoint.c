@@ -1,0 +1,140 @@
+/* checkpoint.c - window snapshots written only behind Kafka's confirmations, and the spool released behind them. */
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "checkpoint.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* Free space segments leave on the state disk: twice the last state (a
+ * new one is written beside the old, then renamed over it) and a margin. */
+#define RESERVE_MARGIN ((uint64_t)256 << 10)
+
+struct tg_checkpoint {
+        char path[4200];
+        int64_t interval_ms, next_ms;
+        int memory;
+        void *snap;               /* a snapshot waiting for its confirmations */
+        size_t snap_len;
+        uint64_t snap_pos;
+        uint64_t pos;             /* the last checkpoint covers messages up to here */
+        _Atomic uint64_t written, rejected;
+};
+
+tg_checkpoint_t *tg_checkpoint_new(const char *state_dir, int64_t interval_ms, int memory) {
+        tg_checkpoint_t *cp = calloc(1, sizeof(*cp));
+
+        if (!cp)
+                return NULL;
+        snprintf(cp->path, sizeof(cp->path), "%s/windows.state", state_dir);
+        cp->interval_ms = interval_ms;
+        cp->memory = memory;
+        return cp;
+}
+
+void tg_checkpoint_destroy(tg_checkpoint_t *cp) {
+        if (!cp)
+                return;
+        free(cp->snap);
+        free(cp);
+}
+
+uint64_t tg_checkpoint_restore(tg_checkpoint_t *cp, tg_window_engine_t *engine) {
+        uint64_t position = 0;
+        char err[256];
+        int r = tg_window_engine_load(engine, cp->path, &position, err, sizeof(err));
+
+        if (r == 0)
+                tg_info("restored open windows from %s (spool position %llu)", cp->path,
+                        (unsigned long long)position);
+        else if (r == -ENOENT)
+                tg_info("no window state at %s: starting with no open windows", cp->path);
+        else if (r == -EINVAL)
+                tg_warn("window state %s not used (%s): starting with no open windows",
+                        cp->path, err);
+        else
+                tg_warn("window state %s not readable (%s): starting with no open windows",
+                        cp->path, strerror(-r));
+        if (r && r != -ENOENT)
+                atomic_fetch_add(&cp->rejected, 1);
+        /* A state file saved at a clean stop in memory mode covers no spool. */
+        if (r || cp->memory)
+                position = 0;
+        cp->pos = position;
+        return position;
+}
+
+void tg_checkpoint_step(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_spool_t *spool,
+                        uint64_t processed_next, uint64_t confirmed_next, int force,
+                        int64_t now_ms) {
+        int r;
+
+        if (cp->memory) {
+                /* No checkpoints: confirmed messages simply leave the spool. */
+                if (confirmed_next - 1 > cp->pos) {
+                        cp->pos = confirmed_next - 1;
+                        tg_spool_release(spool, cp->pos);
+                }
+                return;
+        }
+        if (!cp->snap && processed_next - 1 > cp->pos && (force || now_ms >= cp->next_ms)) {
+                cp->snap_pos = processed_next - 1;
+                if (tg_window_engine_snapshot(engine, cp->snap_pos, &cp->snap, &cp->snap_len))
+                        cp->snap = NULL;
+                cp->next_ms = now_ms + cp->interval_ms;
+        }
+        if (!cp->snap || confirmed_next <= cp->snap_pos)
+                return;
+        /* Segments leave room for this file and the next, so that a full
+         * disk never keeps the spool from being released. */
+        tg_spool_set_reserve(spool, 2 * (uint64_t)cp->snap_len + RESERVE_MARGIN);
+        r = tg_window_state_write(cp->path, cp->snap, cp->snap_len);
+        if (r) {
+                tg_err("checkpoint %s: %s; the spool is kept", cp->path, strerror(-r));
+        } else {
+                cp->pos = cp->snap_pos;
+                atomic_fetch_add(&cp->written, 1);
+                tg_spool_release(spool, cp->pos);
+        }
+        free(cp->snap);
+        cp->snap = NULL;
+}
+
+void tg_checkpoint_final(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_spool_t *spool,
+                         uint64_t processed_next, uint64_t confirmed_next, int unconfirmed) {
+        int r;
+
+        free(cp->snap);
+        cp->snap = NULL;
+        /* Twice: the first snapshots everything processed, the second
+         * writes it if Kafka confirmed all of it. */
+        tg_checkpoint_step(cp, engine, spool, processed_next, confirmed_next, 1, 0);
+        tg_checkpoint_step(cp, engine, spool, processed_next, confirmed_next, 1, 0);
+        if (cp->memory) {
+                if ((r = tg_window_engine_save(engine, cp->path, 0)))
+                        tg_err("cannot save open windows to %s: %s; they are lost", cp->path,
+                               strerror(-r));
+                else
+                        tg_info("saved open windows to %s", cp->path);
+        } else if (cp->pos + 1 == processed_next) {
+                tg_info("checkpoint at spool position %llu: nothing to replay",
+                        (unsigned long long)cp->pos);
+        } else {
+                tg_warn("%d Kafka record(s) unconfirmed: spool messages after %llu stay on "
+                        "disk and are forwarded at the next start",
+                        unconfirmed, (unsigned long long)cp->pos);
+        }
+}
+
+uint64_t tg_checkpoint_position(const tg_checkpoint_t *cp) {
+        return cp->pos;
+}
+
+void tg_checkpoint_counts(const tg_checkpoint_t *cp, uint64_t *written, uint64_t *rejected) {
+        *written = atomic_load(&((tg_checkpoint_t *)cp)->written);
+        *rejected = atomic_load(&((tg_checkpoint_t *)cp)->rejected);
+}

@@ -1,0 +1,69 @@
+/* records.c - the aggregate record's JSON, written into a caller's buffer with no allocation. */
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "records.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "codec.h"
+
+size_t tg_record_aggregate(const tg_window_engine_t *engine, const struct tg_window_result *w,
+                           char *buf, size_t cap) {
+        struct tg_jw j;
+        char num[32];
+        uint32_t i;
+
+        tg_jw_init(&j, buf, cap);
+        tg_jw_raw(&j, "{\"id\":");
+        snprintf(num, sizeof(num), "/%lld", (long long)w->start);
+        {
+                char id[TG_SENSOR_ID_MAX + 32];
+                int n = snprintf(id, sizeof(id), "%.*s%s", (int)w->sensor_len,
+                                 w->sensor, num);
+
+                tg_jw_string(&j, id, (size_t)n);
+        }
+        tg_jw_raw(&j, ",\"sensor\":");
+        tg_jw_string(&j, w->sensor, w->sensor_len);
+        tg_jw_raw(&j, ",\"window_start\":");
+        tg_jw_int(&j, w->start);
+        tg_jw_raw(&j, ",\"window_end\":");
+        tg_jw_int(&j, w->end);
+        tg_jw_raw(&j, ",\"count\":");
+        tg_jw_int(&j, w->count);
+        if (w->final) {
+                tg_jw_raw(&j, ",\"final\":true,\"late\":");
+                tg_jw_int(&j, (int64_t)w->late);
+        } else {
+                tg_jw_raw(&j, ",\"final\":false");
+        }
+        tg_jw_raw(&j, ",\"fields\":{");
+        for (i = 0; i < w->nfields; i++) {
+                const struct tg_field_stats *f = &w->fields[i];
+                const char *name = tg_window_field_name(engine, f->field);
+
+                if (i)
+                        tg_jw_raw(&j, ",");
+                tg_jw_string(&j, name, strlen(name));
+                tg_jw_raw(&j, ":{\"count\":");
+                tg_jw_int(&j, f->count);
+                tg_jw_raw(&j, ",\"min\":");
+                tg_jw_double(&j, f->min);
+                tg_jw_raw(&j, ",\"max\":");
+                tg_jw_double(&j, f->max);
+                tg_jw_raw(&j, ",\"mean\":");
+                tg_jw_double(&j, f->mean);
+                tg_jw_raw(&j, ",\"sum\":");
+                tg_jw_double(&j, f->sum);
+                tg_jw_raw(&j, ",\"stddev\":");
+                tg_jw_double(&j, f->count ? sqrt(f->m2 / f->count) : 0.0);
+                tg_jw_raw(&j, ",\"first\":");
+                tg_jw_double(&j, f->first);
+                tg_jw_raw(&j, ",\"last\":");
+                tg_jw_double(&j, f->last);
+                tg_jw_raw(&j, "}");
+        }
+        tg_jw_raw(&j, "}}");
+        return tg_jw_finish(&j);
+}

@@ -1,0 +1,411 @@
+/* worker.c - one message's way: decoded per subscription, windowed, and produced as raw, aggregate or dead-letter records. */
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "worker.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codec_senml.h"
+#include "log.h"
+#include "records.h"
+
+#define RAW_JSON_MAX 4096
+#define KEEP_MAX TG_READING_FIELDS_MAX
+#define READINGS_MAX 64          /* readings one SenML pack may hold */
+/* The direct path (a thread that must not block) tries this many times,
+ * a millisecond apart, when the sink is full. */
+#define NO_WAIT_TRIES 100
+
+/* How one subscription's payloads become readings. */
+struct sub_state {
+        char *filter;                  /* the MQTT topic filter */
+        enum tg_format format;
+        struct tg_decode_opts opts;    /* arrival_ms and sensor set per message */
+        struct tg_senml_opts senml;
+        const char *topic_pattern;     /* sensor_id = topic:<pattern>, or NULL */
+        char *strings;                 /* copies the options point into */
+        const char *keep[KEEP_MAX];
+};
+
+struct tg_worker {
+        struct sub_state subs[TG_SUBSCRIPTIONS_MAX];
+        size_t nsubs;
+        const struct tg_sink *sink;
+        int has[TG_SINK__COUNT];       /* the sink's configured topics */
+        tg_ledger_t *ledger;
+        const _Atomic int *stop;
+        tg_window_engine_t *engine;
+
+        /* the message in work */
+        uint64_t tag;
+        unsigned outcome;
+        int may_wait;
+
+        struct tg_worker_counters c;
+        struct tg_reading readings[READINGS_MAX];
+        char raw_json[RAW_JSON_MAX];
+        char agg_json[TG_RECORD_AGG_MAX];
+
+        pthread_mutex_t pub_lock;      /* the published copy of c */
+        struct tg_worker_counters pub;
+};
+
+/* --- producing, with delivery tracking ------------------------------- */
+
+static int emit(struct tg_worker *w, enum tg_sink_topic topic, const char *key,
+                size_t key_len, const void *value, size_t len, int64_t ts,
+                const struct tg_sink_header *h, size_t nh) {
+        const struct tg_sink *s = w->sink;
+        int r, tries = 0;
+
+        /* An optional topic that is not configured: nothing is produced,
+         * so nothing may be waited for either. */
+        if (!w->has[topic])
+                return 0;
+        if (w->tag)
+                tg_ledger_produced(w->ledger, w->tag);
+        /* The sink is full while Kafka is slow or down. The forwarder waits
+         * here, serving deliveries; it holds nothing another thread waits
+         * for (the spool goes on taking messages, metrics read published
+         * copies). Before reading the next message it checks for room, so
+         * it waits here only for a burst of aggregates. */
+        while ((r = s->produce(s->ctx, topic, key, key_len, value, len, ts, h, nh, w->tag)) ==
+               -ENOBUFS) {
+                if (!tries++)
+                        w->c.sink_full_waits++;
+                if (atomic_load(w->stop) || (!w->may_wait && tries > NO_WAIT_TRIES))
+                        break;
+                if (w->may_wait)
+                        s->poll(s->ctx, 10);
+                else
+                        usleep(1000);
+        }
+        if (r) {
+                if (w->tag)
+                        tg_ledger_unproduced(w->ledger, w->tag);
+                w->outcome |= TG_OUTCOME_FAILED;
+        }
+        return r;
+}
+
+/* Called by the engine for each window that closes. */
+static void on_window(void *opaque, const struct tg_window_result *win) {
+        struct tg_worker *w = opaque;
+        size_t n = tg_record_aggregate(w->engine, win, w->agg_json, sizeof(w->agg_json));
+
+        if (!n) {
+                tg_err("window %.*s/%lld: aggregate record too large, not sent",
+                       (int)win->sensor_len, win->sensor, (long long)win->start);
+                w->c.forward_failed++;
+                w->outcome |= TG_OUTCOME_FAILED;
+                return;
+        }
+        if (emit(w, TG_SINK_AGG, win->sensor, win->sensor_len, w->agg_json, n, win->start,
+                 NULL, 0) == 0)
+                w->c.aggregates++;
+        else
+                w->c.forward_failed++;
+}
+
+/* Everything that cannot become a valid reading goes to the dead-letter
+ * topic with its bytes unchanged and the reason in headers. */
+static void dead_letter(struct tg_worker *w, const char *mqtt_topic,
+                        const void *payload, size_t len, const char *reason,
+                        const char *message, int64_t arrival_ms) {
+        char arrival[24];
+        struct tg_sink_header h[4] = {
+                {"tg.reason", reason, strlen(reason)},
+                {"tg.error", message, strlen(message)},
+                {"tg.mqtt_topic", mqtt_topic, strlen(mqtt_topic)},
+                {"tg.arrival_ms", arrival, 0},
+        };
+
+        if (!w->has[TG_SINK_DLQ])
+                return; /* topics.dlq unset: logged and counted per reason only */
+        h[3].len = (size_t)snprintf(arrival, sizeof(arrival), "%lld",
+                                    (long long)arrival_ms);
+        if (emit(w, TG_SINK_DLQ, mqtt_topic, strlen(mqtt_topic), payload, len,
+                 arrival_ms, h, 4) == 0)
+                w->c.dead_lettered++;
+        else
+                w->c.forward_failed++;
+}
+
+static int sub_init(struct sub_state *st, const struct tg_config *cfg,
+                    const struct tg_subscription *sub, char *errstr,
+                    size_t errstr_size) {
+        const char *id = sub->value[TG_SUB_SENSOR_ID];
+        size_t lt = strlen(sub->value[TG_SUB_TOPIC]) + 1, li = strlen(id) + 1,
+               lf = strlen(sub->value[TG_SUB_TS_FIELD]) + 1,
+               lk = strlen(sub->value[TG_SUB_FIELDS]) + 1;
+        struct tg_decode_opts *o = &st->opts;
+        char *save = NULL, *tok, *idc, *keep;
+
+        if (!(st->strings = malloc(lt + li + lf + lk))) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return -ENOMEM;
+        }
+        st->filter = memcpy(st->strings, sub->value[TG_SUB_TOPIC], lt);
+        idc = memcpy(st->strings + lt, id, li);
+        *o = tg_decode_defaults;
+        o->ts_key = memcpy(st->strings + lt + li, sub->value[TG_SUB_TS_FIELD], lf);
+        keep = memcpy(st->strings + lt + li + lf, sub->value[TG_SUB_FIELDS], lk);
+        if (!strncmp(idc, "topic:", 6)) {
+                st->topic_pattern = idc + 6;
+                o->id_key = NULL;
+        } else {
+                o->id_key = idc + 8; /* payload: */
+        }
+        tg_format_parse(sub->value[TG_SUB_FORMAT], &st->format);
+        tg_ts_unit_parse(sub->value[TG_SUB_TS_UNIT], &o->ts_unit);
+        o->ts_from_arrival = !strcmp(sub->value[TG_SUB_TS_MISSING], "arrival");
+        st->senml.names = strcmp(sub->value[TG_SUB_SENML_NAMES], "sensor")
+                                  ? TG_SENML_NAME_IS_FIELD
+                                  : TG_SENML_NAME_IS_SENSOR;
+        st->senml.max_string = (size_t)cfg->limit_string;
+        o->max_payload = (size_t)cfg->limit_payload;
+        o->max_depth = (size_t)cfg->limit_depth;
+        o->max_fields = (size_t)cfg->limit_fields;
+        o->max_id = (size_t)cfg->limit_id;
+        o->max_string = (size_t)cfg->limit_string;
+        for (tok = strtok_r(keep, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+                if (o->nkeep == KEEP_MAX) {
+                        snprintf(errstr, errstr_size, "fields: more than %d names",
+                                 KEEP_MAX);
+                        return -EINVAL;
+                }
+                st->keep[o->nkeep++] = tok;
+        }
+        if (o->nkeep)
+                o->keep = st->keep;
+        return 0;
+}
+
+size_t tg_worker_sub_index(const tg_worker_t *w, const char *topic) {
+        size_t i;
+
+        if (w->nsubs == 1) /* the usual case: nothing to match */
+                return 0;
+        for (i = 0; i < w->nsubs; i++)
+                if (tg_topic_filter_match(w->subs[i].filter, topic))
+                        return i;
+        return 0;
+}
+
+size_t tg_worker_nsubs(const tg_worker_t *w) {
+        return w->nsubs;
+}
+
+const char *tg_worker_sub_filter(const tg_worker_t *w, size_t i) {
+        return i < w->nsubs ? w->subs[i].filter : NULL;
+}
+
+/* --- the work on one message ------------------------------------------ */
+
+static enum tg_decode_err decode(struct tg_worker *w, struct sub_state *sub,
+                                 const char *topic, const void *payload,
+                                 size_t len, int64_t arrival_ms, size_t *n) {
+        enum tg_format fmt = tg_format_detect(sub->format, payload, len);
+
+        *n = 0;
+        sub->opts.arrival_ms = arrival_ms;
+        sub->senml.now_ms = arrival_ms;
+        if (fmt == TG_FORMAT_SENML_JSON)
+                return tg_decode_senml_json(payload, len, &sub->senml, w->readings,
+                                            READINGS_MAX, n);
+        if (fmt == TG_FORMAT_SENML_CBOR)
+                return tg_decode_senml_cbor(payload, len, &sub->senml, w->readings,
+                                            READINGS_MAX, n);
+        if (sub->topic_pattern &&
+            tg_topic_sensor(sub->topic_pattern, topic, &sub->opts.sensor,
+                            &sub->opts.sensor_len))
+                return TG_DECODE_MISSING_ID; /* the topic has no {sensor} level */
+        *n = 1;
+        return tg_decode_ex(fmt, payload, len, &sub->opts, &w->readings[0]);
+}
+
+/* One reading the engine has taken, with its verdict @p v. */
+static void forward_reading(struct tg_worker *w, const char *topic,
+                            const void *payload, size_t len,
+                            struct tg_reading *r, enum tg_window_verdict v,
+                            int64_t arrival_ms) {
+        size_t n;
+
+        w->c.decoded++;
+        if (r->ts_from_arrival)
+                w->c.ts_from_arrival++;
+        switch (v) {
+        case TG_WINDOW_FUTURE:
+                tg_warn("sensor %s: timestamp %lld is in the future: refused",
+                        r->sensor, (long long)r->ts_ms);
+                dead_letter(w, topic, payload, len, "future_timestamp",
+                            "the timestamp is further ahead of the gateway's clock "
+                            "than window.max_future", arrival_ms);
+                return;
+        case TG_WINDOW_OUT_OF_RANGE:
+                tg_warn("sensor %s: timestamp %lld out of range: refused",
+                        r->sensor, (long long)r->ts_ms);
+                dead_letter(w, topic, payload, len, "timestamp_out_of_range",
+                            "the timestamp lies outside the range windows can hold",
+                            arrival_ms);
+                return;
+        case TG_WINDOW_TABLE_FULL:
+                tg_warn("sensor %s: sensor table full (window.max_sensors): "
+                        "reading forwarded but not windowed", r->sensor);
+                break;
+        case TG_WINDOW_LATE:
+                tg_dbg("sensor %s: late reading at %lld", r->sensor,
+                       (long long)r->ts_ms);
+                break;
+        case TG_WINDOW_ACCEPTED:
+                break;
+        }
+
+        /* Every valid reading is forwarded, late ones included. */
+        n = tg_encode_raw_record(r, w->raw_json, sizeof(w->raw_json));
+        if (!n) {
+                w->c.forward_failed++;
+                w->outcome |= TG_OUTCOME_FAILED;
+                tg_err("sensor %s: raw record too large", r->sensor);
+                return;
+        }
+        if (emit(w, TG_SINK_RAW, r->sensor, r->sensor_len, w->raw_json, n, r->ts_ms,
+                 NULL, 0) == 0) {
+                w->c.forwarded++;
+                w->outcome |= TG_OUTCOME_FORWARDED;
+        }
+        else {
+                w->c.forward_failed++;
+        }
+        if (v == TG_WINDOW_LATE)
+                emit(w, TG_SINK_LATE, r->sensor, r->sensor_len, w->raw_json, n,
+                     r->ts_ms, NULL, 0);
+}
+
+unsigned tg_worker_process(tg_worker_t *w, size_t sub_index, const char *topic,
+                           const void *payload, size_t len, int64_t arrival_ms,
+                           uint64_t tag, int may_wait) {
+        struct sub_state *sub = &w->subs[sub_index < w->nsubs ? sub_index : 0];
+        enum tg_window_verdict verdicts[READINGS_MAX];
+        enum tg_decode_err derr;
+        size_t n, i;
+
+        w->c.received++;
+        w->outcome = 0;
+        w->tag = tag;
+        w->may_wait = may_wait;
+        derr = decode(w, sub, topic, payload, len, arrival_ms, &n);
+        if (derr) {
+                w->c.decode_failed[derr]++;
+                tg_warn("mqtt %s: payload of %zu bytes refused: %s", topic, len,
+                        tg_decode_err_name(derr));
+                dead_letter(w, topic, payload, len, tg_decode_err_name(derr),
+                            tg_decode_err_message(derr), arrival_ms);
+                w->outcome |= TG_OUTCOME_REFUSED;
+                return w->outcome;
+        }
+        /* A SenML pack's readings (often of many sensors) go to the engine
+         * together, which fetches the next ones' memory while adding one;
+         * windows they close are produced before their raw records, which
+         * go to another topic. */
+        tg_window_engine_add_batch(w->engine, w->readings, n, verdicts);
+        for (i = 0; i < n; i++)
+                forward_reading(w, topic, payload, len, &w->readings[i], verdicts[i],
+                                arrival_ms);
+        if (!(w->outcome & TG_OUTCOME_FORWARDED))
+                w->outcome |= TG_OUTCOME_REFUSED; /* every reading refused */
+        return w->outcome;
+}
+
+void tg_worker_tick(tg_worker_t *w) {
+        /* Windows closed by the clock belong to no message. */
+        w->tag = 0;
+        w->may_wait = 1;
+        tg_window_engine_tick(w->engine);
+}
+
+void tg_worker_touch_all(tg_worker_t *w) {
+        tg_window_engine_touch_all(w->engine);
+}
+
+tg_window_engine_t *tg_worker_engine(tg_worker_t *w) {
+        return w->engine;
+}
+
+void tg_worker_publish(tg_worker_t *w) {
+        tg_window_engine_counters(w->engine, &w->c.window);
+        pthread_mutex_lock(&w->pub_lock);
+        w->pub = w->c;
+        pthread_mutex_unlock(&w->pub_lock);
+}
+
+void tg_worker_counters(tg_worker_t *w, struct tg_worker_counters *out) {
+        pthread_mutex_lock(&w->pub_lock);
+        *out = w->pub;
+        pthread_mutex_unlock(&w->pub_lock);
+}
+
+tg_worker_t *tg_worker_new(const struct tg_config *cfg, const struct tg_sink *sink,
+                           tg_ledger_t *ledger, const struct tg_clock *clock,
+                           const _Atomic int *stop, char *errstr, size_t errstr_size) {
+        struct tg_window_conf wc = {
+                .size_ms = cfg->window_size_ms,
+                .hop_ms = cfg->window_hop_ms ? cfg->window_hop_ms : cfg->window_size_ms,
+                .grace_ms = cfg->window_grace_ms,
+                .idle_timeout_ms = cfg->window_idle_timeout_ms,
+                .max_future_ms = cfg->window_max_future_ms,
+                .max_sensors = (uint32_t)cfg->window_max_sensors,
+                .max_fields = (uint32_t)cfg->window_max_fields,
+                .max_field_names = (uint32_t)cfg->window_max_field_names,
+                .close = strcmp(cfg->window_close, "global") ? TG_CLOSE_PER_SENSOR
+                                                             : TG_CLOSE_GLOBAL,
+                .evict_after_ms = cfg->window_evict_after_ms,
+                .update_interval_ms = strcmp(cfg->window_emit, "update")
+                                              ? 0
+                                              : cfg->window_update_interval_ms,
+        };
+        struct tg_subscription subs[TG_SUBSCRIPTIONS_MAX];
+        tg_worker_t *w = calloc(1, sizeof(*w));
+        size_t i;
+        int t;
+
+        if (!w) {
+                snprintf(errstr, errstr_size, "out of memory");
+                return NULL;
+        }
+        pthread_mutex_init(&w->pub_lock, NULL);
+        w->sink = sink;
+        w->ledger = ledger;
+        w->stop = stop;
+        for (t = 0; t < TG_SINK__COUNT; t++)
+                w->has[t] = sink->has_topic(sink->ctx, (enum tg_sink_topic)t);
+        w->nsubs = tg_config_subscriptions(cfg, subs);
+        for (i = 0; i < w->nsubs; i++)
+                if (sub_init(&w->subs[i], cfg, &subs[i], errstr, errstr_size))
+                        goto fail;
+        if (!(w->engine = tg_window_engine_new(&wc, clock, on_window, w, errstr, errstr_size)))
+                goto fail;
+        tg_info("window engine: %zu bytes for %u sensors", tg_window_engine_memory(w->engine),
+                wc.max_sensors);
+        return w;
+fail:
+        tg_worker_destroy(w);
+        return NULL;
+}
+
+void tg_worker_destroy(tg_worker_t *w) {
+        size_t i;
+
+        if (!w)
+                return;
+        tg_window_engine_destroy(w->engine);
+        for (i = 0; i < TG_SUBSCRIPTIONS_MAX; i++)
+                free(w->subs[i].strings);
+        pthread_mutex_destroy(&w->pub_lock);
+        free(w);
+}
