@@ -250,7 +250,7 @@ static void on_window(void *opaque, const struct tg_window_result *w) {
         size_t n = aggregate_json(p, w);
 
         if (!n) {
-                tg_err("window %.*s/%lld: aggregate record too large, not sent",
+                tg_err_limited("window %.*s/%lld: aggregate record too large, not sent",
                        (int)w->sensor_len, w->sensor, (long long)w->start);
                 p->c.forward_failed++;
                 p->cur_outcome |= OUTCOME_FAILED;
@@ -391,21 +391,21 @@ static void forward_reading(tg_pipeline_t *p, const char *topic,
                 p->c.ts_from_arrival++;
         switch (v) {
         case TG_WINDOW_FUTURE:
-                tg_warn("sensor %s: timestamp %lld is in the future: refused",
+                tg_warn_limited("sensor %s: timestamp %lld is in the future: refused",
                         r->sensor, (long long)r->ts_ms);
                 dead_letter(p, topic, payload, len, "future_timestamp",
                             "the timestamp is further ahead of the gateway's clock "
                             "than window.max_future", arrival_ms);
                 return;
         case TG_WINDOW_OUT_OF_RANGE:
-                tg_warn("sensor %s: timestamp %lld out of range: refused",
+                tg_warn_limited("sensor %s: timestamp %lld out of range: refused",
                         r->sensor, (long long)r->ts_ms);
                 dead_letter(p, topic, payload, len, "timestamp_out_of_range",
                             "the timestamp lies outside the range windows can hold",
                             arrival_ms);
                 return;
         case TG_WINDOW_TABLE_FULL:
-                tg_warn("sensor %s: sensor table full (window.max_sensors): "
+                tg_warn_limited("sensor %s: sensor table full (window.max_sensors): "
                         "reading forwarded but not windowed", r->sensor);
                 break;
         case TG_WINDOW_LATE:
@@ -421,7 +421,7 @@ static void forward_reading(tg_pipeline_t *p, const char *topic,
         if (!n) {
                 p->c.forward_failed++;
                 p->cur_outcome |= OUTCOME_FAILED;
-                tg_err("sensor %s: raw record too large", r->sensor);
+                tg_err_limited("sensor %s: raw record too large", r->sensor);
                 return;
         }
         if (emit(p, TG_SINK_RAW, r->sensor, r->sensor_len, p->raw_json, n, r->ts_ms,
@@ -449,7 +449,7 @@ static void process(tg_pipeline_t *p, struct sub_state *sub, const char *topic,
         derr = decode(p, sub, topic, payload, len, arrival_ms, &n);
         if (derr) {
                 p->c.decode_failed[derr]++;
-                tg_warn("mqtt %s: payload of %zu bytes refused: %s", topic, len,
+                tg_warn_limited("mqtt %s: payload of %zu bytes refused: %s", topic, len,
                         tg_decode_err_name(derr));
                 dead_letter(p, topic, payload, len, tg_decode_err_name(derr),
                             tg_decode_err_message(derr), arrival_ms);
@@ -541,7 +541,7 @@ static void *forwarder_main(void *arg) {
                         continue;
                 if (r) {
                         /* Cannot happen for what ingest spools; never spin on it. */
-                        tg_err("spool: message %llu unreadable (%s): skipped",
+                        tg_err_limited("spool: message %llu unreadable (%s): skipped",
                                (unsigned long long)cursor, strerror(-r));
                         cursor++;
                         continue;
@@ -891,7 +891,7 @@ int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
                 if (*p->stop) {
                         count_taken(p, sub, &p->m.lost);
                         __atomic_fetch_add(&p->c.lost_at_shutdown, 1, __ATOMIC_RELAXED);
-                        tg_err("mqtt %s: stopping while the spool is full: this "
+                        tg_err_limited("mqtt %s: stopping while the spool is full: this "
                                "message is acknowledged but not kept", mqtt_topic);
                         return -ECANCELED;
                 }
@@ -900,7 +900,7 @@ int tg_pipeline_ingest(tg_pipeline_t *p, const char *mqtt_topic,
         if (r) {
                 count_taken(p, sub, &p->m.lost);
                 __atomic_fetch_add(&p->c.lost_at_shutdown, 1, __ATOMIC_RELAXED);
-                tg_err("mqtt %s: cannot spool a message of %zu bytes: %s", mqtt_topic,
+                tg_err_limited("mqtt %s: cannot spool a message of %zu bytes: %s", mqtt_topic,
                        len, strerror(-r));
                 return r;
         }
