@@ -788,7 +788,7 @@ static int sync_now(tg_spool_t *sp) {
                 sp->counters.fsyncs++;
         pthread_mutex_unlock(&sp->lock);
         if (r)
-                tg_err("spool: fdatasync: %s", strerror(-r));
+                tg_err_limited("spool: fdatasync: %s", strerror(-r));
         else
                 sp->dirty = 0;
         return r;
@@ -816,7 +816,7 @@ static int roll(tg_spool_t *sp, uint64_t first_seq) {
         if (sp->dirty && sp->conf.fsync != TG_SPOOL_FSYNC_NEVER)
                 sync_now(sp);
         if ((fd = create_segment(sp, first_seq)) < 0) {
-                tg_err("spool: cannot create segment %020" PRIu64 ".seg: %s", first_seq,
+                tg_err_limited("spool: cannot create segment %020" PRIu64 ".seg: %s", first_seq,
                        strerror(-fd));
                 return fd;
         }
@@ -837,7 +837,7 @@ static int roll(tg_spool_t *sp, uint64_t first_seq) {
 static void truncate_back(tg_spool_t *sp) {
         if (ftruncate(sp->wfd, (off_t)sp->wend)) {
                 sp->tail_dirty = 1;
-                tg_err("spool: cannot truncate a failed write away: %s", strerror(errno));
+                tg_err_limited("spool: cannot truncate a failed write away: %s", strerror(errno));
         } else {
                 sp->tail_dirty = 0;
         }
@@ -980,7 +980,7 @@ void tg_spool_tick(tg_spool_t *sp) {
                 pthread_mutex_lock(&sp->append_lock);
                 sp->dirty = 1; /* try again at the next tick */
                 pthread_mutex_unlock(&sp->append_lock);
-                tg_err("spool: fdatasync: %s", strerror(-r));
+                tg_err_limited("spool: fdatasync: %s", strerror(-r));
         }
         pthread_mutex_lock(&sp->lock);
         if (r)
