@@ -50,7 +50,7 @@ static int forward_batch(tg_forwarder_t *f) {
                         return 0;
                 if (r) {
                         /* Cannot happen for what intake spools; never spin on it. */
-                        tg_err("spool: message %llu unreadable (%s): skipped",
+                        tg_err_limited("spool: message %llu unreadable (%s): skipped",
                                (unsigned long long)f->cursor, strerror(-r));
                         f->cursor++;
                         continue;

@@ -248,7 +248,7 @@ int tg_intake_take(tg_intake_t *in, const char *topic, size_t topic_len,
                 }
                 if (*in->conf.stop) {
                         count_taken(in, sub, &in->c.lost);
-                        tg_err("mqtt %s: stopping while the spool is full: this "
+                        tg_err_limited("mqtt %s: stopping while the spool is full: this "
                                "message is acknowledged but not kept", topic);
                         atomic_store(&in->busy, 0);
                         return -ECANCELED;
@@ -258,7 +258,7 @@ int tg_intake_take(tg_intake_t *in, const char *topic, size_t topic_len,
         atomic_store(&in->busy, 0);
         if (r) {
                 count_taken(in, sub, &in->c.lost);
-                tg_err("mqtt %s: cannot spool a message of %zu bytes: %s", topic, len,
+                tg_err_limited("mqtt %s: cannot spool a message of %zu bytes: %s", topic, len,
                        strerror(-r));
                 return r;
         }

@@ -136,7 +136,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
                 return;
         if (m->err) {
                 atomic_fetch_add(&sink->failed[topic], 1);
-                tg_err("kafka: delivery to %s failed: %s",
+                tg_err_limited("kafka: delivery to %s failed: %s",
                        rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
         } else {
                 atomic_fetch_add(&sink->delivered[topic], 1);
@@ -452,7 +452,7 @@ int tg_kafka_sink_produce(tg_kafka_sink_t *sink, enum tg_sink_topic topic,
                 return -ENOBUFS;
         }
         if (err) {
-                tg_err("kafka: produce to %s failed: %s",
+                tg_err_limited("kafka: produce to %s failed: %s",
                        rd_kafka_topic_name(sink->rkt[topic]), rd_kafka_err2str(err));
                 atomic_fetch_add(&sink->failed[topic], 1);
                 return -EIO;

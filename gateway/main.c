@@ -259,6 +259,7 @@ int main(int argc, char **argv) {
                 tg_pipeline_tick(pipeline);
                 tg_mqtt_source_tick(mqtt);
                 tg_metrics_serve(metrics);
+                tg_log_limited_flush();
                 if (reopen_log) {
                         reopen_log = 0;
                         if (cfg->log_file[0] && (i = tg_log_open(cfg->log_file)))
@@ -290,6 +291,7 @@ out:
                        "shutdown.timeout (durability memory)", left);
                 rc = 1;
         }
+        tg_log_limited_flush_all();
         tg_info("stopped");
         tg_config_destroy(cfg);
         return rc;

@@ -683,7 +683,7 @@ static int sync_now(tg_spool_t *sp) {
                 sp->counters.fsyncs++;
         pthread_mutex_unlock(&sp->lock);
         if (r)
-                tg_err("spool: fdatasync: %s", strerror(-r));
+                tg_err_limited("spool: fdatasync: %s", strerror(-r));
         else
                 sp->dirty = 0;
         return r;
@@ -1063,7 +1063,7 @@ int tg_spool_append(tg_spool_t *sp, const char *topic, size_t topic_len,
                                 pthread_mutex_lock(&sp->lock);
                                 sp->counters.write_errors++;
                                 pthread_mutex_unlock(&sp->lock);
-                                tg_err("spool: cannot start segment %020" PRIu64 ".seg: %s", s,
+                                tg_err_limited("spool: cannot start segment %020" PRIu64 ".seg: %s", s,
                                        strerror(-r));
                         }
                         pthread_mutex_unlock(&sp->append_lock);
@@ -1122,7 +1122,7 @@ void tg_spool_tick(tg_spool_t *sp) {
                 pthread_mutex_lock(&sp->append_lock);
                 sp->dirty = 1; /* try again at the next tick */
                 pthread_mutex_unlock(&sp->append_lock);
-                tg_err("spool: fdatasync: %s", strerror(-r));
+                tg_err_limited("spool: fdatasync: %s", strerror(-r));
         }
         pthread_mutex_lock(&sp->lock);
         if (r)

@@ -99,7 +99,7 @@ static void on_window(void *opaque, const struct tg_window_result *win) {
         size_t n = tg_record_aggregate(w->engine, win, w->agg_json, sizeof(w->agg_json));
 
         if (!n) {
-                tg_err("window %.*s/%lld: aggregate record too large, not sent",
+                tg_err_limited("window %.*s/%lld: aggregate record too large, not sent",
                        (int)win->sensor_len, win->sensor, (long long)win->start);
                 w->c.forward_failed++;
                 w->outcome |= TG_OUTCOME_FAILED;
@@ -241,21 +241,21 @@ static void forward_reading(struct tg_worker *w, const char *topic,
                 w->c.ts_from_arrival++;
         switch (v) {
         case TG_WINDOW_FUTURE:
-                tg_warn("sensor %s: timestamp %lld is in the future: refused",
+                tg_warn_limited("sensor %s: timestamp %lld is in the future: refused",
                         r->sensor, (long long)r->ts_ms);
                 dead_letter(w, topic, payload, len, "future_timestamp",
                             "the timestamp is further ahead of the gateway's clock "
                             "than window.max_future", arrival_ms);
                 return;
         case TG_WINDOW_OUT_OF_RANGE:
-                tg_warn("sensor %s: timestamp %lld out of range: refused",
+                tg_warn_limited("sensor %s: timestamp %lld out of range: refused",
                         r->sensor, (long long)r->ts_ms);
                 dead_letter(w, topic, payload, len, "timestamp_out_of_range",
                             "the timestamp lies outside the range windows can hold",
                             arrival_ms);
                 return;
         case TG_WINDOW_TABLE_FULL:
-                tg_warn("sensor %s: sensor table full (window.max_sensors): "
+                tg_warn_limited("sensor %s: sensor table full (window.max_sensors): "
                         "reading forwarded but not windowed", r->sensor);
                 break;
         case TG_WINDOW_LATE:
@@ -271,7 +271,7 @@ static void forward_reading(struct tg_worker *w, const char *topic,
         if (!n) {
                 w->c.forward_failed++;
                 w->outcome |= TG_OUTCOME_FAILED;
-                tg_err("sensor %s: raw record too large", r->sensor);
+                tg_err_limited("sensor %s: raw record too large", r->sensor);
                 return;
         }
         if (emit(w, TG_SINK_RAW, r->sensor, r->sensor_len, w->raw_json, n, r->ts_ms,
@@ -302,7 +302,7 @@ unsigned tg_worker_process(tg_worker_t *w, size_t sub_index, const char *topic,
         derr = decode(w, sub, topic, payload, len, arrival_ms, &n);
         if (derr) {
                 w->c.decode_failed[derr]++;
-                tg_warn("mqtt %s: payload of %zu bytes refused: %s", topic, len,
+                tg_warn_limited("mqtt %s: payload of %zu bytes refused: %s", topic, len,
                         tg_decode_err_name(derr));
                 dead_letter(w, topic, payload, len, tg_decode_err_name(derr),
                             tg_decode_err_message(derr), arrival_ms);
