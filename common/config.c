@@ -151,7 +151,9 @@ static const struct tg_option options[] = {
          "1073741824", NULL,
          "Bound on the spool's size on disk (store-and-forward through Kafka outages).", 0},
         {"spool.segment_bytes", TG_OPT_INT, OPT(spool_segment_bytes), 64 << 10, 1 << 30,
-         "8388608", NULL, "Size of one spool segment file.", 0},
+         "8388608", NULL,
+         "Size of one spool segment file, allocated whole when it starts (less when the "
+         "disk has less free).", 0},
         {"spool.fsync", TG_OPT_ENUM, OPT(spool_fsync), 0, 0, "interval",
          "interval|always|never",
          "When spooled messages reach the disk: always (before each ack), every "
