@@ -23,6 +23,7 @@ struct tg_forwarder {
         uint64_t cursor;                /* next sequence to read */
         int64_t next_tick;
         int room;                       /* read more only while the sink holds fewer */
+        int held_back;                  /* spooled messages wait for room in the sink */
         int abandoned;
         unsigned char *buf;             /* a record's topic and payload */
         char topic[TG_SPOOL_TOPIC_MAX + 1];
@@ -42,9 +43,18 @@ static int forward_batch(tg_forwarder_t *f) {
 
                 if (atomic_load(f->conf.stop) || f->cursor >= tg_spool_next_seq(f->conf.spool))
                         return 0;
-                /* Kafka behind: leave the rest in the spool for now. */
-                if (tg_ledger_full(f->conf.ledger) || s->in_flight(s->ctx) >= f->room)
+                /* Kafka behind: leave the rest in the spool for now, and
+                 * let no sensor look idle meanwhile (windows.md 5.2). */
+                if (tg_ledger_full(f->conf.ledger) || s->in_flight(s->ctx) >= f->room) {
+                        if (f->conf.memory)
+                                tg_intake_kafka_behind(f->conf.intake);
+                        f->held_back = 1;
                         return 0;
+                }
+                if (f->held_back) {
+                        tg_worker_touch_all(f->conf.worker);
+                        f->held_back = 0;
+                }
                 r = tg_spool_read(f->conf.spool, &f->cursor, &rec, f->buf, RECORD_BUF);
                 if (r == -EAGAIN)
                         return 0;
@@ -88,7 +98,7 @@ static void *forwarder_main(void *arg) {
                         /* No idle close while our own input was held (5.2). */
                         if (resumed)
                                 tg_worker_touch_all(f->conf.worker);
-                        if (tick && !tg_intake_held(f->conf.intake)) {
+                        if (tick && !tg_intake_held(f->conf.intake) && !f->held_back) {
                                 tg_worker_tick(f->conf.worker);
                                 f->next_tick = now + TICK_MS;
                         }
@@ -128,8 +138,11 @@ tg_forwarder_t *tg_forwarder_start(const struct tg_forwarder_conf *conf, char *e
         f->conf = *conf;
         f->cursor = conf->start;
         atomic_store(&f->processed, conf->start);
-        /* Leave a tenth of the sink for the aggregates a tick may close. */
-        f->room = conf->sink->capacity - conf->sink->capacity / 10;
+        /* Leave a tenth of the sink for the aggregates a tick may close;
+         * with durability memory, what is beyond the direct path's bound
+         * waits in the spool, not in memory. */
+        f->room = conf->memory ? tg_intake_queue_high(conf->intake)
+                               : conf->sink->capacity - conf->sink->capacity / 10;
         if (f->room < 1)
                 f->room = 1;
         if ((r = pthread_create(&f->thread, NULL, forwarder_main, f))) {

@@ -48,7 +48,7 @@ struct tg_intake {
          * MQTT thread is between looking at spooling and appending. */
         _Atomic int spooling;
         _Atomic int busy;
-        int kafka_behind;       /* spooling because the sink was full (logged) */
+        _Atomic int kafka_behind; /* spooling because the sink was full (logged) */
 };
 
 static void recent_add(tg_intake_t *in, const char *topic, size_t topic_len,
@@ -130,10 +130,8 @@ static int take_direct(tg_intake_t *in, size_t sub, const char *topic, const voi
         if (atomic_load(&in->spooling))
                 return 0;
         if (s->in_flight(s->ctx) >= in->high) {
-                in->kafka_behind = 1;
-                tg_warn("Kafka is not keeping up: spooling messages until it does "
-                        "(durability memory)");
                 atomic_store(&in->spooling, 1);
+                tg_intake_kafka_behind(in);
                 return 0;
         }
         /* The forwarder has it (a tick): this one goes to the spool. */
@@ -174,10 +172,18 @@ void tg_intake_try_direct(tg_intake_t *in, uint64_t processed_next) {
                 atomic_store(&in->spooling, 1);
                 return;
         }
-        if (in->kafka_behind) {
-                in->kafka_behind = 0;
+        if (atomic_exchange(&in->kafka_behind, 0))
                 tg_info("spool drained: handling messages directly again");
-        }
+}
+
+void tg_intake_kafka_behind(tg_intake_t *in) {
+        if (!atomic_exchange(&in->kafka_behind, 1))
+                tg_warn("Kafka is not keeping up: spooling messages until it does "
+                        "(durability memory)");
+}
+
+int tg_intake_queue_high(const tg_intake_t *in) {
+        return in->high;
 }
 
 static int spool_full(int r) {

@@ -77,4 +77,15 @@ int tg_intake_resumed(tg_intake_t *in);
  */
 void tg_intake_try_direct(tg_intake_t *in, uint64_t processed_next);
 
+/**
+ * @brief memory mode: the sink holds as much as the direct path allows
+ *        (Kafka slow or down); said once in the log until the spool is
+ *        drained again. Either thread.
+ */
+void tg_intake_kafka_behind(tg_intake_t *in);
+
+/** @brief memory mode: records in the sink beyond which messages wait in
+ *         the spool (50 000, or half the sink's capacity). */
+int tg_intake_queue_high(const tg_intake_t *in);
+
 #endif
