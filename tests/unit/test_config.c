@@ -716,6 +716,100 @@ static void test_yaml_errors(void) {
         tg_config_destroy(cfg);
 }
 
+/* MQTT 3.1.1 §4.7 and §1.5.3: what a broker takes as a topic filter. A
+ * filter it refuses makes mosquitto drop the connection as malformed. */
+static void test_set_topic_filter(void) {
+        static const char *const good[] = {
+                "sensors/+/telemetry", "#", "+", "sensors/#", "/", "a//b", "+/+", "/+",
+                "+/#", "$SYS/#", "sensors/\xc3\xbc/t", "a b/\xf0\x9f\x98\x80", "x",
+        };
+        static const struct {
+                const char *filter, *why;
+        } bad[] = {
+                {"", "empty"},
+                {"sensors/#/x", "'#'"},
+                {"sensors#", "'#'"},
+                {"sensors/a#", "'#'"},
+                {"#/", "'#'"},
+                {"a/#/", "'#'"},
+                {"##", "'#'"},
+                {"sensors/+x/t", "'+'"},
+                {"sensors/x+/t", "'+'"},
+                {"++", "'+'"},
+                {"a/b+", "'+'"},
+                {"+#", "'"},
+                {"a/\xc3", "UTF-8"},             /* truncated sequence */
+                {"\xc0\xaf", "UTF-8"},           /* overlong '/' */
+                {"\xe0\x80\xaf", "UTF-8"},       /* overlong '/' */
+                {"\xed\xa0\x80/x", "UTF-8"},     /* surrogate U+D800 */
+                {"\xf4\x90\x80\x80", "UTF-8"},   /* beyond U+10FFFF */
+                {"\x80", "UTF-8"},               /* a lone continuation byte */
+                {"\xff", "UTF-8"},
+                {"a\x01" "b", "control"},         /* U+0001 */
+                {"a\tb", "control"},
+                {"a\x7f", "control"},
+                {"a\xc2\x80" "b", "control"},     /* U+0080 */
+                {"\xef\xbf\xbf", "non-character"}, /* U+FFFF */
+                {"\xef\xb7\x90", "non-character"}, /* U+FDD0 */
+        };
+        static const char *const keys[] = {"mqtt.topic", "subscriptions.0.topic",
+                                           "subscriptions.7.topic"};
+        struct tg_config *cfg = new_config();
+        char err[512], *big = malloc(65537);
+        size_t i, k;
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+        for (i = 0; i < sizeof(good) / sizeof(*good); i++)
+                for (k = 0; k < sizeof(keys) / sizeof(*keys); k++) {
+                        int r = tg_config_set(cfg, keys[k], good[i], "--set", err,
+                                              sizeof(err));
+
+                        tg_check(r == 0, __LINE__, "%s='%s' refused: %s", keys[k], good[i],
+                                 err);
+                }
+        tg_config_destroy(cfg);
+
+        cfg = new_config();
+        for (i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+                for (k = 0; k < sizeof(keys) / sizeof(*keys); k++) {
+                        int r = tg_config_set(cfg, keys[k], bad[i].filter, "gw.yaml:12", err,
+                                              sizeof(err));
+
+                        tg_check(r == -EINVAL && !strncmp(err, "gw.yaml:12: ", 12) &&
+                                 strstr(err, keys[k]) && strstr(err, "topic filter") &&
+                                 strstr(err, bad[i].why), __LINE__,
+                                 "%s='%s': r %d, err '%s', want '%s'", keys[k], bad[i].filter,
+                                 r, err, bad[i].why);
+                }
+                EXPECT_REFUSED(cfg, "mqtt.topic", bad[i].filter); /* and left as it was */
+        }
+        CU_ASSERT_EQUAL(cfg->nsubs, 0); /* no refused subscription was kept */
+        CU_ASSERT_STRING_EQUAL(cfg->mqtt_topic, "sensors/+/telemetry");
+
+        /* at most 65535 bytes, the longest string MQTT can carry */
+        memset(big, 'a', 65536);
+        big[65535] = '\0';
+        CU_ASSERT_EQUAL(tg_config_set(cfg, "mqtt.topic", big, "--set", err, sizeof(err)), 0);
+        big[65535] = 'a';
+        big[65536] = '\0';
+        CU_ASSERT_EQUAL(tg_config_set(cfg, "mqtt.topic", big, "--set", err, sizeof(err)),
+                        -EINVAL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "65535"));
+        CU_ASSERT(strlen(err) < 400); /* the message, not the 64 KiB value */
+        free(big);
+        tg_config_destroy(cfg);
+
+        /* in a file: the line of the filter, the subscription's key */
+        EXPECT_YAML_ERROR("subscriptions:\n  - topic: a/+\n  - topic: a/#/b\n    qos: 0\n", 3,
+                          "subscriptions.1.topic: not a valid MQTT topic filter");
+        EXPECT_YAML_ERROR("mqtt:\n  qos: 0\n  topic: 'sensors/#/x'\n", 3,
+                          "mqtt.topic: not a valid MQTT topic filter");
+        /* A YAML escape can put a NUL in a value; C strings would silently
+         * cut it there, so it is refused, for every option. */
+        EXPECT_YAML_ERROR("mqtt:\n  topic: \"sensors/\\0/x\"\n", 2, "mqtt.topic: contains a NUL");
+        EXPECT_YAML_ERROR("topics:\n  raw: \"raw\\0x\"\n", 2, "topics.raw: contains a NUL");
+}
+
 /* --- validation ------------------------------------------------------------ */
 
 /* A config with the defaults and then the NULL-ended key, value pairs @p kv. */
@@ -778,6 +872,34 @@ static void test_validate(void) {
         V(0, "metrics.listen", "metrics.listen", "127.0.0.1:http");
         V(0, "metrics.listen", "metrics.listen", "127.0.0.1:65536");
         V(0, "metrics.listen", "metrics.listen", "::1:9740");
+        /* a topic: pattern that no topic of the filter can match: every
+         * message would be refused (missing_id) */
+        V(1, "", "mqtt.topic", "sensors/+/telemetry",
+          "input.sensor_id", "topic:sensors/{sensor}/telemetry");
+        V(1, "", "mqtt.topic", "sensors/+/telemetry", "input.sensor_id", "topic:+/{sensor}/+");
+        V(1, "", "mqtt.topic", "sensors/#", "input.sensor_id", "topic:sensors/{sensor}/x/y");
+        V(1, "", "mqtt.topic", "#", "input.sensor_id", "topic:{sensor}");
+        V(1, "", "mqtt.topic", "a/#", "input.sensor_id", "topic:a/{sensor}");
+        V(1, "", "mqtt.topic", "a/b/#", "input.sensor_id", "topic:a/{sensor}"); /* a/b */
+        V(1, "", "mqtt.topic", "+/+", "input.sensor_id", "topic:{sensor}/b");
+        V(0, "input.sensor_id: the pattern 'lab/{sensor}/json' matches no topic of "
+             "mqtt.topic 'sensors/+/telemetry'",
+          "mqtt.topic", "sensors/+/telemetry", "input.sensor_id", "topic:lab/{sensor}/json");
+        V(0, "matches no topic", "mqtt.topic", "sensors/+/telemetry",
+          "input.sensor_id", "topic:sensors/{sensor}");
+        V(0, "matches no topic", "mqtt.topic", "sensors/+",
+          "input.sensor_id", "topic:sensors/{sensor}/telemetry");
+        V(0, "matches no topic", "mqtt.topic", "a/b/c/#", "input.sensor_id", "topic:a/{sensor}");
+        V(0, "matches no topic", "mqtt.topic", "+/x", "input.sensor_id", "topic:$SYS/{sensor}");
+        V(0, "matches no topic", "mqtt.topic", "#", "input.sensor_id", "topic:$SYS/{sensor}");
+        V(1, "", "mqtt.topic", "$SYS/#", "input.sensor_id", "topic:$SYS/{sensor}");
+        V(0, "subscriptions.1.sensor_id: the pattern 'sensors/{sensor}/telemetry' matches "
+             "no topic of subscriptions.1.topic 'lab/+/json'",
+          "input.sensor_id", "topic:sensors/{sensor}/telemetry",
+          "subscriptions.0.topic", "sensors/+/telemetry", "subscriptions.1.topic", "lab/+/json");
+        /* {sensor} is a whole level, as tg_topic_sensor() reads it */
+        V(0, "{sensor} level", "input.sensor_id", "topic:sensors/x{sensor}/telemetry");
+        V(0, "{sensor} level", "input.sensor_id", "topic:sensors/{sensor}x");
 #undef V
 }
 
@@ -1089,6 +1211,7 @@ int main(void) {
                 {"set: durations and their bounds", test_set_duration},
                 {"set: enums", test_set_enum},
                 {"set: strings", test_set_string},
+                {"set: MQTT topic filters (MQTT 3.1.1 4.7)", test_set_topic_filter},
                 {"set: kafka.* passthrough", test_set_passthrough},
                 {"set: error buffers", test_set_error_buffers},
                 {"tg_parse_duration_ms", test_parse_duration},
