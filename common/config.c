@@ -828,6 +828,7 @@ struct yframe {
         char prefix[KEY_MAX];   /* dotted path of this container */
         char key[KEY_MAX];      /* mapping: full path of the key awaiting a value */
         int have_key;
+        size_t key_line;
         unsigned index;         /* sequence: next item's index */
         char joined[1024];      /* sequence of scalars: items joined by ',' */
         size_t joined_len;
@@ -910,6 +911,40 @@ static int expand_env(const char *in, char *out, size_t size, char *why,
         return 0;
 }
 
+/* Every key the file has given so far, by full path, with its line. */
+struct yseen {
+        struct {
+                char path[KEY_MAX];
+                size_t line;
+        } *keys;
+        size_t n, cap;
+};
+
+/* Record @p path, given at @p line. @return 0, -EEXIST with the line of the
+ * earlier one in @p first, or -ENOMEM. */
+static int seen_add(struct yseen *seen, const char *path, size_t line, size_t *first) {
+        size_t i;
+
+        for (i = 0; i < seen->n; i++) {
+                if (!strcmp(seen->keys[i].path, path)) {
+                        *first = seen->keys[i].line;
+                        return -EEXIST;
+                }
+        }
+        if (seen->n == seen->cap) {
+                size_t cap = seen->cap ? seen->cap * 2 : 64;
+                void *keys = realloc(seen->keys, cap * sizeof(*seen->keys));
+
+                if (!keys)
+                        return -ENOMEM;
+                seen->keys = keys;
+                seen->cap = cap;
+        }
+        memcpy(seen->keys[seen->n].path, path, KEY_MAX);
+        seen->keys[seen->n++].line = line;
+        return 0;
+}
+
 static int path_join(char *dst, const char *prefix, const char *name) {
         int n = prefix[0] ? snprintf(dst, KEY_MAX, "%s.%s", prefix, name)
                           : snprintf(dst, KEY_MAX, "%s", name);
@@ -922,6 +957,10 @@ static int path_join(char *dst, const char *prefix, const char *name) {
  * window.size); a sequence of mappings numbers its items
  * (subscriptions: [{topic: a}] sets subscriptions.0.topic); a sequence of
  * scalars becomes one comma-separated value (fields: [a, b]).
+ *
+ * A key may appear once: libyaml, like most YAML parsers, would let the
+ * last of two win in silence. Keys are compared by their full path, so
+ * window.size given once nested and once dotted is a duplicate too.
  */
 int tg_config_load_file(struct tg_config *cfg, const char *path, char *errstr,
                         size_t errstr_size) {
@@ -929,6 +968,7 @@ int tg_config_load_file(struct tg_config *cfg, const char *path, char *errstr,
         yaml_event_t ev;
         FILE *f;
         struct yframe *st, *top, *child;
+        struct yseen seen = {0};
         int depth = 0, r = 0, done = 0;
         char *value;
 
@@ -964,6 +1004,21 @@ int tg_config_load_file(struct tg_config *cfg, const char *path, char *errstr,
                 goto out;                                                      \
         } while (0)
 
+/* The key awaiting a value in @p top gets one: refused if given before. */
+#define YKEY_TAKEN(top)                                                        \
+        do {                                                                   \
+                size_t first_;                                                 \
+                int r_ = seen_add(&seen, (top)->key, (top)->key_line, &first_); \
+                if (r_ == -EEXIST)                                             \
+                        YFAIL((top)->key_line, "%s: given twice, first at %s:%zu",  \
+                              (top)->key, path, first_ + 1);                   \
+                if (r_) {                                                      \
+                        r = r_;                                                \
+                        yaml_event_delete(&ev);                                \
+                        goto out;                                              \
+                }                                                              \
+        } while (0)
+
         while (!done) {
                 size_t line;
 
@@ -997,6 +1052,7 @@ int tg_config_load_file(struct tg_config *cfg, const char *path, char *errstr,
                                 if (!top->have_key)
                                         YFAIL(line, is_seq ? "a list cannot be a key"
                                                            : "a mapping cannot be a key");
+                                YKEY_TAKEN(top);
                                 memcpy(child->prefix, top->key, KEY_MAX);
                                 top->have_key = 0;
                         } else if (top) {
@@ -1076,9 +1132,11 @@ int tg_config_load_file(struct tg_config *cfg, const char *path, char *errstr,
                                 if (path_join(top->key, top->prefix, text))
                                         YFAIL(line, "key too long");
                                 top->have_key = 1;
+                                top->key_line = line;
                         } else {
                                 char origin[4200];
 
+                                YKEY_TAKEN(top);
                                 snprintf(origin, sizeof(origin), "%s:%zu", path, line + 1);
                                 if ((r = tg_config_set(cfg, top->key, text, origin,
                                                        errstr, errstr_size))) {
@@ -1095,7 +1153,9 @@ int tg_config_load_file(struct tg_config *cfg, const char *path, char *errstr,
                 yaml_event_delete(&ev);
         }
 out:
+#undef YKEY_TAKEN
 #undef YFAIL
+        free(seen.keys);
         yaml_parser_delete(&parser);
         free(value);
         free(st);

@@ -594,12 +594,68 @@ static void test_yaml_nested(void) {
         CU_ASSERT_STRING_EQUAL(cfg->mqtt_uri, "tcp://x:1");
         tg_config_destroy(cfg);
 
-        /* dotted paths at the top, and a later value wins */
+        /* dotted paths at the top, mixed with nested ones */
         cfg = new_config();
         CU_ASSERT_EQUAL(load_yaml(cfg, "window.size: 20s\nwindow:\n  grace: 1s\n"
-                                       "window.grace: 3s\n", err, sizeof(err)), 0);
+                                       "window.hop: 5s\n", err, sizeof(err)), 0);
         CU_ASSERT_EQUAL(cfg->window_size_ms, 20000);
-        CU_ASSERT_EQUAL(cfg->window_grace_ms, 3000);
+        CU_ASSERT_EQUAL(cfg->window_grace_ms, 1000);
+        CU_ASSERT_EQUAL(cfg->window_hop_ms, 5000);
+        tg_config_destroy(cfg);
+}
+
+/* A key given twice is refused at its second line, naming the first: with
+ * last-wins a forgotten line silently overrides the one being edited. */
+static void expect_duplicate(const char *text, int line2, const char *key, int line1,
+                             int line) {
+        char needle[160];
+        struct tg_config *cfg = new_config();
+        char err[512];
+        int r = load_yaml(cfg, text, err, sizeof(err));
+
+        snprintf(needle, sizeof(needle), "%s:%d: %s: given twice, first at %s:%d", yaml_path,
+                 line2, key, yaml_path, line1);
+        tg_check(r == -EINVAL && strstr(err, needle), line, "r %d, err '%s', want '%s'", r,
+                 err, needle);
+        tg_config_destroy(cfg);
+}
+
+#define EXPECT_DUPLICATE(text, l2, key, l1) expect_duplicate((text), (l2), (key), (l1), __LINE__)
+
+static void test_yaml_duplicate_keys(void) {
+        struct tg_config *cfg;
+        char err[512];
+
+        EXPECT_DUPLICATE("window:\n  size: 5s\n  grace: 1s\n  size: 6s\n", 4, "window.size", 2);
+        EXPECT_DUPLICATE("window.size: 5s\nmqtt:\n  qos: 0\nwindow.size: 6s\n", 4,
+                         "window.size", 1);
+        /* the same option spelled nested and dotted */
+        EXPECT_DUPLICATE("window.size: 5s\nwindow:\n  size: 6s\n", 3, "window.size", 1);
+        EXPECT_DUPLICATE("window:\n  grace: 1s\nwindow.grace: 3s\n", 3, "window.grace", 2);
+        /* a mapping given twice at one level (YAML wants keys unique) */
+        EXPECT_DUPLICATE("window:\n  size: 5s\nlog:\n  level: info\nwindow:\n  grace: 1s\n",
+                         5, "window", 1);
+        EXPECT_DUPLICATE("window: {size: 5s}\nwindow: {size: 5s}\n", 2, "window", 1);
+        /* inside a subscription, and the list itself twice */
+        EXPECT_DUPLICATE("subscriptions:\n  - topic: a/+\n    qos: 0\n    topic: b/+\n", 4,
+                         "subscriptions.0.topic", 2);
+        EXPECT_DUPLICATE("subscriptions:\n  - topic: a/+\n  - topic: b/+\n"
+                         "    timestamp: {field: t, unit: s}\n    timestamp:\n      unit: ms\n",
+                         5, "subscriptions.1.timestamp", 4);
+        EXPECT_DUPLICATE("subscriptions:\n  - topic: a/+\nsubscriptions:\n  - topic: b/+\n", 3,
+                         "subscriptions", 1);
+        /* librdkafka's keys and lists */
+        EXPECT_DUPLICATE("kafka:\n  acks: all\n  socket.timeout.ms: 5\n  acks: 1\n", 4,
+                         "kafka.acks", 2);
+        EXPECT_DUPLICATE("kafka:\n  socket.timeout.ms: 5\n  socket:\n    timeout.ms: 6\n", 4,
+                         "kafka.socket.timeout.ms", 2);
+        EXPECT_DUPLICATE("input:\n  fields: [a]\n  fields:\n    - b\n", 3, "input.fields", 2);
+
+        /* the same key in different subscriptions is no duplicate */
+        cfg = new_config();
+        CU_ASSERT_EQUAL(load_yaml(cfg, "subscriptions:\n  - topic: a/+\n    qos: 0\n"
+                                       "  - topic: b/+\n    qos: 0\n", err, sizeof(err)), 0);
+        CU_ASSERT_EQUAL(cfg->nsubs, 2);
         tg_config_destroy(cfg);
 }
 
@@ -1219,6 +1275,7 @@ int main(void) {
                 {"YAML: kafka keys with dots", test_yaml_kafka_keys_with_dots},
                 {"YAML: empty and comment-only files", test_yaml_empty_files},
                 {"YAML: errors name file and line", test_yaml_errors},
+                {"YAML: a key given twice names both lines", test_yaml_duplicate_keys},
                 {"validate: cross-option checks", test_validate},
                 {"tg_parse_listen", test_parse_listen},
                 {"YAML: ${ENV} in values", test_yaml_env},
