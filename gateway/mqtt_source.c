@@ -101,7 +101,8 @@ static void subscribe(struct tg_mqtt_source *src) {
                 tg_err("mqtt: subscribe not sent: %s", MQTTAsync_strerror(rc));
 }
 
-/* Called on the first connection and on every automatic reconnection.
+/* Paho's "connected" callback: called for every connection Paho makes,
+ * ours or (should it ever make one) its own, so none goes unsubscribed.
  * The broker keeps our subscription in the persistent session, but
  * subscribing again is harmless and repairs a session the broker lost
  * (restart without persistence, expiry): never a zombie connection that
@@ -109,8 +110,9 @@ static void subscribe(struct tg_mqtt_source *src) {
 static void on_connected(void *context, char *cause) {
         struct tg_mqtt_source *src = context;
 
+        (void)cause; /* Paho's words for which of the two it was */
         atomic_fetch_add(&src->connects, 1);
-        tg_info("mqtt: connected%s%s", cause ? " " : "", cause ? cause : "");
+        tg_info("mqtt: connected to %s", src->uri);
         subscribe(src);
 }
 
@@ -321,12 +323,13 @@ static void on_connection_lost(void *context, char *cause) {
         retry_later(src);
 }
 
+/* Our own attempt succeeded; on_connected() follows, as for any connection. */
 static void on_connect_ok(void *context, MQTTAsync_successData *resp) {
         struct tg_mqtt_source *src = context;
 
+        (void)resp;
         attempt_end(src);
         src->backoff_ms = BACKOFF_MIN_MS;
-        on_connected(context, NULL);
 }
 
 void tg_mqtt_source_tick(tg_mqtt_source_t *src) {
@@ -458,12 +461,20 @@ tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg,
                 return NULL;
         }
         MQTTAsync_setCallbacks(src->client, src, on_connection_lost, on_message, NULL);
+        MQTTAsync_setConnected(src->client, src, on_connected);
 
         /* A persistent session: while the gateway is away the broker queues
          * QoS 1 messages for this client id. */
         conn.cleansession = 0;
         conn.keepAliveInterval = (int)(cfg->mqtt_keepalive_ms / 1000);
         conn.automaticReconnect = 0; /* see retry_later() */
+        /* Not MQTTVERSION_DEFAULT: with it, Paho answers a lost 3.1.1
+         * connection by connecting again at once with MQTT 3.1 ("more to
+         * try"), on its own, with the connect callbacks it cleared after the
+         * first success. When that connection won the race with ours nobody
+         * was told: no subscription, no retry pending, connected 0 for good.
+         * One version, no fallback: every reconnection is retry_later()'s. */
+        conn.MQTTVersion = MQTTVERSION_3_1_1;
         conn.connectTimeout = 10;
         conn.onSuccess = on_connect_ok;
         conn.onFailure = on_connect_fail;
