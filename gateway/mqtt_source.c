@@ -3,6 +3,7 @@
 #include "mqtt_source.h"
 
 #include <MQTTAsync.h>
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -178,6 +179,23 @@ static int on_ssl_error(const char *str, size_t len, void *u) {
 }
 
 /*
+ * @p message without the "YYYYMMDD HHMMSS.mmm " Paho puts before most trace
+ * lines: Paho reads the clock only every 20th line (Log_pretrace()), so the
+ * first ones say 19700101 000000.000 and later ones may be stale, and in
+ * local time. Our log sink stamps every line itself.
+ */
+static char *paho_unstamped(char *message) {
+        static const char shape[] = "99999999 999999.999 ";
+        size_t i;
+
+        for (i = 0; i < sizeof(shape) - 1; i++)
+                if (shape[i] == '9' ? !isdigit((unsigned char)message[i])
+                                    : message[i] != shape[i])
+                        return message; /* no stamp: Paho's start-up banner */
+        return message + i;
+}
+
+/*
  * Paho's trace, which also tells what OpenSSL's error queue cannot: in
  * TLS 1.3 the client's handshake is over before the broker has checked the
  * client's certificate, so a broker that wants one (mosquitto's
@@ -189,6 +207,7 @@ static void on_trace(enum MQTTASYNC_TRACE_LEVELS level, char *message) {
         struct tg_mqtt_source *src = atomic_load(&trace_src);
         const char *alert;
 
+        message = paho_unstamped(message);
         if (level >= MQTTASYNC_TRACE_ERROR)
                 tg_warn("paho: %s", message);
         else

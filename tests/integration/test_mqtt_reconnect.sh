@@ -7,6 +7,10 @@
 # error too), and the broker restarts. After each the gateway must connect and
 # subscribe again by itself, and a reading published at the end must arrive:
 # a gateway that stops retrying is a dead gateway.
+#
+# At log.level debug Paho traces every packet through our log sink; those
+# lines must carry the sink's timestamp only, not Paho's own (which reads
+# 19700101 000000.000 until Paho first reads the clock).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -23,7 +27,7 @@ wait_subscriptions() {
 	fail "$2: the gateway did not subscribe again ($(subscriptions) subscriptions, want $1)"
 }
 
-gateway_start
+gateway_start --set log.level=debug
 n=1
 
 # The session taken away while the broker stays up: mosquitto closes the
@@ -57,4 +61,11 @@ done
 lost=$(metric "$work/metrics" tumblegate_mqtt_connection_lost_total)
 ((lost >= 8)) || fail "tumblegate_mqtt_connection_lost_total is $lost, want at least 8"
 gateway_stop
-log "PASS: $lost connections lost, each followed by a new connection and subscription"
+
+paho=$(grep -c " paho: " "$work/gateway.log" || true)
+((paho >= 10)) || fail "only $paho Paho trace lines at log.level debug"
+grep -n "19700101" "$work/gateway.log" && fail "a log line carries the date 19700101"
+grep -nE " paho: [0-9]{8} [0-9]{6}\.[0-9]{3} " "$work/gateway.log" &&
+	fail "Paho trace lines carry Paho's own timestamp"
+log "PASS: $lost connections lost, each followed by a new connection and subscription;" \
+	"$paho Paho lines with our timestamps only"
