@@ -24,7 +24,8 @@ static const struct tg_option options[] = {
          "MQTT broker to subscribe at (tcp://host:port or ssl://host:port).", 0},
         {"mqtt.client_id", TG_OPT_STRING, OPT(mqtt_client_id), 0, 0, "tumblegate", NULL,
          "MQTT client id. Keep it stable: the broker holds this persistent "
-         "session's queue while the gateway is away.", 0},
+         "session's queue while the gateway is away. One per gateway: two "
+         "clients with one id take the session from each other.", 0},
         {"mqtt.topic", TG_OPT_STRING, OPT(mqtt_topic), 0, 0, "sensors/+/telemetry", NULL,
          "Topic filter to subscribe to (MQTT 3.1.1: + is a whole level, # the "
          "last level alone; checked at start, as the broker would drop the "

@@ -33,11 +33,16 @@ struct tg_mqtt_source {
         _Atomic int64_t retry_at_ms;   /* 0: none pending */
         int64_t backoff_ms;
         unsigned jitter_seed;
-        _Atomic uint64_t connects, connection_lost, subscribed;
+        _Atomic uint64_t connects, connection_lost, subscribed, takeovers_suspected;
+        /* Flapping (see on_connection_lost()); Paho's threads only, which
+         * call us one at a time. */
+        int64_t connected_at_ms;
+        int short_lived;               /* connections in a row lost soon after connecting */
+        int64_t flap_reported_ms;      /* 0: never */
         /* What a failure message needs: the broker, and which of our
          * options the operator should look at. Our own copies, since Paho
          * reads them again on every reconnection. */
-        char *uri, *username, *password, *key_password;
+        char *uri, *client_id, *username, *password, *key_password;
         const char *ca_file, *cert_file, *key_file; /* borrowed from the config */
         int tls, verify;
         /* What went wrong in the current attempt, gathered on Paho's
@@ -112,6 +117,7 @@ static void on_connected(void *context, char *cause) {
         struct tg_mqtt_source *src = context;
 
         (void)cause; /* Paho's words for which of the two it was */
+        src->connected_at_ms = tg_monotonic_ms();
         atomic_fetch_add(&src->connects, 1);
         tg_info("mqtt: connected to %s", src->uri);
         subscribe(src);
@@ -332,12 +338,48 @@ static void on_connect_fail(void *context, MQTTAsync_failureData *resp) {
         retry_later(src);
 }
 
+#define FLAP_WINDOW_MS 5000     /* lost sooner than this after connecting: short-lived */
+#define FLAP_COUNT 3            /* this many short-lived connections in a row: flapping */
+#define FLAP_REPORT_MS 60000    /* the explanation at most this often */
+
+/*
+ * A broker closes a connection without a word when another client connects
+ * with the same client id (MQTT 3.1.1 3.1.4), and Paho then says only
+ * "connection lost". Two gateways sharing mqtt.client_id take the session
+ * from each other at every reconnection, about once a second, for ever.
+ * Connections that keep dying within seconds of being made are that,
+ * most likely: say so in one line, at most once a minute, and count each.
+ */
+static void check_flapping(struct tg_mqtt_source *src, int64_t now) {
+        int64_t lived = now - src->connected_at_ms;
+
+        if (!src->connected_at_ms || lived >= FLAP_WINDOW_MS) {
+                src->short_lived = 0;
+                return;
+        }
+        if (++src->short_lived < FLAP_COUNT)
+                return;
+        atomic_fetch_add(&src->takeovers_suspected, 1);
+        if (src->flap_reported_ms && now - src->flap_reported_ms < FLAP_REPORT_MS)
+                return;
+        src->flap_reported_ms = now;
+        tg_err("mqtt: %d connections in a row lost within %d s of connecting (the last "
+               "after %lld ms): most likely another client, such as a second gateway, "
+               "connects with the same client id '%s' and the broker hands the session "
+               "to the newest connection each time; give each gateway its own "
+               "mqtt.client_id (counted in "
+               "tumblegate_mqtt_session_takeovers_suspected_total; said again at most "
+               "once a minute)", src->short_lived, FLAP_WINDOW_MS / 1000, (long long)lived,
+               src->client_id);
+}
+
 static void on_connection_lost(void *context, char *cause) {
         struct tg_mqtt_source *src = context;
 
         atomic_store(&src->ready, 0);
         atomic_fetch_add(&src->connection_lost, 1);
         tg_warn("mqtt: connection lost (%s)", cause ? cause : "no reason given");
+        check_flapping(src, tg_monotonic_ms());
         src->backoff_ms = BACKOFF_MIN_MS;
         retry_later(src);
 }
@@ -397,6 +439,7 @@ static void source_free(struct tg_mqtt_source *src) {
         for (i = 0; i < TG_SUBSCRIPTIONS_MAX; i++)
                 free(src->topics[i]);
         free(src->uri);
+        free(src->client_id);
         free(src->username);
         free_secret(src->password);
         free_secret(src->key_password);
@@ -440,6 +483,7 @@ tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg,
         }
         pthread_mutex_init(&src->tls_lock, NULL);
         if (!(src->uri = strdup(cfg->mqtt_uri)) ||
+            !(src->client_id = strdup(cfg->mqtt_client_id)) ||
             !(src->username = strdup(cfg->mqtt_username)) ||
             !(src->password = strdup(cfg->mqtt_password)) ||
             !(src->key_password = strdup(cfg->mqtt_tls_key_password))) {
@@ -552,4 +596,5 @@ void tg_mqtt_source_counters(const tg_mqtt_source_t *src,
         out->connects = atomic_load(&src->connects);
         out->connection_lost = atomic_load(&src->connection_lost);
         out->subscribed = atomic_load(&src->subscribed);
+        out->session_takeovers_suspected = atomic_load(&src->takeovers_suspected);
 }

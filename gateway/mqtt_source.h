@@ -15,6 +15,9 @@ struct tg_mqtt_counters {
         uint64_t connects;     /**< successful connections, the first included */
         uint64_t connection_lost;
         uint64_t subscribed;   /**< successful subscribe calls */
+        /** connections lost soon after connecting, from the third in a row
+         *  on: most likely another client with our client id */
+        uint64_t session_takeovers_suspected;
 };
 
 /**
