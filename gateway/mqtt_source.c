@@ -17,7 +17,8 @@
 
 struct tg_mqtt_source {
         MQTTAsync client;
-        tg_pipeline_t *pipeline;
+        tg_mqtt_message_fn *on_message;
+        void *opaque;
         char *topics[TG_SUBSCRIPTIONS_MAX];
         int qos[TG_SUBSCRIPTIONS_MAX];
         int ntopics;
@@ -410,16 +411,14 @@ void tg_mqtt_source_tick(tg_mqtt_source_t *src) {
 }
 
 /* Paho sends the PUBACK when this returns, whatever it returns: the reading
- * must be fully handed on before returning. */
-static int on_message(void *context, char *topic, int topic_len,
-                      MQTTAsync_message *msg) {
+ * must be fully handed on before returning. Paho gives topic_len 0 when the
+ * topic is NUL-terminated (it may hold a NUL otherwise). */
+static int on_paho_message(void *context, char *topic, int topic_len,
+                           MQTTAsync_message *msg) {
         struct tg_mqtt_source *src = context;
-        char name[512];
 
-        snprintf(name, sizeof(name), "%.*s",
-                 topic_len ? topic_len : (int)strlen(topic), topic);
-        tg_pipeline_ingest(src->pipeline, name, msg->payload,
-                           (size_t)msg->payloadlen, msg->dup);
+        src->on_message(src->opaque, topic, topic_len > 0 ? (size_t)topic_len : strlen(topic),
+                        msg->payload, (size_t)msg->payloadlen, msg->dup);
         MQTTAsync_freeMessage(&msg);
         MQTTAsync_free(topic);
         return 1;
@@ -468,9 +467,8 @@ static void tls_setup(struct tg_mqtt_source *src, const struct tg_config *cfg) {
         src->ssl = ssl;
 }
 
-tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg,
-                                     tg_pipeline_t *pipeline, char *errstr,
-                                     size_t errstr_size) {
+tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg, tg_mqtt_message_fn *on_message,
+                                     void *opaque, char *errstr, size_t errstr_size) {
         MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer;
         MQTTAsync_connectOptions conn = MQTTAsync_connectOptions_initializer;
         struct tg_mqtt_source *src = calloc(1, sizeof(*src));
@@ -505,7 +503,8 @@ tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg,
                         return NULL;
                 }
         }
-        src->pipeline = pipeline;
+        src->on_message = on_message;
+        src->opaque = opaque;
 
         trace_level_base = tg_log_threshold >= TG_LOG_DEBUG ? MQTTASYNC_TRACE_PROTOCOL
                                                             : MQTTASYNC_TRACE_ERROR;
@@ -523,7 +522,7 @@ tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg,
                 source_free(src);
                 return NULL;
         }
-        MQTTAsync_setCallbacks(src->client, src, on_connection_lost, on_message, NULL);
+        MQTTAsync_setCallbacks(src->client, src, on_connection_lost, on_paho_message, NULL);
         MQTTAsync_setConnected(src->client, src, on_connected);
 
         /* A persistent session: while the gateway is away the broker queues
