@@ -24,9 +24,12 @@ static const struct tg_option options[] = {
          "MQTT broker to subscribe at (tcp://host:port or ssl://host:port).", 0},
         {"mqtt.client_id", TG_OPT_STRING, OPT(mqtt_client_id), 0, 0, "tumblegate", NULL,
          "MQTT client id. Keep it stable: the broker holds this persistent "
-         "session's queue while the gateway is away.", 0},
+         "session's queue while the gateway is away. One per gateway: two "
+         "clients with one id take the session from each other.", 0},
         {"mqtt.topic", TG_OPT_STRING, OPT(mqtt_topic), 0, 0, "sensors/+/telemetry", NULL,
-         "Topic filter to subscribe to.", 0},
+         "Topic filter to subscribe to (MQTT 3.1.1: + is a whole level, # the "
+         "last level alone; checked at start, as the broker would drop the "
+         "connection).", TG_OPT_TOPIC_FILTER},
         {"mqtt.qos", TG_OPT_INT, OPT(mqtt_qos), 0, 1, "1", NULL,
          "Subscription QoS. 1: the broker redelivers until the gateway has "
          "taken the reading.", 0},
@@ -361,10 +364,89 @@ int tg_config_set(struct tg_config *cfg, const char *key, const char *value,
         return option_store(cfg, o, key, value, origin, errstr, errstr_size);
 }
 
+/*
+ * What keeps @p s from being an MQTT UTF-8 string (MQTT 3.1.1 1.5.3), or
+ * NULL: well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates,
+ * nothing above U+10FFFF), at most 65535 bytes, no U+0000; and, since the
+ * spec says a receiver may close the connection over them and mosquitto
+ * does, no control characters (U+0001..U+001F, U+007F..U+009F) and no
+ * non-characters (U+FDD0..U+FDEF, U+xFFFE, U+xFFFF).
+ */
+static const char *mqtt_string_problem(const char *s) {
+        const unsigned char *p = (const unsigned char *)s;
+        size_t len = strlen(s);
+
+        if (len > 65535)
+                return "longer than 65535 bytes, the most MQTT can carry";
+        while (*p) {
+                unsigned c = *p, n, i;
+                uint32_t cp;
+
+                if (c < 0x80) {
+                        cp = c;
+                        n = 0;
+                } else if (c >= 0xc2 && c <= 0xdf) {
+                        cp = c & 0x1f;
+                        n = 1;
+                } else if (c >= 0xe0 && c <= 0xef) {
+                        cp = c & 0x0f;
+                        n = 2;
+                } else if (c >= 0xf0 && c <= 0xf4) {
+                        cp = c & 0x07;
+                        n = 3;
+                } else {
+                        return "not valid UTF-8";
+                }
+                for (i = 1; i <= n; i++) {
+                        if ((p[i] & 0xc0) != 0x80) /* also stops at the NUL */
+                                return "not valid UTF-8";
+                        cp = cp << 6 | (p[i] & 0x3f);
+                }
+                if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+                    (cp >= 0xd800 && cp <= 0xdfff))
+                        return "not valid UTF-8";
+                if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f))
+                        return "contains a control character";
+                if ((cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) == 0xfffe)
+                        return "contains a Unicode non-character";
+                p += n + 1;
+        }
+        return NULL;
+}
+
+/*
+ * What keeps @p f from being a topic filter (MQTT 3.1.1 4.7), or NULL:
+ * at least one character, '#' only as the last level and alone in it,
+ * '+' alone in its level, and an MQTT UTF-8 string.
+ */
+static const char *topic_filter_problem(const char *f) {
+        const char *level = f, *p;
+
+        if (!f[0])
+                return "empty: a filter has at least one character (MQTT 3.1.1, 4.7.3)";
+        for (p = f;; p++) {
+                if (*p == '/' || !*p) {
+                        size_t n = (size_t)(p - level);
+
+                        if (memchr(level, '#', n) && (n != 1 || *p))
+                                return "'#' must be the last level and alone in it, as in "
+                                       "sensors/# (MQTT 3.1.1, 4.7.1.2)";
+                        if (memchr(level, '+', n) && n != 1)
+                                return "'+' must be a whole level, as in "
+                                       "sensors/+/telemetry (MQTT 3.1.1, 4.7.1.3)";
+                        if (!*p)
+                                break;
+                        level = p + 1;
+                }
+        }
+        return mqtt_string_problem(f);
+}
+
 static int option_store(struct tg_config *cfg, const struct tg_option *o,
                         const char *key, const char *value, const char *origin,
                         char *errstr, size_t errstr_size) {
         void *field = (char *)cfg + o->offset;
+        const char *why;
         int64_t v;
         char *end;
 
@@ -375,10 +457,16 @@ static int option_store(struct tg_config *cfg, const struct tg_option *o,
                              o->enum_values);
                 /* fall through */
         case TG_OPT_STRING: {
-                char *copy = strdup(value);
+                char *copy;
 
-                if (!copy)
+                /* The broker would refuse it only once the gateway runs, by
+                 * dropping the connection without a word. */
+                if ((o->flags & TG_OPT_TOPIC_FILTER) && (why = topic_filter_problem(value)))
+                        FAIL("%s: %s: not a valid MQTT topic filter: %s ('%.80s%s')", origin,
+                             key, why, value, strlen(value) > 80 ? "..." : "");
+                if (!(copy = strdup(value)))
                         return -ENOMEM;
+
                 free(*(char **)field);
                 *(char **)field = copy;
                 return 0;
@@ -463,6 +551,55 @@ size_t tg_config_subscriptions(const struct tg_config *cfg,
         return n;
 }
 
+/* The length of the topic level at @p s (up to '/' or the end). */
+static size_t level_len(const char *s) {
+        return strcspn(s, "/");
+}
+
+/* @p s, @p n is one level: the whole level @p name? */
+static int level_is(const char *s, size_t n, const char *name) {
+        return n == strlen(name) && !memcmp(s, name, n);
+}
+
+/*
+ * Whether some topic matches both the filter @p f and the pattern @p p of
+ * input.sensor_id (levels: text, + or {sensor}, either of which matches
+ * any one level; see tg_topic_sensor()). Wildcards at the start of a filter
+ * match no topic beginning with '$' (MQTT 3.1.1 4.7.2).
+ */
+static int filter_meets_pattern(const char *f, const char *p) {
+        if (p[0] == '$' && (f[0] == '+' || f[0] == '#'))
+                return 0;
+        for (;;) {
+                size_t fn = level_len(f), pn = level_len(p);
+
+                if (level_is(f, fn, "#"))
+                        return 1; /* the rest of the pattern, whatever it is */
+                if (!level_is(f, fn, "+") && !level_is(p, pn, "+") &&
+                    !level_is(p, pn, "{sensor}") && (fn != pn || memcmp(f, p, fn)))
+                        return 0;
+                f += fn;
+                p += pn;
+                if (!*f || !*p) /* "a/#" also matches "a" */
+                        return !*f && !*p ? 1 : !*p && !strcmp(f, "/#");
+                f++;
+                p++;
+        }
+}
+
+/* Whether the pattern @p p has a level that is exactly {sensor}. */
+static int pattern_has_sensor_level(const char *p) {
+        for (;;) {
+                size_t n = level_len(p);
+
+                if (level_is(p, n, "{sensor}"))
+                        return 1;
+                if (!p[n])
+                        return 0;
+                p += n + 1;
+        }
+}
+
 int tg_config_validate(const struct tg_config *cfg, char *errstr,
                        size_t errstr_size) {
         int64_t hop = cfg->window_hop_ms ? cfg->window_hop_ms : cfg->window_size_ms;
@@ -498,8 +635,15 @@ int tg_config_validate(const struct tg_config *cfg, char *errstr,
                 if (strncmp(id, "payload:", 8) && strncmp(id, "topic:", 6))
                         FAIL("%ssensor_id: '%s' is neither payload:<member> nor "
                              "topic:<pattern>", where, id);
-                if (!strncmp(id, "topic:", 6) && !strstr(id, "{sensor}"))
-                        FAIL("%ssensor_id: the topic pattern needs a {sensor} level", where);
+                if (!strncmp(id, "topic:", 6) && !pattern_has_sensor_level(id + 6))
+                        FAIL("%ssensor_id: the topic pattern needs a {sensor} level (a "
+                             "whole level, as in topic:sensors/{sensor}/telemetry)", where);
+                if (!strncmp(id, "topic:", 6) &&
+                    !filter_meets_pattern(subs[i].value[TG_SUB_TOPIC], id + 6))
+                        FAIL("%ssensor_id: the pattern '%s' matches no topic of %stopic "
+                             "'%s': every message would be refused (missing_id)", where,
+                             id + 6, cfg->nsubs ? where : "mqtt.",
+                             subs[i].value[TG_SUB_TOPIC]);
                 if (!strcmp(id, "payload:") || !subs[i].value[TG_SUB_TS_FIELD][0])
                         FAIL("%ssensor_id and timestamp.field name a member: not empty",
                              where);
@@ -687,6 +831,7 @@ struct yframe {
         char prefix[KEY_MAX];   /* dotted path of this container */
         char key[KEY_MAX];      /* mapping: full path of the key awaiting a value */
         int have_key;
+        size_t key_line;
         unsigned index;         /* sequence: next item's index */
         char joined[1024];      /* sequence of scalars: items joined by ',' */
         size_t joined_len;
@@ -769,6 +914,40 @@ static int expand_env(const char *in, char *out, size_t size, char *why,
         return 0;
 }
 
+/* Every key the file has given so far, by full path, with its line. */
+struct yseen {
+        struct {
+                char path[KEY_MAX];
+                size_t line;
+        } *keys;
+        size_t n, cap;
+};
+
+/* Record @p path, given at @p line. @return 0, -EEXIST with the line of the
+ * earlier one in @p first, or -ENOMEM. */
+static int seen_add(struct yseen *seen, const char *path, size_t line, size_t *first) {
+        size_t i;
+
+        for (i = 0; i < seen->n; i++) {
+                if (!strcmp(seen->keys[i].path, path)) {
+                        *first = seen->keys[i].line;
+                        return -EEXIST;
+                }
+        }
+        if (seen->n == seen->cap) {
+                size_t cap = seen->cap ? seen->cap * 2 : 64;
+                void *keys = realloc(seen->keys, cap * sizeof(*seen->keys));
+
+                if (!keys)
+                        return -ENOMEM;
+                seen->keys = keys;
+                seen->cap = cap;
+        }
+        memcpy(seen->keys[seen->n].path, path, KEY_MAX);
+        seen->keys[seen->n++].line = line;
+        return 0;
+}
+
 static int path_join(char *dst, const char *prefix, const char *name) {
         int n = prefix[0] ? snprintf(dst, KEY_MAX, "%s.%s", prefix, name)
                           : snprintf(dst, KEY_MAX, "%s", name);
@@ -781,6 +960,10 @@ static int path_join(char *dst, const char *prefix, const char *name) {
  * window.size); a sequence of mappings numbers its items
  * (subscriptions: [{topic: a}] sets subscriptions.0.topic); a sequence of
  * scalars becomes one comma-separated value (fields: [a, b]).
+ *
+ * A key may appear once: libyaml, like most YAML parsers, would let the
+ * last of two win in silence. Keys are compared by their full path, so
+ * window.size given once nested and once dotted is a duplicate too.
  */
 int tg_config_load_file(struct tg_config *cfg, const char *path, char *errstr,
                         size_t errstr_size) {
@@ -788,6 +971,7 @@ int tg_config_load_file(struct tg_config *cfg, const char *path, char *errstr,
         yaml_event_t ev;
         FILE *f;
         struct yframe *st, *top, *child;
+        struct yseen seen = {0};
         int depth = 0, r = 0, done = 0;
         char *value;
 
@@ -823,6 +1007,21 @@ int tg_config_load_file(struct tg_config *cfg, const char *path, char *errstr,
                 goto out;                                                      \
         } while (0)
 
+/* The key awaiting a value in @p top gets one: refused if given before. */
+#define YKEY_TAKEN(top)                                                        \
+        do {                                                                   \
+                size_t first_;                                                 \
+                int r_ = seen_add(&seen, (top)->key, (top)->key_line, &first_); \
+                if (r_ == -EEXIST)                                             \
+                        YFAIL((top)->key_line, "%s: given twice, first at %s:%zu",  \
+                              (top)->key, path, first_ + 1);                   \
+                if (r_) {                                                      \
+                        r = r_;                                                \
+                        yaml_event_delete(&ev);                                \
+                        goto out;                                              \
+                }                                                              \
+        } while (0)
+
         while (!done) {
                 size_t line;
 
@@ -856,6 +1055,7 @@ int tg_config_load_file(struct tg_config *cfg, const char *path, char *errstr,
                                 if (!top->have_key)
                                         YFAIL(line, is_seq ? "a list cannot be a key"
                                                            : "a mapping cannot be a key");
+                                YKEY_TAKEN(top);
                                 memcpy(child->prefix, top->key, KEY_MAX);
                                 top->have_key = 0;
                         } else if (top) {
@@ -909,6 +1109,10 @@ int tg_config_load_file(struct tg_config *cfg, const char *path, char *errstr,
                                         break;
                                 YFAIL(line, "the top level must be a mapping of options");
                         }
+                        if (strlen(text) != len) /* a "\0" escape */
+                                YFAIL(line, "%s: contains a NUL character",
+                                      top->is_seq ? top->prefix
+                                      : top->have_key ? top->key : "a key");
                         if (top->is_seq || top->have_key) {
                                 if (expand_env(text, value, VALUE_MAX, why, sizeof(why)))
                                         YFAIL(line, "%s: %s",
@@ -931,9 +1135,11 @@ int tg_config_load_file(struct tg_config *cfg, const char *path, char *errstr,
                                 if (path_join(top->key, top->prefix, text))
                                         YFAIL(line, "key too long");
                                 top->have_key = 1;
+                                top->key_line = line;
                         } else {
                                 char origin[4200];
 
+                                YKEY_TAKEN(top);
                                 snprintf(origin, sizeof(origin), "%s:%zu", path, line + 1);
                                 if ((r = tg_config_set(cfg, top->key, text, origin,
                                                        errstr, errstr_size))) {
@@ -950,7 +1156,9 @@ int tg_config_load_file(struct tg_config *cfg, const char *path, char *errstr,
                 yaml_event_delete(&ev);
         }
 out:
+#undef YKEY_TAKEN
 #undef YFAIL
+        free(seen.keys);
         yaml_parser_delete(&parser);
         free(value);
         free(st);

@@ -131,6 +131,7 @@ struct tg_option {
 #define TG_OPT_SECRET 1 /**< never printed */
 #define TG_OPT_LIST 2   /**< a YAML list of values is accepted, joined by ',' */
 #define TG_OPT_FILE 4   /**< names a file the gateway reads: checked to be readable */
+#define TG_OPT_TOPIC_FILTER 8 /**< an MQTT topic filter: checked as MQTT 3.1.1 4.7 says */
 
 /** @brief The option table, @p cnt rows. */
 const struct tg_option *tg_config_options(size_t *cnt);

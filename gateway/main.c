@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "mqtt_source.h"
 #include "pipeline.h"
+#include "spool.h"
 
 #ifndef TG_VERSION
 #define TG_VERSION "dev"
@@ -51,6 +52,27 @@ static void usage(FILE *out) {
                 "and produces to 127.0.0.1:9092. Signals: SIGTERM/SIGINT stop (open\n"
                 "windows are saved to state.dir and restored at the next start),\n"
                 "SIGHUP reopens log.file.\n");
+}
+
+/* Topics longer than the spool takes (MQTT allows no longer, so never,
+ * short of a broker that breaks the protocol): refused, not cut short. */
+static _Atomic unsigned long long topics_too_long;
+
+/* mqtt_source's message callback: the pipeline wants a NUL-terminated
+ * topic. On Paho's thread. */
+static void ingest_message(void *opaque, const char *topic, size_t topic_len,
+                           const void *payload, size_t len, int dup) {
+        char name[TG_SPOOL_TOPIC_MAX + 1];
+
+        if (topic_len > TG_SPOOL_TOPIC_MAX) {
+                tg_err("mqtt: a message with a %zu-byte topic refused: the longest taken is "
+                       "%u bytes (%llu refused so far)", topic_len, TG_SPOOL_TOPIC_MAX,
+                       ++topics_too_long);
+                return;
+        }
+        memcpy(name, topic, topic_len);
+        name[topic_len] = '\0';
+        tg_pipeline_ingest(opaque, name, topic_len, payload, len, dup);
 }
 
 /* The state directory must exist and be writable before anything is taken
@@ -244,7 +266,8 @@ int main(int argc, char **argv) {
             (tg_kafka_sink_iface(sink, &sink_iface),
              !(pipeline = tg_pipeline_new(cfg, &sink_iface, &tg_clock_realtime, &stop_requested,
                                           errstr, sizeof(errstr)))) ||
-            !(mqtt = tg_mqtt_source_new(cfg, pipeline, errstr, sizeof(errstr))) ||
+            !(mqtt = tg_mqtt_source_new(cfg, ingest_message, pipeline, errstr,
+                                        sizeof(errstr))) ||
             (cfg->metrics_listen[0] &&
              !(metrics = tg_metrics_new(cfg->metrics_listen, pipeline, sink, mqtt, errstr,
                                         sizeof(errstr))))) {

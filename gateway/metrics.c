@@ -270,6 +270,10 @@ void tg_metrics_render(tg_pipeline_t *pipeline, tg_kafka_sink_t *sink,
                         {"tumblegate_mqtt_connection_lost_total", "counter",
                          "MQTT connections lost (each followed by reconnection attempts).",
                          q.connection_lost},
+                        {"tumblegate_mqtt_session_takeovers_suspected_total", "counter",
+                         "MQTT connections lost within 5 s of connecting, the third in a row "
+                         "or later: most likely another client with the same mqtt.client_id.",
+                         q.session_takeovers_suspected},
                 };
 
                 plain(out, rows, sizeof(rows) / sizeof(*rows));

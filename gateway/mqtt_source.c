@@ -3,6 +3,7 @@
 #include "mqtt_source.h"
 
 #include <MQTTAsync.h>
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -16,7 +17,8 @@
 
 struct tg_mqtt_source {
         MQTTAsync client;
-        tg_pipeline_t *pipeline;
+        tg_mqtt_message_fn *on_message;
+        void *opaque;
         char *topics[TG_SUBSCRIPTIONS_MAX];
         int qos[TG_SUBSCRIPTIONS_MAX];
         int ntopics;
@@ -32,11 +34,16 @@ struct tg_mqtt_source {
         _Atomic int64_t retry_at_ms;   /* 0: none pending */
         int64_t backoff_ms;
         unsigned jitter_seed;
-        _Atomic uint64_t connects, connection_lost, subscribed;
+        _Atomic uint64_t connects, connection_lost, subscribed, takeovers_suspected;
+        /* Flapping (see on_connection_lost()); Paho's threads only, which
+         * call us one at a time. */
+        int64_t connected_at_ms;
+        int short_lived;               /* connections in a row lost soon after connecting */
+        int64_t flap_reported_ms;      /* 0: never */
         /* What a failure message needs: the broker, and which of our
          * options the operator should look at. Our own copies, since Paho
          * reads them again on every reconnection. */
-        char *uri, *username, *password, *key_password;
+        char *uri, *client_id, *username, *password, *key_password;
         const char *ca_file, *cert_file, *key_file; /* borrowed from the config */
         int tls, verify;
         /* What went wrong in the current attempt, gathered on Paho's
@@ -101,7 +108,8 @@ static void subscribe(struct tg_mqtt_source *src) {
                 tg_err("mqtt: subscribe not sent: %s", MQTTAsync_strerror(rc));
 }
 
-/* Called on the first connection and on every automatic reconnection.
+/* Paho's "connected" callback: called for every connection Paho makes,
+ * ours or (should it ever make one) its own, so none goes unsubscribed.
  * The broker keeps our subscription in the persistent session, but
  * subscribing again is harmless and repairs a session the broker lost
  * (restart without persistence, expiry): never a zombie connection that
@@ -109,8 +117,10 @@ static void subscribe(struct tg_mqtt_source *src) {
 static void on_connected(void *context, char *cause) {
         struct tg_mqtt_source *src = context;
 
+        (void)cause; /* Paho's words for which of the two it was */
+        src->connected_at_ms = tg_monotonic_ms();
         atomic_fetch_add(&src->connects, 1);
-        tg_info("mqtt: connected%s%s", cause ? " " : "", cause ? cause : "");
+        tg_info("mqtt: connected to %s", src->uri);
         subscribe(src);
 }
 
@@ -176,6 +186,23 @@ static int on_ssl_error(const char *str, size_t len, void *u) {
 }
 
 /*
+ * @p message without the "YYYYMMDD HHMMSS.mmm " Paho puts before most trace
+ * lines: Paho reads the clock only every 20th line (Log_pretrace()), so the
+ * first ones say 19700101 000000.000 and later ones may be stale, and in
+ * local time. Our log sink stamps every line itself.
+ */
+static char *paho_unstamped(char *message) {
+        static const char shape[] = "99999999 999999.999 ";
+        size_t i;
+
+        for (i = 0; i < sizeof(shape) - 1; i++)
+                if (shape[i] == '9' ? !isdigit((unsigned char)message[i])
+                                    : message[i] != shape[i])
+                        return message; /* no stamp: Paho's start-up banner */
+        return message + i;
+}
+
+/*
  * Paho's trace, which also tells what OpenSSL's error queue cannot: in
  * TLS 1.3 the client's handshake is over before the broker has checked the
  * client's certificate, so a broker that wants one (mosquitto's
@@ -187,6 +214,7 @@ static void on_trace(enum MQTTASYNC_TRACE_LEVELS level, char *message) {
         struct tg_mqtt_source *src = atomic_load(&trace_src);
         const char *alert;
 
+        message = paho_unstamped(message);
         if (level >= MQTTASYNC_TRACE_ERROR)
                 tg_warn("paho: %s", message);
         else
@@ -311,22 +339,59 @@ static void on_connect_fail(void *context, MQTTAsync_failureData *resp) {
         retry_later(src);
 }
 
+#define FLAP_WINDOW_MS 5000     /* lost sooner than this after connecting: short-lived */
+#define FLAP_COUNT 3            /* this many short-lived connections in a row: flapping */
+#define FLAP_REPORT_MS 60000    /* the explanation at most this often */
+
+/*
+ * A broker closes a connection without a word when another client connects
+ * with the same client id (MQTT 3.1.1 3.1.4), and Paho then says only
+ * "connection lost". Two gateways sharing mqtt.client_id take the session
+ * from each other at every reconnection, about once a second, for ever.
+ * Connections that keep dying within seconds of being made are that,
+ * most likely: say so in one line, at most once a minute, and count each.
+ */
+static void check_flapping(struct tg_mqtt_source *src, int64_t now) {
+        int64_t lived = now - src->connected_at_ms;
+
+        if (!src->connected_at_ms || lived >= FLAP_WINDOW_MS) {
+                src->short_lived = 0;
+                return;
+        }
+        if (++src->short_lived < FLAP_COUNT)
+                return;
+        atomic_fetch_add(&src->takeovers_suspected, 1);
+        if (src->flap_reported_ms && now - src->flap_reported_ms < FLAP_REPORT_MS)
+                return;
+        src->flap_reported_ms = now;
+        tg_err("mqtt: %d connections in a row lost within %d s of connecting (the last "
+               "after %lld ms): most likely another client, such as a second gateway, "
+               "connects with the same client id '%s' and the broker hands the session "
+               "to the newest connection each time; give each gateway its own "
+               "mqtt.client_id (counted in "
+               "tumblegate_mqtt_session_takeovers_suspected_total; said again at most "
+               "once a minute)", src->short_lived, FLAP_WINDOW_MS / 1000, (long long)lived,
+               src->client_id);
+}
+
 static void on_connection_lost(void *context, char *cause) {
         struct tg_mqtt_source *src = context;
 
         atomic_store(&src->ready, 0);
         atomic_fetch_add(&src->connection_lost, 1);
         tg_warn("mqtt: connection lost (%s)", cause ? cause : "no reason given");
+        check_flapping(src, tg_monotonic_ms());
         src->backoff_ms = BACKOFF_MIN_MS;
         retry_later(src);
 }
 
+/* Our own attempt succeeded; on_connected() follows, as for any connection. */
 static void on_connect_ok(void *context, MQTTAsync_successData *resp) {
         struct tg_mqtt_source *src = context;
 
+        (void)resp;
         attempt_end(src);
         src->backoff_ms = BACKOFF_MIN_MS;
-        on_connected(context, NULL);
 }
 
 void tg_mqtt_source_tick(tg_mqtt_source_t *src) {
@@ -346,16 +411,14 @@ void tg_mqtt_source_tick(tg_mqtt_source_t *src) {
 }
 
 /* Paho sends the PUBACK when this returns, whatever it returns: the reading
- * must be fully handed on before returning. */
-static int on_message(void *context, char *topic, int topic_len,
-                      MQTTAsync_message *msg) {
+ * must be fully handed on before returning. Paho gives topic_len 0 when the
+ * topic is NUL-terminated (it may hold a NUL otherwise). */
+static int on_paho_message(void *context, char *topic, int topic_len,
+                           MQTTAsync_message *msg) {
         struct tg_mqtt_source *src = context;
-        char name[512];
 
-        snprintf(name, sizeof(name), "%.*s",
-                 topic_len ? topic_len : (int)strlen(topic), topic);
-        tg_pipeline_ingest(src->pipeline, name, strlen(name), msg->payload,
-                           (size_t)msg->payloadlen, msg->dup);
+        src->on_message(src->opaque, topic, topic_len > 0 ? (size_t)topic_len : strlen(topic),
+                        msg->payload, (size_t)msg->payloadlen, msg->dup);
         MQTTAsync_freeMessage(&msg);
         MQTTAsync_free(topic);
         return 1;
@@ -375,6 +438,7 @@ static void source_free(struct tg_mqtt_source *src) {
         for (i = 0; i < TG_SUBSCRIPTIONS_MAX; i++)
                 free(src->topics[i]);
         free(src->uri);
+        free(src->client_id);
         free(src->username);
         free_secret(src->password);
         free_secret(src->key_password);
@@ -403,9 +467,8 @@ static void tls_setup(struct tg_mqtt_source *src, const struct tg_config *cfg) {
         src->ssl = ssl;
 }
 
-tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg,
-                                     tg_pipeline_t *pipeline, char *errstr,
-                                     size_t errstr_size) {
+tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg, tg_mqtt_message_fn *on_message,
+                                     void *opaque, char *errstr, size_t errstr_size) {
         MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer;
         MQTTAsync_connectOptions conn = MQTTAsync_connectOptions_initializer;
         struct tg_mqtt_source *src = calloc(1, sizeof(*src));
@@ -418,6 +481,7 @@ tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg,
         }
         pthread_mutex_init(&src->tls_lock, NULL);
         if (!(src->uri = strdup(cfg->mqtt_uri)) ||
+            !(src->client_id = strdup(cfg->mqtt_client_id)) ||
             !(src->username = strdup(cfg->mqtt_username)) ||
             !(src->password = strdup(cfg->mqtt_password)) ||
             !(src->key_password = strdup(cfg->mqtt_tls_key_password))) {
@@ -439,7 +503,8 @@ tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg,
                         return NULL;
                 }
         }
-        src->pipeline = pipeline;
+        src->on_message = on_message;
+        src->opaque = opaque;
 
         trace_level_base = tg_log_threshold >= TG_LOG_DEBUG ? MQTTASYNC_TRACE_PROTOCOL
                                                             : MQTTASYNC_TRACE_ERROR;
@@ -457,13 +522,21 @@ tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg,
                 source_free(src);
                 return NULL;
         }
-        MQTTAsync_setCallbacks(src->client, src, on_connection_lost, on_message, NULL);
+        MQTTAsync_setCallbacks(src->client, src, on_connection_lost, on_paho_message, NULL);
+        MQTTAsync_setConnected(src->client, src, on_connected);
 
         /* A persistent session: while the gateway is away the broker queues
          * QoS 1 messages for this client id. */
         conn.cleansession = 0;
         conn.keepAliveInterval = (int)(cfg->mqtt_keepalive_ms / 1000);
         conn.automaticReconnect = 0; /* see retry_later() */
+        /* Not MQTTVERSION_DEFAULT: with it, Paho answers a lost 3.1.1
+         * connection by connecting again at once with MQTT 3.1 ("more to
+         * try"), on its own, with the connect callbacks it cleared after the
+         * first success. When that connection won the race with ours nobody
+         * was told: no subscription, no retry pending, connected 0 for good.
+         * One version, no fallback: every reconnection is retry_later()'s. */
+        conn.MQTTVersion = MQTTVERSION_3_1_1;
         conn.connectTimeout = 10;
         conn.onSuccess = on_connect_ok;
         conn.onFailure = on_connect_fail;
@@ -522,4 +595,5 @@ void tg_mqtt_source_counters(const tg_mqtt_source_t *src,
         out->connects = atomic_load(&src->connects);
         out->connection_lost = atomic_load(&src->connection_lost);
         out->subscribed = atomic_load(&src->subscribed);
+        out->session_takeovers_suspected = atomic_load(&src->takeovers_suspected);
 }

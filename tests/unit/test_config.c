@@ -594,12 +594,68 @@ static void test_yaml_nested(void) {
         CU_ASSERT_STRING_EQUAL(cfg->mqtt_uri, "tcp://x:1");
         tg_config_destroy(cfg);
 
-        /* dotted paths at the top, and a later value wins */
+        /* dotted paths at the top, mixed with nested ones */
         cfg = new_config();
         CU_ASSERT_EQUAL(load_yaml(cfg, "window.size: 20s\nwindow:\n  grace: 1s\n"
-                                       "window.grace: 3s\n", err, sizeof(err)), 0);
+                                       "window.hop: 5s\n", err, sizeof(err)), 0);
         CU_ASSERT_EQUAL(cfg->window_size_ms, 20000);
-        CU_ASSERT_EQUAL(cfg->window_grace_ms, 3000);
+        CU_ASSERT_EQUAL(cfg->window_grace_ms, 1000);
+        CU_ASSERT_EQUAL(cfg->window_hop_ms, 5000);
+        tg_config_destroy(cfg);
+}
+
+/* A key given twice is refused at its second line, naming the first: with
+ * last-wins a forgotten line silently overrides the one being edited. */
+static void expect_duplicate(const char *text, int line2, const char *key, int line1,
+                             int line) {
+        char needle[160];
+        struct tg_config *cfg = new_config();
+        char err[512];
+        int r = load_yaml(cfg, text, err, sizeof(err));
+
+        snprintf(needle, sizeof(needle), "%s:%d: %s: given twice, first at %s:%d", yaml_path,
+                 line2, key, yaml_path, line1);
+        tg_check(r == -EINVAL && strstr(err, needle), line, "r %d, err '%s', want '%s'", r,
+                 err, needle);
+        tg_config_destroy(cfg);
+}
+
+#define EXPECT_DUPLICATE(text, l2, key, l1) expect_duplicate((text), (l2), (key), (l1), __LINE__)
+
+static void test_yaml_duplicate_keys(void) {
+        struct tg_config *cfg;
+        char err[512];
+
+        EXPECT_DUPLICATE("window:\n  size: 5s\n  grace: 1s\n  size: 6s\n", 4, "window.size", 2);
+        EXPECT_DUPLICATE("window.size: 5s\nmqtt:\n  qos: 0\nwindow.size: 6s\n", 4,
+                         "window.size", 1);
+        /* the same option spelled nested and dotted */
+        EXPECT_DUPLICATE("window.size: 5s\nwindow:\n  size: 6s\n", 3, "window.size", 1);
+        EXPECT_DUPLICATE("window:\n  grace: 1s\nwindow.grace: 3s\n", 3, "window.grace", 2);
+        /* a mapping given twice at one level (YAML wants keys unique) */
+        EXPECT_DUPLICATE("window:\n  size: 5s\nlog:\n  level: info\nwindow:\n  grace: 1s\n",
+                         5, "window", 1);
+        EXPECT_DUPLICATE("window: {size: 5s}\nwindow: {size: 5s}\n", 2, "window", 1);
+        /* inside a subscription, and the list itself twice */
+        EXPECT_DUPLICATE("subscriptions:\n  - topic: a/+\n    qos: 0\n    topic: b/+\n", 4,
+                         "subscriptions.0.topic", 2);
+        EXPECT_DUPLICATE("subscriptions:\n  - topic: a/+\n  - topic: b/+\n"
+                         "    timestamp: {field: t, unit: s}\n    timestamp:\n      unit: ms\n",
+                         5, "subscriptions.1.timestamp", 4);
+        EXPECT_DUPLICATE("subscriptions:\n  - topic: a/+\nsubscriptions:\n  - topic: b/+\n", 3,
+                         "subscriptions", 1);
+        /* librdkafka's keys and lists */
+        EXPECT_DUPLICATE("kafka:\n  acks: all\n  socket.timeout.ms: 5\n  acks: 1\n", 4,
+                         "kafka.acks", 2);
+        EXPECT_DUPLICATE("kafka:\n  socket.timeout.ms: 5\n  socket:\n    timeout.ms: 6\n", 4,
+                         "kafka.socket.timeout.ms", 2);
+        EXPECT_DUPLICATE("input:\n  fields: [a]\n  fields:\n    - b\n", 3, "input.fields", 2);
+
+        /* the same key in different subscriptions is no duplicate */
+        cfg = new_config();
+        CU_ASSERT_EQUAL(load_yaml(cfg, "subscriptions:\n  - topic: a/+\n    qos: 0\n"
+                                       "  - topic: b/+\n    qos: 0\n", err, sizeof(err)), 0);
+        CU_ASSERT_EQUAL(cfg->nsubs, 2);
         tg_config_destroy(cfg);
 }
 
@@ -716,6 +772,100 @@ static void test_yaml_errors(void) {
         tg_config_destroy(cfg);
 }
 
+/* MQTT 3.1.1 §4.7 and §1.5.3: what a broker takes as a topic filter. A
+ * filter it refuses makes mosquitto drop the connection as malformed. */
+static void test_set_topic_filter(void) {
+        static const char *const good[] = {
+                "sensors/+/telemetry", "#", "+", "sensors/#", "/", "a//b", "+/+", "/+",
+                "+/#", "$SYS/#", "sensors/\xc3\xbc/t", "a b/\xf0\x9f\x98\x80", "x",
+        };
+        static const struct {
+                const char *filter, *why;
+        } bad[] = {
+                {"", "empty"},
+                {"sensors/#/x", "'#'"},
+                {"sensors#", "'#'"},
+                {"sensors/a#", "'#'"},
+                {"#/", "'#'"},
+                {"a/#/", "'#'"},
+                {"##", "'#'"},
+                {"sensors/+x/t", "'+'"},
+                {"sensors/x+/t", "'+'"},
+                {"++", "'+'"},
+                {"a/b+", "'+'"},
+                {"+#", "'"},
+                {"a/\xc3", "UTF-8"},             /* truncated sequence */
+                {"\xc0\xaf", "UTF-8"},           /* overlong '/' */
+                {"\xe0\x80\xaf", "UTF-8"},       /* overlong '/' */
+                {"\xed\xa0\x80/x", "UTF-8"},     /* surrogate U+D800 */
+                {"\xf4\x90\x80\x80", "UTF-8"},   /* beyond U+10FFFF */
+                {"\x80", "UTF-8"},               /* a lone continuation byte */
+                {"\xff", "UTF-8"},
+                {"a\x01" "b", "control"},         /* U+0001 */
+                {"a\tb", "control"},
+                {"a\x7f", "control"},
+                {"a\xc2\x80" "b", "control"},     /* U+0080 */
+                {"\xef\xbf\xbf", "non-character"}, /* U+FFFF */
+                {"\xef\xb7\x90", "non-character"}, /* U+FDD0 */
+        };
+        static const char *const keys[] = {"mqtt.topic", "subscriptions.0.topic",
+                                           "subscriptions.7.topic"};
+        struct tg_config *cfg = new_config();
+        char err[512], *big = malloc(65537);
+        size_t i, k;
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+        for (i = 0; i < sizeof(good) / sizeof(*good); i++)
+                for (k = 0; k < sizeof(keys) / sizeof(*keys); k++) {
+                        int r = tg_config_set(cfg, keys[k], good[i], "--set", err,
+                                              sizeof(err));
+
+                        tg_check(r == 0, __LINE__, "%s='%s' refused: %s", keys[k], good[i],
+                                 err);
+                }
+        tg_config_destroy(cfg);
+
+        cfg = new_config();
+        for (i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+                for (k = 0; k < sizeof(keys) / sizeof(*keys); k++) {
+                        int r = tg_config_set(cfg, keys[k], bad[i].filter, "gw.yaml:12", err,
+                                              sizeof(err));
+
+                        tg_check(r == -EINVAL && !strncmp(err, "gw.yaml:12: ", 12) &&
+                                 strstr(err, keys[k]) && strstr(err, "topic filter") &&
+                                 strstr(err, bad[i].why), __LINE__,
+                                 "%s='%s': r %d, err '%s', want '%s'", keys[k], bad[i].filter,
+                                 r, err, bad[i].why);
+                }
+                EXPECT_REFUSED(cfg, "mqtt.topic", bad[i].filter); /* and left as it was */
+        }
+        CU_ASSERT_EQUAL(cfg->nsubs, 0); /* no refused subscription was kept */
+        CU_ASSERT_STRING_EQUAL(cfg->mqtt_topic, "sensors/+/telemetry");
+
+        /* at most 65535 bytes, the longest string MQTT can carry */
+        memset(big, 'a', 65536);
+        big[65535] = '\0';
+        CU_ASSERT_EQUAL(tg_config_set(cfg, "mqtt.topic", big, "--set", err, sizeof(err)), 0);
+        big[65535] = 'a';
+        big[65536] = '\0';
+        CU_ASSERT_EQUAL(tg_config_set(cfg, "mqtt.topic", big, "--set", err, sizeof(err)),
+                        -EINVAL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "65535"));
+        CU_ASSERT(strlen(err) < 400); /* the message, not the 64 KiB value */
+        free(big);
+        tg_config_destroy(cfg);
+
+        /* in a file: the line of the filter, the subscription's key */
+        EXPECT_YAML_ERROR("subscriptions:\n  - topic: a/+\n  - topic: a/#/b\n    qos: 0\n", 3,
+                          "subscriptions.1.topic: not a valid MQTT topic filter");
+        EXPECT_YAML_ERROR("mqtt:\n  qos: 0\n  topic: 'sensors/#/x'\n", 3,
+                          "mqtt.topic: not a valid MQTT topic filter");
+        /* A YAML escape can put a NUL in a value; C strings would silently
+         * cut it there, so it is refused, for every option. */
+        EXPECT_YAML_ERROR("mqtt:\n  topic: \"sensors/\\0/x\"\n", 2, "mqtt.topic: contains a NUL");
+        EXPECT_YAML_ERROR("topics:\n  raw: \"raw\\0x\"\n", 2, "topics.raw: contains a NUL");
+}
+
 /* --- validation ------------------------------------------------------------ */
 
 /* A config with the defaults and then the NULL-ended key, value pairs @p kv. */
@@ -778,6 +928,34 @@ static void test_validate(void) {
         V(0, "metrics.listen", "metrics.listen", "127.0.0.1:http");
         V(0, "metrics.listen", "metrics.listen", "127.0.0.1:65536");
         V(0, "metrics.listen", "metrics.listen", "::1:9740");
+        /* a topic: pattern that no topic of the filter can match: every
+         * message would be refused (missing_id) */
+        V(1, "", "mqtt.topic", "sensors/+/telemetry",
+          "input.sensor_id", "topic:sensors/{sensor}/telemetry");
+        V(1, "", "mqtt.topic", "sensors/+/telemetry", "input.sensor_id", "topic:+/{sensor}/+");
+        V(1, "", "mqtt.topic", "sensors/#", "input.sensor_id", "topic:sensors/{sensor}/x/y");
+        V(1, "", "mqtt.topic", "#", "input.sensor_id", "topic:{sensor}");
+        V(1, "", "mqtt.topic", "a/#", "input.sensor_id", "topic:a/{sensor}");
+        V(1, "", "mqtt.topic", "a/b/#", "input.sensor_id", "topic:a/{sensor}"); /* a/b */
+        V(1, "", "mqtt.topic", "+/+", "input.sensor_id", "topic:{sensor}/b");
+        V(0, "input.sensor_id: the pattern 'lab/{sensor}/json' matches no topic of "
+             "mqtt.topic 'sensors/+/telemetry'",
+          "mqtt.topic", "sensors/+/telemetry", "input.sensor_id", "topic:lab/{sensor}/json");
+        V(0, "matches no topic", "mqtt.topic", "sensors/+/telemetry",
+          "input.sensor_id", "topic:sensors/{sensor}");
+        V(0, "matches no topic", "mqtt.topic", "sensors/+",
+          "input.sensor_id", "topic:sensors/{sensor}/telemetry");
+        V(0, "matches no topic", "mqtt.topic", "a/b/c/#", "input.sensor_id", "topic:a/{sensor}");
+        V(0, "matches no topic", "mqtt.topic", "+/x", "input.sensor_id", "topic:$SYS/{sensor}");
+        V(0, "matches no topic", "mqtt.topic", "#", "input.sensor_id", "topic:$SYS/{sensor}");
+        V(1, "", "mqtt.topic", "$SYS/#", "input.sensor_id", "topic:$SYS/{sensor}");
+        V(0, "subscriptions.1.sensor_id: the pattern 'sensors/{sensor}/telemetry' matches "
+             "no topic of subscriptions.1.topic 'lab/+/json'",
+          "input.sensor_id", "topic:sensors/{sensor}/telemetry",
+          "subscriptions.0.topic", "sensors/+/telemetry", "subscriptions.1.topic", "lab/+/json");
+        /* {sensor} is a whole level, as tg_topic_sensor() reads it */
+        V(0, "{sensor} level", "input.sensor_id", "topic:sensors/x{sensor}/telemetry");
+        V(0, "{sensor} level", "input.sensor_id", "topic:sensors/{sensor}x");
 #undef V
 }
 
@@ -1089,6 +1267,7 @@ int main(void) {
                 {"set: durations and their bounds", test_set_duration},
                 {"set: enums", test_set_enum},
                 {"set: strings", test_set_string},
+                {"set: MQTT topic filters (MQTT 3.1.1 4.7)", test_set_topic_filter},
                 {"set: kafka.* passthrough", test_set_passthrough},
                 {"set: error buffers", test_set_error_buffers},
                 {"tg_parse_duration_ms", test_parse_duration},
@@ -1096,6 +1275,7 @@ int main(void) {
                 {"YAML: kafka keys with dots", test_yaml_kafka_keys_with_dots},
                 {"YAML: empty and comment-only files", test_yaml_empty_files},
                 {"YAML: errors name file and line", test_yaml_errors},
+                {"YAML: a key given twice names both lines", test_yaml_duplicate_keys},
                 {"validate: cross-option checks", test_validate},
                 {"tg_parse_listen", test_parse_listen},
                 {"YAML: ${ENV} in values", test_yaml_env},
