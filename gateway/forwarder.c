@@ -12,7 +12,6 @@
 #include "codec.h"
 #include "log.h"
 
-#define TICK_MS 100    /* the window engine's idle close and eviction */
 #define IDLE_MS 5      /* sleep in the sink's poll when the spool has nothing more */
 #define BATCH 1024     /* messages per round before serving deliveries */
 #define RECORD_BUF (TG_SPOOL_TOPIC_MAX + TG_PAYLOAD_MAX + 2)
@@ -21,7 +20,6 @@ struct tg_forwarder {
         struct tg_forwarder_conf conf;
         pthread_t thread;
         uint64_t cursor;                /* next sequence to read */
-        int64_t next_tick;
         int room;                       /* read more only while the sink holds fewer */
         int held_back;                  /* spooled messages wait for room in the sink */
         int abandoned;
@@ -87,21 +85,22 @@ static void *forwarder_main(void *arg) {
 
         while (!atomic_load(f->conf.stop)) {
                 int64_t now = tg_monotonic_ms();
-                int more = 0, tick = now >= f->next_tick, resumed = tg_intake_resumed(f->conf.intake);
+                int more = 0, resumed = tg_intake_resumed(f->conf.intake);
                 int work = f->cursor < tg_spool_next_seq(f->conf.spool);
                 uint64_t confirmed;
 
-                /* With durability memory the MQTT thread may have the worker:
-                 * take it only when there is something to do with it. */
-                if (!f->conf.memory || work || tick || resumed) {
+                /* With durability memory the MQTT thread has the worker
+                 * while it handles messages directly, and ticks it too:
+                 * take it only for the spool, or when the MQTT side has
+                 * been quiet for a tick. */
+                if (!f->conf.memory || work || resumed ||
+                    tg_worker_tick_overdue(f->conf.worker, now, TG_WORKER_TICK_MS)) {
                         pthread_mutex_lock(f->conf.worker_lock);
                         /* No idle close while our own input was held (5.2). */
                         if (resumed)
                                 tg_worker_touch_all(f->conf.worker);
-                        if (tick && !tg_intake_held(f->conf.intake) && !f->held_back) {
-                                tg_worker_tick(f->conf.worker);
-                                f->next_tick = now + TICK_MS;
-                        }
+                        if (!tg_intake_held(f->conf.intake) && !f->held_back)
+                                tg_worker_tick(f->conf.worker, now, 1);
                         if (work)
                                 more = forward_batch(f);
                         if (f->conf.memory)

@@ -134,7 +134,8 @@ static int take_direct(tg_intake_t *in, size_t sub, const char *topic, const voi
                 tg_intake_kafka_behind(in);
                 return 0;
         }
-        /* The forwarder has it (a tick): this one goes to the spool. */
+        /* The forwarder has it (spooled work, or a tick while we were quiet):
+         * this one goes to the spool, behind what is there. */
         if (pthread_mutex_trylock(in->conf.worker_lock)) {
                 atomic_store(&in->spooling, 1);
                 return 0;
@@ -143,8 +144,10 @@ static int take_direct(tg_intake_t *in, size_t sub, const char *topic, const voi
                 pthread_mutex_unlock(in->conf.worker_lock);
                 return 0;
         }
-        /* Not from the spool: done once handed to the sink. */
+        /* Not from the spool: done once handed to the sink. The periodic
+         * work is ours too while we hold the worker. */
         o = tg_worker_process(in->conf.worker, sub, topic, payload, len, arrival_ms, 0, 0);
+        tg_worker_tick(in->conf.worker, tg_monotonic_ms(), 0);
         pthread_mutex_unlock(in->conf.worker_lock);
         pthread_mutex_lock(&in->count_lock);
         in->c.received[sub]++;

@@ -41,6 +41,8 @@ struct tg_worker {
         const _Atomic int *stop;
         tg_window_engine_t *engine;
 
+        _Atomic int64_t next_tick;     /* the engine's periodic work is due */
+
         /* the message in work */
         uint64_t tag;
         unsigned outcome;
@@ -322,11 +324,22 @@ unsigned tg_worker_process(tg_worker_t *w, size_t sub_index, const char *topic,
         return w->outcome;
 }
 
-void tg_worker_tick(tg_worker_t *w) {
+int tg_worker_tick(tg_worker_t *w, int64_t now_ms, int may_wait) {
+        if (now_ms < atomic_load_explicit(&w->next_tick, memory_order_relaxed))
+                return 0;
+        atomic_store_explicit(&w->next_tick, now_ms + TG_WORKER_TICK_MS, memory_order_relaxed);
         /* Windows closed by the clock belong to no message. */
         w->tag = 0;
-        w->may_wait = 1;
+        w->outcome = 0;
+        w->may_wait = may_wait;
         tg_window_engine_tick(w->engine);
+        tg_worker_publish(w);
+        return 1;
+}
+
+int tg_worker_tick_overdue(const tg_worker_t *w, int64_t now_ms, int64_t late_ms) {
+        return now_ms >= atomic_load_explicit(&((tg_worker_t *)w)->next_tick,
+                                              memory_order_relaxed) + late_ms;
 }
 
 void tg_worker_touch_all(tg_worker_t *w) {

@@ -71,8 +71,20 @@ unsigned tg_worker_process(tg_worker_t *w, size_t sub_index, const char *topic,
                            const void *payload, size_t len, int64_t arrival_ms,
                            uint64_t tag, int may_wait);
 
-/** @brief Periodic engine work: idle close, eviction, update emits. */
-void tg_worker_tick(tg_worker_t *w);
+/** Every this often the engine's periodic work is due. */
+#define TG_WORKER_TICK_MS 100
+
+/**
+ * @brief Holder: the engine's periodic work (idle close, eviction, update
+ *        emits) when it is due at @p now_ms (monotonic), whichever thread
+ *        holds the worker; @p may_wait as for tg_worker_process().
+ * @return 1 when it ran.
+ */
+int tg_worker_tick(tg_worker_t *w, int64_t now_ms, int may_wait);
+
+/** @brief Any thread: the periodic work has been due for @p late_ms at
+ *         @p now_ms (nobody holding the worker did it). */
+int tg_worker_tick_overdue(const tg_worker_t *w, int64_t now_ms, int64_t late_ms);
 
 /** @brief After input was held: no sensor counts as idle for the pause. */
 void tg_worker_touch_all(tg_worker_t *w);
