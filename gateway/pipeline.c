@@ -77,13 +77,13 @@ static int spool_start(tg_pipeline_t *p, const struct tg_config *cfg, uint64_t p
                 /* Numbers up to the checkpoint are taken, even if a power loss
                  * took their records from the spool. */
                 .seq_floor = position + 1,
+                /* Room for a first checkpoint before any has told its size. */
+                .reserve_bytes = (uint64_t)1 << 20,
         };
 
         snprintf(dir, sizeof(dir), "%s/spool", cfg->state_dir);
         if (!(p->spool = tg_spool_open(&sc, errstr, errstr_size)))
                 return -EIO;
-        /* Room for a first checkpoint before any has told its size. */
-        tg_spool_set_reserve(p->spool, (uint64_t)1 << 20);
         return 0;
 }
 

@@ -909,6 +909,7 @@ tg_spool_t *tg_spool_open(const struct tg_spool_conf *conf, char *errstr,
         }
         sp->conf = *conf;
         sp->dfd = sp->cfd = sp->wfd = sp->rfd = -1;
+        atomic_store(&sp->reserve, conf->reserve_bytes);
         pthread_mutex_init(&sp->lock, NULL);
         pthread_mutex_init(&sp->append_lock, NULL);
         pthread_mutex_init(&sp->read_lock, NULL);

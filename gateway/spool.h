@@ -53,6 +53,9 @@ struct tg_spool_conf {
          *  syncs in every mode. */
         enum tg_spool_fsync fsync;
         int64_t fsync_interval_ms;
+        /** Free space on the file system that segments leave to others
+         *  (see tg_spool_set_reserve()), from the first segment on. */
+        uint64_t reserve_bytes;
         /** Time source for the fsync interval; NULL: the monotonic clock. */
         const struct tg_clock *clock;
         /** 0, or the lowest sequence number the next append may get. Without

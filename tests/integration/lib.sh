@@ -157,3 +157,13 @@ check_accounting() {
 		$(metric "$1" tumblegate_messages_in_flight)))
 	((in == out)) || fail "metrics do not add up: taken $in, accounted for $out ($1)"
 }
+
+# assert_log_lines_below N [FILE]: FILE (default the gateway log) has fewer
+# than N lines, for tests that bound how much a flood of events may log.
+assert_log_lines_below() {
+	local file=${2:-$work/gateway.log} lines
+	[[ -f $file ]] || fail "no log $file to count"
+	lines=$(wc -l <"$file")
+	((lines < $1)) || fail "$file has $lines lines, want fewer than $1"
+	log "$file: $lines lines (bound $1)"
+}
