@@ -13,7 +13,12 @@
 #include "ledger.h"
 #include "log.h"
 
-#define RECENT_MAX 4096 /* spooled messages remembered for redeliveries */
+/* Spooled messages remembered for redeliveries: a broker may resend many
+ * thousands after a crash (16 500 seen in test_kill_while_appending). The
+ * last RECENT_MAX, exactly: a ring of keys in arrival order, indexed by an
+ * open-addressing table of twice as many slots (1 MiB in all). */
+#define RECENT_MAX (1u << 16)
+#define RECENT_SLOTS (2 * RECENT_MAX)
 /* durability memory: records in the sink beyond which messages go to the
  * spool instead (Kafka down or slow), and below which, once the spool is
  * drained, they are handled directly again; at most these, and a fraction
@@ -27,11 +32,13 @@ struct tg_intake {
 
         /* Messages spooled most recently, to know a broker's redelivery
          * (DUP flag) of one already in the spool: after a crash, the broker
-         * resends what it had sent but saw no PUBACK for. MQTT thread only. */
-        struct recent {
-                uint32_t topic_crc, payload_crc, len;
-        } recent[RECENT_MAX];
-        unsigned recent_next;
+         * resends what it had sent but saw no PUBACK for. A key is the
+         * topic's and the payload's CRCs and the length, never 0. The table
+         * holds ring index + 1 (0: empty), linear probing. MQTT thread only. */
+        uint64_t recent[RECENT_MAX];
+        uint32_t recent_slot[RECENT_SLOTS];
+        uint32_t recent_next;      /* ring position of the next key */
+        int recent_full;           /* the ring has wrapped */
 
         /* Counting a message and appending it happen under count_lock, so
          * that a reader sees both at one instant. Never held across a
@@ -51,24 +58,63 @@ struct tg_intake {
         _Atomic int kafka_behind; /* spooling because the sink was full (logged) */
 };
 
+static uint64_t recent_keyof(const char *topic, size_t topic_len, const void *payload,
+                             size_t len) {
+        uint64_t k = (uint64_t)crc32(0L, (const Bytef *)topic, (uInt)topic_len) << 32 |
+                     (uint32_t)crc32(0L, payload, (uInt)len);
+
+        k ^= (uint64_t)len * 0x9e3779b97f4a7c15ull;
+        return k ? k : 1;
+}
+
+static uint32_t recent_home(uint64_t k) {
+        return (uint32_t)((k * 0xff51afd7ed558ccdull) >> 40) & (RECENT_SLOTS - 1);
+}
+
+/* Take ring entry r out of the table, shifting the probe run back so that
+ * no later entry is cut off from its home slot. */
+static void recent_unindex(tg_intake_t *in, uint32_t r) {
+        uint32_t i = recent_home(in->recent[r]), j;
+
+        while (in->recent_slot[i] != r + 1)
+                i = (i + 1) & (RECENT_SLOTS - 1);
+        for (j = i;;) {
+                uint32_t h;
+
+                j = (j + 1) & (RECENT_SLOTS - 1);
+                if (!in->recent_slot[j])
+                        break;
+                h = recent_home(in->recent[in->recent_slot[j] - 1]);
+                /* j's entry may fill the hole at i unless its home lies in (i, j]. */
+                if ((j > i && (h <= i || h > j)) || (j < i && h <= i && h > j)) {
+                        in->recent_slot[i] = in->recent_slot[j];
+                        i = j;
+                }
+        }
+        in->recent_slot[i] = 0;
+}
+
 static void recent_add(tg_intake_t *in, const char *topic, size_t topic_len,
                        const void *payload, size_t len) {
-        struct recent *x = &in->recent[in->recent_next++ % RECENT_MAX];
+        uint32_t r = in->recent_next, i;
 
-        x->topic_crc = (uint32_t)crc32(0L, (const Bytef *)topic, (uInt)topic_len);
-        x->payload_crc = (uint32_t)crc32(0L, payload, (uInt)len);
-        x->len = (uint32_t)len;
+        if (in->recent_full)
+                recent_unindex(in, r); /* the oldest goes */
+        in->recent[r] = recent_keyof(topic, topic_len, payload, len);
+        for (i = recent_home(in->recent[r]); in->recent_slot[i]; i = (i + 1) & (RECENT_SLOTS - 1))
+                ;
+        in->recent_slot[i] = r + 1;
+        in->recent_next = (r + 1) % RECENT_MAX;
+        in->recent_full |= in->recent_next == 0;
 }
 
 static int recent_has(const tg_intake_t *in, const char *topic, size_t topic_len,
                       const void *payload, size_t len) {
-        uint32_t tc = (uint32_t)crc32(0L, (const Bytef *)topic, (uInt)topic_len);
-        uint32_t pc = (uint32_t)crc32(0L, payload, (uInt)len);
-        unsigned i;
+        uint64_t k = recent_keyof(topic, topic_len, payload, len);
+        uint32_t i;
 
-        for (i = 0; i < RECENT_MAX; i++)
-                if (in->recent[i].len == len && in->recent[i].payload_crc == pc &&
-                    in->recent[i].topic_crc == tc && (len || in->recent[i].topic_crc))
+        for (i = recent_home(k); in->recent_slot[i]; i = (i + 1) & (RECENT_SLOTS - 1))
+                if (in->recent[in->recent_slot[i] - 1] == k)
                         return 1;
         return 0;
 }

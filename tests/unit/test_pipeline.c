@@ -184,15 +184,20 @@ static tg_pipeline_t *start(const struct tg_config *cfg, const struct tg_sink *s
         return p;
 }
 
-/* Message i: sensor s<i % 5>, one reading every 100 ms of event time per sensor. */
-static int ingest(tg_pipeline_t *p, int i) {
+/* Message i: sensor s<i % 5>, one reading every 100 ms of event time per
+ * sensor; @p dup the MQTT DUP flag. */
+static int ingest_dup(tg_pipeline_t *p, int i, int dup) {
         char topic[32], payload[128];
         int tl = snprintf(topic, sizeof(topic), "sensors/s%d/telemetry", i % 5);
         int n = snprintf(payload, sizeof(payload),
                          "{\"sensor\":\"s%d\",\"ts\":%" PRId64 ",\"temperature\":%d.25}", i % 5,
                          NOW_MS - 3600000 + (int64_t)(i / 5) * 100, i % 37);
 
-        return tg_pipeline_ingest(p, topic, (size_t)tl, payload, (size_t)n, 0);
+        return tg_pipeline_ingest(p, topic, (size_t)tl, payload, (size_t)n, dup);
+}
+
+static int ingest(tg_pipeline_t *p, int i) {
+        return ingest_dup(p, i, 0);
 }
 
 static struct tg_pipeline_messages messages(tg_pipeline_t *p) {
@@ -528,6 +533,40 @@ static void test_memory_mode(void) {
         tg_config_destroy(cfg);
 }
 
+/* After a crash the broker resends, flagged DUP, what it saw no PUBACK for:
+ * thousands of messages already spooled are recognised and not taken twice,
+ * while a DUP message never seen is taken. */
+static void test_redeliveries(void) {
+        enum { N = 20000 };
+        struct tg_config *cfg = config("disk");
+        tg_pipeline_t *p;
+        int i;
+
+        fresh_state();
+        p = start(cfg, fake_reset(100000, 1));
+        for (i = 0; i < N; i++)
+                CU_ASSERT_EQUAL(ingest(p, i), 0);
+        for (i = 0; i < N; i++)
+                CU_ASSERT_EQUAL(ingest_dup(p, i, 1), 0);
+        CU_ASSERT_EQUAL(ingest_dup(p, N, 1), 0); /* DUP, but new */
+        CU_ASSERT_FATAL(wait_forwarded(p, N + 1));
+        check_accounting(p);
+        CU_ASSERT_EQUAL(messages(p).redeliveries, N);
+        CU_ASSERT_EQUAL(count(TG_SINK_RAW), N + 1);
+        /* Past what is remembered (the last 65 536): the newest 60 000
+         * still are, after 5 000 were forgotten to make room. */
+        for (i = N + 1; i < 4 * N; i++)
+                CU_ASSERT_EQUAL(ingest(p, i), 0);
+        for (i = N; i < 4 * N; i++)
+                CU_ASSERT_EQUAL(ingest_dup(p, i, 1), 0);
+        CU_ASSERT_FATAL(wait_forwarded(p, 4 * N));
+        CU_ASSERT_EQUAL(messages(p).redeliveries, 4 * N);
+        CU_ASSERT_EQUAL(count(TG_SINK_RAW), 4 * N);
+        check_accounting(p);
+        tg_pipeline_destroy(p, tg_monotonic_ms() + 5000);
+        tg_config_destroy(cfg);
+}
+
 int main(void) {
         static const struct tg_test tests[] = {
                 {"every message forwarded once, checkpointed, released", test_forwarded_once},
@@ -537,6 +576,8 @@ int main(void) {
                  test_replay_after_checkpoint},
                 {"durability memory: direct, spooled while the sink is full, in order",
                  test_memory_mode},
+                {"60 000 redeliveries after a crash recognised, a new DUP taken",
+                 test_redeliveries},
         };
         int rc;
 
