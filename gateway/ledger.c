@@ -35,11 +35,15 @@ tg_ledger_t *tg_ledger_new(uint64_t next) {
                 free(l);
                 return NULL;
         }
+        pthread_mutex_init(&l->pub_lock, NULL);
+        tg_ledger_start_at(l, next);
+        return l;
+}
+
+void tg_ledger_start_at(tg_ledger_t *l, uint64_t next) {
         l->next = next;
         atomic_store(&l->confirmed_next, next);
         l->mine.confirmed_next = l->pub.confirmed_next = next;
-        pthread_mutex_init(&l->pub_lock, NULL);
-        return l;
 }
 
 void tg_ledger_destroy(tg_ledger_t *l) {

@@ -45,6 +45,10 @@ tg_ledger_t *tg_ledger_new(uint64_t next);
 /** @brief Free; NULL is accepted. */
 void tg_ledger_destroy(tg_ledger_t *l);
 
+/** @brief Before anything was tracked: the first message will be @p next
+ *         (known once the checkpoint is restored and the spool opened). */
+void tg_ledger_start_at(tg_ledger_t *l, uint64_t next);
+
 /** @brief Forwarder: messages from the next unbegun one up to @p seq - 1
  *         will never be read (set aside as corrupt, or dropped): done, skipped. */
 void tg_ledger_skip_to(tg_ledger_t *l, uint64_t seq);

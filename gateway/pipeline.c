@@ -117,16 +117,7 @@ tg_pipeline_t *tg_pipeline_new(const struct tg_config *cfg, const struct tg_sink
         if (p->memory) /* whatever a crash left in the spool goes out first */
                 position = tg_spool_first_seq(p->spool) - 1;
         next = tg_spool_next_seq(p->spool);
-        tg_ledger_destroy(p->ledger);
-        if (!(p->ledger = tg_ledger_new(position + 1))) {
-                snprintf(errstr, errstr_size, "out of memory");
-                goto fail;
-        }
-        tg_worker_destroy(p->worker); /* again, now with the ledger that tracks */
-        if (!(p->worker = tg_worker_new(cfg, sink, p->ledger, clock, &p->forwarder_stop,
-                                        errstr, errstr_size)))
-                goto fail;
-        tg_checkpoint_restore(p->checkpoint, tg_worker_engine(p->worker));
+        tg_ledger_start_at(p->ledger, position + 1);
         p->recovered = next - (position + 1);
         if (next > position + 1)
                 tg_info("spool: replaying messages %llu..%llu after the checkpoint",
