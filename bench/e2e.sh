@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # Usage: bench/e2e.sh [-n REPS] [--quick] [--mock] [--before BIN | --before-rev REV]
-#                     [--png FILE] [--replot] [GATEWAY]
+#                     [--png FILE] [--replot] [--perf] [GATEWAY]
 #   GATEWAY          the tumblegate binary to measure (default build/gateway/tumblegate,
 #                    built RelWithDebInfo if missing)
 #   -n REPS          rounds (default 5, or 3 with --before): each figure is a median over them
@@ -16,6 +16,9 @@
 #   --png FILE       where to draw the chart (default bench/e2e.png)
 #   --replot         no runs: the table and the chart again, from the last run's
 #                    build-bench/e2e/runs.tsv
+#   --perf           no table: one run of GATEWAY, durability disk, QoS 1 at 10 000/s,
+#                    under perf record; prints where its CPU went (threads, libraries,
+#                    functions)
 #
 # What runs. The subjects take the same load from the same mosquitto, one at a
 # time: the bare subscriber (bench/bare_sub.c: the gateway's Paho library and
@@ -73,18 +76,19 @@ die() {
 	exit 1
 }
 
-reps="" quick=0 mock=0 before="" before_rev="" png=$repo_dir/bench/e2e.png gateway="" replot=0
+reps="" quick=0 mock=0 before="" before_rev="" png=$repo_dir/bench/e2e.png gateway="" replot=0 perf=0
 while (($#)); do
 	case $1 in
 	-n) reps=$2 && shift ;;
 	--replot) replot=1 ;;
+	--perf) perf=1 ;;
 	--quick) quick=1 ;;
 	--mock) mock=1 ;;
 	--before) before=$(realpath "$2") && shift ;;
 	--before-rev) before_rev=$2 && shift ;;
 	--png) png=$(realpath -m "$2") && shift ;;
 	-h | --help)
-		sed -n '5,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+		sed -n '5,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	-*) die "unknown option $1 (see --help)" ;;
@@ -131,6 +135,7 @@ report() {
 			if (!($3 in jseen)) { jseen[$3] = 1; subj[++nj] = $3 }
 			us = $6 ? $7 / $6 : 0
 			uspr[$1 SUBSEP k] = us
+			ratepr[$1 SUBSEP k] = $6 / $8
 			cpu[k] = cpu[k] " " us
 			rate[k] = rate[k] " " ($6 / $8)
 			rss[k] = rss[k] " " $9
@@ -142,21 +147,27 @@ report() {
 		END {
 			name["q0-paced"] = "QoS 0, 25 000/s"; name["q1-paced"] = "QoS 1, 10 000/s"
 			name["q0-max"] = "QoS 0, max no loss"; name["q1-max"] = "QoS 1, max no loss"
-			printf "%-20s %-14s %12s %8s %10s %9s  %s\n", "load", "subject", "CPU us/read", "ratio",
-			       "readings/s", "RSS MiB", "loss (worst round)"
+			printf "%-20s %-14s %11s %7s %11s %10s %9s %9s  %s\n", "load", "subject", "CPU us/read",
+			       "ratio", "(range)", "readings/s", "rate/bare", "RSS MiB", "loss (worst round)"
 			for (s = 1; s <= ns; s++) {
 				sc = scen[s]; line = "\"" name[sc] "\""
 				for (j = 1; j <= nj; j++) {
 					k = sc SUBSEP subj[j]
-					ratios = ""
+					ratios = rates = ""; lo = hi = 0
 					n = split(round[k], rr, " ")
 					for (i = 1; i <= n; i++) {
 						b = uspr[rr[i] SUBSEP sc SUBSEP "bare"]
-						if (b > 0) ratios = ratios " " uspr[rr[i] SUBSEP k] / b
+						if (b <= 0) continue
+						x = uspr[rr[i] SUBSEP k] / b
+						ratios = ratios " " x
+						if (lo == 0 || x < lo) lo = x
+						if (x > hi) hi = x
+						rates = rates " " ratepr[rr[i] SUBSEP k] / ratepr[rr[i] SUBSEP sc SUBSEP "bare"]
 					}
 					m = median(cpu[k]); q = ratios == "" ? 0 : median(ratios); rt = median(rate[k])
-					printf "%-20s %-14s %12.1f %7.2fx %10.0f %9.1f  %s\n", j == 1 ? name[sc] : "",
-					       subj[j], m, q, rt, median(rss[k]) / 1024,
+					printf "%-20s %-14s %11.1f %6.2fx %11s %10.0f %8.0f%% %9.1f  %s\n", j == 1 ? name[sc] : "",
+					       subj[j], m, q, sprintf("%.2f-%.2f", lo, hi), rt,
+					       rates == "" ? 0 : 100 * median(rates), median(rss[k]) / 1024,
 					       maxlost[k] ? sprintf("%d (%.2f %%)", maxlost[k], 100 * maxlossp[k]) : "0"
 					line = line sprintf(" %.2f %.3f %.0f", m, q, rt)
 				}
@@ -166,7 +177,8 @@ report() {
 			for (j = 1; j <= nj; j++) printf " \"%s\"", subj[j] > dat
 			print "" > dat
 		}' "$out/runs.tsv"
-	echo "# ratio: the gateway's CPU per reading over the bare subscriber's in the same round, median over rounds"
+	echo "# ratio: CPU per reading over the bare subscriber's in the same round, median (and range) over rounds;"
+	echo "# rate/bare: readings/s over the bare subscriber's in the same round, median (the paced rows: all at the publishers' pace)"
 
 	# The chart: CPU per reading, ratio to the bare subscriber (with the issue's
 	# targets), and the highest rate with no loss, one cluster per load.
@@ -375,6 +387,12 @@ run() {
 		done
 		port=$(sed -n 's|.*metrics: serving http://[^ ]*:\([0-9]*\)/metrics.*|\1|p' "$dir/gw.log")
 		[[ -n $port ]] || die "$id: no metrics port in $dir/gw.log"
+		if ((perf)); then
+			perf record -F 997 -g -p "$pid" -o "$dir/perf.data" >"$dir/perf.log" 2>&1 &
+			perf_pid=$!
+			pids+=($perf_pid)
+			sleep 0.5 # perf attaches to every thread
+		fi
 		cpu0=$(proc_cpu_us "$pid")
 		t0=$EPOCHREALTIME
 		publishers "$npub" "$each" "$qos" "$rate" "$dur" "$fast" "$id" "$dir"
@@ -399,25 +417,58 @@ run() {
 		t1=$now
 		got=$f
 		rss=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
+		if ((perf)); then
+			kill -INT "$perf_pid"
+			wait "$perf_pid" || true
+			perf_data=$dir/perf.data
+		fi
 		kill -TERM "$pid"
 		wait "$pid" || log "$id: the gateway exited $? on SIGTERM; see $dir/gw.log"
 	fi
 	sent=$(published "$dir")
 	printf '%s\t%s\t%s\t%d\t%d\t%d\t%d\t%.6f\t%d\t%s\n' "$round" "$scen" "$subject" "$expect" \
 		"$sent" "$got" $((cpu1 - cpu0)) "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" "$rss" \
-		"$(cut -d' ' -f1 /proc/loadavg)" >>"$out/runs.tsv"
-	tail -n 1 "$out/runs.tsv" | awk -F'\t' '{ printf "bench/e2e.sh: round %s %-8s %-13s %7d/%-7d readings %6.1f us/reading %7.0f/s  %5.1f MiB  load %s\n",
+		"$(cut -d' ' -f1 /proc/loadavg)" >>"$runs_tsv"
+	tail -n 1 "$runs_tsv" | awk -F'\t' '{ printf "bench/e2e.sh: round %s %-8s %-13s %7d/%-7d readings %6.1f us/reading %7.0f/s  %5.1f MiB  load %s\n",
 		$1, $2, $3, $6, $5, $6 ? $7 / $6 : 0, $6 / $8, $9 / 1024, $10 }' >&2
 	rm -rf "$dir/state"
 	pids=()
 }
+
+# --- a profile --------------------------------------------------------------
+
+# perf_top SORT N: the first N lines of a flat perf report sorted by SORT.
+perf_top() {
+	perf report -i "$perf_data" --stdio --no-children -g none --percent-limit 0.5 --sort "$1" 2>/dev/null |
+		grep -v '^#' | grep -v '^$' | head -n "$2"
+}
+
+if ((perf)); then
+	command -v perf >/dev/null 2>&1 || die "--perf needs perf (apt-get install linux-perf)"
+	runs_tsv=$out/perf-run.tsv
+	rm -f "$runs_tsv"
+	perf_data=""
+	run 1 q1-paced disk
+	[[ -s $perf_data ]] || die "perf recorded nothing; see $out/runs/*/perf.log"
+	bench_machine
+	echo "## where the gateway's CPU goes, durability disk, QoS 1 at 10 000/s: bench/e2e.sh --perf"
+	echo "# load average $(cut -d' ' -f1-3 /proc/loadavg); samples of the gateway's process, every thread, user and kernel"
+	echo "### by thread"
+	perf_top comm 12
+	echo "### by library (kernel: [kernel.kallsyms])"
+	perf_top dso 12
+	echo "### by function"
+	perf_top dso,sym 30
+	exit 0
+fi
 
 # --- the rounds -------------------------------------------------------------
 
 subjects=(bare disk memory)
 [[ -n $before ]] && subjects+=("before disk" "before memory")
 scenarios=(q0-paced q1-paced q0-max q1-max)
-rm -f "$out/runs.tsv"
+runs_tsv=$out/runs.tsv
+rm -f "$runs_tsv"
 rm -rf "$out/runs"
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 began=$SECONDS
