@@ -290,6 +290,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 kafka=$TG_KAFKA_BROKERS
+mqtt_hostport=${TG_MQTT_URI#*://}
+mqtt_host=${mqtt_hostport%:*} mqtt_port=${mqtt_hostport##*:}
 gw_extra=()
 if ((mock)); then
 	"$build/bench/mock_kafka" "$topic_base.raw" "$topic_base.agg" "$topic_base.dlq" \
@@ -426,6 +428,10 @@ run() {
 		wait "$pid" || log "$id: the gateway exited $? on SIGTERM; see $dir/gw.log"
 	fi
 	sent=$(published "$dir")
+	# The subject's persistent session would stay in mosquitto (and its
+	# database) for good: a clean-session connect with its client id ends it.
+	mosquitto_sub -h "$mqtt_host" -p "$mqtt_port" -i "$id" -t "$id/end" -E -W 5 >/dev/null 2>&1 ||
+		log "$id: could not end the MQTT session"
 	printf '%s\t%s\t%s\t%d\t%d\t%d\t%d\t%.6f\t%d\t%s\n' "$round" "$scen" "$subject" "$expect" \
 		"$sent" "$got" $((cpu1 - cpu0)) "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" "$rss" \
 		"$(cut -d' ' -f1 /proc/loadavg)" >>"$runs_tsv"
