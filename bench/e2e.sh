@@ -294,6 +294,9 @@ mqtt_hostport=${TG_MQTT_URI#*://}
 mqtt_host=${mqtt_hostport%:*} mqtt_port=${mqtt_hostport##*:}
 gw_extra=()
 if ((mock)); then
+	# Not a previous run's address: the check below may come before the
+	# child has opened (and emptied) the file.
+	rm -f "$out/mock.out" "$out/mock.err"
 	"$build/bench/mock_kafka" "$topic_base.raw" "$topic_base.agg" "$topic_base.dlq" \
 		>"$out/mock.out" 2>"$out/mock.err" &
 	mock_pid=$!
@@ -346,6 +349,9 @@ run() {
 	q1-max) qos=1 npub=4 each=25 rate=100 dur=$((max_readings / 10000)) fast=--fast ;;
 	esac
 	expect=$((npub * each * rate * dur))
+	if [[ -n $mock_pid ]] && ! kill -0 "$mock_pid" 2>/dev/null; then
+		die "mock_kafka has exited: $(cat "$out/mock.err")"
+	fi
 	id=$topic_base-$round-$scen-${subject/ /-}
 	dir=$out/runs/$id
 	mkdir -p "$dir"
@@ -435,8 +441,8 @@ run() {
 	printf '%s\t%s\t%s\t%d\t%d\t%d\t%d\t%.6f\t%d\t%s\n' "$round" "$scen" "$subject" "$expect" \
 		"$sent" "$got" $((cpu1 - cpu0)) "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" "$rss" \
 		"$(cut -d' ' -f1 /proc/loadavg)" >>"$runs_tsv"
-	tail -n 1 "$runs_tsv" | awk -F'\t' '{ printf "bench/e2e.sh: round %s %-8s %-13s %7d/%-7d readings %6.1f us/reading %7.0f/s  %5.1f MiB  load %s\n",
-		$1, $2, $3, $6, $5, $6 ? $7 / $6 : 0, $6 / $8, $9 / 1024, $10 }' >&2
+	tail -n 1 "$runs_tsv" | awk -F'\t' -v dir="$dir" '{ printf "bench/e2e.sh: round %s %-8s %-13s %7d/%-7d readings %6.1f us/reading %7.0f/s  %5.1f MiB  load %s%s\n",
+		$1, $2, $3, $6, $5, $6 ? $7 / $6 : 0, $6 / $8, $9 / 1024, $10, $6 < $5 ? "  LOSS: see " dir : "" }' >&2
 	rm -rf "$dir/state"
 	pids=()
 }
@@ -498,7 +504,7 @@ kafka_kind="real broker (deploy/stack.sh)"
 {
 	bench_machine
 	echo "## end to end against a bare Paho subscriber: $command"
-	echo "# gateway $gateway${before:+, before $before}; Kafka: $kafka_kind"
+	echo "# gateway ${gateway#"$repo_dir"/}${before:+, before ${before#"$repo_dir"/}}; Kafka: $kafka_kind"
 	echo "# $reps round(s) in $((SECONDS - began)) s; load average (1, 5, 15 min) at start $load_start, at end $load_end"
 } >"$out/head.txt"
 report
