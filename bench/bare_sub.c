@@ -11,12 +11,15 @@
  * messages, or when IDLE_S seconds pass with none arriving (from the first
  * message on, or from subscribing if none came), printing
  *
- *   received N cpu_us U maxrss_kb R
+ *   received N cpu_us U maxrss_kb R end_s T
  *
  * U is the process's user + system CPU (all threads, getrusage) from the
  * granted subscription to the end, R its peak resident set (ru_maxrss,
- * the same figure as /proc/PID/status VmHWM). bench/e2e.sh measures the
- * gateway over the same span from /proc.
+ * the same figure as /proc/PID/status VmHWM), T the wall-clock time
+ * (CLOCK_REALTIME, seconds) at which the COUNTth message arrived, or, after
+ * an idle timeout, when the last one was seen (to 0.1 s). bench/e2e.sh
+ * measures the gateway over the same span from /proc, and takes the end of
+ * the run from T rather than from the exit, which waits for the disconnect.
  */
 #include <MQTTAsync.h>
 #include <stdatomic.h>
@@ -33,12 +36,17 @@ struct bare {
 };
 
 static _Atomic unsigned long received;
-static _Atomic int subscribed, failed;
+static unsigned long want;
+static _Atomic int subscribed, failed, done;
+static struct timespec done_at; /* the COUNTth message's arrival; read once done is set */
 
 static int on_message(void *context, char *topic, int topic_len, MQTTAsync_message *msg) {
         (void)context;
         (void)topic_len;
-        atomic_fetch_add_explicit(&received, 1, memory_order_relaxed);
+        if (atomic_fetch_add_explicit(&received, 1, memory_order_relaxed) + 1 == want) {
+                clock_gettime(CLOCK_REALTIME, &done_at);
+                atomic_store_explicit(&done, 1, memory_order_release);
+        }
         MQTTAsync_freeMessage(&msg);
         MQTTAsync_free(topic);
         return 1;
@@ -95,10 +103,10 @@ static long long cpu_us(void) {
                ru.ru_stime.tv_usec;
 }
 
-static double now_s(void) {
+static double now_s(clockid_t clock) {
         struct timespec ts;
 
-        clock_gettime(CLOCK_MONOTONIC, &ts);
+        clock_gettime(clock, &ts);
         return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -107,8 +115,8 @@ int main(int argc, char **argv) {
         MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer;
         MQTTAsync_connectOptions conn = MQTTAsync_connectOptions_initializer;
         MQTTAsync_disconnectOptions dopts = MQTTAsync_disconnectOptions_initializer;
-        unsigned long want, seen = 0, n;
-        double idle_s, last;
+        unsigned long seen = 0, n;
+        double idle_s, last, last_real, end;
         long long cpu0;
         struct rusage ru;
         int rc;
@@ -151,20 +159,26 @@ int main(int argc, char **argv) {
 
         /* Polling the counter 10 times a second costs nothing measurable
          * and keeps the receive path free of any signalling. */
-        last = now_s();
-        while ((n = atomic_load(&received)) < want && !atomic_load(&failed)) {
+        last = now_s(CLOCK_MONOTONIC);
+        last_real = now_s(CLOCK_REALTIME);
+        while (!atomic_load_explicit(&done, memory_order_acquire) && !atomic_load(&failed)) {
+                n = atomic_load_explicit(&received, memory_order_relaxed);
                 if (n != seen) {
                         seen = n;
-                        last = now_s();
-                } else if (now_s() - last >= idle_s) {
+                        last = now_s(CLOCK_MONOTONIC);
+                        last_real = now_s(CLOCK_REALTIME);
+                } else if (now_s(CLOCK_MONOTONIC) - last >= idle_s) {
                         break;
                 }
                 usleep(100 * 1000);
         }
-        n = atomic_load(&received);
+        n = atomic_load_explicit(&received, memory_order_relaxed);
+        end = atomic_load_explicit(&done, memory_order_acquire)
+                      ? (double)done_at.tv_sec + (double)done_at.tv_nsec / 1e9
+                      : last_real;
         printf("received %lu cpu_us %lld", n, cpu_us() - cpu0);
         getrusage(RUSAGE_SELF, &ru);
-        printf(" maxrss_kb %ld\n", ru.ru_maxrss);
+        printf(" maxrss_kb %ld end_s %.6f\n", ru.ru_maxrss, end);
         fflush(stdout);
         dopts.timeout = 1000;
         MQTTAsync_disconnect(b.client, &dopts);

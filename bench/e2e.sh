@@ -50,9 +50,10 @@
 #
 # Per run. CPU is the subject's process user + system time (all threads) from
 # its granted subscription until it is done: the bare subscriber has every
-# reading (its own getrusage); the gateway has every reading received and
-# confirmed by Kafka, in_flight 0 (/proc/PID/stat, polled with /metrics every
-# 0.1 s once the publishers have finished). Start-up and shutdown are outside.
+# reading (its own getrusage; the time of that reading's arrival ends the
+# run); the gateway has every reading received and confirmed by Kafka,
+# in_flight 0 (/proc/PID/stat, polled with /metrics every 0.1 s once the
+# publishers have finished). Start-up and shutdown are outside.
 # Divided by readings received (bare) or confirmed on the raw topic (gateway).
 # RSS is the peak (VmHWM / ru_maxrss) over the process's life. Loss is
 # readings the publishers had confirmed and the subject did not get (the
@@ -371,9 +372,10 @@ run() {
 		wait "${pub_pids[@]}" || true
 		rc=0
 		wait "$pid" || rc=$?
-		t1=$EPOCHREALTIME
 		((rc == 0)) || log "$id: bare_sub exited $rc: $(cat "$dir/sub.err")"
-		read -r _ got _ cpu1 _ rss < <(grep '^received' "$dir/sub.out")
+		# The end: the last reading's arrival, as bare_sub saw it, not its
+		# exit, which waits for the MQTT disconnect.
+		read -r _ got _ cpu1 _ rss _ t1 < <(grep '^received' "$dir/sub.out")
 		cpu0=0
 	else
 		bin=$gateway
