@@ -9,12 +9,10 @@
 #include "clock.h"
 #include "reading.h"
 
-/* Timestamps outside [TG_TS_MIN, TG_TS_MAX] are refused, which keeps every
- * boundary computation (start, end, end + grace) free of overflow. The range
- * still spans ±146 million years around 1970. */
-#define TG_TS_MIN (INT64_MIN / 4)
-#define TG_TS_MAX (INT64_MAX / 4)
-/* Window sizes, hops, grace and timeouts are capped far below that. */
+/* Timestamps outside [TG_TS_MIN, TG_TS_MAX] (reading.h: 1 ms after the epoch
+ * to the end of year 9999) are refused, which keeps every boundary
+ * computation (start, end, end + grace) free of overflow. */
+/* Window sizes, hops, grace and timeouts are capped far below the range. */
 #define TG_DURATION_MAX ((int64_t)1 << 40) /* ~35 years of ms */
 
 enum tg_window_close {

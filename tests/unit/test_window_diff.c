@@ -1259,13 +1259,14 @@ static const struct diff_config configs[] = {
                 .nsensors = 1200, .wall0 = WALL_2025, .seed = 1,
         },
         {
-                /* Starts 10 minutes before the epoch: boundaries around 0. */
+                /* Starts a minute after the epoch: the first windows start
+                 * before it, and old readings fall before TG_TS_MIN. */
                 .name = "hopping W 10 s H 2 s per-sensor",
                 .conf = {.size_ms = 10000, .hop_ms = 2000, .grace_ms = 2000,
                          .idle_timeout_ms = 30000, .max_future_ms = 300000,
                          .max_sensors = 2048, .max_fields = 4, .max_field_names = 16,
                          .close = TG_CLOSE_PER_SENSOR},
-                .nsensors = 1000, .wall0 = -600000, .seed = 2,
+                .nsensors = 1000, .wall0 = 60000, .seed = 2,
         },
         {
                 .name = "tumbling global",
@@ -1298,7 +1299,7 @@ static const struct diff_config configs[] = {
                          .max_sensors = 250, .max_fields = 3, .max_field_names = 4,
                          .close = TG_CLOSE_GLOBAL, .evict_after_ms = 10000,
                          .update_interval_ms = 500},
-                .nsensors = 300, .nhot = 150, .wall0 = -300000, .seed = 6,
+                .nsensors = 300, .nhot = 150, .wall0 = 30000, .seed = 6,
         },
         {
                 /* 64 windows per reading; grace not a multiple of the hop. */
@@ -1358,7 +1359,7 @@ static const struct diff_config configs[] = {
                          .max_sensors = 250, .max_fields = 3, .max_field_names = 4,
                          .close = TG_CLOSE_GLOBAL, .evict_after_ms = 10000,
                          .update_interval_ms = 500},
-                .nsensors = 300, .nhot = 150, .wall0 = -300000, .readings = 300000,
+                .nsensors = 300, .nhot = 150, .wall0 = 30000, .readings = 300000,
                 .seed = 12, .batch = BATCH_MAX, .id_width = 12,
         },
         {
@@ -1483,17 +1484,20 @@ static void test_reference_by_hand(void) {
         CU_ASSERT_EQUAL(self_out.v[2].late, 0);
         ref_free(&ref);
 
-        /* 2.2: -1 lies in [-10000, 0); 6.2: first/last ties. */
+        /* 1.2: 0 and -1 are out of range; 2.2: 1 and 9999 lie in
+         * [0, 10000); 6.2: first/last ties. */
         c.grace_ms = 0;
         ref_init(&ref, &c, 4, 0, &self_out);
         self_out.n = 0;
-        self_add(&ref, "s0", -5000, 1);
-        self_add(&ref, "s0", -5000, 2);
-        self_add(&ref, "s0", -1, 3);
-        self_add(&ref, "s0", -1, 4);
-        self_add(&ref, "s0", 0, 5);
+        CU_ASSERT_EQUAL(self_add(&ref, "s0", 0, 9), TG_WINDOW_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(self_add(&ref, "s0", -1, 9), TG_WINDOW_OUT_OF_RANGE);
+        self_add(&ref, "s0", 1, 1);
+        self_add(&ref, "s0", 1, 2);
+        self_add(&ref, "s0", 9999, 3);
+        self_add(&ref, "s0", 9999, 4);
+        self_add(&ref, "s0", 10000, 5);
         CU_ASSERT_EQUAL_FATAL(self_out.n, 1);
-        CU_ASSERT_EQUAL(self_out.v[0].start, -10000);
+        CU_ASSERT_EQUAL(self_out.v[0].start, 0);
         CU_ASSERT_EQUAL(self_out.v[0].count, 4);
         CU_ASSERT_EQUAL(self_out.v[0].fields[0].first, 1.0);
         CU_ASSERT_EQUAL(self_out.v[0].fields[0].last, 4.0);
