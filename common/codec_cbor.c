@@ -40,17 +40,17 @@ static enum tg_decode_err top_value(struct tg_reading *out,
         }
         if (kind == KEY_TS) {
                 if (o->ts_unit == TG_TS_UNIT_RFC3339) {
-                        if (ev->type != EV_STRING ||
-                            tg_parse_rfc3339_ms((const char *)ev->s, ev->len,
-                                                &out->ts_ms))
+                        if (ev->type != EV_STRING)
                                 return TG_DECODE_INVALID_TS;
-                        err = TG_DECODE_OK;
-                } else if (ev->type == EV_UINT || ev->type == EV_NEGINT) {
-                        if (ev->u > INT64_MAX)
-                                return TG_DECODE_INVALID_TS;
-                        err = tg_ts_from_int(ev->type == EV_UINT ? (int64_t)ev->u
-                                                                 : -1 - (int64_t)ev->u,
-                                             o->ts_unit, &out->ts_ms);
+                        err = tg_ts_from_rfc3339((const char *)ev->s, ev->len,
+                                                 &out->ts_ms);
+                } else if (ev->type == EV_NEGINT || (ev->type == EV_UINT &&
+                                                     ev->u > INT64_MAX)) {
+                        /* -1 or less, or 2^63 or more: no unit makes that a
+                         * time between 1970 and 9999 */
+                        err = TG_DECODE_TS_OUT_OF_RANGE;
+                } else if (ev->type == EV_UINT) {
+                        err = tg_ts_from_int((int64_t)ev->u, o->ts_unit, &out->ts_ms);
                 } else if (ev->type == EV_FLOAT) {
                         err = tg_ts_from_double(ev->d, o->ts_unit, &out->ts_ms);
                 } else {
@@ -72,6 +72,8 @@ static enum tg_decode_err top_value(struct tg_reading *out,
         if (!isfinite(v))
                 return TG_DECODE_NON_FINITE;
         r = tg_reading_add_field(out, key, klen, v);
+        if (r == -EEXIST)
+                return tg_decode_duplicate("member", key, klen);
         if (r == -ENOSPC || out->nfields > o->max_fields)
                 return TG_DECODE_TOO_MANY_FIELDS;
         return r ? TG_DECODE_BAD_FIELD_NAME : TG_DECODE_OK;
@@ -85,6 +87,15 @@ static enum key_kind key_kind(const struct tg_decode_keys *k,
         if (k->ts && klen == k->ts_len && !memcmp(key, k->ts, klen))
                 return KEY_TS;
         return tg_decode_keep_field(o, key, klen) ? KEY_FIELD : KEY_OTHER;
+}
+
+/* A second id or timestamp key is refused at the key, before its value is
+ * read (whatever it is); both walks make the check at the same item. A
+ * field given twice is found when its value is added (top_value()). Only
+ * the first refusal counts, so have_id and have_ts say whether such a key
+ * came before. */
+static inline int key_repeated(enum key_kind kind, int have_id, int have_ts) {
+        return (kind == KEY_SENSOR && have_id) || (kind == KEY_TS && have_ts);
 }
 
 /*
@@ -176,6 +187,10 @@ static int fast_decode(const unsigned char *p, size_t len, const struct tg_decod
                 klen = (size_t)arg;
                 pos += klen;
                 kind = key_kind(&k, o, key, klen);
+                if (key_repeated(kind, have_id, have_ts)) {
+                        *result = tg_decode_duplicate("member", key, klen);
+                        return 1;
+                }
 
                 if (read_head(p, len, &pos, &major, &ai, &arg))
                         return 0;
@@ -342,6 +357,9 @@ static enum tg_decode_err decode_cbor(const void *payload, size_t len,
                                         key = (const char *)ev.s;
                                         klen = ev.len;
                                         kind = key_kind(&k, opts, key, klen);
+                                        if (key_repeated(kind, have_id, have_ts))
+                                                return tg_decode_duplicate("member", key,
+                                                                           klen);
                                 } else {
                                         err = top_value(out, opts, kind, key, klen, &ev,
                                                         &have_id, &have_ts);

@@ -91,9 +91,9 @@ struct member {
 static enum tg_decode_err member_ts(const struct member *m,
                                     const struct tg_decode_opts *o, int64_t *out) {
         if (o->ts_unit == TG_TS_UNIT_RFC3339) {
-                if (m->type != MEMBER_STRING || tg_parse_rfc3339_ms(m->str, m->slen, out))
+                if (m->type != MEMBER_STRING)
                         return TG_DECODE_INVALID_TS;
-                return TG_DECODE_OK;
+                return tg_ts_from_rfc3339(m->str, m->slen, out);
         }
         if (m->type != MEMBER_NUMBER)
                 return TG_DECODE_INVALID_TS;
@@ -104,7 +104,12 @@ static int key_is(const struct member *m, const char *want, size_t want_len) {
         return want && m->klen == want_len && !memcmp(m->key, want, want_len);
 }
 
-/* The member is the id, the timestamp, a field, or ignored. */
+/* The member is the id, the timestamp, a field, or ignored. A second id
+ * or timestamp member is refused whatever its value; a field only when it
+ * is a field again (a number, kept): members nobody reads are not
+ * compared, so the check costs nothing beyond the field lookup that
+ * tg_reading_add_field() makes anyway. Only the first refusal counts, so
+ * have_id and have_ts say whether an id or timestamp member came before. */
 static enum tg_decode_err member_to_reading(const struct member *m,
                                             const struct tg_decode_opts *o,
                                             const struct tg_decode_keys *k,
@@ -113,11 +118,15 @@ static enum tg_decode_err member_to_reading(const struct member *m,
         enum tg_decode_err err;
 
         if (key_is(m, k->id, k->id_len)) {
+                if (*have_id)
+                        return tg_decode_duplicate("member", m->key, m->klen);
                 if (m->type != MEMBER_STRING || m->slen > o->max_id ||
                     tg_reading_set_sensor(out, m->str, m->slen))
                         return TG_DECODE_BAD_ID;
                 *have_id = 1;
         } else if (key_is(m, k->ts, k->ts_len)) {
+                if (*have_ts)
+                        return tg_decode_duplicate("member", m->key, m->klen);
                 if ((err = member_ts(m, o, &out->ts_ms)))
                         return err;
                 *have_ts = 1;
@@ -127,6 +136,8 @@ static enum tg_decode_err member_to_reading(const struct member *m,
                 if (!isfinite(m->num))
                         return TG_DECODE_NON_FINITE;
                 r = tg_reading_add_field(out, m->key, m->klen, m->num);
+                if (r == -EEXIST)
+                        return tg_decode_duplicate("member", m->key, m->klen);
                 if (r == -ENOSPC || out->nfields > o->max_fields)
                         return TG_DECODE_TOO_MANY_FIELDS;
                 if (r)

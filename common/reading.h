@@ -66,10 +66,13 @@ void tg_reading_clear(struct tg_reading *r);
 int tg_reading_set_sensor(struct tg_reading *r, const char *id, size_t len);
 
 /**
- * @brief Append a numeric field (name copied). A name already present is
- *        overwritten, so a reading never holds one field twice.
- * @return 0, -ENAMETOOLONG (name), -ENOSPC (too many fields), -EINVAL (empty
- *         name, or one not tg_text_valid()).
+ * @brief Append a numeric field (name copied). A reading never holds one
+ *        field twice: a name already present is refused, the reading left
+ *        as it was (a payload giving a field twice is refused as a
+ *        duplicate; a SenML pack's later record sets the value itself).
+ * @return 0, -ENAMETOOLONG (name), -EINVAL (empty name, or one not
+ *         tg_text_valid()), -EEXIST (name present), -ENOSPC (too many
+ *         fields), checked in that order.
  */
 int tg_reading_add_field(struct tg_reading *r, const char *name, size_t len,
                          double value);
