@@ -22,6 +22,17 @@ struct frame {
 
 enum key_kind { KEY_NONE, KEY_SENSOR, KEY_TS, KEY_FIELD, KEY_OTHER };
 
+/* Why tg_reading_add_field() result @p r (or a reading past max_fields, r
+ * being 0) refuses the field @p key: out of the common path. */
+static enum tg_decode_err __attribute__((noinline, cold))
+field_refused(int r, const char *key, size_t klen) {
+        if (r == -EEXIST)
+                return tg_decode_duplicate("member", key, klen);
+        if (r == -ENOSPC || r == 0)
+                return TG_DECODE_TOO_MANY_FIELDS;
+        return TG_DECODE_BAD_FIELD_NAME;
+}
+
 static enum tg_decode_err top_value(struct tg_reading *out,
                                     const struct tg_decode_opts *o,
                                     enum key_kind kind, const char *key,
@@ -32,6 +43,8 @@ static enum tg_decode_err top_value(struct tg_reading *out,
         int r;
 
         if (kind == KEY_SENSOR) {
+                if (*have_id) /* the fast path's check; the walk's is at the key */
+                        return tg_decode_duplicate("member", key, klen);
                 if (ev->type != EV_STRING || ev->len > o->max_id ||
                     tg_reading_set_sensor(out, (const char *)ev->s, ev->len))
                         return TG_DECODE_BAD_ID;
@@ -39,6 +52,8 @@ static enum tg_decode_err top_value(struct tg_reading *out,
                 return TG_DECODE_OK;
         }
         if (kind == KEY_TS) {
+                if (*have_ts)
+                        return tg_decode_duplicate("member", key, klen);
                 if (o->ts_unit == TG_TS_UNIT_RFC3339) {
                         if (ev->type != EV_STRING)
                                 return TG_DECODE_INVALID_TS;
@@ -72,11 +87,9 @@ static enum tg_decode_err top_value(struct tg_reading *out,
         if (!isfinite(v))
                 return TG_DECODE_NON_FINITE;
         r = tg_reading_add_field(out, key, klen, v);
-        if (r == -EEXIST)
-                return tg_decode_duplicate("member", key, klen);
-        if (r == -ENOSPC || out->nfields > o->max_fields)
-                return TG_DECODE_TOO_MANY_FIELDS;
-        return r ? TG_DECODE_BAD_FIELD_NAME : TG_DECODE_OK;
+        if (__builtin_expect(r != 0 || out->nfields > o->max_fields, 0))
+                return field_refused(r, key, klen);
+        return TG_DECODE_OK;
 }
 
 static enum key_kind key_kind(const struct tg_decode_keys *k,
@@ -90,7 +103,9 @@ static enum key_kind key_kind(const struct tg_decode_keys *k,
 }
 
 /* A second id or timestamp key is refused at the key, before its value is
- * read (whatever it is); both walks make the check at the same item. A
+ * read, whatever it is (an array, say). The general walk checks here; the
+ * fast path, which reads scalar values only and nothing between a key and
+ * its value can refuse, in top_value(): both refuse the same payloads. A
  * field given twice is found when its value is added (top_value()). Only
  * the first refusal counts, so have_id and have_ts say whether such a key
  * came before. */
@@ -187,10 +202,6 @@ static int fast_decode(const unsigned char *p, size_t len, const struct tg_decod
                 klen = (size_t)arg;
                 pos += klen;
                 kind = key_kind(&k, o, key, klen);
-                if (key_repeated(kind, have_id, have_ts)) {
-                        *result = tg_decode_duplicate("member", key, klen);
-                        return 1;
-                }
 
                 if (read_head(p, len, &pos, &major, &ai, &arg))
                         return 0;
