@@ -264,6 +264,18 @@ void tg_jw_int(struct tg_jw *w, int64_t v);
 /** @return the text length (NUL-terminated in the buffer), or 0 on overflow. */
 size_t tg_jw_finish(const struct tg_jw *w);
 
+struct tg_field_stats; /* window.h */
+
+/**
+ * @brief Write one field's window statistics as the aggregate record's
+ *        object: {"count":N,"min":..,"max":..,"mean":..,"sum":..,
+ *        "stddev":..,"first":..,"last":..}. A statistic that is not a
+ *        finite double (a sum past the largest double) is written as null,
+ *        and the object then ends with "overflow":true, so a consumer can
+ *        tell it from a missing value.
+ */
+void tg_jw_field_stats(struct tg_jw *w, const struct tg_field_stats *f);
+
 /**
  * @brief Append @p s (of @p len bytes) to @p buf as a quoted JSON string.
  * @return bytes written, or 0 if @p cap is too small.

@@ -2,6 +2,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "codec.h"
 #include "double_text.h"
+#include "window.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -582,6 +583,25 @@ void tg_jw_int(struct tg_jw *w, int64_t v) {
 
         snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
         tg_jw_raw(w, tmp);
+}
+
+void tg_jw_field_stats(struct tg_jw *w, const struct tg_field_stats *f) {
+        static const char *const names[] = {",\"min\":", ",\"max\":", ",\"mean\":",
+                                            ",\"sum\":", ",\"stddev\":", ",\"first\":",
+                                            ",\"last\":"};
+        const double v[] = {f->min, f->max, f->mean, f->sum, tg_field_stats_stddev(f),
+                            f->first, f->last};
+        int overflow = 0;
+        size_t i;
+
+        tg_jw_raw(w, "{\"count\":");
+        tg_jw_int(w, f->count);
+        for (i = 0; i < sizeof(v) / sizeof(*v); i++) {
+                tg_jw_raw(w, names[i]);
+                tg_jw_double(w, v[i]); /* null when not finite */
+                overflow |= !isfinite(v[i]);
+        }
+        tg_jw_raw(w, overflow ? ",\"overflow\":true}" : "}");
 }
 
 static size_t encode_json(const struct tg_reading *r, char *buf, size_t cap,

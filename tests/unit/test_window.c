@@ -1,6 +1,7 @@
 /* test_window.c - CUnit tests of the window engine: boundaries, grace, late, idle, table, state file. */
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "codec.h"
 #include "window.h"
 #include "tg_test.h"
 
@@ -297,6 +299,88 @@ static void test_welford(void) {
         CU_ASSERT_DOUBLE_EQUAL(emits[0].fields[0].mean, 1e9 + 10, 1e-6);
         /* population variance of 4, 7, 13, 16 is 22.5 */
         CU_ASSERT_DOUBLE_EQUAL(emits[0].fields[0].m2 / 4, 22.5, 1e-6);
+        tg_window_engine_destroy(e);
+}
+
+/* The emitted window of sensor @p id. */
+static const struct emitted *emitted_of(const char *id) {
+        int i;
+
+        for (i = 0; i < nemits; i++)
+                if (!strcmp(emits[i].sensor, id))
+                        return &emits[i];
+        return NULL;
+}
+
+/* What the aggregate record holds for field 0 of @p id's window. */
+static const char *field_json(const char *id) {
+        static char text[512];
+        const struct emitted *w = emitted_of(id);
+        struct tg_jw j;
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+        tg_jw_init(&j, text, sizeof(text));
+        tg_jw_field_stats(&j, &w->fields[0]);
+        CU_ASSERT_FATAL(tg_jw_finish(&j) > 0);
+        return text;
+}
+
+#define EXPECT_FIELD_JSON(id, want)                                            \
+        do {                                                                   \
+                const char *got_ = field_json(id);                             \
+                tg_check(!strcmp(got_, (want)), __LINE__, "%s:\n got  %s\n want %s", \
+                         (id), got_, (want));                                  \
+        } while (0)
+
+/* 6.2 and the README's record format (issue 12, item 6): the mean and the
+ * standard deviation stay finite whenever the values are; a sum past the
+ * largest double is written null, and the field says "overflow":true. */
+static void test_overflowing_statistics(void) {
+        struct tg_window_conf c = base_conf();
+        tg_window_engine_t *e = engine(&c);
+        const struct emitted *w;
+
+        set_now(e, 1000000);
+        add(e, "max", 10000, DBL_MAX);
+        add(e, "max", 10001, DBL_MAX);
+        add(e, "-max", 10000, -DBL_MAX);
+        add(e, "-max", 10001, -DBL_MAX);
+        add(e, "both", 10000, DBL_MAX); /* x - mean overflows */
+        add(e, "both", 10001, -DBL_MAX);
+        add(e, "big", 10000, 1e200);    /* the squares overflow */
+        add(e, "big", 10001, -1e200);
+        add(e, "big", 10002, 3e200);
+        add(e, "small", 10000, 4);      /* and the common case, unchanged */
+        add(e, "small", 10001, 8);
+        tg_window_engine_flush(e);
+        CU_ASSERT_EQUAL_FATAL(nemits, 5);
+
+        EXPECT_FIELD_JSON("max", "{\"count\":2,\"min\":1.7976931348623157e+308,"
+                                 "\"max\":1.7976931348623157e+308,\"mean\":1.7976931348623157e+308,"
+                                 "\"sum\":null,\"stddev\":0,\"first\":1.7976931348623157e+308,"
+                                 "\"last\":1.7976931348623157e+308,\"overflow\":true}");
+        EXPECT_FIELD_JSON("-max", "{\"count\":2,\"min\":-1.7976931348623157e+308,"
+                                  "\"max\":-1.7976931348623157e+308,\"mean\":-1.7976931348623157e+308,"
+                                  "\"sum\":null,\"stddev\":0,\"first\":-1.7976931348623157e+308,"
+                                  "\"last\":-1.7976931348623157e+308,\"overflow\":true}");
+        /* mean 0 (it was -infinity), and sigma of {max, -max} is max itself */
+        EXPECT_FIELD_JSON("both", "{\"count\":2,\"min\":-1.7976931348623157e+308,"
+                                  "\"max\":1.7976931348623157e+308,\"mean\":0,\"sum\":0,"
+                                  "\"stddev\":1.7976931348623157e+308,"
+                                  "\"first\":1.7976931348623157e+308,"
+                                  "\"last\":-1.7976931348623157e+308}");
+        EXPECT_FIELD_JSON("small", "{\"count\":2,\"min\":4,\"max\":8,\"mean\":6,\"sum\":12,"
+                                   "\"stddev\":2,\"first\":4,\"last\":8}");
+
+        /* {1e200, -1e200, 3e200}: mean 1e200, sigma sqrt(8/3) e200 */
+        w = emitted_of("big");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+        CU_ASSERT(w->fields[0].m2 < 0); /* the wide form */
+        CU_ASSERT_DOUBLE_EQUAL(w->fields[0].mean / 1e200, 1.0, 1e-15);
+        CU_ASSERT_DOUBLE_EQUAL(tg_field_stats_stddev(&w->fields[0]) / 1e200, sqrt(8.0 / 3.0), 1e-15);
+        CU_ASSERT(isfinite(w->fields[0].sum));
+        CU_ASSERT_PTR_NULL(strstr(field_json("big"), "null"));
+        CU_ASSERT_PTR_NULL(strstr(field_json("big"), "overflow"));
         tg_window_engine_destroy(e);
 }
 
@@ -668,6 +752,7 @@ int main(void) {
                 {"5.2 idle is silence, not old timestamps", test_idle_is_silence_not_age},
                 {"5.4 update mode", test_update_mode},
                 {"6.2 Welford mean and variance", test_welford},
+                {"6.2 statistics near the largest double", test_overflowing_statistics},
                 {"6.5 fields dropped when full", test_fields_dropped},
                 {"7.1/7.3 ring wrap-around", test_ring_wrap_around},
                 {"7.2 sensor table full", test_table_full},

@@ -1,6 +1,8 @@
 /* test_window_diff.c - randomized differential test of the window engine against a plain reading of docs/windows.md. */
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <float.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +49,9 @@
 static const char *const field_names[] = {"temp", "hum", "pres", "co2", "volt", "rssi", "t",
                                           "temperature_of_the_inlet_air_32c"};
 #define NNAMES ((int)(sizeof(field_names) / sizeof(*field_names)))
+
+/* Values whose sums, deviations or squares overflow a double (6.2). */
+static const double huge_values[] = {DBL_MAX, -DBL_MAX, 1e300, -1e300, 1e200, -1.5e154};
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -345,9 +350,12 @@ static int ref_is_interned(const struct ref *ref, int name) {
         return 0;
 }
 
-/* 6.2: Welford in the order added; first/last by ts with the tie rules. */
+/* 6.2: Welford in the order added; first/last by ts with the tie rules.
+ * Where a double overflows, the mean as mean + (x/n - mean/n), and M2
+ * scaled by 2^-1100 from then on, kept negated as window.h says of
+ * tg_field_stats.m2. */
 static void ref_stats_add(struct field_result *f, int64_t ts, double x) {
-        double delta;
+        double delta, mean, m2, scaled, xs;
 
         if (f->count == 0) {
                 f->count = 1;
@@ -363,8 +371,19 @@ static void ref_stats_add(struct field_result *f, int64_t ts, double x) {
                 f->max = x;
         f->sum += x;
         delta = x - f->mean;
-        f->mean += delta / f->count;
-        f->m2 += delta * (x - f->mean);
+        if (isfinite(delta))
+                mean = f->mean + delta / f->count;
+        else
+                mean = f->mean + (x / f->count - f->mean / f->count);
+        m2 = f->m2 + delta * (x - mean); /* if M2 is not scaled yet */
+        if (f->m2 >= 0 && m2 >= 0 && m2 <= DBL_MAX) {
+                f->m2 = m2;
+        } else {
+                scaled = f->m2 >= 0 ? ldexp(f->m2, -1100) : -f->m2;
+                xs = ldexp(x, -550);
+                f->m2 = -(scaled + (xs - ldexp(f->mean, -550)) * (xs - ldexp(mean, -550)));
+        }
+        f->mean = mean;
         if (ts < f->first_ts) {   /* tie: the earliest added stays first */
                 f->first = x;
                 f->first_ts = ts;
@@ -1088,6 +1107,12 @@ static void gen_reading(struct diff *d, struct tg_reading *r) {
                 int name = g->names[slot];
                 double v = g->base[slot] +
                            (double)((int64_t)rng_below(&d->rng, 200001) - 100000) / 1237.0;
+
+                /* Now and then a value near the largest double, where the
+                 * sum overflows and the mean and M2 take their wide steps. */
+                if (rng_below(&d->rng, 400) == 0)
+                        v = huge_values[rng_below(&d->rng, sizeof(huge_values) /
+                                                                sizeof(*huge_values))];
 
                 if (rng_below(&d->rng, 50) == 0)
                         name = (int)rng_below(&d->rng, NNAMES);
