@@ -222,23 +222,8 @@ static size_t aggregate_json(tg_pipeline_t *p, const struct tg_window_result *w)
                 if (i)
                         tg_jw_raw(&j, ",");
                 tg_jw_string(&j, name, strlen(name));
-                tg_jw_raw(&j, ":{\"count\":");
-                tg_jw_int(&j, f->count);
-                tg_jw_raw(&j, ",\"min\":");
-                tg_jw_double(&j, f->min);
-                tg_jw_raw(&j, ",\"max\":");
-                tg_jw_double(&j, f->max);
-                tg_jw_raw(&j, ",\"mean\":");
-                tg_jw_double(&j, f->mean);
-                tg_jw_raw(&j, ",\"sum\":");
-                tg_jw_double(&j, f->sum);
-                tg_jw_raw(&j, ",\"stddev\":");
-                tg_jw_double(&j, f->count ? sqrt(f->m2 / f->count) : 0.0);
-                tg_jw_raw(&j, ",\"first\":");
-                tg_jw_double(&j, f->first);
-                tg_jw_raw(&j, ",\"last\":");
-                tg_jw_double(&j, f->last);
-                tg_jw_raw(&j, "}");
+                tg_jw_raw(&j, ":");
+                tg_jw_field_stats(&j, f); /* {"count":..,...}, "overflow":true if any is null */
         }
         tg_jw_raw(&j, "}}");
         return tg_jw_finish(&j);
@@ -256,8 +241,10 @@ static void on_window(void *opaque, const struct tg_window_result *w) {
                 p->cur_outcome |= OUTCOME_FAILED;
                 return;
         }
-        if (emit(p, TG_SINK_AGG, w->sensor, w->sensor_len, p->agg_json, n, w->start,
-                 NULL, 0) == 0)
+        /* Kafka cannot carry a time <= 0 (docs/windows.md 1.2): a window
+         * starting at or before the epoch is stamped TG_TS_MIN, its earliest reading's. */
+        if (emit(p, TG_SINK_AGG, w->sensor, w->sensor_len, p->agg_json, n,
+                 w->start > TG_TS_MIN ? w->start : TG_TS_MIN, NULL, 0) == 0)
                 p->c.aggregates++;
         else
                 p->c.forward_failed++;
@@ -452,7 +439,7 @@ static void process(tg_pipeline_t *p, struct sub_state *sub, const char *topic,
                 tg_warn("mqtt %s: payload of %zu bytes refused: %s", topic, len,
                         tg_decode_err_name(derr));
                 dead_letter(p, topic, payload, len, tg_decode_err_name(derr),
-                            tg_decode_err_message(derr), arrival_ms);
+                            tg_decode_err_detail(derr), arrival_ms);
                 p->cur_outcome |= OUTCOME_REFUSED;
                 return;
         }
