@@ -23,16 +23,26 @@ struct frame {
 enum key_kind { KEY_NONE, KEY_SENSOR, KEY_TS, KEY_FIELD, KEY_OTHER };
 
 /* Why tg_reading_add_field() result @p r (or a reading past max_fields, r
- * being 0) refuses the field @p key: out of the common path. */
-static enum tg_decode_err __attribute__((noinline, cold))
-field_refused(int r, const char *key, size_t klen) {
+ * being 0) refuses a field: out of the common path. */
+static enum tg_decode_err __attribute__((noinline, cold)) field_refused(int r) {
         if (r == -EEXIST)
-                return tg_decode_duplicate("member", key, klen);
+                return TG_DECODE_DUPLICATE_MEMBER; /* the caller names the member */
         if (r == -ENOSPC || r == 0)
                 return TG_DECODE_TOO_MANY_FIELDS;
         return TG_DECODE_BAD_FIELD_NAME;
 }
 
+/* The refusal of the member @p key: a duplicate's detail names it. Keeping
+ * the key for this in the caller, whose loop holds it anyway, spares
+ * top_value() two saved registers. */
+static enum tg_decode_err __attribute__((noinline, cold))
+member_refused(enum tg_decode_err err, const char *key, size_t klen) {
+        return err == TG_DECODE_DUPLICATE_MEMBER ? tg_decode_duplicate("member", key, klen)
+                                                 : err;
+}
+
+/* The value of a top-level member of kind @p kind into @p out. A refusal
+ * for a duplicate leaves naming the member to the caller (member_refused()). */
 static enum tg_decode_err top_value(struct tg_reading *out,
                                     const struct tg_decode_opts *o,
                                     enum key_kind kind, const char *key,
@@ -44,7 +54,7 @@ static enum tg_decode_err top_value(struct tg_reading *out,
 
         if (kind == KEY_SENSOR) {
                 if (*have_id) /* the fast path's check; the walk's is at the key */
-                        return tg_decode_duplicate("member", key, klen);
+                        return TG_DECODE_DUPLICATE_MEMBER;
                 if (ev->type != EV_STRING || ev->len > o->max_id ||
                     tg_reading_set_sensor(out, (const char *)ev->s, ev->len))
                         return TG_DECODE_BAD_ID;
@@ -53,7 +63,7 @@ static enum tg_decode_err top_value(struct tg_reading *out,
         }
         if (kind == KEY_TS) {
                 if (*have_ts)
-                        return tg_decode_duplicate("member", key, klen);
+                        return TG_DECODE_DUPLICATE_MEMBER;
                 if (o->ts_unit == TG_TS_UNIT_RFC3339) {
                         if (ev->type != EV_STRING)
                                 return TG_DECODE_INVALID_TS;
@@ -88,7 +98,7 @@ static enum tg_decode_err top_value(struct tg_reading *out,
                 return TG_DECODE_NON_FINITE;
         r = tg_reading_add_field(out, key, klen, v);
         if (__builtin_expect(r != 0 || out->nfields > o->max_fields, 0))
-                return field_refused(r, key, klen);
+                return field_refused(r);
         return TG_DECODE_OK;
 }
 
@@ -250,7 +260,7 @@ static int fast_decode(const unsigned char *p, size_t len, const struct tg_decod
                 }
                 err = top_value(out, o, kind, key, klen, &ev, &have_id, &have_ts);
                 if (err) {
-                        *result = err;
+                        *result = member_refused(err, key, klen);
                         return 1;
                 }
         }
@@ -375,7 +385,7 @@ static enum tg_decode_err decode_cbor(const void *payload, size_t len,
                                         err = top_value(out, opts, kind, key, klen, &ev,
                                                         &have_id, &have_ts);
                                         if (err)
-                                                return err;
+                                                return member_refused(err, key, klen);
                                 }
                         }
                         completes = 1;

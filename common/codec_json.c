@@ -105,6 +105,18 @@ static int key_is(const struct member *m, const char *want, size_t want_len) {
         return want && m->klen == want_len && !memcmp(m->key, want, want_len);
 }
 
+/* Why member @p m is refused, tg_reading_add_field() having said @p r (0:
+ * a field past max_fields): off the common path, so that the refusals add
+ * nothing to the fast path's member loop. */
+static enum tg_decode_err __attribute__((noinline, cold))
+member_refused(const struct member *m, int r) {
+        if (r == -EEXIST)
+                return tg_decode_duplicate("member", m->key, m->klen);
+        if (r == -ENOSPC || r == 0)
+                return TG_DECODE_TOO_MANY_FIELDS;
+        return TG_DECODE_BAD_FIELD_NAME;
+}
+
 /* The member is the id, the timestamp, a field, or ignored. A second id
  * or timestamp member is refused whatever its value; a field only when it
  * is a field again (a number, kept): members nobody reads are not
@@ -119,15 +131,15 @@ static enum tg_decode_err member_to_reading(const struct member *m,
         enum tg_decode_err err;
 
         if (key_is(m, k->id, k->id_len)) {
-                if (*have_id)
-                        return tg_decode_duplicate("member", m->key, m->klen);
+                if (__builtin_expect(*have_id, 0))
+                        return member_refused(m, -EEXIST);
                 if (m->type != MEMBER_STRING || m->slen > o->max_id ||
                     tg_reading_set_sensor(out, m->str, m->slen))
                         return TG_DECODE_BAD_ID;
                 *have_id = 1;
         } else if (key_is(m, k->ts, k->ts_len)) {
-                if (*have_ts)
-                        return tg_decode_duplicate("member", m->key, m->klen);
+                if (__builtin_expect(*have_ts, 0))
+                        return member_refused(m, -EEXIST);
                 if ((err = member_ts(m, o, &out->ts_ms)))
                         return err;
                 *have_ts = 1;
@@ -137,12 +149,8 @@ static enum tg_decode_err member_to_reading(const struct member *m,
                 if (!isfinite(m->num))
                         return TG_DECODE_NON_FINITE;
                 r = tg_reading_add_field(out, m->key, m->klen, m->num);
-                if (r == -EEXIST)
-                        return tg_decode_duplicate("member", m->key, m->klen);
-                if (r == -ENOSPC || out->nfields > o->max_fields)
-                        return TG_DECODE_TOO_MANY_FIELDS;
-                if (r)
-                        return TG_DECODE_BAD_FIELD_NAME;
+                if (__builtin_expect(r != 0 || out->nfields > o->max_fields, 0))
+                        return member_refused(m, r);
         }
         return TG_DECODE_OK;
 }
