@@ -41,29 +41,36 @@ member_refused(enum tg_decode_err err, const char *key, size_t klen) {
                                                  : err;
 }
 
-/* The value of a top-level member of kind @p kind into @p out. A refusal
- * for a duplicate leaves naming the member to the caller (member_refused()). */
+/* The id and the timestamp members a payload gave (a set of SEEN_*). */
+enum { SEEN_ID = 1, SEEN_TS = 2 };
+
+/* The value of a top-level member of kind @p kind into @p out, its kind
+ * added to @p seen. A refusal for a duplicate leaves naming the member to
+ * the caller (member_refused()). Only the first refusal counts: after one,
+ * @p seen no longer matters, so it is set before the work that may refuse
+ * (a pointer kept across a call would cost two saved registers here). */
 static enum tg_decode_err top_value(struct tg_reading *out,
                                     const struct tg_decode_opts *o,
                                     enum key_kind kind, const char *key,
                                     size_t klen, const struct cbor_event *ev,
-                                    int *have_id, int *have_ts) {
+                                    unsigned *seen) {
         enum tg_decode_err err;
         double v;
         int r;
 
         if (kind == KEY_SENSOR) {
-                if (*have_id) /* the fast path's check; the walk's is at the key */
+                if (*seen & SEEN_ID) /* the fast path's check; the walk's is at the key */
                         return TG_DECODE_DUPLICATE_MEMBER;
+                *seen |= SEEN_ID;
                 if (ev->type != EV_STRING || ev->len > o->max_id ||
                     tg_reading_set_sensor(out, (const char *)ev->s, ev->len))
                         return TG_DECODE_BAD_ID;
-                *have_id = 1;
                 return TG_DECODE_OK;
         }
         if (kind == KEY_TS) {
-                if (*have_ts)
+                if (*seen & SEEN_TS)
                         return TG_DECODE_DUPLICATE_MEMBER;
+                *seen |= SEEN_TS;
                 if (o->ts_unit == TG_TS_UNIT_RFC3339) {
                         if (ev->type != EV_STRING)
                                 return TG_DECODE_INVALID_TS;
@@ -81,7 +88,6 @@ static enum tg_decode_err top_value(struct tg_reading *out,
                 } else {
                         err = TG_DECODE_INVALID_TS;
                 }
-                *have_ts = !err;
                 return err;
         }
         if (kind != KEY_FIELD)
@@ -117,10 +123,9 @@ static enum key_kind key_kind(const struct tg_decode_keys *k,
  * fast path, which reads scalar values only and nothing between a key and
  * its value can refuse, in top_value(): both refuse the same payloads. A
  * field given twice is found when its value is added (top_value()). Only
- * the first refusal counts, so have_id and have_ts say whether such a key
- * came before. */
-static inline int key_repeated(enum key_kind kind, int have_id, int have_ts) {
-        return (kind == KEY_SENSOR && have_id) || (kind == KEY_TS && have_ts);
+ * the first refusal counts, so @p seen says whether such a key came before. */
+static inline int key_repeated(enum key_kind kind, unsigned seen) {
+        return (kind == KEY_SENSOR && (seen & SEEN_ID)) || (kind == KEY_TS && (seen & SEEN_TS));
 }
 
 /*
@@ -191,7 +196,7 @@ static int fast_decode(const unsigned char *p, size_t len, const struct tg_decod
         unsigned major, ai;
         uint64_t n, arg;
         size_t pos = 0;
-        int have_id = 0, have_ts = 0;
+        unsigned seen = 0;
         enum tg_decode_err err;
 
         if (o->max_depth < 1)
@@ -258,7 +263,7 @@ static int fast_decode(const unsigned char *p, size_t len, const struct tg_decod
                 default:
                         return 0; /* an array, a map or a tag */
                 }
-                err = top_value(out, o, kind, key, klen, &ev, &have_id, &have_ts);
+                err = top_value(out, o, kind, key, klen, &ev, &seen);
                 if (err) {
                         *result = member_refused(err, key, klen);
                         return 1;
@@ -266,7 +271,7 @@ static int fast_decode(const unsigned char *p, size_t len, const struct tg_decod
         }
         if (pos != len)
                 return 0;
-        *result = tg_decode_finish(o, out, have_id, have_ts);
+        *result = tg_decode_finish(o, out, seen & SEEN_ID, seen & SEEN_TS);
         return 1;
 }
 
@@ -276,7 +281,8 @@ static enum tg_decode_err decode_cbor(const void *payload, size_t len,
                                       struct tg_reading *out, int fast) {
         const unsigned char *p = payload;
         struct frame stack[TG_DEPTH_MAX];
-        int depth = 0, started = 0, have_id = 0, have_ts = 0;
+        int depth = 0, started = 0;
+        unsigned seen = 0;
         int expect_key = 1;
         enum key_kind kind = KEY_NONE;
         const char *key = NULL;
@@ -378,12 +384,12 @@ static enum tg_decode_err decode_cbor(const void *payload, size_t len,
                                         key = (const char *)ev.s;
                                         klen = ev.len;
                                         kind = key_kind(&k, opts, key, klen);
-                                        if (key_repeated(kind, have_id, have_ts))
+                                        if (key_repeated(kind, seen))
                                                 return tg_decode_duplicate("member", key,
                                                                            klen);
                                 } else {
                                         err = top_value(out, opts, kind, key, klen, &ev,
-                                                        &have_id, &have_ts);
+                                                        &seen);
                                         if (err)
                                                 return member_refused(err, key, klen);
                                 }
@@ -414,7 +420,7 @@ static enum tg_decode_err decode_cbor(const void *payload, size_t len,
                 return TG_DECODE_NOT_DECODABLE;
         if (pos != len)
                 return TG_DECODE_NOT_DECODABLE; /* trailing bytes */
-        return tg_decode_finish(opts, out, have_id, have_ts);
+        return tg_decode_finish(opts, out, seen & SEEN_ID, seen & SEEN_TS);
 }
 
 enum tg_decode_err tg_decode_cbor_ex(const void *payload, size_t len,
