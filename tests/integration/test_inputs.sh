@@ -12,11 +12,12 @@
 # Issue 12: among the garbage, readings at ts 0 and ts -1 (which Kafka
 # cannot carry: librdkafka makes 0 "now", Kafka reads -1 as none) must be
 # dead letters with reason timestamp_out_of_range, and payloads giving a
-# member twice with duplicate_member, in every format. A fifth simulator
-# sends one sensor's first second after the epoch: valid readings whose
-# window starts at 0, so its aggregate must be stamped 1 ms. tg-verify
-# checks every raw and aggregate record's Kafka timestamp (never <= 0),
-# and the metrics must count each reason once, in one series.
+# member twice with duplicate_member (tg.error naming the member), in every
+# format. A fifth simulator sends one sensor's first second after the
+# epoch: valid readings whose window starts at 0, so its aggregate must be
+# stamped 1 ms. tg-verify checks every raw and aggregate record's Kafka
+# timestamp (never <= 0), and the metrics must count each reason once, in
+# one series.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 

@@ -258,6 +258,20 @@ static void check_timestamp(const rd_kafka_message_t *m, const char *topic, cons
         }
 }
 
+/* A duplicate_member dead letter's tg.error names the member (or SenML
+ * label) given twice. */
+static void check_duplicate_error(rd_kafka_headers_t *h, const struct dead *d) {
+        char error[256] = "";
+
+        if (strcmp(d->reason, "duplicate_member"))
+                return;
+        if (header_str(h, "tg.error", error, sizeof(error)) ||
+            (strncmp(error, "member \"", 8) && strncmp(error, "SenML label \"", 13)) ||
+            !strstr(error, "\" given more than once"))
+                MISMATCH("dlq: duplicate_member from %s with tg.error '%s', which names no member\n",
+                         d->topic, error);
+}
+
 static long allow_missing;   /* -M: readings the gateway may not have had (set-aside spool records) */
 static int allow_duplicates; /* -d: identical repeats tolerated (replay after a crash), counted */
 static long missing_seen, raw_duplicates, agg_duplicates;
@@ -521,6 +535,7 @@ int main(int argc, char **argv) {
                                             header_str(h, "tg.reason", d->reason, sizeof(d->reason)))
                                                 MISMATCH("dlq: record without tg.mqtt_topic/tg.reason\n");
                                         d->bytes = (long)m->len;
+                                        check_duplicate_error(h, d);
                                 } else if (!strcmp(t, raw_topic)) {
                                         struct rec *r = vec_push(&raw);
 
