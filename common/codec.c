@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 static const char *const decode_err_names[TG_DECODE__COUNT] = {
@@ -22,6 +23,8 @@ static const char *const decode_err_names[TG_DECODE__COUNT] = {
         [TG_DECODE_TOO_DEEP] = "too_deep",
         [TG_DECODE_STRING_TOO_LONG] = "string_too_long",
         [TG_DECODE_BAD_SENML] = "bad_senml",
+        [TG_DECODE_TS_OUT_OF_RANGE] = "timestamp_out_of_range",
+        [TG_DECODE_DUPLICATE_MEMBER] = "duplicate_member",
 };
 
 static const char *const decode_err_messages[TG_DECODE__COUNT] = {
@@ -31,7 +34,7 @@ static const char *const decode_err_messages[TG_DECODE__COUNT] = {
         [TG_DECODE_MISSING_ID] = "the payload has no sensor id",
         [TG_DECODE_BAD_ID] = "the sensor id is not UTF-8 text (without NUL) of 1 to the maximum number of bytes",
         [TG_DECODE_MISSING_TS] = "the payload has no event timestamp",
-        [TG_DECODE_INVALID_TS] = "the timestamp is not a valid time in the configured unit",
+        [TG_DECODE_INVALID_TS] = "the timestamp is not a number or text of the configured unit",
         [TG_DECODE_NO_FIELDS] = "the payload has no numeric field to keep",
         [TG_DECODE_TOO_MANY_FIELDS] = "the payload has more numeric fields than the limit",
         [TG_DECODE_BAD_FIELD_NAME] = "a field name is empty, longer than the limit, or not UTF-8 text (without NUL)",
@@ -40,12 +43,39 @@ static const char *const decode_err_messages[TG_DECODE__COUNT] = {
         [TG_DECODE_TOO_DEEP] = "the payload nests deeper than the limit",
         [TG_DECODE_STRING_TOO_LONG] = "a string in the payload is longer than the limit",
         [TG_DECODE_BAD_SENML] = "not a SenML pack of a version this gateway reads",
+        [TG_DECODE_TS_OUT_OF_RANGE] = "the timestamp is not between 1970-01-01T00:00:00.001Z "
+                                      "and 9999-12-31T23:59:59.999Z",
+        [TG_DECODE_DUPLICATE_MEMBER] = "the payload gives the id, the timestamp or a field "
+                                       "(in SenML, a label of one record) more than once",
 };
+
+/* The calling thread's last duplicate_member refusal, in words. */
+static __thread char duplicate_detail[160];
 
 const char *tg_decode_err_message(enum tg_decode_err err) {
         if ((unsigned)err >= TG_DECODE__COUNT)
                 return "unknown error";
         return decode_err_messages[err];
+}
+
+enum tg_decode_err tg_decode_duplicate(const char *what, const char *name, size_t len) {
+        /* Names are valid UTF-8 here (a field's was checked; the id and
+         * timestamp keys and SenML labels are the configuration's or ours):
+         * a long one is cut at a character boundary. */
+        if (len > 64) {
+                len = 64;
+                while (len > 0 && ((unsigned char)name[len] & 0xc0) == 0x80)
+                        len--;
+        }
+        snprintf(duplicate_detail, sizeof(duplicate_detail),
+                 "%s \"%.*s\" given more than once", what, (int)len, name);
+        return TG_DECODE_DUPLICATE_MEMBER;
+}
+
+const char *tg_decode_err_detail(enum tg_decode_err err) {
+        if (err == TG_DECODE_DUPLICATE_MEMBER && duplicate_detail[0])
+                return duplicate_detail;
+        return tg_decode_err_message(err);
 }
 
 const char *tg_decode_err_name(enum tg_decode_err err) {
@@ -179,46 +209,72 @@ int tg_decode_keep_field(const struct tg_decode_opts *o, const char *name,
 #define EXACT_DOUBLE_MAX 9007199254740992.0 /* 2^53 */
 
 enum tg_decode_err tg_ts_from_int(int64_t v, enum tg_ts_unit u, int64_t *out) {
+        int64_t ms;
+
         switch (u) {
         case TG_TS_UNIT_MS:
-                *out = v;
-                return TG_DECODE_OK;
+                ms = v;
+                break;
         case TG_TS_UNIT_US:
-                *out = v / 1000 - (v % 1000 < 0); /* floor */
-                return TG_DECODE_OK;
+                ms = v / 1000 - (v % 1000 < 0); /* floor, like the windows */
+                break;
         case TG_TS_UNIT_S:
-                if (v > INT64_MAX / 1000 || v < INT64_MIN / 1000)
-                        return TG_DECODE_INVALID_TS;
-                *out = v * 1000;
-                return TG_DECODE_OK;
+                if (v < 1 || v > TG_TS_MAX / 1000)
+                        return TG_DECODE_TS_OUT_OF_RANGE;
+                ms = v * 1000;
+                break;
         default:
                 return TG_DECODE_INVALID_TS;
         }
+        if (!tg_ts_valid(ms))
+                return TG_DECODE_TS_OUT_OF_RANGE;
+        *out = ms;
+        return TG_DECODE_OK;
 }
 
 enum tg_decode_err tg_ts_from_double(double d, enum tg_ts_unit u, int64_t *out) {
-        if (!isfinite(d))
+        double ms;
+
+        if (isnan(d))
                 return TG_DECODE_INVALID_TS;
         switch (u) {
         case TG_TS_UNIT_MS:
-                /* Integral and exact: ±285 000 years of milliseconds. */
-                if (d != floor(d) || fabs(d) >= EXACT_DOUBLE_MAX)
+                if (d != floor(d)) /* infinities pass: out of range below */
                         return TG_DECODE_INVALID_TS;
-                *out = (int64_t)d;
-                return TG_DECODE_OK;
+                ms = d;
+                break;
         case TG_TS_UNIT_US:
-                if (d != floor(d) || fabs(d) >= EXACT_DOUBLE_MAX)
+                if (d != floor(d))
+                        return TG_DECODE_INVALID_TS;
+                /* floor(d / 1000) within the range; both bounds are exact */
+                if (!(d >= TG_TS_MIN * 1000.0 && d < (TG_TS_MAX + 1) * 1000.0))
+                        return TG_DECODE_TS_OUT_OF_RANGE;
+                /* From 2^53 on (2255-06-05) a double skips integers: a JSON
+                 * number there may not be the one the sender wrote. */
+                if (d >= EXACT_DOUBLE_MAX)
                         return TG_DECODE_INVALID_TS;
                 return tg_ts_from_int((int64_t)d, u, out);
         case TG_TS_UNIT_S:
-                d = round(d * 1000.0);
-                if (fabs(d) >= EXACT_DOUBLE_MAX)
-                        return TG_DECODE_INVALID_TS;
-                *out = (int64_t)d;
-                return TG_DECODE_OK;
+                ms = round(d * 1000.0); /* an overflow is infinite: out of range */
+                break;
         default:
                 return TG_DECODE_INVALID_TS;
         }
+        if (!(ms >= TG_TS_MIN && ms <= TG_TS_MAX))
+                return TG_DECODE_TS_OUT_OF_RANGE;
+        *out = (int64_t)ms;
+        return TG_DECODE_OK;
+}
+
+enum tg_decode_err tg_ts_from_rfc3339(const char *s, size_t len, int64_t *out) {
+        int64_t ms;
+
+        if (tg_parse_rfc3339_ms(s, len, &ms))
+                return TG_DECODE_INVALID_TS;
+        if (!tg_ts_valid(ms))
+                return TG_DECODE_TS_OUT_OF_RANGE; /* 0000-01-01, or the epoch itself */
+        *out = ms;
+        return TG_DECODE_OK;
 }
 
 static const char *const ts_unit_names[] = {"ms", "s", "us", "rfc3339"};

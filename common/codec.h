@@ -27,7 +27,7 @@ enum tg_decode_err {
         TG_DECODE_MISSING_ID,      /**< no sensor id */
         TG_DECODE_BAD_ID,          /**< id empty, too long or not a string */
         TG_DECODE_MISSING_TS,      /**< no event timestamp */
-        TG_DECODE_INVALID_TS,      /**< timestamp not an integer number of ms in range */
+        TG_DECODE_INVALID_TS,      /**< timestamp not a number or text of its unit (NaN, a fraction of a ms) */
         TG_DECODE_NO_FIELDS,       /**< no numeric field */
         TG_DECODE_TOO_MANY_FIELDS,
         TG_DECODE_BAD_FIELD_NAME,  /**< field name empty or too long */
@@ -36,6 +36,8 @@ enum tg_decode_err {
         TG_DECODE_TOO_DEEP,        /**< containers nested deeper than the limit */
         TG_DECODE_STRING_TOO_LONG, /**< a string member over the limit */
         TG_DECODE_BAD_SENML,       /**< not a SenML pack of a version we read (RFC 8428) */
+        TG_DECODE_TS_OUT_OF_RANGE, /**< a timestamp outside [TG_TS_MIN, TG_TS_MAX] (reading.h) */
+        TG_DECODE_DUPLICATE_MEMBER,/**< the id, the timestamp or a field given twice; a SenML label twice in a record */
         TG_DECODE__COUNT
 };
 
@@ -44,6 +46,15 @@ const char *tg_decode_err_name(enum tg_decode_err err);
 
 /** @brief A sentence for people saying what is wrong, e.g. for dead letters. */
 const char *tg_decode_err_message(enum tg_decode_err err);
+
+/**
+ * @brief tg_decode_err_message(@p err), except that for
+ *        TG_DECODE_DUPLICATE_MEMBER it names the member (or SenML label)
+ *        given twice in the last payload the calling thread's decoders
+ *        refused for it. Call it on the thread that decoded, before its
+ *        next decode. The text lives until then.
+ */
+const char *tg_decode_err_detail(enum tg_decode_err err);
 
 /** @brief Parse "auto", "json", "cbor", "senml-json" or "senml-cbor". @return 0 or -EINVAL. */
 int tg_format_parse(const char *s, enum tg_format *out);
@@ -108,8 +119,10 @@ static inline void tg_decode_keys_init(struct tg_decode_keys *k,
  * @brief Decode one payload into @p out (caller storage, fully overwritten).
  *
  * The payload is an object/map with a text member "sensor" (the id), an
- * integer member "ts" (event time in ms since the epoch) and any number of
- * numeric members, each becoming a field. Members of other types are ignored.
+ * integer member "ts" (event time in ms since the epoch, within
+ * [TG_TS_MIN, TG_TS_MAX]) and any number of numeric members, each becoming a
+ * field. Members of other types are ignored. The id, the timestamp or a
+ * field given twice is TG_DECODE_DUPLICATE_MEMBER.
  * Allocation-free: JSON is parsed in a thread-local arena.
  *
  * @return TG_DECODE_OK or the reason the payload was refused.
@@ -181,9 +194,25 @@ int tg_topic_sensor(const char *pattern, const char *topic, const char **id,
  */
 int tg_topic_filter_match(const char *filter, const char *topic);
 
-/** Shared by the decoders: a timestamp number in @p u to ms. */
+/**
+ * Shared by the decoders: a timestamp in unit @p u to ms, checked against
+ * [TG_TS_MIN, TG_TS_MAX]. TG_DECODE_INVALID_TS when it is no time at all
+ * (NaN; a fraction of a ms or us; in us, a double of 2^53 or more, which
+ * cannot hold every integer; text that is not RFC 3339), and
+ * TG_DECODE_TS_OUT_OF_RANGE when it is a time outside the range (infinities
+ * included); *out is set only on TG_DECODE_OK.
+ */
 enum tg_decode_err tg_ts_from_int(int64_t v, enum tg_ts_unit u, int64_t *out);
 enum tg_decode_err tg_ts_from_double(double d, enum tg_ts_unit u, int64_t *out);
+enum tg_decode_err tg_ts_from_rfc3339(const char *s, size_t len, int64_t *out);
+
+/**
+ * Shared by the decoders: refuse a payload for giving a member twice,
+ * keeping the sentence tg_decode_err_detail() returns.
+ * @param what "member" or "SenML label"; @p name its name (@p len bytes).
+ * @return TG_DECODE_DUPLICATE_MEMBER.
+ */
+enum tg_decode_err tg_decode_duplicate(const char *what, const char *name, size_t len);
 
 /** Shared by the decoders: id from the topic, arrival time, final checks. */
 enum tg_decode_err tg_decode_finish(const struct tg_decode_opts *o,
@@ -234,6 +263,18 @@ void tg_jw_double(struct tg_jw *w, double v);
 void tg_jw_int(struct tg_jw *w, int64_t v);
 /** @return the text length (NUL-terminated in the buffer), or 0 on overflow. */
 size_t tg_jw_finish(const struct tg_jw *w);
+
+struct tg_field_stats; /* window.h */
+
+/**
+ * @brief Write one field's window statistics as the aggregate record's
+ *        object: {"count":N,"min":..,"max":..,"mean":..,"sum":..,
+ *        "stddev":..,"first":..,"last":..}. A statistic that is not a
+ *        finite double (a sum past the largest double) is written as null,
+ *        and the object then ends with "overflow":true, so a consumer can
+ *        tell it from a missing value.
+ */
+void tg_jw_field_stats(struct tg_jw *w, const struct tg_field_stats *f);
 
 /**
  * @brief Append @p s (of @p len bytes) to @p buf as a quoted JSON string.

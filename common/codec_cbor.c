@@ -22,41 +22,72 @@ struct frame {
 
 enum key_kind { KEY_NONE, KEY_SENSOR, KEY_TS, KEY_FIELD, KEY_OTHER };
 
+/* Why tg_reading_add_field() result @p r (or a reading past max_fields, r
+ * being 0) refuses a field: out of the common path. */
+static enum tg_decode_err __attribute__((noinline, cold)) field_refused(int r) {
+        if (r == -EEXIST)
+                return TG_DECODE_DUPLICATE_MEMBER; /* the caller names the member */
+        if (r == -ENOSPC || r == 0)
+                return TG_DECODE_TOO_MANY_FIELDS;
+        return TG_DECODE_BAD_FIELD_NAME;
+}
+
+/* The refusal of the member @p key: a duplicate's detail names it. Keeping
+ * the key for this in the caller, whose loop holds it anyway, spares
+ * top_value() two saved registers. */
+static enum tg_decode_err __attribute__((noinline, cold))
+member_refused(enum tg_decode_err err, const char *key, size_t klen) {
+        return err == TG_DECODE_DUPLICATE_MEMBER ? tg_decode_duplicate("member", key, klen)
+                                                 : err;
+}
+
+/* The id and the timestamp members a payload gave (a set of SEEN_*). */
+enum { SEEN_ID = 1, SEEN_TS = 2 };
+
+/* The value of a top-level member of kind @p kind into @p out, its kind
+ * added to @p seen. A refusal for a duplicate leaves naming the member to
+ * the caller (member_refused()). Only the first refusal counts: after one,
+ * @p seen no longer matters, so it is set before the work that may refuse
+ * (a pointer kept across a call would cost two saved registers here). */
 static enum tg_decode_err top_value(struct tg_reading *out,
                                     const struct tg_decode_opts *o,
                                     enum key_kind kind, const char *key,
                                     size_t klen, const struct cbor_event *ev,
-                                    int *have_id, int *have_ts) {
+                                    unsigned *seen) {
         enum tg_decode_err err;
         double v;
         int r;
 
         if (kind == KEY_SENSOR) {
+                if (*seen & SEEN_ID) /* the fast path's check; the walk's is at the key */
+                        return TG_DECODE_DUPLICATE_MEMBER;
+                *seen |= SEEN_ID;
                 if (ev->type != EV_STRING || ev->len > o->max_id ||
                     tg_reading_set_sensor(out, (const char *)ev->s, ev->len))
                         return TG_DECODE_BAD_ID;
-                *have_id = 1;
                 return TG_DECODE_OK;
         }
         if (kind == KEY_TS) {
+                if (*seen & SEEN_TS)
+                        return TG_DECODE_DUPLICATE_MEMBER;
+                *seen |= SEEN_TS;
                 if (o->ts_unit == TG_TS_UNIT_RFC3339) {
-                        if (ev->type != EV_STRING ||
-                            tg_parse_rfc3339_ms((const char *)ev->s, ev->len,
-                                                &out->ts_ms))
+                        if (ev->type != EV_STRING)
                                 return TG_DECODE_INVALID_TS;
-                        err = TG_DECODE_OK;
-                } else if (ev->type == EV_UINT || ev->type == EV_NEGINT) {
-                        if (ev->u > INT64_MAX)
-                                return TG_DECODE_INVALID_TS;
-                        err = tg_ts_from_int(ev->type == EV_UINT ? (int64_t)ev->u
-                                                                 : -1 - (int64_t)ev->u,
-                                             o->ts_unit, &out->ts_ms);
+                        err = tg_ts_from_rfc3339((const char *)ev->s, ev->len,
+                                                 &out->ts_ms);
+                } else if (ev->type == EV_NEGINT || (ev->type == EV_UINT &&
+                                                     ev->u > INT64_MAX)) {
+                        /* -1 or less, or 2^63 or more: no unit makes that a
+                         * time between 1970 and 9999 */
+                        err = TG_DECODE_TS_OUT_OF_RANGE;
+                } else if (ev->type == EV_UINT) {
+                        err = tg_ts_from_int((int64_t)ev->u, o->ts_unit, &out->ts_ms);
                 } else if (ev->type == EV_FLOAT) {
                         err = tg_ts_from_double(ev->d, o->ts_unit, &out->ts_ms);
                 } else {
                         err = TG_DECODE_INVALID_TS;
                 }
-                *have_ts = !err;
                 return err;
         }
         if (kind != KEY_FIELD)
@@ -72,9 +103,9 @@ static enum tg_decode_err top_value(struct tg_reading *out,
         if (!isfinite(v))
                 return TG_DECODE_NON_FINITE;
         r = tg_reading_add_field(out, key, klen, v);
-        if (r == -ENOSPC || out->nfields > o->max_fields)
-                return TG_DECODE_TOO_MANY_FIELDS;
-        return r ? TG_DECODE_BAD_FIELD_NAME : TG_DECODE_OK;
+        if (__builtin_expect(r != 0 || out->nfields > o->max_fields, 0))
+                return field_refused(r);
+        return TG_DECODE_OK;
 }
 
 static enum key_kind key_kind(const struct tg_decode_keys *k,
@@ -85,6 +116,16 @@ static enum key_kind key_kind(const struct tg_decode_keys *k,
         if (k->ts && klen == k->ts_len && !memcmp(key, k->ts, klen))
                 return KEY_TS;
         return tg_decode_keep_field(o, key, klen) ? KEY_FIELD : KEY_OTHER;
+}
+
+/* A second id or timestamp key is refused at the key, before its value is
+ * read, whatever it is (an array, say). The general walk checks here; the
+ * fast path, which reads scalar values only and nothing between a key and
+ * its value can refuse, in top_value(): both refuse the same payloads. A
+ * field given twice is found when its value is added (top_value()). Only
+ * the first refusal counts, so @p seen says whether such a key came before. */
+static inline int key_repeated(enum key_kind kind, unsigned seen) {
+        return (kind == KEY_SENSOR && (seen & SEEN_ID)) || (kind == KEY_TS && (seen & SEEN_TS));
 }
 
 /*
@@ -155,7 +196,7 @@ static int fast_decode(const unsigned char *p, size_t len, const struct tg_decod
         unsigned major, ai;
         uint64_t n, arg;
         size_t pos = 0;
-        int have_id = 0, have_ts = 0;
+        unsigned seen = 0;
         enum tg_decode_err err;
 
         if (o->max_depth < 1)
@@ -222,15 +263,15 @@ static int fast_decode(const unsigned char *p, size_t len, const struct tg_decod
                 default:
                         return 0; /* an array, a map or a tag */
                 }
-                err = top_value(out, o, kind, key, klen, &ev, &have_id, &have_ts);
+                err = top_value(out, o, kind, key, klen, &ev, &seen);
                 if (err) {
-                        *result = err;
+                        *result = member_refused(err, key, klen);
                         return 1;
                 }
         }
         if (pos != len)
                 return 0;
-        *result = tg_decode_finish(o, out, have_id, have_ts);
+        *result = tg_decode_finish(o, out, seen & SEEN_ID, seen & SEEN_TS);
         return 1;
 }
 
@@ -240,7 +281,8 @@ static enum tg_decode_err decode_cbor(const void *payload, size_t len,
                                       struct tg_reading *out, int fast) {
         const unsigned char *p = payload;
         struct frame stack[TG_DEPTH_MAX];
-        int depth = 0, started = 0, have_id = 0, have_ts = 0;
+        int depth = 0, started = 0;
+        unsigned seen = 0;
         int expect_key = 1;
         enum key_kind kind = KEY_NONE;
         const char *key = NULL;
@@ -342,11 +384,14 @@ static enum tg_decode_err decode_cbor(const void *payload, size_t len,
                                         key = (const char *)ev.s;
                                         klen = ev.len;
                                         kind = key_kind(&k, opts, key, klen);
+                                        if (key_repeated(kind, seen))
+                                                return tg_decode_duplicate("member", key,
+                                                                           klen);
                                 } else {
                                         err = top_value(out, opts, kind, key, klen, &ev,
-                                                        &have_id, &have_ts);
+                                                        &seen);
                                         if (err)
-                                                return err;
+                                                return member_refused(err, key, klen);
                                 }
                         }
                         completes = 1;
@@ -375,7 +420,7 @@ static enum tg_decode_err decode_cbor(const void *payload, size_t len,
                 return TG_DECODE_NOT_DECODABLE;
         if (pos != len)
                 return TG_DECODE_NOT_DECODABLE; /* trailing bytes */
-        return tg_decode_finish(opts, out, have_id, have_ts);
+        return tg_decode_finish(opts, out, seen & SEEN_ID, seen & SEEN_TS);
 }
 
 enum tg_decode_err tg_decode_cbor_ex(const void *payload, size_t len,

@@ -2,6 +2,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "codec.h"
 #include "double_text.h"
+#include "window.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -91,9 +92,9 @@ struct member {
 static enum tg_decode_err member_ts(const struct member *m,
                                     const struct tg_decode_opts *o, int64_t *out) {
         if (o->ts_unit == TG_TS_UNIT_RFC3339) {
-                if (m->type != MEMBER_STRING || tg_parse_rfc3339_ms(m->str, m->slen, out))
+                if (m->type != MEMBER_STRING)
                         return TG_DECODE_INVALID_TS;
-                return TG_DECODE_OK;
+                return tg_ts_from_rfc3339(m->str, m->slen, out);
         }
         if (m->type != MEMBER_NUMBER)
                 return TG_DECODE_INVALID_TS;
@@ -104,7 +105,24 @@ static int key_is(const struct member *m, const char *want, size_t want_len) {
         return want && m->klen == want_len && !memcmp(m->key, want, want_len);
 }
 
-/* The member is the id, the timestamp, a field, or ignored. */
+/* Why member @p m is refused, tg_reading_add_field() having said @p r (0:
+ * a field past max_fields): off the common path, so that the refusals add
+ * nothing to the fast path's member loop. */
+static enum tg_decode_err __attribute__((noinline, cold))
+member_refused(const struct member *m, int r) {
+        if (r == -EEXIST)
+                return tg_decode_duplicate("member", m->key, m->klen);
+        if (r == -ENOSPC || r == 0)
+                return TG_DECODE_TOO_MANY_FIELDS;
+        return TG_DECODE_BAD_FIELD_NAME;
+}
+
+/* The member is the id, the timestamp, a field, or ignored. A second id
+ * or timestamp member is refused whatever its value; a field only when it
+ * is a field again (a number, kept): members nobody reads are not
+ * compared, so the check costs nothing beyond the field lookup that
+ * tg_reading_add_field() makes anyway. Only the first refusal counts, so
+ * have_id and have_ts say whether an id or timestamp member came before. */
 static enum tg_decode_err member_to_reading(const struct member *m,
                                             const struct tg_decode_opts *o,
                                             const struct tg_decode_keys *k,
@@ -113,11 +131,15 @@ static enum tg_decode_err member_to_reading(const struct member *m,
         enum tg_decode_err err;
 
         if (key_is(m, k->id, k->id_len)) {
+                if (__builtin_expect(*have_id, 0))
+                        return member_refused(m, -EEXIST);
                 if (m->type != MEMBER_STRING || m->slen > o->max_id ||
                     tg_reading_set_sensor(out, m->str, m->slen))
                         return TG_DECODE_BAD_ID;
                 *have_id = 1;
         } else if (key_is(m, k->ts, k->ts_len)) {
+                if (__builtin_expect(*have_ts, 0))
+                        return member_refused(m, -EEXIST);
                 if ((err = member_ts(m, o, &out->ts_ms)))
                         return err;
                 *have_ts = 1;
@@ -127,10 +149,8 @@ static enum tg_decode_err member_to_reading(const struct member *m,
                 if (!isfinite(m->num))
                         return TG_DECODE_NON_FINITE;
                 r = tg_reading_add_field(out, m->key, m->klen, m->num);
-                if (r == -ENOSPC || out->nfields > o->max_fields)
-                        return TG_DECODE_TOO_MANY_FIELDS;
-                if (r)
-                        return TG_DECODE_BAD_FIELD_NAME;
+                if (__builtin_expect(r != 0 || out->nfields > o->max_fields, 0))
+                        return member_refused(m, r);
         }
         return TG_DECODE_OK;
 }
@@ -571,6 +591,25 @@ void tg_jw_int(struct tg_jw *w, int64_t v) {
 
         snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
         tg_jw_raw(w, tmp);
+}
+
+void tg_jw_field_stats(struct tg_jw *w, const struct tg_field_stats *f) {
+        static const char *const names[] = {",\"min\":", ",\"max\":", ",\"mean\":",
+                                            ",\"sum\":", ",\"stddev\":", ",\"first\":",
+                                            ",\"last\":"};
+        const double v[] = {f->min, f->max, f->mean, f->sum, tg_field_stats_stddev(f),
+                            f->first, f->last};
+        int overflow = 0;
+        size_t i;
+
+        tg_jw_raw(w, "{\"count\":");
+        tg_jw_int(w, f->count);
+        for (i = 0; i < sizeof(v) / sizeof(*v); i++) {
+                tg_jw_raw(w, names[i]);
+                tg_jw_double(w, v[i]); /* null when not finite */
+                overflow |= !isfinite(v[i]);
+        }
+        tg_jw_raw(w, overflow ? ",\"overflow\":true}" : "}");
 }
 
 static size_t encode_json(const struct tg_reading *r, char *buf, size_t cap,

@@ -23,9 +23,6 @@ struct cJSON *tg_json_parse_arena(const char *text, size_t len,
                                   enum tg_decode_err *err);
 void tg_json_arena_release(void);
 
-/* Event times are kept as integers of ms below 2^53 in magnitude, as in the
- * other decoders: exactly representable as a double, ±285 000 years. */
-#define TS_LIMIT (INT64_C(1) << 53)
 /* RFC 8428 §4.5.3: a resolved time under 2^28 s is relative to "now". */
 #define RELATIVE_LIMIT_S 268435456.0
 #define ABSOLUTE_MIN_MS (INT64_C(268435456) * 1000)
@@ -160,18 +157,23 @@ static int seconds_to_ms(double a, double b, int64_t *out) {
 }
 
 /* The event time of a record: bt + t seconds, to the nearest ms. Under
- * 2^28 s it is an offset from now (*relative set). */
+ * 2^28 s it is an offset from now (*relative set). Like the flat decoders',
+ * it must lie in [TG_TS_MIN, TG_TS_MAX], relative or not: NaN is no time
+ * (INVALID_TS), anything else outside, infinities included, is
+ * TS_OUT_OF_RANGE. */
 static enum tg_decode_err resolve_time(const struct decoder *d, double t,
                                        int64_t *out, int *relative) {
         int64_t ms;
 
-        if (!isfinite(d->bt) || !isfinite(t) || seconds_to_ms(d->bt, t, &ms))
+        if (isnan(d->bt) || isnan(t))
                 return TG_DECODE_INVALID_TS;
+        if (seconds_to_ms(d->bt, t, &ms))
+                return TG_DECODE_TS_OUT_OF_RANGE; /* infinite, or beyond ±2^62 ms */
         *relative = d->bt + t < RELATIVE_LIMIT_S;
         if (*relative && __builtin_add_overflow(ms, d->opts.now_ms, &ms))
-                return TG_DECODE_INVALID_TS;
-        if (ms <= -TS_LIMIT || ms >= TS_LIMIT)
-                return TG_DECODE_INVALID_TS;
+                return TG_DECODE_TS_OUT_OF_RANGE;
+        if (!tg_ts_valid(ms))
+                return TG_DECODE_TS_OUT_OF_RANGE;
         *out = ms;
         return TG_DECODE_OK;
 }
@@ -260,13 +262,16 @@ static enum tg_decode_err record_to_reading(struct decoder *d,
         rc = tg_reading_add_field(r, field.s, field.len, value);
         if (rc == -ENOSPC)
                 return TG_DECODE_TOO_MANY_FIELDS;
-        if (rc)
+        if (rc && rc != -EEXIST)
                 return TG_DECODE_BAD_FIELD_NAME;
         for (i = 0; i < r->nfields; i++)
                 if (r->fields[i].name_len == field.len &&
                     !memcmp(r->fields[i].name, field.s, field.len))
                         break;
-        /* A repeated field takes the later record's unit with its value. */
+        /* A field an earlier record of the pack gave at the same time takes
+         * the later record's value and unit (records merge; only a label
+         * repeated within one record is a duplicate). */
+        r->fields[i].value = value;
         tg_reading_set_unit(r, i, unit.s, unit.len);
         return TG_DECODE_OK;
 }
@@ -319,8 +324,11 @@ static enum tg_decode_err json_record(struct decoder *d, const cJSON *obj) {
 
                 if (l == L_IGNORED)
                         continue;
-                if (l == L__COUNT || (rec.seen & BIT(l)))
-                        return TG_DECODE_BAD_SENML; /* must-understand, or twice */
+                if (l == L__COUNT)
+                        return TG_DECODE_BAD_SENML; /* must-understand */
+                if (rec.seen & BIT(l))
+                        return tg_decode_duplicate("SenML label", labels[l].text,
+                                                   strlen(labels[l].text));
                 rec.seen |= BIT(l);
                 switch (labels[l].type) {
                 case T_STRING:
@@ -619,8 +627,9 @@ static enum tg_decode_err cbor_record(struct decoder *d, struct cbor_reader *r,
                                 return err;
                         continue;
                 }
-                if (rec.seen & BIT(l))
-                        return TG_DECODE_BAD_SENML;
+                if (rec.seen & BIT(l)) /* also "v" and 2, the same label */
+                        return tg_decode_duplicate("SenML label", labels[l].text,
+                                                   strlen(labels[l].text));
                 rec.seen |= BIT(l);
                 if ((err = cbor_value(d, r, l, &val, &rec)))
                         return err;
@@ -680,13 +689,13 @@ enum tg_decode_err tg_decode_senml_cbor(const void *payload, size_t len,
 /* --- encoders -------------------------------------------------------------- */
 
 /* SenML reads times under 2^28 s as relative, and readings keep ts within
- * ±2^53 ms: only times in between can make the round trip. */
+ * TG_TS_MAX: only times in between can make the round trip. */
 static int encodable(const struct tg_reading *r) {
         uint16_t i;
 
         if (r->sensor_len == 0 || r->sensor_len > TG_SENSOR_ID_MAX ||
             r->nfields > TG_READING_FIELDS_MAX || r->ts_ms < ABSOLUTE_MIN_MS ||
-            r->ts_ms >= TS_LIMIT)
+            r->ts_ms > TG_TS_MAX)
                 return 0;
         for (i = 0; i < r->nfields; i++)
                 if (!isfinite(r->fields[i].value) ||

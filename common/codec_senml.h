@@ -58,10 +58,12 @@ struct tg_senml_opts {
  *         TOO_LARGE (payload over TG_PAYLOAD_MAX), TOO_DEEP (nesting over
  *         TG_DEPTH_MAX), NOT_DECODABLE (malformed), BAD_SENML (not an array
  *         of objects, bver not an integer 1..10, a label ending in "_", a
- *         label of the wrong type or given twice, more than one value
- *         field), MISSING_ID, BAD_ID, BAD_FIELD_NAME, STRING_TOO_LONG (over
- *         max_string, or a unit over TG_UNIT_MAX), INVALID_TS (time not
- *         finite or not within ±2^53 ms), NON_FINITE, TOO_MANY_FIELDS (over
+ *         label of the wrong type, more than one value field),
+ *         DUPLICATE_MEMBER (a label given twice in one record), MISSING_ID,
+ *         BAD_ID, BAD_FIELD_NAME, STRING_TOO_LONG (over max_string, or a
+ *         unit over TG_UNIT_MAX), INVALID_TS (a time that is NaN),
+ *         TS_OUT_OF_RANGE (a resolved time, relative ones included, outside
+ *         [TG_TS_MIN, TG_TS_MAX]), NON_FINITE, TOO_MANY_FIELDS (over
  *         @p cap readings or TG_READING_FIELDS_MAX fields in one), NO_FIELDS
  *         (no record with a numeric value).
  */
@@ -94,8 +96,8 @@ enum tg_decode_err tg_decode_senml_cbor(const void *payload, size_t len,
  *        not 0). NUL-terminated.
  *
  * Decoding with TG_SENML_NAME_IS_FIELD gives back @p r exactly (values to
- * the bit) for every ts_ms in [2^28 * 1000, 2^53): SenML cannot carry an
- * absolute time before 2^28 s (1978-07-04), which it reads as relative.
+ * the bit) for every ts_ms in [2^28 * 1000, TG_TS_MAX]: SenML cannot carry
+ * an absolute time before 2^28 s (1978-07-04), which it reads as relative.
  *
  * @return bytes written (excluding NUL), or 0 if @p cap is too small or
  *         @p r cannot be represented (empty sensor, ts_ms outside the range

@@ -95,10 +95,8 @@ int tg_reading_add_field(struct tg_reading *r, const char *name, size_t len,
                 return -EINVAL;
         for (i = 0; i < r->nfields; i++) {
                 if (r->fields[i].name_len == len &&
-                    !memcmp(r->fields[i].name, name, len)) {
-                        r->fields[i].value = value;
-                        return 0;
-                }
+                    !memcmp(r->fields[i].name, name, len))
+                        return -EEXIST;
         }
         if (r->nfields >= TG_READING_FIELDS_MAX)
                 return -ENOSPC;

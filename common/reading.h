@@ -14,6 +14,24 @@
 #define TG_READING_FIELDS_MAX 16
 #define TG_UNIT_MAX 15          /**< bytes of a unit (SenML "u"), excluding the NUL */
 
+/*
+ * The event times a reading may carry (docs/windows.md 1.2), in ms since the
+ * Unix epoch: 1970-01-01T00:00:00.001Z to 9999-12-31T23:59:59.999Z, the range
+ * RFC 3339 text can express. Nothing at or before the epoch: Kafka cannot
+ * carry it (librdkafka takes a timestamp of 0 as "now", and Kafka reads -1
+ * as "no timestamp"), so such a reading would be stamped wrongly. The
+ * decoders refuse times outside as timestamp_out_of_range, and the window
+ * engine does too; the bound also keeps every window boundary computation
+ * far from overflow.
+ */
+#define TG_TS_MIN INT64_C(1)
+#define TG_TS_MAX INT64_C(253402300799999)
+
+/** @brief Whether @p ts_ms is an event time a reading may carry. */
+static inline int tg_ts_valid(int64_t ts_ms) {
+        return ts_ms >= TG_TS_MIN && ts_ms <= TG_TS_MAX;
+}
+
 struct tg_field {
         char name[TG_FIELD_NAME_MAX + 1];
         uint8_t name_len;
@@ -48,10 +66,13 @@ void tg_reading_clear(struct tg_reading *r);
 int tg_reading_set_sensor(struct tg_reading *r, const char *id, size_t len);
 
 /**
- * @brief Append a numeric field (name copied). A name already present is
- *        overwritten, so a reading never holds one field twice.
- * @return 0, -ENAMETOOLONG (name), -ENOSPC (too many fields), -EINVAL (empty
- *         name, or one not tg_text_valid()).
+ * @brief Append a numeric field (name copied). A reading never holds one
+ *        field twice: a name already present is refused, the reading left
+ *        as it was (a payload giving a field twice is refused as a
+ *        duplicate; a SenML pack's later record sets the value itself).
+ * @return 0, -ENAMETOOLONG (name), -EINVAL (empty name, or one not
+ *         tg_text_valid()), -EEXIST (name present), -ENOSPC (too many
+ *         fields), checked in that order.
  */
 int tg_reading_add_field(struct tg_reading *r, const char *name, size_t len,
                          double value);

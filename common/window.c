@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -702,9 +704,31 @@ static int64_t close_mark_for(const tg_window_engine_t *e, int64_t watermark) {
 
 /* --- adding ------------------------------------------------------------- */
 
+/*
+ * 6.2: Welford's step where a double overflows: x - mean past the largest
+ * double (values of both signs beyond about 9e307), or the sum of squared
+ * deviations past it (values beyond about 1e154). The mean takes the form
+ * mean + (x/n - mean/n), whose terms cannot overflow for n >= 2, and m2
+ * moves to its wide form (window.h): deviations scaled by 2^-550 before
+ * they are multiplied, the sum kept negated. Contributions too small to
+ * show in a sum past 2^1024 are lost to that scaling, as they would be to
+ * rounding. Never on the common path.
+ */
+static void __attribute__((noinline, cold)) stats_add_wide(struct tg_field_stats *st,
+                                                           double x) {
+        double n = st->count, mean = st->mean, delta = x - mean, next, d, e, wide;
+
+        next = isfinite(delta) ? mean + delta / n : mean + (x / n - mean / n);
+        d = ldexp(x, -TG_STATS_WIDE_HALF) - ldexp(mean, -TG_STATS_WIDE_HALF);
+        e = ldexp(x, -TG_STATS_WIDE_HALF) - ldexp(next, -TG_STATS_WIDE_HALF);
+        wide = st->m2 < 0 ? -st->m2 : ldexp(st->m2, -2 * TG_STATS_WIDE_HALF);
+        st->m2 = -(wide + d * e); /* d and e have one sign: d * e >= 0 */
+        st->mean = next;
+}
+
 /* 6.2: a value into a field the window already holds (count >= 1). */
 static inline void stats_add(struct tg_field_stats *st, int64_t ts, double x) {
-        double delta;
+        double delta, mean, m2;
 
         st->count++;
         /* as `if (x < min) min = x`, NaN and signed zeros included, without a branch */
@@ -712,8 +736,16 @@ static inline void stats_add(struct tg_field_stats *st, int64_t ts, double x) {
         st->max = x > st->max ? x : st->max;
         st->sum += x;
         delta = x - st->mean;
-        st->mean += delta / st->count;
-        st->m2 += delta * (x - st->mean);
+        mean = st->mean + delta / st->count;
+        m2 = st->m2 + delta * (x - mean);
+        /* An overflow shows as an m2 that is not in [0, DBL_MAX] (x - mean
+         * infinite makes it -infinity); m2 < 0 before means the wide form. */
+        if (__builtin_expect(st->m2 < 0 || !(m2 >= 0 && m2 <= DBL_MAX), 0)) {
+                stats_add_wide(st, x);
+        } else {
+                st->mean = mean;
+                st->m2 = m2;
+        }
         /* 6.2: ties keep the first added as "first" and the last as "last". */
         if (ts < st->first_ts) {
                 st->first = x;

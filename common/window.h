@@ -3,18 +3,17 @@
 #ifndef TG_WINDOW_H
 #define TG_WINDOW_H
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "clock.h"
 #include "reading.h"
 
-/* Timestamps outside [TG_TS_MIN, TG_TS_MAX] are refused, which keeps every
- * boundary computation (start, end, end + grace) free of overflow. The range
- * still spans ±146 million years around 1970. */
-#define TG_TS_MIN (INT64_MIN / 4)
-#define TG_TS_MAX (INT64_MAX / 4)
-/* Window sizes, hops, grace and timeouts are capped far below that. */
+/* Timestamps outside [TG_TS_MIN, TG_TS_MAX] (reading.h: 1 ms after the epoch
+ * to the end of year 9999) are refused, which keeps every boundary
+ * computation (start, end, end + grace) free of overflow. */
+/* Window sizes, hops, grace and timeouts are capped far below the range. */
 #define TG_DURATION_MAX ((int64_t)1 << 40) /* ~35 years of ms */
 
 enum tg_window_close {
@@ -36,15 +35,35 @@ struct tg_window_conf {
         int64_t update_interval_ms; /**< > 0: also emit running results of open windows at most this often */
 };
 
+/** The wide form of m2 (docs/windows.md 6.2) holds the sum of squared
+ *  deviations times 2^(-2 * TG_STATS_WIDE_HALF). */
+#define TG_STATS_WIDE_HALF 550
+
 /** Statistics of one field over one window. */
 struct tg_field_stats {
         uint32_t field;          /**< interned name, see tg_window_field_name() */
         uint32_t count;
-        double min, max, sum;
-        double mean, m2;         /**< Welford's running mean and sum of squared deviations */
+        double min, max, sum;    /**< sum is infinite when it overflows */
+        double mean;             /**< Welford's running mean: finite, as the values are */
+        /** Welford's sum of squared deviations; once it passes the largest
+         *  double, negative: -m2 is the sum times 2^(-2 * TG_STATS_WIDE_HALF).
+         *  Read it through tg_field_stats_stddev(). */
+        double m2;
         double first, last;      /**< values at the earliest and latest event time */
         int64_t first_ts, last_ts;
 };
+
+/**
+ * @brief The population standard deviation of @p f's values, sqrt(m2 / count),
+ *        from either form of m2: finite whenever it is representable.
+ */
+static inline double tg_field_stats_stddev(const struct tg_field_stats *f) {
+        if (!f->count)
+                return 0.0;
+        if (!(f->m2 < 0))
+                return sqrt(f->m2 / f->count);
+        return ldexp(sqrt(-f->m2 / f->count), TG_STATS_WIDE_HALF);
+}
 
 /** A closed (or, in update mode, running) window handed to the emit callback. */
 struct tg_window_result {

@@ -152,7 +152,7 @@ static const struct sim_option sim_options[] = {
          "publish as fast as the broker allows, with synthetic event time, "
          "instead of pacing to the wall clock"},
         {"start-ms", required_argument, OPT_START_MS, "MS",
-         "first event timestamp in ms since the epoch "
+         "first event timestamp in ms since the epoch, 1 to 253402300799999 "
          "(default: now; with --fast, now minus the duration)"},
         {"qos", required_argument, OPT_QOS, "0|1", "MQTT QoS of every publish (default 1)"},
         {"format", required_argument, OPT_FORMAT, "F",
@@ -175,7 +175,8 @@ static const struct sim_option sim_options[] = {
          "1 sends only garbage, one message per sensor and step (default 0)"},
         {"garbage-truth", required_argument, OPT_GARBAGE_TRUTH, "FILE",
          "write every successfully published garbage message to FILE as one JSON line: "
-         "{\"topic\":T,\"reason\":R,\"bytes\":N}, R being the reason code the gateway "
+         "{\"topic\":T,\"kind\":K,\"reason\":R,\"bytes\":N}, K the kind (listed below), "
+         "R the reason code the gateway "
          "must refuse it with"},
         {"quiet", no_argument, OPT_QUIET, NULL,
          "no start-up and progress lines; the summary is still printed"},
@@ -199,6 +200,9 @@ enum sim_garbage_kind {
         GARBAGE_BAD_ID,
         GARBAGE_BAD_SENML,
         GARBAGE_BAD_FIELD_NAME,
+        GARBAGE_TS_ZERO,
+        GARBAGE_TS_NEGATIVE,
+        GARBAGE_DUPLICATE_MEMBER,
         GARBAGE__COUNT
 };
 
@@ -208,57 +212,73 @@ enum sim_garbage_kind {
  * tg_decode_err_name() values, and future_timestamp from the window engine.
  * --help and the garbage truth file are both generated from this table. */
 struct sim_garbage_desc {
+        const char *name; /* in the garbage truth file: "kind" */
         const char *what;
         const char *reason[SIM_FORMAT__COUNT];
 };
 
 static const struct sim_garbage_desc sim_garbage_kinds[GARBAGE__COUNT] = {
         /*                      cbor, json, senml-json, senml-cbor */
-        [GARBAGE_NOT_DECODABLE] = {
+        [GARBAGE_NOT_DECODABLE] = {"not_decodable",
                 "random bytes that are neither a JSON object nor a CBOR map",
                 {"not_decodable", "not_decodable", "not_decodable", "not_decodable"}},
-        [GARBAGE_WRONG_TYPE] = {
+        [GARBAGE_WRONG_TYPE] = {"wrong_type",
                 "the JSON number 42 at the top level (an array would be read as "
                 "a SenML pack; not in SenML, whose decoders call any pack of the "
                 "wrong shape bad_senml)",
                 {"wrong_type", "wrong_type", NULL, NULL}},
-        [GARBAGE_MISSING_ID] = {
+        [GARBAGE_MISSING_ID] = {"missing_id",
                 "a payload of the format without the sensor id (SenML: without \"bn\")",
                 {"missing_id", "missing_id", "missing_id", "missing_id"}},
-        [GARBAGE_MISSING_TS] = {
+        [GARBAGE_MISSING_TS] = {"missing_ts",
                 "a payload of the format without \"ts\" (not in SenML, where a record "
                 "without a time is timed \"now\")",
                 {"missing_timestamp", "missing_timestamp", NULL, NULL}},
-        [GARBAGE_INVALID_TS] = {
+        [GARBAGE_INVALID_TS] = {"invalid_ts",
                 "a payload of the format whose \"ts\" is a string (SenML, where a string "
-                "is bad_senml: a base time of 1e300 s)",
-                {"invalid_timestamp", "invalid_timestamp", "invalid_timestamp",
-                 "invalid_timestamp"}},
-        [GARBAGE_NON_FINITE] = {
+                "is bad_senml: a base time that is NaN, which JSON cannot write)",
+                {"invalid_timestamp", "invalid_timestamp", NULL, "invalid_timestamp"}},
+        [GARBAGE_NON_FINITE] = {"non_finite",
                 "CBOR: a field whose value is NaN; JSON, which has no NaN: "
                 "\"temperature\":\"hot\" (SenML: \"vs\":\"hot\") and no numeric field",
                 {"non_finite_value", "no_fields", "no_fields", "non_finite_value"}},
-        [GARBAGE_TOO_LARGE] = {
+        [GARBAGE_TOO_LARGE] = {"too_large",
                 "a JSON object over 64 KiB: a 70000-byte string member",
                 {"too_large", "too_large", "too_large", "too_large"}},
-        [GARBAGE_TOO_DEEP] = {
+        [GARBAGE_TOO_DEEP] = {"too_deep",
                 "a payload of the format with a member (SenML: an unknown label) holding "
                 "arrays nested 20 deep",
                 {"too_deep", "too_deep", "too_deep", "too_deep"}},
-        [GARBAGE_FUTURE_TS] = {
+        [GARBAGE_FUTURE_TS] = {"future_ts",
                 "a valid reading timestamped one day ahead of the wall clock",
                 {"future_timestamp", "future_timestamp", "future_timestamp",
                  "future_timestamp"}},
-        [GARBAGE_BAD_ID] = {
+        [GARBAGE_BAD_ID] = {"bad_id",
                 "a payload of the format whose sensor id (SenML: base name) is 100 bytes long",
                 {"bad_id", "bad_id", "bad_id", "bad_id"}},
-        [GARBAGE_BAD_SENML] = {
+        [GARBAGE_BAD_SENML] = {"bad_senml",
                 "a SenML pack of version (bver) 99",
                 {NULL, NULL, "bad_senml", "bad_senml"}},
-        [GARBAGE_BAD_FIELD_NAME] = {
+        [GARBAGE_BAD_FIELD_NAME] = {"bad_field_name",
                 "a payload of the format whose first field name (SenML: \"n\") is not "
                 "UTF-8: \"temp\" followed by the bytes 0xC3 0x28",
                 {"bad_field_name", "bad_field_name", "bad_field_name", "bad_field_name"}},
+        [GARBAGE_TS_ZERO] = {"ts_zero",
+                "a reading timestamped 0, the epoch, which Kafka cannot carry (SenML, which "
+                "reads any time before 1978 as relative to now: a base time of -1e10 s, "
+                "317 years before now)",
+                {"timestamp_out_of_range", "timestamp_out_of_range", "timestamp_out_of_range",
+                 "timestamp_out_of_range"}},
+        [GARBAGE_TS_NEGATIVE] = {"ts_negative",
+                "a reading timestamped -1, which Kafka reads as no timestamp (SenML: a base "
+                "time of 1e300 s, past the year 9999)",
+                {"timestamp_out_of_range", "timestamp_out_of_range", "timestamp_out_of_range",
+                 "timestamp_out_of_range"}},
+        [GARBAGE_DUPLICATE_MEMBER] = {"duplicate_member",
+                "a payload of the format that gives its \"ts\" member twice, with the same "
+                "value (SenML: a record with \"v\" twice)",
+                {"duplicate_member", "duplicate_member", "duplicate_member",
+                 "duplicate_member"}},
 };
 
 /* The name of the bad_field_name kind: a cut two-byte sequence. */
@@ -308,7 +328,7 @@ static void sim_usage(FILE *out, const char *prog) {
                      "code\nthe gateway must give it:\n");
         for (i = 0; i < GARBAGE__COUNT; i++) {
                 const struct sim_garbage_desc *g = &sim_garbage_kinds[i];
-                char reasons[256];
+                char reasons[256], what[512];
                 size_t len = 0;
                 int f, same = g->reason[0] != NULL;
 
@@ -323,8 +343,9 @@ static void sim_usage(FILE *out, const char *prog) {
                                                         sim_format_names[f],
                                                         g->reason[f] ? g->reason[f] : "not sent");
                 }
+                snprintf(what, sizeof(what), "%s: %s", g->name, g->what);
                 fprintf(out, "  %2zu.", i + 1);
-                sim_usage_wrap(out, g->what, 5, 79);
+                sim_usage_wrap(out, what, 5, 79);
                 fprintf(out, "     ");
                 sim_usage_wrap(out, reasons, 8, 79);
         }
@@ -450,8 +471,8 @@ static int sim_opts_parse(struct sim_opts *o, int argc, char **argv) {
                         o->fast = 1;
                         break;
                 case OPT_START_MS:
-                        /* The decoders take ts below 2^53 ms; keep well clear. */
-                        rc = parse_u64("start-ms", optarg, 0, 1ULL << 52, &v64);
+                        /* The gateway takes event times in [TG_TS_MIN, TG_TS_MAX]. */
+                        rc = parse_u64("start-ms", optarg, TG_TS_MIN, TG_TS_MAX, &v64);
                         o->start_ms = (int64_t)v64;
                         o->have_start = 1;
                         break;
@@ -676,6 +697,7 @@ struct sim_slot {
         unsigned idx;
         int in_use;
         const char *garbage_reason;     /* NULL: the slot carries a reading */
+        const char *garbage_kind;       /* garbage only */
         const char *topic;              /* garbage only */
         size_t garbage_bytes;
         size_t truth_len;
@@ -781,7 +803,7 @@ static void sim_file_write_locked(struct sim_file *f, const void *buf, size_t le
                 f->err = errno ? errno : EIO;
 }
 
-/* {"topic":T,"reason":R,"bytes":N} for a confirmed garbage message. */
+/* {"topic":T,"kind":K,"reason":R,"bytes":N} for a confirmed garbage message. */
 static void garbage_truth_write_locked(struct sim *s, const struct sim_slot *slot) {
         struct tg_jw w;
         size_t len;
@@ -791,6 +813,8 @@ static void garbage_truth_write_locked(struct sim *s, const struct sim_slot *slo
         tg_jw_init(&w, s->garbage_line, s->garbage_line_cap);
         tg_jw_raw(&w, "{\"topic\":");
         tg_jw_string(&w, slot->topic, strlen(slot->topic));
+        tg_jw_raw(&w, ",\"kind\":");
+        tg_jw_string(&w, slot->garbage_kind, strlen(slot->garbage_kind));
         tg_jw_raw(&w, ",\"reason\":");
         tg_jw_string(&w, slot->garbage_reason, strlen(slot->garbage_reason));
         tg_jw_raw(&w, ",\"bytes\":");
@@ -1448,7 +1472,7 @@ static size_t garbage_flat(enum sim_format fmt, enum sim_garbage_kind kind,
         if (kind == GARBAGE_NON_FINITE)
                 nfields = 1;
         members = 2 + nfields - (kind == GARBAGE_MISSING_ID) - (kind == GARBAGE_MISSING_TS) +
-                  (kind == GARBAGE_TOO_DEEP);
+                  (kind == GARBAGE_TOO_DEEP) + (kind == GARBAGE_DUPLICATE_MEMBER);
         wr_init(&w, buf, cap, fmt == SIM_FORMAT_CBOR);
         wr_map(&w, members);
         if (kind == GARBAGE_BAD_ID) {
@@ -1464,9 +1488,16 @@ static size_t garbage_flat(enum sim_format fmt, enum sim_garbage_kind kind,
                 wr_key(&w, "ts");
                 snprintf(tmp, sizeof(tmp), "%lld", (long long)ts_ms);
                 wr_text(&w, tmp, strlen(tmp), 0);
+        } else if (kind == GARBAGE_TS_ZERO || kind == GARBAGE_TS_NEGATIVE) {
+                wr_key(&w, "ts");
+                wr_int(&w, kind == GARBAGE_TS_ZERO ? 0 : -1);
         } else if (kind != GARBAGE_MISSING_TS) {
                 wr_key(&w, "ts");
                 wr_int(&w, ts_ms);
+                if (kind == GARBAGE_DUPLICATE_MEMBER) {
+                        wr_key(&w, "ts");
+                        wr_int(&w, ts_ms);
+                }
         }
         for (f = 0; f < nfields; f++) {
                 wr_key(&w, kind == GARBAGE_BAD_FIELD_NAME && f == 0 ? sim_bad_field_name
@@ -1531,7 +1562,7 @@ static size_t garbage_senml(enum sim_format fmt, enum sim_garbage_kind kind,
         wr_init(&w, buf, cap, fmt == SIM_FORMAT_SENML_CBOR);
         wr_array(&w, nfields);
         for (f = 0; f < nfields; f++) {
-                unsigned labels = 2 + (t != 0.0);
+                unsigned labels = 2 + (t != 0.0) + (f == 0 && kind == GARBAGE_DUPLICATE_MEMBER);
 
                 if (f == 0)
                         labels += (kind != GARBAGE_MISSING_ID) + 1 +
@@ -1548,9 +1579,16 @@ static size_t garbage_senml(enum sim_format fmt, enum sim_garbage_kind kind,
                         }
                         wr_senml_label(&w, SENML_BT);
                         /* A string bt is a label of the wrong type, which
-                         * the SenML decoders call bad_senml; a time beyond
-                         * 2^53 ms is what they call invalid_timestamp. */
+                         * the SenML decoders call bad_senml; a NaN one is
+                         * invalid_timestamp (CBOR only). Times outside
+                         * 1970-9999 are timestamp_out_of_range: absolute
+                         * SenML times start at 2^28 s, so one at or before
+                         * the epoch must be relative (before now). */
                         if (kind == GARBAGE_INVALID_TS)
+                                wr_double(&w, NAN);
+                        else if (kind == GARBAGE_TS_ZERO)
+                                wr_double(&w, -1e10);
+                        else if (kind == GARBAGE_TS_NEGATIVE)
                                 wr_double(&w, 1e300);
                         else
                                 wr_int(&w, bt);
@@ -1573,6 +1611,10 @@ static size_t garbage_senml(enum sim_format fmt, enum sim_garbage_kind kind,
                 if (kind != GARBAGE_NON_FINITE) {
                         wr_senml_label(&w, SENML_V);
                         wr_double(&w, field_models[f].center);
+                        if (f == 0 && kind == GARBAGE_DUPLICATE_MEMBER) {
+                                wr_senml_label(&w, SENML_V);
+                                wr_double(&w, field_models[f].center);
+                        }
                 } else if (w.cbor) {
                         wr_senml_label(&w, SENML_V);
                         wr_double(&w, NAN);
@@ -1787,6 +1829,7 @@ static int sim_publish_garbage(struct sim *s, struct sim_sensor *sn, int64_t ts_
                 return -ENOBUFS;
         }
         slot->topic = sn->topic;
+        slot->garbage_kind = sim_garbage_kinds[kind].name;
         slot->garbage_bytes = len;
         rc = sim_send(s, slot, sn->topic, s->garbage_buf, len);
         if (rc)

@@ -137,13 +137,15 @@ void tg_metrics_render(tg_pipeline_t *pipeline, tg_kafka_sink_t *sink,
         head(out, "tumblegate_refused_total", "counter",
              "Payloads or readings refused, per reason (the dead-letter header tg.reason).");
         for (i = 1; i < TG_DECODE__COUNT; i++)
-                fprintf(out, "tumblegate_refused_total{reason=\"%s\"} %llu\n",
-                        tg_decode_err_name((enum tg_decode_err)i),
-                        (unsigned long long)c.decode_failed[i]);
+                if (i != TG_DECODE_TS_OUT_OF_RANGE) /* one series with the engine's, below */
+                        fprintf(out, "tumblegate_refused_total{reason=\"%s\"} %llu\n",
+                                tg_decode_err_name((enum tg_decode_err)i),
+                                (unsigned long long)c.decode_failed[i]);
         fprintf(out, "tumblegate_refused_total{reason=\"future_timestamp\"} %llu\n",
                 (unsigned long long)c.window.future);
         fprintf(out, "tumblegate_refused_total{reason=\"timestamp_out_of_range\"} %llu\n",
-                (unsigned long long)c.window.out_of_range);
+                (unsigned long long)(c.window.out_of_range +
+                                     c.decode_failed[TG_DECODE_TS_OUT_OF_RANGE]));
         {
                 const struct plain rows[] = {
                         {"tumblegate_dead_letters_total", "counter",

@@ -2,7 +2,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "records.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -46,23 +45,8 @@ size_t tg_record_aggregate(const tg_window_engine_t *engine, const struct tg_win
                 if (i)
                         tg_jw_raw(&j, ",");
                 tg_jw_string(&j, name, strlen(name));
-                tg_jw_raw(&j, ":{\"count\":");
-                tg_jw_int(&j, f->count);
-                tg_jw_raw(&j, ",\"min\":");
-                tg_jw_double(&j, f->min);
-                tg_jw_raw(&j, ",\"max\":");
-                tg_jw_double(&j, f->max);
-                tg_jw_raw(&j, ",\"mean\":");
-                tg_jw_double(&j, f->mean);
-                tg_jw_raw(&j, ",\"sum\":");
-                tg_jw_double(&j, f->sum);
-                tg_jw_raw(&j, ",\"stddev\":");
-                tg_jw_double(&j, f->count ? sqrt(f->m2 / f->count) : 0.0);
-                tg_jw_raw(&j, ",\"first\":");
-                tg_jw_double(&j, f->first);
-                tg_jw_raw(&j, ",\"last\":");
-                tg_jw_double(&j, f->last);
-                tg_jw_raw(&j, "}");
+                tg_jw_raw(&j, ":");
+                tg_jw_field_stats(&j, f); /* {"count":..,...}, "overflow":true if any is null */
         }
         tg_jw_raw(&j, "}}");
         return tg_jw_finish(&j);

@@ -107,8 +107,10 @@ static void on_window(void *opaque, const struct tg_window_result *win) {
                 w->outcome |= TG_OUTCOME_FAILED;
                 return;
         }
-        if (emit(w, TG_SINK_AGG, win->sensor, win->sensor_len, w->agg_json, n, win->start,
-                 NULL, 0) == 0)
+        /* Kafka cannot carry a time <= 0 (docs/windows.md 1.2): a window
+         * starting at or before the epoch is stamped TG_TS_MIN, its earliest reading's. */
+        if (emit(w, TG_SINK_AGG, win->sensor, win->sensor_len, w->agg_json, n,
+                 win->start > TG_TS_MIN ? win->start : TG_TS_MIN, NULL, 0) == 0)
                 w->c.aggregates++;
         else
                 w->c.forward_failed++;
@@ -307,7 +309,7 @@ unsigned tg_worker_process(tg_worker_t *w, size_t sub_index, const char *topic,
                 tg_warn_limited("mqtt %s: payload of %zu bytes refused: %s", topic, len,
                         tg_decode_err_name(derr));
                 dead_letter(w, topic, payload, len, tg_decode_err_name(derr),
-                            tg_decode_err_message(derr), arrival_ms);
+                            tg_decode_err_detail(derr), arrival_ms);
                 w->outcome |= TG_OUTCOME_REFUSED;
                 return w->outcome;
         }

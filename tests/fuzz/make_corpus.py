@@ -150,6 +150,12 @@ def json_seeds():
     s["ts-2p53-minus-1"] = b'{"sensor":"node-0007","ts":9007199254740991,"temperature":21.5}'
     s["ts-2p53"] = b'{"sensor":"node-0007","ts":9007199254740992,"temperature":21.5}'
     s["ts-string"] = b'{"sensor":"node-0007","ts":"1730000000000","temperature":21.5}'
+    # The range [1, 253402300799999] ms (issue 12): its edges and one past each.
+    s["ts-zero"] = b'{"sensor":"node-0007","ts":0,"temperature":21.5}'
+    s["ts-one"] = b'{"sensor":"node-0007","ts":1,"temperature":21.5}'
+    s["ts-max"] = b'{"sensor":"node-0007","ts":253402300799999,"temperature":21.5}'
+    s["ts-max-plus-one"] = b'{"sensor":"node-0007","ts":253402300800000,"temperature":21.5}'
+    s["ts-huge-float"] = b'{"sensor":"node-0007","ts":1.7976931348623157e308,"temperature":21.5}'
     s["ts-missing"] = b'{"sensor":"node-0007","temperature":21.5}'
     s["id-missing"] = b'{"ts":1730000000000,"temperature":21.5}'
     s["id-number"] = b'{"sensor":7,"ts":1730000000000,"temperature":21.5}'
@@ -170,6 +176,9 @@ def json_seeds():
     s["fields-17"] = sim_json(fields=many_fields(17))
     s["fields-none"] = b'{"sensor":"node-0007","ts":1730000000000,"on":true,"x":null,"s":"21.5"}'
     s["duplicate-keys"] = b'{"sensor":"a","ts":1,"sensor":"node-0007","t":1,"t":2,"ts":1730000000000,"t":3}'
+    s["duplicate-id-then-object"] = b'{"sensor":"node-0007","ts":1730000000000,"t":1,"sensor":{"a":1}}'
+    s["duplicate-field-escaped"] = b'{"sensor":"node-0007","ts":1730000000000,"temperature":21.5,"temp\\u0065rature":1}'
+    s["duplicate-ignored"] = b'{"sensor":"node-0007","ts":1730000000000,"t":1,"n":"a","n":"b","t":"x"}'
     s["ignored-members"] = b'{"sensor":"node-0007","ts":1730000000000,"a":[1,[2,{"b":3}]],"o":{"v":1},"temperature":21.5,"f":false}'
     s["nesting-16"] = b'{"sensor":"node-0007","ts":1730000000000,"temperature":21.5,"d":' + b"[" * 15 + b"]" * 15 + b"}"
     s["nesting-17"] = b'{"sensor":"node-0007","ts":1730000000000,"temperature":21.5,"d":' + b"[" * 16 + b"]" * 16 + b"}"
@@ -248,6 +257,12 @@ def cbor_seeds():
     s["ts-below-int64"] = sim_cbor(ts=-2**63 - 1)
     s["ts-uint64-max"] = sim_cbor(ts=2**64 - 1)
     s["ts-2p53"] = sim_cbor(ts=2**53)
+    s["ts-zero"] = sim_cbor(ts=0)
+    s["ts-one"] = sim_cbor(ts=1)
+    s["ts-max"] = sim_cbor(ts=253402300799999)
+    s["ts-max-plus-one"] = sim_cbor(ts=253402300800000)
+    s["ts-f64-max"] = c_map([(c_text("sensor"), c_text(SENSOR)), (c_text("ts"), c_f64(1.7976931348623157e308)),
+                            (c_text("t"), c_f64(1.0))])
     s["ts-float"] = c_map([(c_text("sensor"), c_text(SENSOR)), (c_text("ts"), c_f64(1.73e12)),
                           (c_text("t"), c_f64(1.0))])
     s["ts-bytes"] = c_map([(c_text("sensor"), c_text(SENSOR)), (c_text("ts"), c_bytes(b"\x01")),
@@ -271,6 +286,9 @@ def cbor_seeds():
     s["duplicate-keys"] = c_map([(c_text("sensor"), c_text("a")), (c_text("ts"), c_int(1)),
                                 (c_text("sensor"), c_text(SENSOR)), (c_text("t"), c_f64(1.0)),
                                 (c_text("t"), c_f64(2.0)), (c_text("ts"), c_int(TS))])
+    s["duplicate-id-then-array"] = c_map(sim_cbor_pairs() + [(c_text("sensor"), c_array([c_int(1)]))])
+    s["duplicate-ts-then-tag"] = c_map(sim_cbor_pairs() + [(c_text("ts"), c_tag(1, c_map([])))])
+    s["duplicate-field-indefinite"] = c_map_indef(sim_cbor_pairs() + [(c_text("temperature"), c_int(1))])
     s["simple-values"] = c_map(sim_cbor_pairs() + [(c_text("a"), C_TRUE), (c_text("b"), C_FALSE),
                                                   (c_text("c"), C_NULL), (c_text("d"), C_UNDEF)])
     s["simple-unassigned"] = c_map(sim_cbor_pairs() + [(c_text("e"), b"\xf8\x20"), (c_text("f"), b"\xe0")])

@@ -6,7 +6,11 @@
  * Every truth reading must be on the raw topic exactly once with the same
  * values; every window computed from the truth must be on the aggregate
  * topic exactly once with the same count, min, max, first, last, and a sum
- * and mean equal within 1e-9 relative; nothing else may be there.
+ * and mean equal within 1e-9 relative; nothing else may be there. Every
+ * record's Kafka timestamp must be the time the README promises, and so
+ * never 0 or less (librdkafka would have made 0 "now", Kafka reads -1 as
+ * none): a raw record's is its reading's ts, an aggregate's its window
+ * start, or 1 ms for a window that starts at or before the epoch.
  */
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -237,6 +241,35 @@ static int header_str(rd_kafka_headers_t *h, const char *name, char *out, size_t
                 return -1;
         snprintf(out, size, "%.*s", (int)n, (const char *)v);
         return 0;
+}
+
+static long timestamps_bad;
+
+/* The record's Kafka timestamp is @p want (positive). */
+static void check_timestamp(const rd_kafka_message_t *m, const char *topic, const char *sensor,
+                            int64_t at, int64_t want) {
+        rd_kafka_timestamp_type_t type;
+        int64_t ts = rd_kafka_message_timestamp(m, &type);
+
+        if (ts != want || ts <= 0) {
+                timestamps_bad++;
+                MISMATCH("%s: %s@%lld has Kafka timestamp %lld (type %d), want %lld\n", topic,
+                         sensor, (long long)at, (long long)ts, (int)type, (long long)want);
+        }
+}
+
+/* A duplicate_member dead letter's tg.error names the member (or SenML
+ * label) given twice. */
+static void check_duplicate_error(rd_kafka_headers_t *h, const struct dead *d) {
+        char error[256] = "";
+
+        if (strcmp(d->reason, "duplicate_member"))
+                return;
+        if (header_str(h, "tg.error", error, sizeof(error)) ||
+            (strncmp(error, "member \"", 8) && strncmp(error, "SenML label \"", 13)) ||
+            !strstr(error, "\" given more than once"))
+                MISMATCH("dlq: duplicate_member from %s with tg.error '%s', which names no member\n",
+                         d->topic, error);
 }
 
 static long allow_missing;   /* -M: readings the gateway may not have had (set-aside spool records) */
@@ -502,16 +535,25 @@ int main(int argc, char **argv) {
                                             header_str(h, "tg.reason", d->reason, sizeof(d->reason)))
                                                 MISMATCH("dlq: record without tg.mqtt_topic/tg.reason\n");
                                         d->bytes = (long)m->len;
+                                        check_duplicate_error(h, d);
                                 } else if (!strcmp(t, raw_topic)) {
-                                        if (parse_rec(m->payload, m->len, vec_push(&raw)))
+                                        struct rec *r = vec_push(&raw);
+
+                                        if (parse_rec(m->payload, m->len, r))
                                                 MISMATCH("raw: unparsable record\n");
+                                        else
+                                                check_timestamp(m, "raw", r->sensor, r->ts, r->ts);
                                 } else {
                                         struct agg *a = vec_push(&agg);
 
-                                        if (parse_agg(m->payload, m->len, a))
+                                        if (parse_agg(m->payload, m->len, a)) {
                                                 MISMATCH("agg: unparsable record\n");
-                                        else if (!a->final)
-                                                agg.n--; /* a running result */
+                                        } else {
+                                                check_timestamp(m, "agg", a->sensor, a->start,
+                                                                a->start > 0 ? a->start : 1);
+                                                if (!a->final)
+                                                        agg.n--; /* a running result */
+                                        }
                                 }
                                 last_msg = tg_monotonic_ms();
                         }
@@ -533,8 +575,9 @@ int main(int argc, char **argv) {
                 want_agg.n = 0;
                 expected_aggregates(truth.p, truth.n, W, &want_agg);
         }
-        fprintf(stderr, "tg-verify: raw topic %zu records (want %zu), aggregates %zu (want %zu)\n",
-                raw.n, truth.n, agg.n, want_agg.n);
+        fprintf(stderr, "tg-verify: raw topic %zu records (want %zu), aggregates %zu (want %zu), "
+                        "%ld with a wrong Kafka timestamp\n",
+                raw.n, truth.n, agg.n, want_agg.n, timestamps_bad);
         compare_raw(truth.p, truth.n, raw.p, raw.n);
         compare_agg(want_agg.p, want_agg.n, agg.p, agg.n);
         if (dlq_topic) {

@@ -1,6 +1,8 @@
 /* test_mapping.c - CUnit tests of payload mapping: id and timestamp sources, units, kept fields, limits. */
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <cbor.h>
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,29 +29,107 @@ static void test_id_and_ts_keys(void) {
         CU_ASSERT_EQUAL(json(&o, "{\"dev\":\"m1\",\"ts\":5,\"x\":1}"), TG_DECODE_MISSING_TS);
 }
 
+/* Issue 12, items 4 and 5: every unit refuses a time outside
+ * [1 ms, 9999-12-31T23:59:59.999Z] as timestamp_out_of_range, and one that
+ * is no time at all as invalid_timestamp; JSON and CBOR alike. */
+static enum tg_decode_err cbor_ts(const struct tg_decode_opts *o, int neg, uint64_t v) {
+        unsigned char cb[64];
+        size_t n = cbor_encode_map_start(3, cb, sizeof(cb));
+
+        n += cbor_encode_string_start(6, cb + n, sizeof(cb) - n);
+        memcpy(cb + n, "sensor", 6), n += 6;
+        n += cbor_encode_string_start(1, cb + n, sizeof(cb) - n);
+        cb[n++] = 'a';
+        n += cbor_encode_string_start(2, cb + n, sizeof(cb) - n);
+        memcpy(cb + n, "ts", 2), n += 2;
+        n += neg ? cbor_encode_negint(v, cb + n, sizeof(cb) - n)
+                 : cbor_encode_uint(v, cb + n, sizeof(cb) - n);
+        n += cbor_encode_string_start(1, cb + n, sizeof(cb) - n);
+        cb[n++] = 'x';
+        n += cbor_encode_uint(1, cb + n, sizeof(cb) - n);
+        return tg_decode_cbor_ex(cb, n, o, &r);
+}
+
+#define TS_JSON(o, text) json((o), "{\"sensor\":\"a\",\"ts\":" text ",\"x\":1}")
+
 static void test_ts_units(void) {
         struct tg_decode_opts o = tg_decode_defaults;
         int64_t ms;
 
         o.ts_unit = TG_TS_UNIT_S;
-        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"ts\":1732530000.1234,\"x\":1}"), TG_DECODE_OK);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "1732530000.1234"), TG_DECODE_OK);
         CU_ASSERT_EQUAL(r.ts_ms, 1732530000123);
-        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"ts\":-1.5,\"x\":1}"), TG_DECODE_OK);
-        CU_ASSERT_EQUAL(r.ts_ms, -1500);
-        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"ts\":1e300,\"x\":1}"), TG_DECODE_INVALID_TS);
-        o.ts_unit = TG_TS_UNIT_US;
-        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"ts\":1732530000123999,\"x\":1}"), TG_DECODE_OK);
-        CU_ASSERT_EQUAL(r.ts_ms, 1732530000123);
-        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"ts\":-1,\"x\":1}"), TG_DECODE_OK);
-        CU_ASSERT_EQUAL(r.ts_ms, -1); /* floor, like the windows */
-        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"ts\":1.5,\"x\":1}"), TG_DECODE_INVALID_TS);
-        o.ts_unit = TG_TS_UNIT_RFC3339;
-        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"ts\":\"2024-11-25T10:00:00.123Z\",\"x\":1}"),
-                        TG_DECODE_OK);
-        CU_ASSERT_EQUAL(r.ts_ms, 1732528800123);
-        CU_ASSERT_EQUAL(json(&o, "{\"sensor\":\"a\",\"ts\":1732528800123,\"x\":1}"),
-                        TG_DECODE_INVALID_TS);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "0.001"), TG_DECODE_OK);
+        CU_ASSERT_EQUAL(r.ts_ms, 1);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "253402300799.999"), TG_DECODE_OK);
+        CU_ASSERT_EQUAL(r.ts_ms, TG_TS_MAX);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "0"), TG_DECODE_TS_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "0.0004"), TG_DECODE_TS_OUT_OF_RANGE); /* 0 ms */
+        CU_ASSERT_EQUAL(TS_JSON(&o, "-1.5"), TG_DECODE_TS_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "253402300800"), TG_DECODE_TS_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "9007199254740.992"), TG_DECODE_TS_OUT_OF_RANGE); /* 2^53 ms */
+        CU_ASSERT_EQUAL(TS_JSON(&o, "1e300"), TG_DECODE_TS_OUT_OF_RANGE); /* * 1000 overflows */
+        CU_ASSERT_EQUAL(TS_JSON(&o, "1.7976931348623157e308"), TG_DECODE_TS_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "-1e400"), TG_DECODE_TS_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "\"1\""), TG_DECODE_INVALID_TS);
+        /* CBOR integers in s: the scaling must not overflow */
+        CU_ASSERT_EQUAL(cbor_ts(&o, 0, 253402300799), TG_DECODE_OK);
+        CU_ASSERT_EQUAL(r.ts_ms, INT64_C(253402300799000));
+        CU_ASSERT_EQUAL(cbor_ts(&o, 0, 1), TG_DECODE_OK);
+        CU_ASSERT_EQUAL(r.ts_ms, 1000);
+        CU_ASSERT_EQUAL(cbor_ts(&o, 0, 253402300800), TG_DECODE_TS_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(cbor_ts(&o, 0, 0), TG_DECODE_TS_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(cbor_ts(&o, 1, 0), TG_DECODE_TS_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(cbor_ts(&o, 0, INT64_MAX / 1000 + 1), TG_DECODE_TS_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(cbor_ts(&o, 0, INT64_MAX), TG_DECODE_TS_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(cbor_ts(&o, 0, UINT64_MAX), TG_DECODE_TS_OUT_OF_RANGE);
 
+        o.ts_unit = TG_TS_UNIT_US;
+        CU_ASSERT_EQUAL(TS_JSON(&o, "1732530000123999"), TG_DECODE_OK);
+        CU_ASSERT_EQUAL(r.ts_ms, 1732530000123);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "1000"), TG_DECODE_OK);
+        CU_ASSERT_EQUAL(r.ts_ms, 1);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "999"), TG_DECODE_TS_OUT_OF_RANGE); /* floor: 0 ms */
+        CU_ASSERT_EQUAL(TS_JSON(&o, "-1"), TG_DECODE_TS_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "0"), TG_DECODE_TS_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "9007199254740991"), TG_DECODE_OK);
+        CU_ASSERT_EQUAL(r.ts_ms, INT64_C(9007199254740));
+        /* from 2^53 us (2255) a double skips integers: no exact time */
+        CU_ASSERT_EQUAL(TS_JSON(&o, "9007199254740992"), TG_DECODE_INVALID_TS);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "253402300800000000"), TG_DECODE_TS_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "1e300"), TG_DECODE_TS_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "-1e300"), TG_DECODE_TS_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "1.5"), TG_DECODE_INVALID_TS);
+        /* CBOR integers in us are exact to the end of the range */
+        CU_ASSERT_EQUAL(cbor_ts(&o, 0, 253402300799999999), TG_DECODE_OK);
+        CU_ASSERT_EQUAL(r.ts_ms, TG_TS_MAX);
+        CU_ASSERT_EQUAL(cbor_ts(&o, 0, 9007199254740993), TG_DECODE_OK);
+        CU_ASSERT_EQUAL(r.ts_ms, INT64_C(9007199254740));
+        CU_ASSERT_EQUAL(cbor_ts(&o, 0, 253402300800000000), TG_DECODE_TS_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(cbor_ts(&o, 0, 999), TG_DECODE_TS_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(cbor_ts(&o, 1, 0), TG_DECODE_TS_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(cbor_ts(&o, 0, INT64_MAX), TG_DECODE_TS_OUT_OF_RANGE);
+
+        o.ts_unit = TG_TS_UNIT_RFC3339;
+        CU_ASSERT_EQUAL(TS_JSON(&o, "\"2024-11-25T10:00:00.123Z\""), TG_DECODE_OK);
+        CU_ASSERT_EQUAL(r.ts_ms, 1732528800123);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "\"1970-01-01T00:00:00.001Z\""), TG_DECODE_OK);
+        CU_ASSERT_EQUAL(r.ts_ms, 1);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "\"9999-12-31T23:59:59.999Z\""), TG_DECODE_OK);
+        CU_ASSERT_EQUAL(r.ts_ms, TG_TS_MAX);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "\"9999-12-31T23:59:60.999Z\""), TG_DECODE_OK); /* leap */
+        CU_ASSERT_EQUAL(r.ts_ms, TG_TS_MAX);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "\"1970-01-01T00:00:00Z\""), TG_DECODE_TS_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "\"1970-01-01T00:00:00.0009Z\""), TG_DECODE_TS_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "\"1970-01-01T01:00:00+01:00\""), TG_DECODE_TS_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "\"1969-12-31T23:59:59.999Z\""), TG_DECODE_TS_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "\"0000-01-01T00:00:00Z\""), TG_DECODE_TS_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "\"9999-12-31T23:59:59.999-00:01\""), TG_DECODE_TS_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "1732528800123"), TG_DECODE_INVALID_TS);
+        CU_ASSERT_EQUAL(TS_JSON(&o, "\"2024-02-30T00:00:00Z\""), TG_DECODE_INVALID_TS);
+        CU_ASSERT_EQUAL(cbor_ts(&o, 0, 1), TG_DECODE_INVALID_TS);
+
+        /* the parser itself knows no range: the decoders apply it */
         CU_ASSERT_EQUAL(tg_parse_rfc3339_ms("1970-01-01T00:00:00Z", 20, &ms), 0);
         CU_ASSERT_EQUAL(ms, 0);
         CU_ASSERT_EQUAL(tg_parse_rfc3339_ms("1970-01-01T02:00:00+02:00", 25, &ms), 0);

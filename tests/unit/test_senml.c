@@ -824,12 +824,12 @@ static int64_t one_ts(const char *json, int64_t now, enum tg_decode_err *e) {
                          tg_decode_err_name(e_), got_, (int64_t)(want));       \
         } while (0)
 
-#define EXPECT_TS_ERR(json, now)                                               \
+#define EXPECT_TS_ERR(json, now, want)                                         \
         do {                                                                   \
                 enum tg_decode_err e_;                                         \
                 one_ts((json), (now), &e_);                                    \
-                tg_check(e_ == TG_DECODE_INVALID_TS, __LINE__, "%s: %s", (json), \
-                         tg_decode_err_name(e_));                              \
+                tg_check(e_ == (want), __LINE__, "%s: %s, want %s", (json),    \
+                         tg_decode_err_name(e_), tg_decode_err_name(want));    \
         } while (0)
 
 static void test_relative_time(void) {
@@ -847,9 +847,14 @@ static void test_relative_time(void) {
         EXPECT_TS("[{\"bn\":\"d\",\"bt\":268435455,\"t\":0.999,\"v\":1}]", now,
                   now + INT64_C(268435455999));
         EXPECT_TS("[{\"bn\":\"d\",\"bt\":268435455,\"t\":1,\"v\":1}]", now, INT64_C(268435456000));
-        /* Relative times count from the injected now, even a negative one. */
-        EXPECT_TS("[{\"bn\":\"d\",\"t\":-1,\"v\":1}]", 0, -1000);
-        EXPECT_TS("[{\"bn\":\"d\",\"t\":-1,\"v\":1}]", -5000, -6000);
+        /* Relative times count from the injected now, and must land in
+         * the range (1 ms after the epoch at the earliest) like any other. */
+        EXPECT_TS("[{\"bn\":\"d\",\"t\":-1,\"v\":1}]", 1001, 1);
+        EXPECT_TS_ERR("[{\"bn\":\"d\",\"t\":-1,\"v\":1}]", 1000, TG_DECODE_TS_OUT_OF_RANGE);
+        EXPECT_TS_ERR("[{\"bn\":\"d\",\"v\":1}]", 0, TG_DECODE_TS_OUT_OF_RANGE);
+        EXPECT_TS_ERR("[{\"bn\":\"d\",\"t\":-1,\"v\":1}]", -5000, TG_DECODE_TS_OUT_OF_RANGE);
+        /* 317 years before now: before the epoch */
+        EXPECT_TS_ERR("[{\"bn\":\"d\",\"bt\":-1e10,\"v\":1}]", now, TG_DECODE_TS_OUT_OF_RANGE);
 
         {
                 struct tg_reading out[2];
@@ -878,21 +883,13 @@ static void test_time_rounding(void) {
         EXPECT_TS("[{\"bn\":\"d\",\"t\":0.0625,\"v\":1}]", base, base + 63);
         EXPECT_TS("[{\"bn\":\"d\",\"t\":-0.0625,\"v\":1}]", base, base - 63);
         EXPECT_TS("[{\"bn\":\"d\",\"bt\":1.276020076001e+09,\"v\":1}]", 0, INT64_C(1276020076001));
-        /* bt + t is rounded once, not twice: exact to the ms up to 2^53. */
-        EXPECT_TS("[{\"bn\":\"d\",\"bt\":9007199254740,\"t\":0.991,\"v\":1}]", 0,
-                  (INT64_C(1) << 53) - 1);
-        EXPECT_TS("[{\"bn\":\"d\",\"bt\":9007199254740,\"t\":-0.001,\"v\":1}]", 0,
-                  INT64_C(9007199254739999));
-        EXPECT_TS("[{\"bn\":\"d\",\"bt\":4503599627370,\"t\":0.497,\"v\":1}]", 0,
-                  INT64_C(4503599627370497));
-        /* A plain llround((bt + t) * 1000) gives ...022 for this one. */
-        {
-                volatile double bt = 4503599627370.0, t = 0.021;
-
-                CU_ASSERT_EQUAL(llround((bt + t) * 1000.0), INT64_C(4503599627370022));
-                EXPECT_TS("[{\"bn\":\"d\",\"bt\":4503599627370,\"t\":0.021,\"v\":1}]", 0,
-                          INT64_C(4503599627370021));
-        }
+        /* bt + t is rounded once, not twice (seconds_to_ms()): the last ms
+         * of the range, and the ms before the top's last second. */
+        EXPECT_TS("[{\"bn\":\"d\",\"bt\":253402300799,\"t\":0.999,\"v\":1}]", 0,
+                  TG_TS_MAX);
+        EXPECT_TS("[{\"bn\":\"d\",\"bt\":253402300799.999,\"v\":1}]", 0, TG_TS_MAX);
+        EXPECT_TS("[{\"bn\":\"d\",\"bt\":253402300799,\"t\":-0.001,\"v\":1}]", 0,
+                  TG_TS_MAX - 1000);
 }
 
 static void test_time_errors(void) {
@@ -900,23 +897,39 @@ static void test_time_errors(void) {
         size_t n;
         struct tg_senml_opts o = opts_of(TG_SENML_NAME_IS_FIELD);
 
-        EXPECT_TS_ERR("[{\"bn\":\"d\",\"bt\":9007199254740.992,\"v\":1}]", 0); /* 2^53 ms */
-        EXPECT_TS_ERR("[{\"bn\":\"d\",\"bt\":9007199254741,\"v\":1}]", 0);
-        EXPECT_TS_ERR("[{\"bn\":\"d\",\"bt\":1e300,\"v\":1}]", 0);
-        EXPECT_TS_ERR("[{\"bn\":\"d\",\"bt\":-1e300,\"v\":1}]", 0);
-        EXPECT_TS_ERR("[{\"bn\":\"d\",\"t\":1e999,\"v\":1}]", 0);   /* cJSON: infinity */
-        EXPECT_TS_ERR("[{\"bn\":\"d\",\"bt\":1e308,\"t\":1e308,\"v\":1}]", 0);
-        EXPECT_TS_ERR("[{\"bn\":\"d\",\"t\":-9007199254740,\"v\":1}]", -1000); /* now - beyond */
-        EXPECT_TS_ERR("[{\"bn\":\"d\",\"t\":1,\"v\":1}]", INT64_MAX);        /* overflow */
-        EXPECT_TS_ERR("[{\"bn\":\"d\",\"t\":-1,\"v\":1}]", INT64_MIN);
-        /* Non-finite times in CBOR: t NaN, bt -infinity. */
+        /* Past the range (9999-12-31T23:59:59.999Z), infinities included. */
+        EXPECT_TS_ERR("[{\"bn\":\"d\",\"bt\":253402300800,\"v\":1}]", 0,
+                      TG_DECODE_TS_OUT_OF_RANGE);
+        EXPECT_TS_ERR("[{\"bn\":\"d\",\"bt\":253402300799,\"t\":1,\"v\":1}]", 0,
+                      TG_DECODE_TS_OUT_OF_RANGE);
+        EXPECT_TS_ERR("[{\"bn\":\"d\",\"bt\":9007199254740.992,\"v\":1}]", 0, /* 2^53 ms */
+                      TG_DECODE_TS_OUT_OF_RANGE);
+        EXPECT_TS_ERR("[{\"bn\":\"d\",\"bt\":1e300,\"v\":1}]", 0, TG_DECODE_TS_OUT_OF_RANGE);
+        EXPECT_TS_ERR("[{\"bn\":\"d\",\"bt\":-1e300,\"v\":1}]", 0, TG_DECODE_TS_OUT_OF_RANGE);
+        EXPECT_TS_ERR("[{\"bn\":\"d\",\"t\":1e999,\"v\":1}]", 0, /* cJSON: infinity */
+                      TG_DECODE_TS_OUT_OF_RANGE);
+        EXPECT_TS_ERR("[{\"bn\":\"d\",\"bt\":1e308,\"t\":1e308,\"v\":1}]", 0,
+                      TG_DECODE_TS_OUT_OF_RANGE);
+        EXPECT_TS_ERR("[{\"bn\":\"d\",\"t\":-9007199254740,\"v\":1}]", -1000, /* now - beyond */
+                      TG_DECODE_TS_OUT_OF_RANGE);
+        EXPECT_TS_ERR("[{\"bn\":\"d\",\"t\":1,\"v\":1}]", INT64_MAX, /* overflow */
+                      TG_DECODE_TS_OUT_OF_RANGE);
+        EXPECT_TS_ERR("[{\"bn\":\"d\",\"t\":-1,\"v\":1}]", INT64_MIN,
+                      TG_DECODE_TS_OUT_OF_RANGE);
+        /* At or before the epoch: absolute times cannot say so (they start
+         * at 2^28 s), relative ones can. */
+        EXPECT_TS_ERR("[{\"bn\":\"d\",\"bt\":-1700000000,\"v\":1}]", INT64_C(1700000000000),
+                      TG_DECODE_TS_OUT_OF_RANGE);
+        EXPECT_TS("[{\"bn\":\"d\",\"bt\":-1699999999.999,\"v\":1}]", INT64_C(1700000000000), 1);
+        /* Non-finite times in CBOR: t NaN is no time at all, bt -infinity
+         * a time out of range. */
         EXPECT_CBOR("81 a3 21 61 64 02 01 06 f9 7e 00", TG_DECODE_INVALID_TS);
-        EXPECT_CBOR("81 a3 21 61 64 02 01 22 f9 fc 00", TG_DECODE_INVALID_TS);
+        EXPECT_CBOR("81 a3 21 61 64 02 01 22 f9 fc 00", TG_DECODE_TS_OUT_OF_RANGE);
         /* A bad base time only matters to records that use it. */
         {
                 static const char unused[] = "[{\"bn\":\"d\",\"bt\":1e300,\"vs\":\"x\"},{\"bt\":0,\"v\":1}]";
 
-                o.now_ms = 0;
+                o.now_ms = INT64_C(1700000000000);
                 CU_ASSERT_EQUAL(decode(JSON, unused, strlen(unused), &o, out, 2, &n), TG_DECODE_OK);
         }
 }
@@ -953,8 +966,8 @@ static void test_reason_codes(void) {
         EXPECT_REFUSED("[{\"bn\":\"d\",\"vs\":false}]", &FIELD, TG_DECODE_BAD_SENML);
         EXPECT_REFUSED("[{\"bn\":\"d\",\"vd\":{}}]", &FIELD, TG_DECODE_BAD_SENML);
         EXPECT_REFUSED("[{\"bn\":\"d\",\"s\":\"x\"}]", &FIELD, TG_DECODE_BAD_SENML);
-        EXPECT_REFUSED("[{\"bn\":\"d\",\"v\":1,\"v\":2}]", &FIELD, TG_DECODE_BAD_SENML);
-        EXPECT_REFUSED("[{\"bn\":\"d\",\"bn\":\"e\",\"v\":1}]", &FIELD, TG_DECODE_BAD_SENML);
+        EXPECT_REFUSED("[{\"bn\":\"d\",\"v\":1,\"v\":2}]", &FIELD, TG_DECODE_DUPLICATE_MEMBER);
+        EXPECT_REFUSED("[{\"bn\":\"d\",\"bn\":\"e\",\"v\":1}]", &FIELD, TG_DECODE_DUPLICATE_MEMBER);
         EXPECT_REFUSED("[{\"bn\":\"d\",\"v\":1,\"vs\":\"x\"}]", &FIELD, TG_DECODE_BAD_SENML);
         EXPECT_REFUSED("[{\"bn\":\"d\",\"vb\":true,\"vd\":\"aa\"}]", &FIELD, TG_DECODE_BAD_SENML);
 
@@ -1005,8 +1018,8 @@ static void test_reason_codes_2(void) {
         EXPECT_CBOR("81 a2 21 61 64 02 f9 7e 00", TG_DECODE_NON_FINITE);
         EXPECT_CBOR("81 a2 21 61 64 02 fa 7f 80 00 00", TG_DECODE_NON_FINITE);
 
-        /* invalid_timestamp: see test_time_errors */
-        EXPECT_REFUSED("[{\"bn\":\"d\",\"bt\":1e300,\"v\":1}]", &FIELD, TG_DECODE_INVALID_TS);
+        /* timestamp_out_of_range, invalid_timestamp: see test_time_errors */
+        EXPECT_REFUSED("[{\"bn\":\"d\",\"bt\":1e300,\"v\":1}]", &FIELD, TG_DECODE_TS_OUT_OF_RANGE);
 
         /* too_many_fields: fields in one reading, readings in the storage */
         len = (size_t)snprintf(json, sizeof(json), "[{\"bn\":\"d\",\"n\":\"f0\",\"v\":0}");
@@ -1076,6 +1089,47 @@ static void test_reason_codes_2(void) {
         }
 }
 
+
+/* Issue 12, item 7: a label given twice in one record is duplicate_member,
+ * with a detail that names it; records of a pack merge, so a field given
+ * again by a later record is no duplicate. */
+static void expect_duplicate_label(const char *json, const char *label, int line) {
+        char want[64];
+
+        snprintf(want, sizeof(want), "SenML label \"%s\" given more than once", label);
+        expect_refused(json, &FIELD, CAP, TG_DECODE_DUPLICATE_MEMBER, line);
+        tg_check(!strcmp(tg_decode_err_detail(TG_DECODE_DUPLICATE_MEMBER), want), line,
+                 "%s: detail '%s', want '%s'", json,
+                 tg_decode_err_detail(TG_DECODE_DUPLICATE_MEMBER), want);
+}
+
+static void test_duplicate_labels(void) {
+        static const struct want merged[] = {
+                {"d", INT64_C(1700000000000), 1, {{"a", 2, ""}}},
+        };
+
+        expect_duplicate_label("[{\"bn\":\"d\",\"v\":1,\"v\":2}]", "v", __LINE__);
+        expect_duplicate_label("[{\"bn\":\"d\",\"bn\":\"d\",\"v\":1}]", "bn", __LINE__);
+        expect_duplicate_label("[{\"bn\":\"d\",\"v\":1},{\"n\":\"a\",\"t\":1,\"t\":1,\"v\":1}]", "t",
+                               __LINE__);
+        expect_duplicate_label("[{\"bn\":\"d\",\"n\":\"a\",\"u\":\"Cel\",\"u\":\"K\",\"v\":1}]", "u",
+                               __LINE__);
+        expect_duplicate_label("[{\"bn\":\"d\",\"bt\":1,\"bt\":1,\"v\":1}]", "bt", __LINE__);
+        /* CBOR: text "v" and integer 2 are one label */
+        expect_cbor_hex("81 a4 21 62 64 3a 00 61 61 02 01 61 76 02", &FIELD,
+                        TG_DECODE_DUPLICATE_MEMBER, __LINE__);
+        CU_ASSERT_STRING_EQUAL(tg_decode_err_detail(TG_DECODE_DUPLICATE_MEMBER),
+                               "SenML label \"v\" given more than once");
+        /* the first refusal in the record wins */
+        EXPECT_REFUSED("[{\"bn\":\"d\",\"bver\":99,\"v\":1,\"v\":2}]", &FIELD, TG_DECODE_BAD_SENML);
+        /* extension labels are not read, so not compared */
+        EXPECT_PACK("[{\"bn\":\"d\",\"n\":\"a\",\"bt\":1700000000,\"x\":1,\"x\":2,\"v\":2}]",
+                    &FIELD, merged, "extension twice");
+        /* two records of one (sensor, time): the later one's value */
+        EXPECT_PACK("[{\"bn\":\"d\",\"n\":\"a\",\"bt\":1700000000,\"v\":1},{\"n\":\"a\",\"v\":2}]",
+                    &FIELD, merged, "a field in two records");
+}
+
 /* CBOR has cases JSON cannot express. The base record, [{-2: "d:", 0: "a",
  * 2: 1}], is 81 a3 21 62 64 3a 00 61 61 02 01. */
 static void test_cbor_specifics(void) {
@@ -1095,7 +1149,7 @@ static void test_cbor_specifics(void) {
         EXPECT_CBOR("81 a4 21 62 64 3a 00 61 61 02 01 7f 61 78 ff 01", TG_DECODE_BAD_SENML);
         EXPECT_CBOR("81 a4 21 62 64 3a 00 61 61 02 01 80 01", TG_DECODE_BAD_SENML);
         /* the same label twice, as an integer and as text */
-        EXPECT_CBOR("81 a4 21 62 64 3a 00 61 61 02 01 61 76 02", TG_DECODE_BAD_SENML);
+        EXPECT_CBOR("81 a4 21 62 64 3a 00 61 61 02 01 61 76 02", TG_DECODE_DUPLICATE_MEMBER);
         /* bver: an unsigned integer 1..10 only */
         EXPECT_CBOR("81 a4 21 62 64 3a 00 61 61 02 01 20 0a", TG_DECODE_OK);
         EXPECT_CBOR("81 a4 21 62 64 3a 00 61 61 02 01 20 0b", TG_DECODE_BAD_SENML);
@@ -1199,7 +1253,9 @@ static void test_cbor_numbers(void) {
 }
 
 static void test_null_opts(void) {
-        static const char json[] = "[{\"bn\":\"d:\",\"n\":\"a\",\"t\":-1,\"v\":1,\"vs_x\":\"0123456789\"}]";
+        static const char json[] = "[{\"bn\":\"d:\",\"n\":\"a\",\"bt\":1600000000,\"t\":-1,\"v\":1,"
+                                   "\"vs_x\":\"0123456789\"}]";
+        static const char relative[] = "[{\"bn\":\"d:\",\"t\":-1,\"v\":1}]";
         struct tg_reading out[1];
         uint8_t cb[128];
         size_t n, len = json_to_cbor(json, cb, sizeof(cb));
@@ -1208,9 +1264,12 @@ static void test_null_opts(void) {
         CU_ASSERT_EQUAL_FATAL(tg_decode_senml_json(json, strlen(json), NULL, out, 1, &n), TG_DECODE_OK);
         CU_ASSERT_STRING_EQUAL(out[0].sensor, "d");
         CU_ASSERT_STRING_EQUAL(out[0].fields[0].name, "a");
-        CU_ASSERT_EQUAL(out[0].ts_ms, -1000);
+        CU_ASSERT_EQUAL(out[0].ts_ms, INT64_C(1599999999000));
         CU_ASSERT_EQUAL_FATAL(tg_decode_senml_cbor(cb, len, NULL, out, 1, &n), TG_DECODE_OK);
-        CU_ASSERT_EQUAL(out[0].ts_ms, -1000);
+        CU_ASSERT_EQUAL(out[0].ts_ms, INT64_C(1599999999000));
+        /* now = 0: a relative time lands before the epoch */
+        CU_ASSERT_EQUAL(tg_decode_senml_json(relative, strlen(relative), NULL, out, 1, &n),
+                        TG_DECODE_TS_OUT_OF_RANGE);
 }
 
 /* --- encoders -------------------------------------------------------------- */
@@ -1325,10 +1384,10 @@ static void test_encode_refuses(void) {
         REFUSED("before 2^28 s");
         r.ts_ms = INT64_C(268435456000);
         CU_ASSERT(tg_encode_senml_json(&r, jbuf, sizeof(jbuf)) > 0);
-        r.ts_ms = (INT64_C(1) << 53) - 1;
+        r.ts_ms = TG_TS_MAX;
         CU_ASSERT(tg_encode_senml_cbor(&r, cbuf, sizeof(cbuf)) > 0);
-        r.ts_ms = INT64_C(1) << 53;
-        REFUSED("2^53 ms");
+        r.ts_ms = TG_TS_MAX + 1;
+        REFUSED("after 9999");
         r.ts_ms = -1;
         REFUSED("negative");
         r.ts_ms = INT64_C(1600000000000);
@@ -1389,7 +1448,7 @@ static double random_value(void) {
 }
 
 static int64_t random_ts(void) {
-        const int64_t lo = INT64_C(268435456000), hi = INT64_C(1) << 53;
+        const int64_t lo = INT64_C(268435456000), hi = TG_TS_MAX + 1;
         uint64_t x = rng();
 
         switch (x % 6) {
@@ -1397,7 +1456,7 @@ static int64_t random_ts(void) {
                 return (x >> 8) % 2 ? lo + (int64_t)((x >> 9) % 1000) : hi - 1 - (int64_t)((x >> 9) % 1000);
         case 1: /* around now */
                 return INT64_C(1700000000000) + (int64_t)(rng() % INT64_C(1000000000000));
-        case 2: /* one octave below 2^53, where a naive rounding slips */
+        case 2: /* the top octave of the range */
                 return (hi >> 1) + (int64_t)(rng() % (uint64_t)(hi >> 1));
         default:
                 return lo + (int64_t)(rng() % (uint64_t)(hi - lo));
@@ -1483,12 +1542,14 @@ static void test_round_trip_time_range(void) {
 
         reading_fill(&in, "d", 0);
         tg_reading_add_field(&in, "x", 1, 1);
-        for (k = 38; k <= 53; k++) {
+        for (k = 38; k <= 48; k++) {
                 for (i = 0; i < 20000; i++) {
                         int64_t lo = INT64_C(1) << (k - 1), hi = INT64_C(1) << k;
 
                         if (lo < INT64_C(268435456000))
                                 lo = INT64_C(268435456000);
+                        if (hi > TG_TS_MAX + 1)
+                                hi = TG_TS_MAX + 1;
                         in.ts_ms = i == 0 ? lo : i == 1 ? hi - 1 : lo + (int64_t)(rng() % (uint64_t)(hi - lo));
                         jlen = tg_encode_senml_json(&in, jbuf, sizeof(jbuf));
                         clen = tg_encode_senml_cbor(&in, cbuf, sizeof(cbuf));
@@ -1681,6 +1742,7 @@ int main(void) {
                 {"reason codes", test_reason_codes},
                 {"reason codes 2", test_reason_codes_2},
                 {"CBOR specifics", test_cbor_specifics},
+                {"a label twice in one record: duplicate_member", test_duplicate_labels},
                 {"CBOR numbers", test_cbor_numbers},
                 {"NULL options", test_null_opts},
                 {"encode JSON text", test_encode_json_text},

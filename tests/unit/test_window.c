@@ -1,6 +1,7 @@
 /* test_window.c - CUnit tests of the window engine: boundaries, grace, late, idle, table, state file. */
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "codec.h"
 #include "window.h"
 #include "tg_test.h"
 
@@ -99,15 +101,15 @@ static void test_boundaries(void) {
         c.grace_ms = 0;
         e = engine(&c);
         set_now(e, 100000);
-        /* 0 and 9999 share [0, 10000); 10000 starts the next window and,
-         * with no grace, closes [0, 10000) at once. */
-        CU_ASSERT_EQUAL(add(e, "a", 0, 1.0), TG_WINDOW_ACCEPTED);
-        CU_ASSERT_EQUAL(add(e, "a", 9999, 3.0), TG_WINDOW_ACCEPTED);
+        /* 10000 and 19999 share [10000, 20000); 20000 starts the next window
+         * and, with no grace, closes [10000, 20000) at once. */
+        CU_ASSERT_EQUAL(add(e, "a", 10000, 1.0), TG_WINDOW_ACCEPTED);
+        CU_ASSERT_EQUAL(add(e, "a", 19999, 3.0), TG_WINDOW_ACCEPTED);
         CU_ASSERT_EQUAL(nemits, 0);
-        CU_ASSERT_EQUAL(add(e, "a", 10000, 5.0), TG_WINDOW_ACCEPTED);
+        CU_ASSERT_EQUAL(add(e, "a", 20000, 5.0), TG_WINDOW_ACCEPTED);
         CU_ASSERT_EQUAL_FATAL(nemits, 1);
-        CU_ASSERT_EQUAL(emits[0].start, 0);
-        CU_ASSERT_EQUAL(emits[0].end, 10000);
+        CU_ASSERT_EQUAL(emits[0].start, 10000);
+        CU_ASSERT_EQUAL(emits[0].end, 20000);
         CU_ASSERT_EQUAL(emits[0].count, 2);
         CU_ASSERT_EQUAL(emits[0].fields[0].count, 2);
         CU_ASSERT_DOUBLE_EQUAL(emits[0].fields[0].min, 1.0, 0);
@@ -116,29 +118,46 @@ static void test_boundaries(void) {
         CU_ASSERT_DOUBLE_EQUAL(emits[0].fields[0].sum, 4.0, 0);
         CU_ASSERT_DOUBLE_EQUAL(emits[0].fields[0].first, 1.0, 0);
         CU_ASSERT_DOUBLE_EQUAL(emits[0].fields[0].last, 3.0, 0);
-        /* 9999 now falls in a closed window: late, and nothing emitted again. */
-        CU_ASSERT_EQUAL(add(e, "a", 9999, 100.0), TG_WINDOW_LATE);
-        CU_ASSERT_EQUAL(nemits, 1);
+        /* 19999 now falls in a closed window: late, and nothing emitted again. */
+        tg_window_engine_flush(e);
+        CU_ASSERT_EQUAL(nemits, 2);
         tg_window_engine_destroy(e);
 }
 
-static void test_negative_timestamps(void) {
+/* 1.2, 2.2: the first ms after the epoch is the earliest time; its windows
+ * are aligned to the epoch like any other, and with hops one starts before
+ * it (boundaries round toward minus infinity). */
+static void test_first_windows(void) {
         struct tg_window_conf c = base_conf();
         tg_window_engine_t *e;
 
         c.grace_ms = 0;
         e = engine(&c);
         set_now(e, 0);
-        /* -1 belongs to [-10000, 0), not [0, 10000). */
-        CU_ASSERT_EQUAL(add(e, "a", -1, 1.0), TG_WINDOW_ACCEPTED);
-        CU_ASSERT_EQUAL(add(e, "a", -10000, 2.0), TG_WINDOW_ACCEPTED);
-        CU_ASSERT_EQUAL(add(e, "a", 0, 3.0), TG_WINDOW_ACCEPTED);
+        CU_ASSERT_EQUAL(add(e, "a", 0, 9.0), TG_WINDOW_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(add(e, "a", -1, 9.0), TG_WINDOW_OUT_OF_RANGE);
+        set_now(e, 100000);
+        CU_ASSERT_EQUAL(add(e, "a", 1, 1.0), TG_WINDOW_ACCEPTED);
+        CU_ASSERT_EQUAL(add(e, "a", 9999, 2.0), TG_WINDOW_ACCEPTED);
+        CU_ASSERT_EQUAL(add(e, "a", 10000, 3.0), TG_WINDOW_ACCEPTED);
         CU_ASSERT_EQUAL_FATAL(nemits, 1);
-        CU_ASSERT_EQUAL(emits[0].start, -10000);
-        CU_ASSERT_EQUAL(emits[0].end, 0);
+        CU_ASSERT_EQUAL(emits[0].start, 0);
+        CU_ASSERT_EQUAL(emits[0].end, 10000);
         CU_ASSERT_EQUAL(emits[0].count, 2);
-        CU_ASSERT_DOUBLE_EQUAL(emits[0].fields[0].first, 2.0, 0);
-        CU_ASSERT_DOUBLE_EQUAL(emits[0].fields[0].last, 1.0, 0);
+        CU_ASSERT_DOUBLE_EQUAL(emits[0].fields[0].first, 1.0, 0);
+        tg_window_engine_destroy(e);
+
+        c.hop_ms = 5000; /* 1 lies in [-5000, 5000) and [0, 10000) */
+        e = engine(&c);
+        set_now(e, 100000);
+        CU_ASSERT_EQUAL(add(e, "a", 1, 1.0), TG_WINDOW_ACCEPTED);
+        tg_window_engine_flush(e);
+        CU_ASSERT_EQUAL_FATAL(nemits, 2);
+        CU_ASSERT_EQUAL(emits[0].start, -5000);
+        CU_ASSERT_EQUAL(emits[0].end, 5000);
+        CU_ASSERT_EQUAL(emits[1].start, 0);
+        CU_ASSERT_EQUAL(emits[0].count, 1);
+        CU_ASSERT_EQUAL(emits[1].count, 1);
         tg_window_engine_destroy(e);
 }
 
@@ -173,9 +192,12 @@ static void test_future_and_range(void) {
         CU_ASSERT_EQUAL(add(e, "a", INT64_MIN, 1), TG_WINDOW_OUT_OF_RANGE);
         CU_ASSERT_EQUAL(add(e, "b", TG_TS_MIN, 1), TG_WINDOW_ACCEPTED);
         CU_ASSERT_EQUAL(add(e, "b", TG_TS_MIN - 1, 1), TG_WINDOW_OUT_OF_RANGE);
+        CU_ASSERT_EQUAL(add(e, "b", -1, 1), TG_WINDOW_OUT_OF_RANGE);
+        /* the range is checked before the future (1.2, then 1.3) */
+        CU_ASSERT_EQUAL(add(e, "b", TG_TS_MAX + 1, 1), TG_WINDOW_OUT_OF_RANGE);
         tg_window_engine_counters(e, &k);
         CU_ASSERT_EQUAL(k.future, 1);
-        CU_ASSERT_EQUAL(k.out_of_range, 3);
+        CU_ASSERT_EQUAL(k.out_of_range, 5);
         CU_ASSERT_EQUAL(k.accepted, 2);
         tg_window_engine_flush(e);
         CU_ASSERT_EQUAL(nemits, 2);
@@ -280,6 +302,88 @@ static void test_welford(void) {
         tg_window_engine_destroy(e);
 }
 
+/* The emitted window of sensor @p id. */
+static const struct emitted *emitted_of(const char *id) {
+        int i;
+
+        for (i = 0; i < nemits; i++)
+                if (!strcmp(emits[i].sensor, id))
+                        return &emits[i];
+        return NULL;
+}
+
+/* What the aggregate record holds for field 0 of @p id's window. */
+static const char *field_json(const char *id) {
+        static char text[512];
+        const struct emitted *w = emitted_of(id);
+        struct tg_jw j;
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+        tg_jw_init(&j, text, sizeof(text));
+        tg_jw_field_stats(&j, &w->fields[0]);
+        CU_ASSERT_FATAL(tg_jw_finish(&j) > 0);
+        return text;
+}
+
+#define EXPECT_FIELD_JSON(id, want)                                            \
+        do {                                                                   \
+                const char *got_ = field_json(id);                             \
+                tg_check(!strcmp(got_, (want)), __LINE__, "%s:\n got  %s\n want %s", \
+                         (id), got_, (want));                                  \
+        } while (0)
+
+/* 6.2 and the README's record format (issue 12, item 6): the mean and the
+ * standard deviation stay finite whenever the values are; a sum past the
+ * largest double is written null, and the field says "overflow":true. */
+static void test_overflowing_statistics(void) {
+        struct tg_window_conf c = base_conf();
+        tg_window_engine_t *e = engine(&c);
+        const struct emitted *w;
+
+        set_now(e, 1000000);
+        add(e, "max", 10000, DBL_MAX);
+        add(e, "max", 10001, DBL_MAX);
+        add(e, "-max", 10000, -DBL_MAX);
+        add(e, "-max", 10001, -DBL_MAX);
+        add(e, "both", 10000, DBL_MAX); /* x - mean overflows */
+        add(e, "both", 10001, -DBL_MAX);
+        add(e, "big", 10000, 1e200);    /* the squares overflow */
+        add(e, "big", 10001, -1e200);
+        add(e, "big", 10002, 3e200);
+        add(e, "small", 10000, 4);      /* and the common case, unchanged */
+        add(e, "small", 10001, 8);
+        tg_window_engine_flush(e);
+        CU_ASSERT_EQUAL_FATAL(nemits, 5);
+
+        EXPECT_FIELD_JSON("max", "{\"count\":2,\"min\":1.7976931348623157e+308,"
+                                 "\"max\":1.7976931348623157e+308,\"mean\":1.7976931348623157e+308,"
+                                 "\"sum\":null,\"stddev\":0,\"first\":1.7976931348623157e+308,"
+                                 "\"last\":1.7976931348623157e+308,\"overflow\":true}");
+        EXPECT_FIELD_JSON("-max", "{\"count\":2,\"min\":-1.7976931348623157e+308,"
+                                  "\"max\":-1.7976931348623157e+308,\"mean\":-1.7976931348623157e+308,"
+                                  "\"sum\":null,\"stddev\":0,\"first\":-1.7976931348623157e+308,"
+                                  "\"last\":-1.7976931348623157e+308,\"overflow\":true}");
+        /* mean 0 (it was -infinity), and sigma of {max, -max} is max itself */
+        EXPECT_FIELD_JSON("both", "{\"count\":2,\"min\":-1.7976931348623157e+308,"
+                                  "\"max\":1.7976931348623157e+308,\"mean\":0,\"sum\":0,"
+                                  "\"stddev\":1.7976931348623157e+308,"
+                                  "\"first\":1.7976931348623157e+308,"
+                                  "\"last\":-1.7976931348623157e+308}");
+        EXPECT_FIELD_JSON("small", "{\"count\":2,\"min\":4,\"max\":8,\"mean\":6,\"sum\":12,"
+                                   "\"stddev\":2,\"first\":4,\"last\":8}");
+
+        /* {1e200, -1e200, 3e200}: mean 1e200, sigma sqrt(8/3) e200 */
+        w = emitted_of("big");
+        CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+        CU_ASSERT(w->fields[0].m2 < 0); /* the wide form */
+        CU_ASSERT_DOUBLE_EQUAL(w->fields[0].mean / 1e200, 1.0, 1e-15);
+        CU_ASSERT_DOUBLE_EQUAL(tg_field_stats_stddev(&w->fields[0]) / 1e200, sqrt(8.0 / 3.0), 1e-15);
+        CU_ASSERT(isfinite(w->fields[0].sum));
+        CU_ASSERT_PTR_NULL(strstr(field_json("big"), "null"));
+        CU_ASSERT_PTR_NULL(strstr(field_json("big"), "overflow"));
+        tg_window_engine_destroy(e);
+}
+
 static void test_state_round_trip(void) {
         struct tg_window_conf c = base_conf();
         char path[] = "/tmp/tg-window-state-XXXXXX", err[256];
@@ -336,8 +440,8 @@ static void test_state_round_trip(void) {
         tg_window_engine_destroy(e2);
 }
 
-/* 1.2, 2.2: windows at the ends of the accepted range. */
-static void test_int64_limits(void) {
+/* 1.2, 2.2: windows at the ends of the accepted range (1 ms to the end of 9999). */
+static void test_range_ends(void) {
         struct tg_window_conf c = base_conf();
         tg_window_engine_t *e = engine(&c);
         int64_t start_max = (TG_TS_MAX / 10000) * 10000;
@@ -368,16 +472,16 @@ static void test_ring_wrap_around(void) {
         c.grace_ms = 2500; /* ring of (1000 + 2500) / 1000 + 2 = 5 slots */
         e = engine(&c);
         set_now(e, 10000000);
-        for (t = 0; t < 1000000; t += 100) {
+        for (t = 1000000; t < 2000000; t += 100) {
                 CU_ASSERT_EQUAL(add(e, "a", t, (double)t), TG_WINDOW_ACCEPTED);
                 /* an out-of-order reading 2 s back: still within grace */
-                if (t >= 2000 && t % 700 == 0)
+                if (t >= 1002000 && t % 700 == 0)
                         CU_ASSERT_EQUAL(add(e, "a", t - 2000 + 50, 0.5), TG_WINDOW_ACCEPTED);
         }
         tg_window_engine_flush(e);
         CU_ASSERT_EQUAL_FATAL(nemits, 1000);
         for (i = 0; i < nemits; i++) {
-                CU_ASSERT_EQUAL(emits[i].start, (int64_t)i * 1000);
+                CU_ASSERT_EQUAL(emits[i].start, 1000000 + (int64_t)i * 1000);
                 CU_ASSERT(emits[i].count >= 10 && emits[i].count <= 12);
         }
         tg_window_engine_destroy(e);
@@ -528,17 +632,17 @@ static void test_late_counts(void) {
         c.grace_ms = 0;
         e = engine(&c);
         set_now(e, 1000000);
-        add(e, "a", 0, 1.0);
-        add(e, "a", 10000, 1.0);
+        add(e, "a", 100000, 1.0);
+        add(e, "a", 110000, 1.0);
         CU_ASSERT_EQUAL(emits[0].late, 0);
-        CU_ASSERT_EQUAL(add(e, "a", 5, 9.0), TG_WINDOW_LATE);
-        CU_ASSERT_EQUAL(add(e, "a", 9999, 9.0), TG_WINDOW_LATE);
-        CU_ASSERT_EQUAL(add(e, "b", 5, 9.0), TG_WINDOW_ACCEPTED);
+        CU_ASSERT_EQUAL(add(e, "a", 100005, 9.0), TG_WINDOW_LATE);
+        CU_ASSERT_EQUAL(add(e, "a", 109999, 9.0), TG_WINDOW_LATE);
+        CU_ASSERT_EQUAL(add(e, "b", 100005, 9.0), TG_WINDOW_ACCEPTED);
         CU_ASSERT_EQUAL(tg_window_engine_sensor_late(e, "a", 1), 2);
         CU_ASSERT_EQUAL(tg_window_engine_sensor_late(e, "b", 1), 0);
-        add(e, "a", 20000, 1.0);
+        add(e, "a", 120000, 1.0);
         CU_ASSERT_EQUAL_FATAL(nemits, 2);
-        CU_ASSERT_EQUAL(emits[1].start, 10000);
+        CU_ASSERT_EQUAL(emits[1].start, 110000);
         CU_ASSERT_EQUAL(emits[1].count, 1);
         CU_ASSERT_EQUAL(emits[1].late, 2);
         tg_window_engine_counters(e, &k);
@@ -637,9 +741,9 @@ static void test_state_other_version(void) {
 int main(void) {
         static const struct tg_test tests[] = {
                 {"1.2/1.3 future and out-of-range timestamps refused", test_future_and_range},
-                {"1.2/2.2 windows at the INT64 ends of the range", test_int64_limits},
-                {"2.2 boundaries at 0, W-1 and W", test_boundaries},
-                {"2.2 negative timestamps floor to earlier windows", test_negative_timestamps},
+                {"1.2/2.2 windows at the ends of the range", test_range_ends},
+                {"2.2 boundaries at kW, (k+1)W-1 and (k+1)W", test_boundaries},
+                {"1.2/2.2 the first windows after the epoch", test_first_windows},
                 {"2.3 hopping windows", test_hopping},
                 {"3.4 grace: one ms before and at end + G", test_grace_edges},
                 {"3.5/5.3 gateway-wide watermark", test_global_close},
@@ -648,6 +752,7 @@ int main(void) {
                 {"5.2 idle is silence, not old timestamps", test_idle_is_silence_not_age},
                 {"5.4 update mode", test_update_mode},
                 {"6.2 Welford mean and variance", test_welford},
+                {"6.2 statistics near the largest double", test_overflowing_statistics},
                 {"6.5 fields dropped when full", test_fields_dropped},
                 {"7.1/7.3 ring wrap-around", test_ring_wrap_around},
                 {"7.2 sensor table full", test_table_full},
