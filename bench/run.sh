@@ -2,7 +2,7 @@
 # bench/run.sh - builds the benchmarks in Release and runs them; paste the output into bench/RESULTS.md.
 # SPDX-License-Identifier: Apache-2.0
 #
-# Usage: bench/run.sh [window|codec|json] ...   (default: window codec)
+# Usage: bench/run.sh [window|codec|json|crc] ...   (default: window codec)
 # These machines are noisy: compare figures from one run with each other,
 # not with another day's.
 set -euo pipefail
@@ -29,6 +29,10 @@ for w in "${what[@]}"; do
 	codec)
 		echo "## decoders and encoders: bench/run.sh codec"
 		"$build/bench/codec_bench"
+		;;
+	crc)
+		echo "## the spool's CRC-32, zlib against ISA-L: bench/run.sh crc"
+		"$build/bench/crc_bench"
 		;;
 	json)
 		# jansson and json-c are needed for this comparison only

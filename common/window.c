@@ -11,11 +11,11 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-#include <zlib.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
 
+#include "crc32.h"
 #include "errstr.h"
 
 /*
@@ -1202,7 +1202,7 @@ int tg_window_engine_snapshot(const tg_window_engine_t *e, uint64_t position,
                         wput(&b, sl->fields, sl->nfields * sizeof(*sl->fields));
                 }
         }
-        crc = (uint32_t)crc32(0L, b.p, (uInt)b.len);
+        crc = tg_crc32(0, b.p, b.len);
         WPUT(&b, crc);
         if (b.oom) {
                 free(b.p);
@@ -1324,7 +1324,7 @@ int tg_window_engine_load(tg_window_engine_t *e, const char *path,
         fclose(f);
 
         memcpy(&crc, data + size - 4, 4);
-        if ((uint32_t)crc32(0L, data, (uInt)(size - 4)) != crc) {
+        if (tg_crc32(0, data, (size_t)(size - 4)) != crc) {
                 free(data);
                 return load_fail(e, errstr, errstr_size, "CRC mismatch: file corrupt");
         }

@@ -19,8 +19,8 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
-#include <zlib.h>
 
+#include "crc32.h"
 #include "errstr.h"
 #include "log.h"
 
@@ -48,8 +48,8 @@
  *    12   4  payload_len <= 16 MiB
  *    16   8  seq         >= 1, increasing within and across segments
  *    24   8  arrival_ms  signed
- *    32   4  header_crc  zlib crc32 of bytes 0..31
- *    36   4  record_crc  zlib crc32 of bytes 0..35, then topic, then payload
+ *    32   4  header_crc  CRC-32 (zlib's, crc32.h) of bytes 0..31
+ *    36   4  record_crc  CRC-32 of bytes 0..35, then topic, then payload
  *    40      topic, then payload
  *
  * Two CRCs because they answer two questions. header_crc says whether the
@@ -191,9 +191,11 @@ static inline uint64_t get64(const unsigned char *p) {
         return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
 }
 
-/* zlib's crc32() returns 0 for a NULL buffer whatever the running value. */
-static uint32_t crc_more(uint32_t crc, const void *p, size_t n) {
-        return n ? (uint32_t)crc32(crc, p, (uInt)n) : crc;
+
+/* The CRC of a header's bytes 0..35 (what record_crc starts with), from its
+ * header_crc: a CRC continues from the CRC of what it covered so far. */
+static inline uint32_t header_crc_on(const unsigned char *h) {
+        return tg_crc32(get32(h + HDR_CRC_OFF), h + HDR_CRC_OFF, 4);
 }
 
 /* Fill the header; record_crc covers it and the two body parts. */
@@ -210,10 +212,9 @@ static void encode_record(unsigned char *h, uint64_t seq, int64_t arrival_ms,
         put32(h + 12, (uint32_t)len);
         put64(h + 16, seq);
         put64(h + 24, (uint64_t)arrival_ms);
-        put32(h + HDR_CRC_OFF, crc_more(0, h, HDR_CRC_OFF));
-        crc = crc_more(0, h, REC_CRC_OFF);
-        crc = crc_more(crc, topic, topic_len);
-        crc = crc_more(crc, payload, len);
+        put32(h + HDR_CRC_OFF, tg_crc32(0, h, HDR_CRC_OFF));
+        crc = tg_crc32(header_crc_on(h), topic, topic_len);
+        crc = tg_crc32(crc, payload, len);
         put32(h + REC_CRC_OFF, crc);
 }
 
@@ -222,7 +223,7 @@ static void encode_record(unsigned char *h, uint64_t seq, int64_t arrival_ms,
 static int decode_header(const unsigned char *p, uint64_t avail, struct rec_hdr *h) {
         if (memcmp(p, magic, 4) || p[4] != VERSION || p[5] != 0)
                 return 0;
-        if (get32(p + HDR_CRC_OFF) != crc_more(0, p, HDR_CRC_OFF))
+        if (get32(p + HDR_CRC_OFF) != tg_crc32(0, p, HDR_CRC_OFF))
                 return 0;
         h->topic_len = get16(p + 6);
         h->total_len = get32(p + 8);
@@ -372,7 +373,7 @@ static int find_header(struct scan *s, uint64_t from, uint64_t end, uint64_t *ne
 /* 1 if the record at off (header h, raw header bytes raw) verifies. */
 static int verify_record(struct scan *s, uint64_t off, const unsigned char *raw,
                          const struct rec_hdr *h) {
-        uint32_t crc = crc_more(0, raw, REC_CRC_OFF);
+        uint32_t crc = header_crc_on(raw);
         uint64_t pos = off + HDR_SIZE, rem = h->total_len - HDR_SIZE;
         int r;
 
@@ -382,7 +383,7 @@ static int verify_record(struct scan *s, uint64_t off, const unsigned char *raw,
 
                 if ((r = scan_get(s, pos, n, &p)))
                         return r;
-                crc = crc_more(crc, p, n);
+                crc = tg_crc32(crc, p, n);
                 pos += n;
                 rem -= n;
         }
@@ -1226,7 +1227,7 @@ static int read_segment(tg_spool_t *sp, uint64_t end, uint64_t hi, uint64_t want
                 } else if ((r = pread_full(s->fd, buf, body, off + HDR_SIZE))) {
                         return r;
                 }
-                if (crc_more(crc_more(0, raw, REC_CRC_OFF), buf, body) != h.crc) {
+                if (tg_crc32(header_crc_on(raw), buf, body) != h.crc) {
                         skip_damage(sp, seg, off, off + h.total_len, "CRC mismatch");
                         continue;
                 }
