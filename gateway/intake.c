@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "codec.h"
+#include "crc32.h"
 #include "ledger.h"
 #include "log.h"
 
@@ -60,8 +60,7 @@ struct tg_intake {
 
 static uint64_t recent_keyof(const char *topic, size_t topic_len, const void *payload,
                              size_t len) {
-        uint64_t k = (uint64_t)crc32(0L, (const Bytef *)topic, (uInt)topic_len) << 32 |
-                     (uint32_t)crc32(0L, payload, (uInt)len);
+        uint64_t k = (uint64_t)tg_crc32(0, topic, topic_len) << 32 | tg_crc32(0, payload, len);
 
         k ^= (uint64_t)len * 0x9e3779b97f4a7c15ull;
         return k ? k : 1;
@@ -240,7 +239,7 @@ static int spool_full(int r) {
 }
 
 int tg_intake_take(tg_intake_t *in, const char *topic, size_t topic_len,
-                   const void *payload, size_t len, int dup) {
+                   const void *payload, size_t len, int qos, int dup) {
         int64_t arrival_ms = tg_clock_now(in->conf.clock);
         size_t sub = tg_worker_sub_index(in->conf.worker, topic);
         int waited = 0, r;
@@ -322,7 +321,8 @@ int tg_intake_take(tg_intake_t *in, const char *topic, size_t topic_len,
                 atomic_store(&in->resumed, 1);
                 tg_info("spool has room again: acknowledging MQTT messages");
         }
-        recent_add(in, topic, topic_len, payload, len);
+        if (qos > 0)
+                recent_add(in, topic, topic_len, payload, len);
         return 0;
 }
 

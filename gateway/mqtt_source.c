@@ -418,7 +418,7 @@ static int on_paho_message(void *context, char *topic, int topic_len,
         struct tg_mqtt_source *src = context;
 
         src->on_message(src->opaque, topic, topic_len > 0 ? (size_t)topic_len : strlen(topic),
-                        msg->payload, (size_t)msg->payloadlen, msg->dup);
+                        msg->payload, (size_t)msg->payloadlen, msg->qos, msg->dup);
         MQTTAsync_freeMessage(&msg);
         MQTTAsync_free(topic);
         return 1;

@@ -206,8 +206,8 @@ int tg_pipeline_destroy(tg_pipeline_t *p, int64_t deadline_ms) {
 }
 
 int tg_pipeline_ingest(tg_pipeline_t *p, const char *topic, size_t topic_len,
-                       const void *payload, size_t len, int dup) {
-        return tg_intake_take(p->intake, topic, topic_len, payload, len, dup);
+                       const void *payload, size_t len, int qos, int dup) {
+        return tg_intake_take(p->intake, topic, topic_len, payload, len, qos, dup);
 }
 
 void tg_pipeline_tick(tg_pipeline_t *p) {

@@ -100,13 +100,15 @@ int tg_pipeline_destroy(tg_pipeline_t *p, int64_t deadline_ms);
  *        by the forwarder thread; with memory it is decoded, windowed and
  *        handed to the sink here while Kafka keeps up. Allocation-free.
  * @param topic @p topic_len bytes, NUL-terminated.
+ * @param qos the QoS it was delivered at: at 1 and 2 it is remembered for
+ *        redeliveries; at 0 the broker never sends it again.
  * @param dup the MQTT DUP flag: a redelivery identical to a message spooled
  *        recently is acknowledged without being spooled twice.
  * @return 0 when the payload was taken (including refused as bad input),
  *         -ECANCELED when stopping interrupted a wait for spool space.
  */
 int tg_pipeline_ingest(tg_pipeline_t *p, const char *topic, size_t topic_len,
-                       const void *payload, size_t len, int dup);
+                       const void *payload, size_t len, int qos, int dup);
 
 /** @brief Periodic work on the caller's thread: the spool's interval fsync. */
 void tg_pipeline_tick(tg_pipeline_t *p);

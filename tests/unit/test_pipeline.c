@@ -193,7 +193,7 @@ static int ingest_dup(tg_pipeline_t *p, int i, int dup) {
                          "{\"sensor\":\"s%d\",\"ts\":%" PRId64 ",\"temperature\":%d.25}", i % 5,
                          NOW_MS - 3600000 + (int64_t)(i / 5) * 100, i % 37);
 
-        return tg_pipeline_ingest(p, topic, (size_t)tl, payload, (size_t)n, dup);
+        return tg_pipeline_ingest(p, topic, (size_t)tl, payload, (size_t)n, 1, dup);
 }
 
 static int ingest(tg_pipeline_t *p, int i) {
