@@ -278,10 +278,9 @@ int main(int argc, char **argv) {
         next_stats = tg_monotonic_ms() + STATS_INTERVAL_MS;
         while (!stop_requested) {
                 /* Kafka's deliveries are the forwarder's to serve. */
-                usleep(TICK_MS * 1000);
+                tg_metrics_serve_for(metrics, TICK_MS);
                 tg_pipeline_tick(pipeline);
                 tg_mqtt_source_tick(mqtt);
-                tg_metrics_serve(metrics);
                 tg_log_limited_flush();
                 if (reopen_log) {
                         reopen_log = 0;

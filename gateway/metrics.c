@@ -8,8 +8,10 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "config.h"
@@ -395,7 +397,7 @@ tg_metrics_t *tg_metrics_new(const char *listen, tg_pipeline_t *pipeline,
         m->mqtt = mqtt;
         if (ai->ai_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
-        /* No thread of its own: tg_metrics_serve() answers from the main
+        /* No thread of its own: tg_metrics_serve_for() answers from the main
          * loop, which already reads every component's counters. */
         m->mhd = MHD_start_daemon(flags, (uint16_t)p, NULL, NULL, on_request, m,
                                   MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
@@ -424,9 +426,38 @@ int tg_metrics_port(const tg_metrics_t *m) {
         return m->port;
 }
 
-void tg_metrics_serve(tg_metrics_t *m) {
-        if (m)
-                MHD_run(m->mhd);
+void tg_metrics_serve_for(tg_metrics_t *m, int ms) {
+        int64_t end = tg_monotonic_ms() + ms, left;
+
+        while ((left = end - tg_monotonic_ms()) > 0) {
+                fd_set rs, ws, es;
+                MHD_socket max = 0;
+                MHD_UNSIGNED_LONG_LONG mhd_ms;
+                struct timeval tv;
+
+                FD_ZERO(&rs);
+                FD_ZERO(&ws);
+                FD_ZERO(&es);
+                if (!m || MHD_get_fdset(m->mhd, &rs, &ws, &es, &max) != MHD_YES) {
+                        /* no endpoint, or a socket beyond FD_SETSIZE: sleep */
+                        usleep((useconds_t)left * 1000);
+                        if (m)
+                                MHD_run(m->mhd);
+                        return;
+                }
+                if (MHD_get_timeout(m->mhd, &mhd_ms) == MHD_YES && mhd_ms < (uint64_t)left)
+                        left = (int64_t)mhd_ms;
+                tv.tv_sec = left / 1000;
+                tv.tv_usec = (left % 1000) * 1000;
+                if (select(max + 1, &rs, &ws, &es, &tv) < 0) {
+                        if (errno == EINTR)
+                                return; /* a signal: the caller looks at it */
+                        FD_ZERO(&rs);
+                        FD_ZERO(&ws);
+                        FD_ZERO(&es);
+                }
+                MHD_run_from_select(m->mhd, &rs, &ws, &es);
+        }
 }
 
 void tg_metrics_destroy(tg_metrics_t *m) {

@@ -14,7 +14,7 @@ typedef struct tg_metrics tg_metrics_t;
 
 /**
  * @brief Listen on @p listen (host:port, as metrics.listen). Requests are
- *        served only from tg_metrics_serve(), on the caller's thread, so
+ *        served only from tg_metrics_serve_for(), on the caller's thread, so
  *        reading the components needs no locking beyond their own.
  * @param pipeline, sink, mqtt borrowed; must outlive the endpoint.
  * @return the endpoint, or NULL with the reason in @p errstr (address in
@@ -27,8 +27,12 @@ tg_metrics_t *tg_metrics_new(const char *listen, tg_pipeline_t *pipeline,
 /** @brief The port listened on (the one the kernel chose for port 0). */
 int tg_metrics_port(const tg_metrics_t *m);
 
-/** @brief Answer what requests have arrived; never blocks. */
-void tg_metrics_serve(tg_metrics_t *m);
+/**
+ * @brief Wait @p ms milliseconds, answering requests as they arrive (the
+ *        main loop's sleep between ticks). Returns early when a signal
+ *        interrupts the wait. NULL is accepted: then it only sleeps.
+ */
+void tg_metrics_serve_for(tg_metrics_t *m, int ms);
 
 /** @brief Close the listener and free. NULL is accepted. */
 void tg_metrics_destroy(tg_metrics_t *m);

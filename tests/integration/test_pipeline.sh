@@ -51,16 +51,16 @@ windows=$(sed -n 's/.*truth has 24000 readings in \([0-9]*\) windows.*/\1/p' "$w
 kill -0 "$scraper_pid" 2>/dev/null || fail "scraping failed: $(head -n 1 "$work/scraper.err")"
 kill "$scraper_pid"
 wait "$scraper_pid" 2>/dev/null || true
-# A scrape must have caught the stream half-way, or they proved little. The
-# stream now takes the gateway about a second, and /metrics is served from the
-# main loop's 100 ms tick, so two such scrapes are what one can count on.
+# Scrapes must have caught the stream half-way, or they proved little. The
+# simulators publish for well under a second and a scrape (curl and the
+# accounting check) takes tens of ms, so 3-4 land mid-stream; at least 2.
 midway=0
 scrapes=("$work"/scrape.[0-9]*)
 for f in "${scrapes[@]}"; do
 	taken=$(metric "$f" tumblegate_messages_received_total)
 	((taken > 0 && taken < 24000)) && midway=$((midway + 1))
 done
-((midway >= 1)) || fail "only $midway scrapes during the stream"
+((midway >= 2)) || fail "only $midway scrapes during the stream"
 log "${#scrapes[@]} scrapes added up, $midway of them mid-stream"
 
 # Everything is done now: exact figures.
