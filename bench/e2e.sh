@@ -18,7 +18,8 @@
 #                    build-bench/e2e/runs.tsv
 #   --perf           no table: one run of GATEWAY, durability disk, QoS 1 at 10 000/s,
 #                    under perf record; prints where its CPU went (threads, libraries,
-#                    functions)
+#                    functions). PERF_SCENARIO (q0-paced, q1-paced, q0-max, q1-max) and
+#                    PERF_SUBJECT (disk, memory) choose another run
 #
 # What runs. The subjects take the same load from the same mosquitto, one at a
 # time: the bare subscriber (bench/bare_sub.c: the gateway's Paho library and
@@ -462,10 +463,11 @@ if ((perf)); then
 	runs_tsv=$out/perf-run.tsv
 	rm -f "$runs_tsv"
 	perf_data=""
-	run 1 q1-paced disk
+	perf_scen=${PERF_SCENARIO:-q1-paced} perf_subject=${PERF_SUBJECT:-disk}
+	run 1 "$perf_scen" "$perf_subject"
 	[[ -s $perf_data ]] || die "perf recorded nothing; see $out/runs/*/perf.log"
 	bench_machine
-	echo "## where the gateway's CPU goes, durability disk, QoS 1 at 10 000/s: bench/e2e.sh --perf"
+	echo "## where the gateway's CPU goes, durability $perf_subject, $perf_scen: bench/e2e.sh --perf"
 	echo "# load average $(cut -d' ' -f1-3 /proc/loadavg); samples of the gateway's process, every thread, user and kernel"
 	echo "### by thread"
 	perf_top comm 12
