@@ -143,6 +143,14 @@ static const struct tg_option options[] = {
          "Sensor table capacity, allocated at start-up.", 0},
         {"window.max_fields", TG_OPT_INT, OPT(window_max_fields), 1, 16, "8", NULL,
          "Distinct numeric fields kept per sensor window.", 0},
+        {"window.reserved_fields", TG_OPT_INT, OPT(window_reserved_fields), 1, 16, "3", NULL,
+         "Fields every window has room for, reserved at start-up for every sensor: what a "
+         "sensor costs in memory. Fields past it, up to window.max_fields, take room from "
+         "the window.wide_windows pool.", 0},
+        {"window.wide_windows", TG_OPT_INT, OPT(window_wide_windows), 0, 1 << 24, "1000", NULL,
+         "Windows open at once that may hold more than window.reserved_fields fields, "
+         "shared by all sensors; beyond it such fields are dropped and counted "
+         "(tumblegate_window_fields_dropped_total{reason=\"wide_windows\"}).", 0},
         {"window.max_field_names", TG_OPT_INT, OPT(window_max_field_names), 1, 4096, "64", NULL,
          "Distinct field names over the gateway's life.", 0},
 

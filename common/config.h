@@ -76,6 +76,8 @@ struct tg_config {
         int64_t window_max_future_ms;
         int64_t window_max_sensors;
         int64_t window_max_fields;
+        int64_t window_reserved_fields;
+        int64_t window_wide_windows;
         int64_t window_max_field_names;
         char *window_close;
         char *window_emit;

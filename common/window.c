@@ -35,21 +35,32 @@
  *   lru[]      the arrival-ordered list's links, apart, because relinking a
  *              sensor touches two others
  *   slots      max_sensors rings of ring_len window slots; a slot is a
- *              16-byte header followed by max_fields field statistics,
- *              padded to whole cache lines: a reading of 3 fields touches 4
+ *              16-byte header followed by reserved_fields field statistics
+ *              (3 by default: 256 bytes, 4 cache lines, all a reading of 3
+ *              fields touches)
+ *   wide[]     when reserved_fields < max_fields: per slot, the wide block
+ *              holding the window's fields past reserved_fields, or EMPTY
+ *   wide_pool  wide_windows blocks of max_fields - reserved_fields field
+ *              statistics, shared by every sensor; a free block's first
+ *              field holds the next free block's index
  *   updated[]  update mode only: each slot's last running result
  *
- * At 10 000 sensors these are 22 MB, far more than a core's L2: a reading of
- * a sensor last seen 10 000 readings ago finds none of its lines in L1 or L2.
- * The layout keeps the lines a reading needs to 1 bucket + 1 sensor line +
- * the slot's lines for its fields.
+ * Sensors mostly send a few fields, the same ones every time: reserving
+ * max_fields in every slot cost 2.2 KB per sensor for statistics that stay
+ * empty. Now a sensor costs about 760 bytes with the defaults, and a few wide
+ * sensors still get up to max_fields. At 10 000 sensors these are 7.6 MB,
+ * still far more than a core's L2: a reading of a sensor last seen 10 000
+ * readings ago finds none of its lines in L1 or L2. The layout keeps the
+ * lines a reading needs to 1 bucket + 1 sensor line + the slot's lines for
+ * its fields (+ wide[] and a wide block for fields past the reserved ones).
  *
  * A sensor's window starting at `start` lives in slot (start / H) mod
- * ring_len of its ring. ring_len = (W + G) / H + 2 is enough for every
- * window that can be open at once (those whose end is past the close mark),
- * so a live window is never overwritten (7.3). Open windows span fewer than
- * ring_len consecutive hops, so walking the ring forward from the oldest
- * open slot visits them in start order.
+ * ring_len of its ring. ring_len = W / H + ceil(G / H) is every window that
+ * can be open at once (7.3): after a reading, the close mark is at least
+ * floor((WM - G) / H)·H, so open windows start in (that - W, floor(WM / H)·H],
+ * which holds at most W / H + ceil(G / H) multiples of H. A live window is
+ * thus never overwritten, and walking the ring forward from the oldest open
+ * slot visits the open windows in start order.
  *
  * Sensors in use are also on a doubly linked list in order of last
  * arrival, most recent first: its tail is the eviction candidate (7.2).
@@ -112,6 +123,11 @@ struct tg_window_engine {
         uint32_t ring_len;
         uint32_t windows_per_reading; /* W / H */
         size_t slot_size;
+        uint32_t reserved;       /* fields in a slot: min(reserved_fields, max_fields) */
+        uint32_t wide_len;       /* fields in a wide block: max_fields - reserved */
+        uint32_t wide_free;      /* first free wide block, or EMPTY */
+        uint32_t *wide;          /* per slot: its wide block, or EMPTY; NULL if wide_len 0 */
+        struct tg_field_stats *wide_pool;
         /* The last window start a reading asked for and its ring position,
          * which is the same for every sensor: readings of all sensors
          * arrive with nearly the same event times, so this spares the
@@ -147,6 +163,10 @@ struct tg_window_engine {
         int64_t global_watermark;
         struct tg_window_counters counters;
         size_t memory;
+        size_t sensor_bytes;     /* what one sensor costs (tg_window_engine_sensor_bytes) */
+        /* A window with a wide block is handed to the emit callback from
+         * here, its fields in one array. */
+        struct tg_field_stats emit_fields[TG_READING_FIELDS_MAX];
 };
 
 _Static_assert(sizeof(struct sensor) == CACHE_LINE, "a sensor's hot part is one cache line");
@@ -170,6 +190,20 @@ static inline size_t slot_index(const tg_window_engine_t *e, uint32_t sensor, ui
 static inline struct slot *slot_at(const tg_window_engine_t *e, uint32_t sensor,
                                    uint32_t i) {
         return (struct slot *)(e->slots + slot_index(e, sensor, i) * e->slot_size);
+}
+
+/* The slot's number in slots[] (and wide[], updated[]). */
+static inline size_t slot_number(const tg_window_engine_t *e, const struct slot *sl) {
+        return (size_t)((const unsigned char *)sl - e->slots) / e->slot_size;
+}
+
+/* Field j (< max_fields) of the window in slot @p sl, number @p si: in the
+ * slot, or past reserved in its wide block (which it must have). */
+static inline struct tg_field_stats *slot_field(const tg_window_engine_t *e, struct slot *sl,
+                                                size_t si, uint32_t j) {
+        if (j < e->reserved)
+                return &sl->fields[j];
+        return &e->wide_pool[(size_t)e->wide[si] * e->wide_len + (j - e->reserved)];
 }
 
 static inline uint32_t ring_pos(const tg_window_engine_t *e, int64_t start) {
@@ -319,6 +353,39 @@ static size_t index_bytes(const tg_window_engine_t *e) {
         return ((size_t)e->index_mask + 1) * sizeof(*e->index);
 }
 
+static size_t wide_bytes(const tg_window_engine_t *e) {
+        return e->wide_len ? (size_t)e->conf.max_sensors * e->ring_len * sizeof(*e->wide) : 0;
+}
+
+static size_t wide_pool_bytes(const tg_window_engine_t *e) {
+        return (size_t)e->conf.wide_windows * e->wide_len * sizeof(*e->wide_pool);
+}
+
+/* Every slot without a wide block, every block free. */
+static void wide_clear(tg_window_engine_t *e) {
+        size_t i, n = wide_bytes(e) / sizeof(*e->wide);
+        uint32_t b;
+
+        for (i = 0; i < n; i++)
+                e->wide[i] = EMPTY;
+        e->wide_free = EMPTY;
+        for (b = e->wide_pool ? e->conf.wide_windows : 0; b-- > 0;) {
+                e->wide_pool[(size_t)b * e->wide_len].field = e->wide_free;
+                e->wide_free = b;
+        }
+}
+
+/* The wide block of slot @p si goes back to the pool. */
+static inline void wide_release(tg_window_engine_t *e, size_t si) {
+        uint32_t b;
+
+        if (!e->wide || (b = e->wide[si]) == EMPTY)
+                return;
+        e->wide_pool[(size_t)b * e->wide_len].field = e->wide_free;
+        e->wide_free = b;
+        e->wide[si] = EMPTY;
+}
+
 static size_t updated_bytes(const tg_window_engine_t *e) {
         return e->conf.update_interval_ms > 0
                        ? (size_t)e->conf.max_sensors * e->ring_len * sizeof(*e->updated)
@@ -392,10 +459,15 @@ tg_window_engine_t *tg_window_engine_new(const struct tg_window_conf *conf,
         e->emit = emit;
         e->opaque = opaque;
         e->now = tg_clock_now(clock);
-        /* at most 4096 + 64 + 2: the sensor's 16-bit positions hold it */
-        e->ring_len = (uint32_t)((conf->size_ms + conf->grace_ms) / conf->hop_ms + 2);
+        /* at most 64 + 4097: the sensor's 16-bit positions hold it */
+        e->ring_len = (uint32_t)(conf->size_ms / conf->hop_ms +
+                                 (conf->grace_ms + conf->hop_ms - 1) / conf->hop_ms);
         e->windows_per_reading = (uint32_t)(conf->size_ms / conf->hop_ms);
-        e->slot_size = (sizeof(struct slot) + conf->max_fields * sizeof(struct tg_field_stats) +
+        e->reserved = conf->reserved_fields && conf->reserved_fields < conf->max_fields
+                              ? conf->reserved_fields
+                              : conf->max_fields;
+        e->wide_len = conf->wide_windows ? conf->max_fields - e->reserved : 0;
+        e->slot_size = (sizeof(struct slot) + e->reserved * sizeof(struct tg_field_stats) +
                         CACHE_LINE - 1) & ~(size_t)(CACHE_LINE - 1);
         e->slot_prefetch = (uint32_t)(e->slot_size < 4 * CACHE_LINE ? e->slot_size
                                                                       : 4 * CACHE_LINE);
@@ -416,22 +488,32 @@ tg_window_engine_t *tg_window_engine_new(const struct tg_window_conf *conf,
         e->slots = big_calloc(slots_bytes(e));
         if (updated_bytes(e))
                 e->updated = big_calloc(updated_bytes(e));
+        if (e->wide_len) {
+                e->wide = big_calloc(wide_bytes(e));
+                e->wide_pool = big_calloc(wide_pool_bytes(e));
+        }
         e->field_names = calloc(conf->max_field_names, sizeof(*e->field_names));
         e->memory = sizeof(*e) + index_bytes(e) + sensors_bytes(e) +
                     conf->max_sensors * (sizeof(*e->cold) + sizeof(*e->lru) +
                                          sizeof(*e->free_stack)) +
-                    nslots * e->slot_size + updated_bytes(e) +
-                    conf->max_field_names * sizeof(*e->field_names);
+                    nslots * e->slot_size + updated_bytes(e) + wide_bytes(e) +
+                    wide_pool_bytes(e) + conf->max_field_names * sizeof(*e->field_names);
+        e->sensor_bytes = (e->memory - sizeof(*e) -
+                           conf->max_field_names * sizeof(*e->field_names)) /
+                          conf->max_sensors;
         if (!e->index || !e->sensors || !e->cold || !e->lru || !e->free_stack ||
-            !e->slots || (updated_bytes(e) && !e->updated) || !e->field_names) {
+            !e->slots || (updated_bytes(e) && !e->updated) || !e->field_names ||
+            (e->wide_len && (!e->wide || !e->wide_pool))) {
                 tg_errstr(errstr, errstr_size,
                        "out of memory: the window engine needs %lld bytes; "
-                       "lower window.max_sensors or window.max_fields",
+                       "lower window.max_sensors, window.reserved_fields or "
+                       "window.wide_windows",
                        (long long)e->memory);
                 tg_window_engine_destroy(e);
                 return NULL;
         }
         index_clear(e);
+        wide_clear(e);
         return e;
 }
 
@@ -445,6 +527,8 @@ void tg_window_engine_destroy(tg_window_engine_t *e) {
         free(e->free_stack);
         big_free(e->slots, slots_bytes(e));
         big_free(e->updated, updated_bytes(e));
+        big_free(e->wide, wide_bytes(e));
+        big_free(e->wide_pool, wide_pool_bytes(e));
         free(e->field_names);
         free(e);
 }
@@ -622,6 +706,7 @@ static void slot_emit(tg_window_engine_t *e, uint32_t pos, struct slot *sl,
                       int final) {
         struct sensor *s = &e->sensors[pos];
         struct sensor_cold *c = &e->cold[pos];
+        size_t si = slot_number(e, sl);
         struct tg_window_result res = {
                 .sensor = c->id,
                 .sensor_len = s->id_len,
@@ -634,6 +719,13 @@ static void slot_emit(tg_window_engine_t *e, uint32_t pos, struct slot *sl,
                 .fields = sl->fields,
         };
 
+        if (sl->nfields > e->reserved) {
+                uint32_t j;
+
+                for (j = 0; j < sl->nfields; j++)
+                        e->emit_fields[j] = *slot_field(e, sl, si, j);
+                res.fields = e->emit_fields;
+        }
         if (e->emit)
                 e->emit(e->opaque, &res);
         if (!final) {
@@ -641,6 +733,7 @@ static void slot_emit(tg_window_engine_t *e, uint32_t pos, struct slot *sl,
                 return;
         }
         c->late_since_final = 0;
+        wide_release(e, si);
         sl->open = 0;
         s->nopen--;
         if (res.end > s->close_mark)
@@ -768,39 +861,49 @@ static inline void stats_first(struct tg_field_stats *st, uint32_t field, int64_
 }
 
 /* A field the window does not hold at the reading's position: find it, or
- * give it the next free place. */
-static void slot_add_other(tg_window_engine_t *e, struct slot *sl, uint32_t f, int64_t ts,
-                           double x) {
+ * give it the next free place; the first past the reserved ones takes a
+ * wide block (6.5). */
+static void slot_add_other(tg_window_engine_t *e, struct slot *sl, size_t si, uint32_t f,
+                           int64_t ts, double x) {
         uint32_t j;
 
         if (f == EMPTY)
                 return; /* counted once per reading by the caller */
         for (j = 0; j < sl->nfields; j++) {
-                if (sl->fields[j].field == f) {
-                        stats_add(&sl->fields[j], ts, x);
+                struct tg_field_stats *st = slot_field(e, sl, si, j);
+
+                if (st->field == f) {
+                        stats_add(st, ts, x);
                         return;
                 }
         }
-        if (sl->nfields == e->conf.max_fields) {
+        if (j == e->conf.max_fields || (j == e->reserved && e->wide_free == EMPTY)) {
                 e->counters.fields_dropped++;
+                if (j < e->conf.max_fields)
+                        e->counters.wide_refused++;
                 return;
         }
-        stats_first(&sl->fields[j], f, ts, x);
+        if (j == e->reserved) {
+                e->wide[si] = e->wide_free;
+                e->wide_free = e->wide_pool[(size_t)e->wide_free * e->wide_len].field;
+        }
+        stats_first(slot_field(e, sl, si, j), f, ts, x);
         sl->nfields++;
 }
 
-static inline void slot_add(tg_window_engine_t *e, struct slot *sl,
+static inline void slot_add(tg_window_engine_t *e, struct slot *sl, size_t si,
                             const struct tg_reading *r, const uint32_t *field_ids) {
         const int64_t ts = r->ts_ms;
         const uint16_t n = r->nfields;
+        const uint32_t in_slot = sl->nfields < e->reserved ? sl->nfields : e->reserved;
         uint16_t i;
 
         for (i = 0; i < n; i++) {
                 /* Usually the window holds the fields in the reading's order. */
-                if (i < sl->nfields && sl->fields[i].field == field_ids[i])
+                if (i < in_slot && sl->fields[i].field == field_ids[i])
                         stats_add(&sl->fields[i], ts, r->fields[i].value);
                 else
-                        slot_add_other(e, sl, field_ids[i], ts, r->fields[i].value);
+                        slot_add_other(e, sl, si, field_ids[i], ts, r->fields[i].value);
         }
         sl->count++;
         sl->dirty = 1;
@@ -924,7 +1027,7 @@ static inline enum tg_window_verdict add_reading(tg_window_engine_t *e,
 
 
         /* 2.3 / 4.1: every window containing ts, oldest first; ring
-         * positions step with the starts. (ring_len >= W / H + 2, so one
+         * positions step with the starts. (ring_len >= W / H, so one
          * subtraction brings the first position into range.) */
         rp = rp + 1 + e->ring_len - e->windows_per_reading;
         if (rp >= e->ring_len)
@@ -956,7 +1059,7 @@ static inline enum tg_window_verdict add_reading(tg_window_engine_t *e,
                         if (!s->nopen++ || start < e->cold[pos].oldest_open)
                                 e->cold[pos].oldest_open = start;
                 }
-                slot_add(e, sl, r, field_ids);
+                slot_add(e, sl, slot_index(e, pos, rp), r, field_ids);
         }
         if (late) {
                 e->cold[pos].late_total++;
@@ -1109,6 +1212,10 @@ size_t tg_window_engine_memory(const tg_window_engine_t *e) {
         return e->memory;
 }
 
+size_t tg_window_engine_sensor_bytes(const tg_window_engine_t *e) {
+        return e->sensor_bytes;
+}
+
 /*
  * State file, version 1. Native byte order: the file never leaves the
  * machine that wrote it.
@@ -1192,14 +1299,18 @@ int tg_window_engine_snapshot(const tg_window_engine_t *e, uint64_t position,
                 WPUT(&b, c->late_since_final);
                 WPUT(&b, nopen);
                 for (i = 0; i < e->ring_len; i++) {
-                        const struct slot *sl = slot_at(e, pos, i);
+                        struct slot *sl = slot_at(e, pos, i);
 
                         if (!sl->open)
                                 continue;
+                        uint32_t j;
+
                         WPUT(&b, sl->start);
                         WPUT(&b, sl->count);
                         WPUT(&b, sl->nfields);
-                        wput(&b, sl->fields, sl->nfields * sizeof(*sl->fields));
+                        for (j = 0; j < sl->nfields; j++)
+                                wput(&b, slot_field(e, sl, slot_index(e, pos, i), j),
+                                     sizeof(struct tg_field_stats));
                 }
         }
         crc = tg_crc32(0, b.p, b.len);
@@ -1276,6 +1387,7 @@ static void rget(struct rbuf *b, void *dst, size_t n) {
 
 static void engine_reset(tg_window_engine_t *e) {
         index_clear(e);
+        wide_clear(e);
         memset(e->slots, 0, slots_bytes(e));
         memset(e->sensors, 0, sensors_bytes(e));
         memset(e->cold, 0, (size_t)e->conf.max_sensors * sizeof(*e->cold));
@@ -1404,6 +1516,8 @@ int tg_window_engine_load(tg_window_engine_t *e, const char *path,
                 for (k = 0; k < nopen; k++) {
                         int64_t start;
                         struct slot *sl;
+                        uint32_t nfields;
+                        size_t si;
 
                         RGET(&b, start);
                         if (start < TG_TS_MIN - TG_DURATION_MAX || start > TG_TS_MAX) {
@@ -1425,13 +1539,32 @@ int tg_window_engine_load(tg_window_engine_t *e, const char *path,
                                 return load_fail(e, errstr, errstr_size,
                                                  "bad field count");
                         }
-                        rget(&b, sl->fields, sl->nfields * sizeof(*sl->fields));
-                        for (r = 0; r < (int)sl->nfields; r++) {
-                                if (sl->fields[r].field >= nnames) {
+                        si = slot_index(e, pos, ring_pos(e, start));
+                        nfields = sl->nfields;
+                        if (nfields > e->reserved) {
+                                /* its fields past the reserved ones need a
+                                 * wide block; without one they are dropped */
+                                if (e->wide_free == EMPTY) {
+                                        sl->nfields = (uint16_t)e->reserved;
+                                        e->counters.fields_dropped += nfields - e->reserved;
+                                        e->counters.wide_refused += nfields - e->reserved;
+                                } else {
+                                        e->wide[si] = e->wide_free;
+                                        e->wide_free = e->wide_pool[(size_t)e->wide_free *
+                                                                    e->wide_len].field;
+                                }
+                        }
+                        for (r = 0; r < (int)nfields; r++) {
+                                struct tg_field_stats st;
+
+                                RGET(&b, st);
+                                if (st.field >= nnames) {
                                         free(data);
                                         return load_fail(e, errstr, errstr_size,
                                                          "bad field reference");
                                 }
+                                if (r < (int)sl->nfields)
+                                        *slot_field(e, sl, si, (uint32_t)r) = st;
                         }
                         sl->open = 1;
                         sl->dirty = 1;

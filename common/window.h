@@ -29,6 +29,11 @@ struct tg_window_conf {
         int64_t max_future_ms;   /**< refuse readings this far ahead of the wall clock */
         uint32_t max_sensors;    /**< sensor table capacity */
         uint32_t max_fields;     /**< distinct fields kept per window */
+        /** Fields every window has room for (0: max_fields); up to
+         *  max_fields, a window's further fields take a wide block from a
+         *  pool of wide_windows shared by all sensors. */
+        uint32_t reserved_fields;
+        uint32_t wide_windows;   /**< windows that can hold more than reserved_fields at once */
         uint32_t max_field_names;/**< distinct field names over the gateway's life */
         enum tg_window_close close;
         int64_t evict_after_ms;  /**< table full: evict the least recently active sensor if silent this long; 0 = never */
@@ -93,6 +98,7 @@ enum tg_window_verdict {
 struct tg_window_counters {
         uint64_t accepted, late, future, out_of_range, table_full;
         uint64_t fields_dropped; /**< field values not kept: window or name table full */
+        uint64_t wide_refused;   /**< ... of which: every wide block was taken (also in fields_dropped) */
         uint64_t windows_emitted;/**< final results */
         uint64_t updates_emitted;/**< running results (update mode) */
         uint64_t idle_closes;    /**< sensors whose windows closed by the idle timeout */
@@ -168,6 +174,10 @@ void tg_window_engine_counters(const tg_window_engine_t *e,
 
 /** @brief Bytes allocated at start-up: what the engine costs in memory. */
 size_t tg_window_engine_memory(const tg_window_engine_t *e);
+
+/** @brief Of tg_window_engine_memory(), the bytes that grow with the sensor
+ *         table, divided by its size: what one sensor costs. */
+size_t tg_window_engine_sensor_bytes(const tg_window_engine_t *e);
 
 /**
  * @brief Write the open windows to @p path atomically (temporary file,

@@ -172,6 +172,13 @@ void tg_metrics_render(tg_pipeline_t *pipeline, tg_kafka_sink_t *sink,
 
                 plain(out, rows, sizeof(rows) / sizeof(*rows));
         }
+        head(out, "tumblegate_window_fields_dropped_total", "counter",
+             "Field values not aggregated, per window: window.max_fields or "
+             "window.max_field_names reached, or no wide window free (window.wide_windows).");
+        fprintf(out, "tumblegate_window_fields_dropped_total{reason=\"limits\"} %llu\n",
+                (unsigned long long)(c.window.fields_dropped - c.window.wide_refused));
+        fprintf(out, "tumblegate_window_fields_dropped_total{reason=\"wide_windows\"} %llu\n",
+                (unsigned long long)c.window.wide_refused);
 
         for (t = 0; t < 3; t++) {
                 static const char *const names[] = {"produced", "delivered", "failed"};

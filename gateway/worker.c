@@ -376,6 +376,8 @@ tg_worker_t *tg_worker_new(const struct tg_config *cfg, const struct tg_sink *si
                 .max_future_ms = cfg->window_max_future_ms,
                 .max_sensors = (uint32_t)cfg->window_max_sensors,
                 .max_fields = (uint32_t)cfg->window_max_fields,
+                .reserved_fields = (uint32_t)cfg->window_reserved_fields,
+                .wide_windows = (uint32_t)cfg->window_wide_windows,
                 .max_field_names = (uint32_t)cfg->window_max_field_names,
                 .close = strcmp(cfg->window_close, "global") ? TG_CLOSE_PER_SENSOR
                                                              : TG_CLOSE_GLOBAL,
@@ -405,8 +407,12 @@ tg_worker_t *tg_worker_new(const struct tg_config *cfg, const struct tg_sink *si
                         goto fail;
         if (!(w->engine = tg_window_engine_new(&wc, clock, on_window, w, errstr, errstr_size)))
                 goto fail;
-        tg_info("window engine: %zu bytes for %u sensors", tg_window_engine_memory(w->engine),
-                wc.max_sensors);
+        tg_info("window engine: %zu bytes for %u sensors, %zu bytes per sensor (%u fields "
+                "reserved per window, %u wide windows of up to %u)",
+                tg_window_engine_memory(w->engine), wc.max_sensors,
+                tg_window_engine_sensor_bytes(w->engine),
+                wc.reserved_fields < wc.max_fields ? wc.reserved_fields : wc.max_fields,
+                wc.reserved_fields < wc.max_fields ? wc.wide_windows : 0, wc.max_fields);
         return w;
 fail:
         tg_worker_destroy(w);

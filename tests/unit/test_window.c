@@ -703,6 +703,140 @@ static void test_fields_dropped(void) {
         tg_window_engine_destroy(e);
 }
 
+/* A reading of sensor @p id at @p ts with fields f0..f<n-1> of values base + i. */
+static enum tg_window_verdict add_wide(tg_window_engine_t *e, const char *id, int64_t ts,
+                                       int n, double base) {
+        static const char *const names[] = {"f0", "f1", "f2", "f3"};
+        struct tg_reading r;
+        int i;
+
+        tg_reading_clear(&r);
+        tg_reading_set_sensor(&r, id, strlen(id));
+        r.ts_ms = ts;
+        for (i = 0; i < n; i++)
+                tg_reading_add_field(&r, names[i], 2, base + i);
+        return tg_window_engine_add(e, &r);
+}
+
+/* The emitted window of @p id starting at @p start, or NULL. */
+static const struct emitted *emitted_window(const char *id, int64_t start) {
+        int i;
+
+        for (i = 0; i < nemits; i++)
+                if (!strcmp(emits[i].sensor, id) && emits[i].start == start && emits[i].final)
+                        return &emits[i];
+        return NULL;
+}
+
+/* Fields f0..f<n-1> with count @p count and values base + i .. */
+static void expect_fields(const struct emitted *w, int n, uint32_t count, double base) {
+        int i;
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+        CU_ASSERT_EQUAL_FATAL(w->nfields, (uint32_t)n);
+        for (i = 0; i < n; i++) {
+                CU_ASSERT_EQUAL(w->fields[i].count, count);
+                CU_ASSERT_DOUBLE_EQUAL(w->fields[i].min, base + i, 0);
+                CU_ASSERT_DOUBLE_EQUAL(w->fields[i].last, base + i, 0);
+        }
+}
+
+/* 6.5: past window.reserved_fields a window's fields take a wide block
+ * from a pool of window.wide_windows; with none free they are dropped and
+ * counted, and the block is free again once its window closes. */
+static void test_wide_windows(void) {
+        struct tg_window_conf c = base_conf();
+        struct tg_window_counters k;
+        tg_window_engine_t *e;
+
+        c.reserved_fields = 2;
+        c.wide_windows = 1;
+        e = engine(&c);
+        set_now(e, 1000000);
+        CU_ASSERT_EQUAL(add_wide(e, "a", 1000, 4, 10), TG_WINDOW_ACCEPTED); /* takes the block */
+        CU_ASSERT_EQUAL(add_wide(e, "b", 1000, 4, 20), TG_WINDOW_ACCEPTED); /* none left */
+        CU_ASSERT_EQUAL(add_wide(e, "b", 1001, 4, 20), TG_WINDOW_ACCEPTED);
+        CU_ASSERT_EQUAL(add_wide(e, "c", 1000, 2, 30), TG_WINDOW_ACCEPTED); /* needs none */
+        CU_ASSERT_EQUAL(add_wide(e, "a", 1001, 4, 10), TG_WINDOW_ACCEPTED);
+        tg_window_engine_counters(e, &k);
+        CU_ASSERT_EQUAL(k.fields_dropped, 4); /* b's f2 and f3, twice */
+        CU_ASSERT_EQUAL(k.wide_refused, 4);
+        /* a's window closes (watermark at end + grace) and frees the block:
+         * b's next window gets all four fields. */
+        CU_ASSERT_EQUAL(add_wide(e, "a", 12000, 1, 0), TG_WINDOW_ACCEPTED);
+        expect_fields(emitted_window("a", 0), 4, 2, 10);
+        CU_ASSERT_EQUAL(add_wide(e, "b", 12000, 4, 40), TG_WINDOW_ACCEPTED);
+        expect_fields(emitted_window("b", 0), 2, 2, 20);
+        tg_window_engine_flush(e);
+        expect_fields(emitted_window("b", 10000), 4, 1, 40);
+        expect_fields(emitted_window("c", 0), 2, 1, 30);
+        tg_window_engine_counters(e, &k);
+        CU_ASSERT_EQUAL(k.fields_dropped, 4);
+        tg_window_engine_destroy(e);
+}
+
+/* 8.1: a window with a wide block survives the state file; an engine with
+ * no wide block to give keeps its reserved fields and counts the rest. */
+static void test_state_wide_windows(void) {
+        struct tg_window_conf c = base_conf();
+        char path[] = "/tmp/tg-window-state-XXXXXX", err[256];
+        struct tg_window_counters k;
+        tg_window_engine_t *e;
+        int fd = mkstemp(path);
+
+        CU_ASSERT_FATAL(fd >= 0);
+        close(fd);
+        c.reserved_fields = 2;
+        c.wide_windows = 4;
+        e = engine(&c);
+        set_now(e, 1000000);
+        add_wide(e, "a", 1000, 4, 10);
+        add_wide(e, "a", 1001, 4, 10);
+        add_wide(e, "n", 1000, 1, 50);
+        CU_ASSERT_EQUAL_FATAL(tg_window_engine_save(e, path, 7), 0);
+        tg_window_engine_destroy(e);
+
+        e = engine(&c);
+        set_now(e, 1000000);
+        CU_ASSERT_EQUAL_FATAL(tg_window_engine_load(e, path, NULL, err, sizeof(err)), 0);
+        tg_window_engine_flush(e);
+        expect_fields(emitted_window("a", 0), 4, 2, 10);
+        expect_fields(emitted_window("n", 0), 1, 1, 50);
+        tg_window_engine_destroy(e);
+
+        c.wide_windows = 0;
+        e = engine(&c);
+        set_now(e, 1000000);
+        CU_ASSERT_EQUAL_FATAL(tg_window_engine_load(e, path, NULL, err, sizeof(err)), 0);
+        tg_window_engine_flush(e);
+        expect_fields(emitted_window("a", 0), 2, 2, 10);
+        tg_window_engine_counters(e, &k);
+        CU_ASSERT_EQUAL(k.fields_dropped, 2);
+        CU_ASSERT_EQUAL(k.wide_refused, 2);
+        tg_window_engine_destroy(e);
+        unlink(path);
+}
+
+/* 7.1: what a sensor costs with the gateway's defaults (10 000 sensors, 10 s
+ * windows, 2 s grace, 3 reserved of 8 fields, 1 000 wide windows): a ring
+ * of 2 slots of 3 field statistics; at most 800 bytes (issue 13). */
+static void test_sensor_bytes(void) {
+        struct tg_window_conf c = base_conf();
+        tg_window_engine_t *e;
+
+        c.max_sensors = 10000;
+        c.max_fields = 8;
+        c.max_field_names = 64;
+        c.reserved_fields = 3;
+        c.wide_windows = 1000;
+        e = engine(&c);
+        CU_ASSERT(tg_window_engine_sensor_bytes(e) <= 800);
+        CU_ASSERT(tg_window_engine_memory(e) >= 10000 * tg_window_engine_sensor_bytes(e));
+        printf("\n  %zu bytes per sensor, %zu in all ", tg_window_engine_sensor_bytes(e),
+               tg_window_engine_memory(e));
+        tg_window_engine_destroy(e);
+}
+
 /* 8.2: a file of another version is refused by its version, not its CRC. */
 static void test_state_other_version(void) {
         struct tg_window_conf c = base_conf();
@@ -754,6 +888,9 @@ int main(void) {
                 {"6.2 Welford mean and variance", test_welford},
                 {"6.2 statistics near the largest double", test_overflowing_statistics},
                 {"6.5 fields dropped when full", test_fields_dropped},
+                {"6.5 fields past the reserved ones in wide blocks", test_wide_windows},
+                {"8.1 wide blocks in the state file", test_state_wide_windows},
+                {"7.1 bytes per sensor with the defaults", test_sensor_bytes},
                 {"7.1/7.3 ring wrap-around", test_ring_wrap_around},
                 {"7.2 sensor table full", test_table_full},
                 {"7.2 eviction of the least recently active", test_eviction},

@@ -1294,6 +1294,18 @@ static const struct diff_config configs[] = {
                 .nsensors = 1000, .wall0 = 60000, .seed = 2,
         },
         {
+                /* 2 fields in the slot, the other 2 in wide blocks, with a
+                 * block for every window that can be open (W/H + G/H = 2
+                 * per sensor): the split must not show in any result. */
+                .name = "tumbling per-sensor, 2 of 4 fields in wide blocks",
+                .conf = {.size_ms = 10000, .hop_ms = 10000, .grace_ms = 2000,
+                         .idle_timeout_ms = 30000, .max_future_ms = 300000,
+                         .max_sensors = 2048, .max_fields = 4, .max_field_names = 16,
+                         .reserved_fields = 2, .wide_windows = 2 * 2048,
+                         .close = TG_CLOSE_PER_SENSOR},
+                .nsensors = 1200, .wall0 = WALL_2025, .seed = 9,
+        },
+        {
                 .name = "tumbling global",
                 .conf = {.size_ms = 10000, .hop_ms = 10000, .grace_ms = 3000,
                          .idle_timeout_ms = 30000, .max_future_ms = 2000,
