@@ -28,7 +28,10 @@
  */
 int tg_hash_key_random(unsigned char key[TG_HASH_KEY_BYTES]);
 
-/** @brief SipHash-2-4 of @p len bytes at @p p under @p key (libsodium's). */
+/** @brief SipHash-2-4 of @p len bytes at @p p under @p key: libsodium's
+ *  crypto_shorthash_siphash24. (An inline copy saved 1-3 ns of its 12-18 ns
+ *  on sensor ids, below what the engine's benchmark can tell: not kept,
+ *  bench/RESULTS.md "Keyed hashes (issue 13)".) */
 static inline uint64_t tg_hash_keyed(const unsigned char key[TG_HASH_KEY_BYTES], const void *p,
                                      size_t len) {
         unsigned char out[crypto_shorthash_siphash24_BYTES];
@@ -36,67 +39,7 @@ static inline uint64_t tg_hash_keyed(const unsigned char key[TG_HASH_KEY_BYTES],
 
         crypto_shorthash_siphash24(out, (const unsigned char *)p, len, key);
         memcpy(&h, out, sizeof(h));
-        return le64toh(h);
-}
-
-static inline uint64_t tg_siphash_rotl(uint64_t x, int b) {
-        return (x << b) | (x >> (64 - b));
-}
-
-#define TG_SIPROUND(v0, v1, v2, v3)                                            \
-        do {                                                                   \
-                v0 += v1; v1 = tg_siphash_rotl(v1, 13); v1 ^= v0;               \
-                v0 = tg_siphash_rotl(v0, 32);                                   \
-                v2 += v3; v3 = tg_siphash_rotl(v3, 16); v3 ^= v2;               \
-                v0 += v3; v3 = tg_siphash_rotl(v3, 21); v3 ^= v0;               \
-                v2 += v1; v1 = tg_siphash_rotl(v1, 17); v1 ^= v2;               \
-                v2 = tg_siphash_rotl(v2, 32);                                   \
-        } while (0)
-
-/**
- * @brief The same function as tg_hash_keyed(), written out here so that it
- *        inlines into the window engine, which hashes the sensor id of every
- *        reading (an experiment: bench/hash_bench.c measures whether it
- *        pays, bench/RESULTS.md "Keyed hashes (issue 13)").
- *        tests/unit/test_window_hash.c checks it against libsodium's for
- *        every length up to 80 bytes under random keys. For short input
- *        (sensor ids: up to 64 bytes); anything longer goes to
- *        tg_hash_keyed().
- */
-static inline uint64_t tg_hash_keyed_short(const unsigned char key[TG_HASH_KEY_BYTES],
-                                           const void *p, size_t len) {
-        const unsigned char *in = (const unsigned char *)p;
-        uint64_t k0, k1, v0, v1, v2, v3, m, b = (uint64_t)len << 56;
-        size_t i, tail = len & 7;
-
-        memcpy(&k0, key, 8);
-        memcpy(&k1, key + 8, 8);
-        k0 = le64toh(k0);
-        k1 = le64toh(k1);
-        v0 = k0 ^ 0x736f6d6570736575ULL;
-        v1 = k1 ^ 0x646f72616e646f6dULL;
-        v2 = k0 ^ 0x6c7967656e657261ULL;
-        v3 = k1 ^ 0x7465646279746573ULL;
-        for (i = 0; i + 8 <= len; i += 8) {
-                memcpy(&m, in + i, 8);
-                m = le64toh(m);
-                v3 ^= m;
-                TG_SIPROUND(v0, v1, v2, v3);
-                TG_SIPROUND(v0, v1, v2, v3);
-                v0 ^= m;
-        }
-        for (i = 0; i < tail; i++)
-                b |= (uint64_t)in[len - tail + i] << (8 * i);
-        v3 ^= b;
-        TG_SIPROUND(v0, v1, v2, v3);
-        TG_SIPROUND(v0, v1, v2, v3);
-        v0 ^= b;
-        v2 ^= 0xff;
-        TG_SIPROUND(v0, v1, v2, v3);
-        TG_SIPROUND(v0, v1, v2, v3);
-        TG_SIPROUND(v0, v1, v2, v3);
-        TG_SIPROUND(v0, v1, v2, v3);
-        return v0 ^ v1 ^ v2 ^ v3;
+        return le64toh(h); /* SipHash's output is little-endian */
 }
 
 #endif

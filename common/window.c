@@ -218,7 +218,7 @@ static inline int bytes_equal(const char *a, const char *b, size_t len) {
  * (keyed_hash.h), so that devices cannot choose ids that share a bucket
  * (issue 13). The buckets take its low bits. */
 static inline uint32_t hash_id(const tg_window_engine_t *e, const char *s, size_t len) {
-        return (uint32_t)tg_hash_keyed_short(e->hash_key, s, len);
+        return (uint32_t)tg_hash_keyed(e->hash_key, s, len);
 }
 
 /* Bit i set for each byte i of a name of @p len bytes. */
