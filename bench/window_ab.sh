@@ -21,10 +21,13 @@ mkdir -p "$out"
 git -C "$repo_dir" show "$rev:common/window.c" >"$out/window_old.c"
 git -C "$repo_dir" show "$rev:common/window.h" >"$out/window.h"
 cc=(cc -O3 -DNDEBUG -std=gnu11 -Wall)
+# Both link the working tree's helpers; an engine that does not call one
+# (keyed_hash.c before issue 13) just leaves it unused.
+helpers=("$repo_dir/common/reading.c" "$repo_dir/common/clock.c" "$repo_dir/common/keyed_hash.c")
 "${cc[@]}" -I"$out" -I"$repo_dir/common" "$repo_dir/bench/window_bench.c" "$out/window_old.c" \
-	"$repo_dir/common/reading.c" "$repo_dir/common/clock.c" -lz -o "$out/window_bench_old"
+	"${helpers[@]}" -lz -lisal -lsodium -o "$out/window_bench_old"
 "${cc[@]}" -I"$repo_dir/common" "$repo_dir/bench/window_bench.c" "$repo_dir/common/window.c" \
-	"$repo_dir/common/reading.c" "$repo_dir/common/clock.c" -lz -o "$out/window_bench_new"
+	"${helpers[@]}" -lz -lisal -lsodium -o "$out/window_bench_new"
 
 bench_machine
 echo "## window engine, $rev (old) against the working tree (new): bench/window_ab.sh -n $runs -r $readings $rev ${sensors[*]}"

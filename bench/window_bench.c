@@ -26,7 +26,17 @@
  * gateway's rate of ticks when the sensors send in real time) instead of every
  * 100 ms of CPU time, so that instruction counts under callgrind repeat.
  *
- * Usage: window_bench [-n READINGS] [-r RUNS] [-b BATCH] [-d] [SENSORS...]
+ * With -F (hash flooding, issue 13) the bench instead times the sensor
+ * table alone against ids a device could choose: SENSORS ids of 8 printable
+ * bytes that all share one 32-bit hash under the unkeyed hash the engine
+ * used before issue 13 (flood_ids.h keeps a copy of it only to craft
+ * them), so under that hash every one lands in the same bucket and its probe
+ * compares ids with all those before it. It prints, for the crafted ids and
+ * for as many ordinary ones ("n-000042"), the rate of adds (the first
+ * reading of each id: a new sensor) and of readings of known ids (lookups),
+ * READINGS in all, round-robin, one reading of 3 fields each.
+ *
+ * Usage: window_bench [-n READINGS] [-r RUNS] [-b BATCH] [-d] [-F] [SENSORS...]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "flood_ids.h"
 #include "window.h"
 
 #define SENSORS_MAX 100000
@@ -66,6 +77,8 @@ static uint8_t *id_lens;
 /* -d: tick at every step (100 ms of event time) instead of every 100 ms of
  * CPU time, so that instruction counts (callgrind) repeat exactly. */
 static int tick_every_step;
+/* -F: time crafted ids against ordinary ones (issue 13). */
+static int flood;
 
 struct outcome {
         double cpu_s;
@@ -203,11 +216,96 @@ static void report(int sensors, uint64_t readings, int late_every, int batch, in
         fflush(stdout);
 }
 
+/* --- -F: hash flooding ------------------------------------------------- */
+
+/* Fill ids[0..n) with the crafted ids (flood_ids.h). */
+static void craft_ids(int n) {
+        int s;
+
+        if (flood_craft_ids(ids[0], ID_SIZE, n) < n) {
+                fprintf(stderr, "window_bench: could not craft %d ids\n", n);
+                exit(1);
+        }
+        for (s = 0; s < n; s++)
+                id_lens[s] = FLOOD_ID_LEN;
+}
+
+/* One engine: an add for each id, then lookups to @p readings in all. */
+static void flood_run(int sensors, uint64_t readings, double *add_s, double *look_s) {
+        const struct tg_clock clock = {.now_ms = fixed_now};
+        struct tg_window_conf conf = {
+                .size_ms = 10000, .hop_ms = 10000, .grace_ms = 2000,
+                .idle_timeout_ms = 0, .max_future_ms = 86400000, .evict_after_ms = 3600000,
+                .max_sensors = (uint32_t)sensors, .max_fields = 8, .max_field_names = 64,
+        };
+        struct tg_window_counters c;
+        struct tg_reading r;
+        tg_window_engine_t *e;
+        char err[256];
+        double t0, t1 = 0, t2;
+        uint64_t n = 0;
+        int s, step;
+
+        bench_now = 1700000000000LL;
+        if (!(e = tg_window_engine_new(&conf, &clock, count_emit, NULL, err, sizeof(err)))) {
+                fprintf(stderr, "%s\n", err);
+                exit(1);
+        }
+        tg_reading_clear(&r);
+        tg_reading_set_sensor(&r, ids[0], id_lens[0]);
+        tg_reading_add_field(&r, "temperature", 11, 20.0);
+        tg_reading_add_field(&r, "humidity", 8, 50.0);
+        tg_reading_add_field(&r, "pressure", 8, 1013.0);
+        t0 = thread_cpu_s();
+        for (step = 0; n < readings; step++) {
+                if (step == 1)
+                        t1 = thread_cpu_s();
+                for (s = 0; s < sensors && n < readings; s++, n++) {
+                        fill(&r, s, step, 0, 0, n);
+                        tg_window_engine_add(e, &r);
+                }
+        }
+        t2 = thread_cpu_s();
+        if (step == 1)
+                t1 = t2;
+        tg_window_engine_counters(e, &c);
+        if (c.sensors_active != (uint64_t)sensors || c.accepted != n) {
+                fprintf(stderr, "window_bench: %llu sensors, %llu accepted\n",
+                        (unsigned long long)c.sensors_active, (unsigned long long)c.accepted);
+                exit(1);
+        }
+        tg_window_engine_destroy(e);
+        *add_s = (t1 - t0) / sensors;
+        *look_s = n > (uint64_t)sensors ? (t2 - t1) / (double)(n - (uint64_t)sensors) : 0;
+}
+
+static void flood_report(int sensors, uint64_t readings, int runs, int crafted) {
+        double add_s, look_s, best_add = 0, best_look = 0;
+        int i, s;
+
+        if (crafted)
+                craft_ids(sensors);
+        else
+                for (s = 0; s < sensors; s++)
+                        id_lens[s] = (uint8_t)snprintf(ids[s], ID_SIZE, "n-%06d", s);
+        for (i = 0; i < runs; i++) {
+                flood_run(sensors, readings, &add_s, &look_s);
+                if (i == 0 || add_s < best_add)
+                        best_add = add_s;
+                if (i == 0 || look_s < best_look)
+                        best_look = look_s;
+        }
+        printf("%d ids, %-8s  adds %10.4f M/s  %10.1f ns  lookups %10.4f M readings/s  %10.1f ns\n",
+               sensors, crafted ? "crafted" : "ordinary", 1e-6 / best_add, best_add * 1e9,
+               best_look > 0 ? 1e-6 / best_look : 0.0, best_look * 1e9);
+        fflush(stdout);
+}
+
 int main(int argc, char **argv) {
         uint64_t readings = 10000000;
         int runs = 3, batch = 1, opt, i, sensors = 10000, s;
 
-        while ((opt = getopt(argc, argv, "n:r:b:d")) != -1) {
+        while ((opt = getopt(argc, argv, "n:r:b:dF")) != -1) {
                 switch (opt) {
                 case 'n':
                         readings = strtoull(optarg, NULL, 10);
@@ -220,6 +318,9 @@ int main(int argc, char **argv) {
                         break;
                 case 'd':
                         tick_every_step = 1;
+                        break;
+                case 'F':
+                        flood = 1;
                         break;
                 default:
                         goto usage;
@@ -244,12 +345,17 @@ int main(int argc, char **argv) {
                         sensors = atoi(argv[i]);
                 if (sensors < 1 || sensors > SENSORS_MAX)
                         goto usage;
+                if (flood) {
+                        flood_report(sensors, readings, runs, 1);
+                        flood_report(sensors, readings, runs, 0);
+                        continue;
+                }
                 report(sensors, readings, 0, batch, runs);
                 report(sensors, readings, 20, batch, runs);
         }
         return 0;
 usage:
-        fprintf(stderr, "usage: window_bench [-n READINGS] [-r RUNS] [-b BATCH 1..%d] [-d] "
+        fprintf(stderr, "usage: window_bench [-n READINGS] [-r RUNS] [-b BATCH 1..%d] [-d] [-F] "
                         "[SENSORS 1..%d ...]\n", BATCH_MAX, SENSORS_MAX);
         return 2;
 }

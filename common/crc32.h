@@ -1,4 +1,4 @@
-/* crc32.h - the CRC-32 of the spool's records, the state file and the redelivery keys, by ISA-L. */
+/* crc32.h - the CRC-32 of the spool's records and the state file, by ISA-L. */
 /* SPDX-License-Identifier: Apache-2.0 */
 #ifndef TG_CRC32_H
 #define TG_CRC32_H

@@ -17,6 +17,7 @@
 
 #include "crc32.h"
 #include "errstr.h"
+#include "keyed_hash.h"
 
 /*
  * The specification is docs/windows.md; section numbers below refer to it.
@@ -164,6 +165,7 @@ struct tg_window_engine {
         struct tg_window_counters counters;
         size_t memory;
         size_t sensor_bytes;     /* what one sensor costs (tg_window_engine_sensor_bytes) */
+        unsigned char hash_key[TG_HASH_KEY_BYTES]; /* hash_id()'s, random per engine */
         /* A window with a wide block is handed to the emit callback from
          * here, its fields in one array. */
         struct tg_field_stats emit_fields[TG_READING_FIELDS_MAX];
@@ -171,6 +173,7 @@ struct tg_window_engine {
 
 _Static_assert(sizeof(struct sensor) == CACHE_LINE, "a sensor's hot part is one cache line");
 _Static_assert(sizeof(struct slot) == 16, "slot header");
+_Static_assert(TG_WINDOW_HASH_KEY_BYTES == TG_HASH_KEY_BYTES, "hash key size");
 
 /* Floor division: window boundaries for negative timestamps round down. */
 static inline int64_t floor_div(int64_t a, int64_t b) {
@@ -245,30 +248,11 @@ static inline int bytes_equal(const char *a, const char *b, size_t len) {
         return !len || (a[0] == b[0] && a[len / 2] == b[len / 2] && a[len - 1] == b[len - 1]);
 }
 
-/* A word at a time, like bytes_equal(): FNV-1a's byte loop was a tenth of
- * the engine's instructions. Every byte reaches every bit of the result
- * through the multiplications; the buckets take its low bits. */
-static inline uint32_t hash_id(const char *s, size_t len) {
-        const uint64_t k = 0x9e3779b97f4a7c15ULL;
-        uint64_t h = len * k;
-        size_t i;
-
-        if (len >= 8) {
-                for (i = 0; i + 8 < len; i += 8) {
-                        h = (h ^ load64(s + i)) * k;
-                        h ^= h >> 32;
-                }
-                h ^= load64(s + len - 8);
-        } else if (len >= 4) {
-                h ^= load32(s) | load32(s + len - 4) << 32;
-        } else if (len) {
-                h ^= (uint64_t)(unsigned char)s[0] | (uint64_t)(unsigned char)s[len / 2] << 8 |
-                     (uint64_t)(unsigned char)s[len - 1] << 16;
-        }
-        h *= 0xd6e8feb86659fd93ULL;
-        h ^= h >> 32;
-        h *= 0xd6e8feb86659fd93ULL;
-        return (uint32_t)(h ^ (h >> 32));
+/* The sensor table's hash: SipHash-2-4 under the engine's random key
+ * (keyed_hash.h), so that devices cannot choose ids that share a bucket
+ * (issue 13). The buckets take its low bits. */
+static inline uint32_t hash_id(const tg_window_engine_t *e, const char *s, size_t len) {
+        return (uint32_t)tg_hash_keyed(e->hash_key, s, len);
 }
 
 /* Bit i set for each byte i of a name of @p len bytes. */
@@ -405,6 +389,7 @@ tg_window_engine_t *tg_window_engine_new(const struct tg_window_conf *conf,
                                          char *errstr, size_t errstr_size) {
         tg_window_engine_t *e;
         size_t index_cap = 2, nslots;
+        int r;
 
         if (conf->size_ms <= 0 || conf->size_ms > TG_DURATION_MAX) {
                 tg_errstr(errstr, errstr_size,
@@ -452,6 +437,12 @@ tg_window_engine_t *tg_window_engine_new(const struct tg_window_conf *conf,
         if (!(e = calloc(1, sizeof(*e)))) {
                 tg_errstr(errstr, errstr_size, "out of memory (%lld bytes)",
                        (long long)sizeof(*e));
+                return NULL;
+        }
+        if ((r = tg_hash_key_random(e->hash_key)) < 0) {
+                tg_errstr(errstr, errstr_size, "no random key for the sensor table's hash: "
+                          "getrandom: %s", strerror(-r));
+                free(e);
                 return NULL;
         }
         e->conf = *conf;
@@ -620,7 +611,7 @@ static int sensor_evict_one(tg_window_engine_t *e) {
         if (e->now - s->last_arrival_ms < e->conf.evict_after_ms)
                 return 0;
         sensor_close_until(e, pos, INT64_MAX);
-        index_remove(e, index_bucket_of(e, pos, hash_id(e->cold[pos].id, s->id_len)));
+        index_remove(e, index_bucket_of(e, pos, hash_id(e, e->cold[pos].id, s->id_len)));
         lru_unlink(e, pos);
         s->in_use = 0;
         e->free_stack[e->nfree++] = pos;
@@ -678,7 +669,7 @@ static inline uint32_t sensor_find_hashed(tg_window_engine_t *e, const char *id,
 }
 
 static uint32_t sensor_find(tg_window_engine_t *e, const char *id, size_t len, int create) {
-        return sensor_find_hashed(e, id, len, hash_id(id, len), create);
+        return sensor_find_hashed(e, id, len, hash_id(e, id, len), create);
 }
 
 static uint32_t field_intern(tg_window_engine_t *e, const char *name, size_t len) {
@@ -1073,7 +1064,7 @@ static inline enum tg_window_verdict add_reading(tg_window_engine_t *e,
 
 enum tg_window_verdict tg_window_engine_add(tg_window_engine_t *e,
                                             const struct tg_reading *r) {
-        return add_reading(e, r, hash_id(r->sensor, r->sensor_len));
+        return add_reading(e, r, hash_id(e, r->sensor, r->sensor_len));
 }
 
 /*
@@ -1109,7 +1100,7 @@ void tg_window_engine_add_batch(tg_window_engine_t *e, const struct tg_reading *
         size_t i, j;
 
         for (j = 0; j < n && j < BATCH_AHEAD; j++) {
-                hash[j] = hash_id(r[j].sensor, r[j].sensor_len);
+                hash[j] = hash_id(e, r[j].sensor, r[j].sensor_len);
                 __builtin_prefetch(&e->index[hash[j] & e->index_mask]);
         }
         for (j = 0; j < n && j < BATCH_AHEAD / 2; j++)
@@ -1123,7 +1114,7 @@ void tg_window_engine_add_batch(tg_window_engine_t *e, const struct tg_reading *
                         prefetch_reading(e, &r[j], hash[j % BATCH_AHEAD]);
                 j = i + BATCH_AHEAD;
                 if (j < n) {
-                        hash[j % BATCH_AHEAD] = hash_id(r[j].sensor, r[j].sensor_len);
+                        hash[j % BATCH_AHEAD] = hash_id(e, r[j].sensor, r[j].sensor_len);
                         __builtin_prefetch(&e->index[hash[j % BATCH_AHEAD] & e->index_mask]);
                 }
                 v = add_reading(e, &r[i], h);
@@ -1196,9 +1187,21 @@ void tg_window_engine_flush(tg_window_engine_t *e) {
                         sensor_close_until(e, pos, INT64_MAX);
 }
 
+int tg_window_engine_set_hash_key(tg_window_engine_t *e,
+                                  const unsigned char key[TG_WINDOW_HASH_KEY_BYTES]) {
+        if (e->counters.sensors_active)
+                return -EBUSY; /* the index holds hashes of the old key */
+        memcpy(e->hash_key, key, TG_HASH_KEY_BYTES);
+        return 0;
+}
+
+uint32_t tg_window_engine_id_hash(const tg_window_engine_t *e, const char *id, size_t len) {
+        return hash_id(e, id, len);
+}
+
 int64_t tg_window_engine_sensor_late(const tg_window_engine_t *e, const char *id,
                                      size_t len) {
-        uint32_t b = index_bucket(e, id, len, hash_id(id, len));
+        uint32_t b = index_bucket(e, id, len, hash_id(e, id, len));
 
         return e->index[b].pos == EMPTY ? -1 : (int64_t)e->cold[e->index[b].pos].late_total;
 }

@@ -155,6 +155,26 @@ void tg_window_engine_tick(tg_window_engine_t *e);
 int64_t tg_window_engine_sensor_late(const tg_window_engine_t *e, const char *id,
                                      size_t len);
 
+/** Bytes of the sensor table's hash key. */
+#define TG_WINDOW_HASH_KEY_BYTES 16
+
+/**
+ * @brief Replace the key of the sensor table's hash (SipHash-2-4), which
+ *        tg_window_engine_new() draws from getrandom(2): for tests and
+ *        benchmarks that must place ids the same way every run. A gateway
+ *        never calls it: a key known outside the process lets devices pick
+ *        ids that share a bucket (issue 13).
+ * @return 0; -EBUSY if the table holds sensors (their buckets follow the old key).
+ */
+int tg_window_engine_set_hash_key(tg_window_engine_t *e,
+                                  const unsigned char key[TG_WINDOW_HASH_KEY_BYTES]);
+
+/**
+ * @brief The hash the sensor table files @p id under (its buckets take the
+ *        low bits): for tests and diagnostics.
+ */
+uint32_t tg_window_engine_id_hash(const tg_window_engine_t *e, const char *id, size_t len);
+
 /**
  * @brief Treat every sensor as having just sent a reading, for the idle
  *        timeout only: after the gateway itself held its input back (a full

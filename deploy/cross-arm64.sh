@@ -50,7 +50,7 @@ host_packages=(crossbuild-essential-arm64 qemu-user-static)
 arm64_packages=(
 	libc6-dev
 	libpaho-mqtt-dev librdkafka-dev libcbor-dev libcunit1-dev libcjson-dev
-	libyaml-dev libmicrohttpd-dev zlib1g-dev libisal-dev
+	libyaml-dev libmicrohttpd-dev zlib1g-dev libisal-dev libsodium-dev
 )
 
 log() { printf 'cross-arm64: %s\n' "$*"; }

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "codec.h"
-#include "crc32.h"
+#include "keyed_hash.h"
 #include "ledger.h"
 #include "log.h"
 
@@ -32,9 +32,11 @@ struct tg_intake {
 
         /* Messages spooled most recently, to know a broker's redelivery
          * (DUP flag) of one already in the spool: after a crash, the broker
-         * resends what it had sent but saw no PUBACK for. A key is the
-         * topic's and the payload's CRCs and the length, never 0. The table
-         * holds ring index + 1 (0: empty), linear probing. MQTT thread only. */
+         * resends what it had sent but saw no PUBACK for. A key is a
+         * keyed hash of the topic and the payload (recent_keyof()), never 0.
+         * The table holds ring index + 1 (0: empty), linear probing. MQTT
+         * thread only. */
+        unsigned char hash_key[TG_HASH_KEY_BYTES]; /* random per process */
         uint64_t recent[RECENT_MAX];
         uint32_t recent_slot[RECENT_SLOTS];
         uint32_t recent_next;      /* ring position of the next key */
@@ -58,11 +60,16 @@ struct tg_intake {
         _Atomic int kafka_behind; /* spooling because the sink was full (logged) */
 };
 
-static uint64_t recent_keyof(const char *topic, size_t topic_len, const void *payload,
-                             size_t len) {
-        uint64_t k = (uint64_t)tg_crc32(0, topic, topic_len) << 32 | tg_crc32(0, payload, len);
+/* SipHash-2-4 under the intake's random key of the topic's and the
+ * payload's own SipHashes: both are device-chosen, and with a public
+ * function (they were CRCs) a device could fill one slot's probe run, or
+ * make a new message pass for a redelivery of another (issue 13). */
+static uint64_t recent_keyof(const tg_intake_t *in, const char *topic, size_t topic_len,
+                             const void *payload, size_t len) {
+        uint64_t parts[2] = {tg_hash_keyed(in->hash_key, topic, topic_len),
+                             tg_hash_keyed(in->hash_key, payload, len)};
+        uint64_t k = tg_hash_keyed(in->hash_key, parts, sizeof(parts));
 
-        k ^= (uint64_t)len * 0x9e3779b97f4a7c15ull;
         return k ? k : 1;
 }
 
@@ -99,7 +106,7 @@ static void recent_add(tg_intake_t *in, const char *topic, size_t topic_len,
 
         if (in->recent_full)
                 recent_unindex(in, r); /* the oldest goes */
-        in->recent[r] = recent_keyof(topic, topic_len, payload, len);
+        in->recent[r] = recent_keyof(in, topic, topic_len, payload, len);
         for (i = recent_home(in->recent[r]); in->recent_slot[i]; i = (i + 1) & (RECENT_SLOTS - 1))
                 ;
         in->recent_slot[i] = r + 1;
@@ -109,7 +116,7 @@ static void recent_add(tg_intake_t *in, const char *topic, size_t topic_len,
 
 static int recent_has(const tg_intake_t *in, const char *topic, size_t topic_len,
                       const void *payload, size_t len) {
-        uint64_t k = recent_keyof(topic, topic_len, payload, len);
+        uint64_t k = recent_keyof(in, topic, topic_len, payload, len);
         uint32_t i;
 
         for (i = recent_home(k); in->recent_slot[i]; i = (i + 1) & (RECENT_SLOTS - 1))
@@ -122,9 +129,16 @@ tg_intake_t *tg_intake_new(const struct tg_intake_conf *conf) {
         tg_intake_t *in = calloc(1, sizeof(*in));
         uint64_t next, cur;
         void *buf;
+        int r;
 
         if (!in)
                 return NULL;
+        if ((r = tg_hash_key_random(in->hash_key)) < 0) {
+                tg_err("intake: no random key for the redelivery index: getrandom: %s",
+                       strerror(-r));
+                free(in);
+                return NULL;
+        }
         in->conf = *conf;
         pthread_mutex_init(&in->count_lock, NULL);
         in->high = conf->sink->capacity / 2 < MEMORY_QUEUE_HIGH ? conf->sink->capacity / 2

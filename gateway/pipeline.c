@@ -134,7 +134,7 @@ tg_pipeline_t *tg_pipeline_new(const struct tg_config *cfg, const struct tg_sink
                 .stop = stop,
         };
         if (!(p->intake = tg_intake_new(&ic))) {
-                snprintf(errstr, errstr_size, "out of memory");
+                snprintf(errstr, errstr_size, "intake: out of memory, or no random key (logged)");
                 goto fail;
         }
         sink->on_delivery(sink->ctx, on_delivered, p);

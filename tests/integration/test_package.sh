@@ -92,7 +92,7 @@ version=$(dpkg-deb -f "$deb" Version)
 project_version=$(sed -n 's/^project(tumblegate VERSION \([0-9.]*\).*/\1/p' "$repo_dir/CMakeLists.txt")
 [[ $version == "$project_version" ]] || fail "package version $version, project version $project_version"
 depends=$(dpkg-deb -f "$deb" Depends)
-for lib in librdkafka1 libpaho-mqtt1.3 libcbor0.8 libcjson1 libyaml-0-2 libisal2 adduser; do
+for lib in librdkafka1 libpaho-mqtt1.3 libcbor0.8 libcjson1 libyaml-0-2 libisal2 libsodium23 adduser; do
 	[[ $depends == *"$lib"* ]] || fail "Depends lacks $lib (dpkg-shlibdeps not run?): $depends"
 done
 log "built $(basename "$deb") in $((SECONDS - started)) s; Depends: $depends"
