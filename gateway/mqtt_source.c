@@ -410,9 +410,15 @@ void tg_mqtt_source_tick(tg_mqtt_source_t *src) {
         }
 }
 
-/* Paho sends the PUBACK when this returns, whatever it returns: the reading
- * must be fully handed on before returning. Paho gives topic_len 0 when the
- * topic is NUL-terminated (it may hold a NUL otherwise). */
+/* Paho sends the PUBACK when this returns: the reading must be fully handed
+ * on before returning. That holds because this always returns 1. Paho 1.3's
+ * receive thread (MQTTProtocol_handlePublishes) calls it from
+ * Protocol_processPublication while the client's message queue is empty and
+ * the client connected, and sends the PUBACK after; a message that finds the
+ * queue non-empty is queued and acknowledged at once, delivered later. The
+ * queue only fills when a callback returns 0 ("retry later"), so returning 0
+ * would let later messages be acknowledged before they are kept. Paho gives
+ * topic_len 0 when the topic is NUL-terminated (it may hold a NUL otherwise). */
 static int on_paho_message(void *context, char *topic, int topic_len,
                            MQTTAsync_message *msg) {
         struct tg_mqtt_source *src = context;
