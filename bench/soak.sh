@@ -33,9 +33,10 @@
 #            silent sensors' windows close by window.idle_timeout (30 s).
 #
 # Per sample, every 10 s from the gateway's subscription to the end of the
-# load: VmRSS (with RssAnon and RssFile: the spool's segments are mapped files,
-# whose pages count in RSS) from /proc/PID/status, CPU as utime + stime from
-# /proc/PID/stat over the interval, in % of one core, and from /metrics:
+# load: VmRSS (with RssAnon and RssFile: the file-backed part, shared
+# libraries and the spool's mapped segments, whose pages come and go) from
+# /proc/PID/status, CPU as utime + stime from /proc/PID/stat over the
+# interval, in % of one core, and from /metrics:
 # messages received, confirmed by Kafka on the raw topic, in flight, windows
 # emitted, sensors active, readings refused for a full table, sensors evicted.
 # After the load the gateway gets up to 60 s to have everything confirmed.
@@ -132,7 +133,7 @@ report() {
 	done
 	echo "# warm-up: the first $warm_s s; warm MiB: VmRSS at the first sample from then, last: at the end of the load,"
 	echo "# max: the highest after the warm-up; drift: last against warm (PASS within 2 % and no loss);"
-	echo "# (anon): the same drift of RssAnon alone, without the spool's mapped file pages, which come and go;"
+	echo "# (anon): the same drift of RssAnon alone, without file pages (libraries, the spool's mapped segment);"
 	echo "# CPU %: of one core, mean over the 10 s samples; published: readings mosquitto acknowledged;"
 	echo "# Kafka ok: messages Kafka confirmed on the raw topic; windows, table_full, evicted: totals at the end"
 
@@ -154,7 +155,7 @@ set style line 2 lc rgb '#d62728' lw 2
 set xlabel 'minutes since the gateway subscribed'
 set arrow from $warm_s/60.0, graph 0 to $warm_s/60.0, graph 1 nohead dt 2 lc rgb '#7f7f7f'
 set label 'end of warm-up' at $warm_s/60.0, graph 0.95 offset 0.5,0
-set title 'resident memory (MiB): VmRSS, and its anonymous part dotted; the rest is mapped files (spool)'
+set title 'resident memory (MiB): VmRSS, and its anonymous part dotted; the rest is file pages (libraries, spool)'
 set yrange [0:*]
 plot $plot_rss
 set title 'CPU (% of one core, utime + stime over each 10 s)'
