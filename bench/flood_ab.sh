@@ -18,16 +18,7 @@ ab_args "bench/flood_ab.sh [-n RUNS] [-r READINGS] REV [IDS...]" "$@"
 ids=("${ab_more[@]}")
 ((${#ids[@]})) || ids=(1000 10000)
 
-out=$repo_dir/build-bench/ab
-mkdir -p "$out"
-git -C "$repo_dir" show "$rev:common/window.c" >"$out/window_old.c"
-git -C "$repo_dir" show "$rev:common/window.h" >"$out/window.h"
-cc=(cc -O3 -DNDEBUG -std=gnu11 -Wall)
-helpers=("$repo_dir/common/reading.c" "$repo_dir/common/clock.c" "$repo_dir/common/keyed_hash.c")
-"${cc[@]}" -I"$out" -I"$repo_dir/common" "$repo_dir/bench/window_bench.c" "$out/window_old.c" \
-	"${helpers[@]}" -lz -lisal -lsodium -o "$out/flood_bench_old"
-"${cc[@]}" -I"$repo_dir/common" "$repo_dir/bench/window_bench.c" "$repo_dir/common/window.c" \
-	"${helpers[@]}" -lz -lisal -lsodium -o "$out/flood_bench_new"
+ab_build flood_bench
 
 bench_machine
 echo "## sensor table under crafted ids, $rev (old) against the working tree (new): bench/flood_ab.sh -n $runs -r $readings $rev ${ids[*]}"

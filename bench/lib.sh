@@ -1,4 +1,4 @@
-# bench/lib.sh - sourced by the bench scripts: the line every result starts with, and the A/B scripts' arguments.
+# bench/lib.sh - sourced by the bench scripts: the line every result starts with, the A/B scripts' arguments and builds.
 # SPDX-License-Identifier: Apache-2.0
 # shellcheck shell=bash disable=SC2034  # sets variables for the scripts that source it
 
@@ -30,4 +30,23 @@ ab_args() {
 	rev=$1
 	shift
 	ab_more=("$@")
+}
+
+# ab_build NAME: bench/window_bench.c built twice into build-bench/ab (set as
+# out), as NAME_old with revision $rev's common/window.c and as NAME_new with
+# the working tree's. Both link the working tree's helpers; an engine that
+# does not call one (keyed_hash.c before issue 13) just leaves it unused.
+ab_build() {
+	local name=$1 cc=(cc -O3 -DNDEBUG -std=gnu11 -Wall)
+	local helpers=("$repo_dir/common/reading.c" "$repo_dir/common/clock.c"
+		"$repo_dir/common/keyed_hash.c")
+
+	out=$repo_dir/build-bench/ab
+	mkdir -p "$out"
+	git -C "$repo_dir" show "$rev:common/window.c" >"$out/window_old.c"
+	git -C "$repo_dir" show "$rev:common/window.h" >"$out/window.h"
+	"${cc[@]}" -I"$out" -I"$repo_dir/common" "$repo_dir/bench/window_bench.c" "$out/window_old.c" \
+		"${helpers[@]}" -lz -lisal -lsodium -o "$out/${name}_old"
+	"${cc[@]}" -I"$repo_dir/common" "$repo_dir/bench/window_bench.c" "$repo_dir/common/window.c" \
+		"${helpers[@]}" -lz -lisal -lsodium -o "$out/${name}_new"
 }

@@ -16,18 +16,7 @@ ab_args "bench/window_ab.sh [-n RUNS] [-r READINGS] REV [SENSORS...]" "$@"
 sensors=("${ab_more[@]}")
 ((${#sensors[@]})) || sensors=(100 1000 10000)
 
-out=$repo_dir/build-bench/ab
-mkdir -p "$out"
-git -C "$repo_dir" show "$rev:common/window.c" >"$out/window_old.c"
-git -C "$repo_dir" show "$rev:common/window.h" >"$out/window.h"
-cc=(cc -O3 -DNDEBUG -std=gnu11 -Wall)
-# Both link the working tree's helpers; an engine that does not call one
-# (keyed_hash.c before issue 13) just leaves it unused.
-helpers=("$repo_dir/common/reading.c" "$repo_dir/common/clock.c" "$repo_dir/common/keyed_hash.c")
-"${cc[@]}" -I"$out" -I"$repo_dir/common" "$repo_dir/bench/window_bench.c" "$out/window_old.c" \
-	"${helpers[@]}" -lz -lisal -lsodium -o "$out/window_bench_old"
-"${cc[@]}" -I"$repo_dir/common" "$repo_dir/bench/window_bench.c" "$repo_dir/common/window.c" \
-	"${helpers[@]}" -lz -lisal -lsodium -o "$out/window_bench_new"
+ab_build window_bench
 
 bench_machine
 echo "## window engine, $rev (old) against the working tree (new): bench/window_ab.sh -n $runs -r $readings $rev ${sensors[*]}"
