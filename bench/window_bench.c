@@ -102,16 +102,25 @@ static inline void fill(struct tg_reading *x, int s, int step, int steps, int la
         x->fields[2].value = 1013.0 + (double)(n & 15) * 0.1;
 }
 
-/* One pass over the stream; @p engine 0 times the fill alone. */
-static struct outcome run(int sensors, uint64_t readings, int late_every, int batch,
-                          int engine) {
-        static struct tg_reading r[BATCH_MAX];
-        const struct tg_clock clock = {.now_ms = fixed_now};
+/* The engine both runs use: the gateway's window defaults (10 s, 2 s grace),
+ * every field reserved in every slot (the members of tg_window_conf that an
+ * older engine of bench/window_ab.sh also has). */
+static struct tg_window_conf bench_conf(int sensors) {
         struct tg_window_conf conf = {
                 .size_ms = 10000, .hop_ms = 10000, .grace_ms = 2000,
                 .idle_timeout_ms = 0, .max_future_ms = 86400000, .evict_after_ms = 3600000,
                 .max_sensors = (uint32_t)sensors, .max_fields = 8, .max_field_names = 64,
         };
+
+        return conf;
+}
+
+/* One pass over the stream; @p engine 0 times the fill alone. */
+static struct outcome run(int sensors, uint64_t readings, int late_every, int batch,
+                          int engine) {
+        static struct tg_reading r[BATCH_MAX];
+        const struct tg_clock clock = {.now_ms = fixed_now};
+        struct tg_window_conf conf = bench_conf(sensors);
         struct tg_window_counters c;
         struct outcome o = {0};
         tg_window_engine_t *e;
@@ -233,11 +242,7 @@ static void craft_ids(int n) {
 /* One engine: an add for each id, then lookups to @p readings in all. */
 static void flood_run(int sensors, uint64_t readings, double *add_s, double *look_s) {
         const struct tg_clock clock = {.now_ms = fixed_now};
-        struct tg_window_conf conf = {
-                .size_ms = 10000, .hop_ms = 10000, .grace_ms = 2000,
-                .idle_timeout_ms = 0, .max_future_ms = 86400000, .evict_after_ms = 3600000,
-                .max_sensors = (uint32_t)sensors, .max_fields = 8, .max_field_names = 64,
-        };
+        struct tg_window_conf conf = bench_conf(sensors);
         struct tg_window_counters c;
         struct tg_reading r;
         tg_window_engine_t *e;
