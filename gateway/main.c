@@ -8,6 +8,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "clock.h"
 #include "config.h"
@@ -290,6 +293,14 @@ int main(int argc, char **argv) {
                 }
                 if (tg_monotonic_ms() >= next_stats) {
                         log_stats(pipeline, sink, mqtt);
+#ifdef __GLIBC__
+                        /* glibc keeps what the threads free (Paho's message
+                         * copies, librdkafka's records) in per-thread arenas
+                         * and returns little of it by itself: RSS crept up
+                         * by 2-3 MiB over 10 minutes of churning sensor ids
+                         * (bench/soak.sh). Give the free pages back. */
+                        malloc_trim(0);
+#endif
                         next_stats += STATS_INTERVAL_MS;
                 }
         }
