@@ -391,13 +391,7 @@ run() {
 			"${gw_extra[@]}" >"$dir/gw.log" 2>&1 &
 		pid=$!
 		pids+=($pid)
-		for ((i = 0; i < 600; i++)); do
-			grep -qs 'mqtt: subscribed' "$dir/gw.log" && break
-			kill -0 "$pid" 2>/dev/null || die "$id: the gateway exited: $(tail -n 5 "$dir/gw.log")"
-			sleep 0.05
-		done
-		port=$(sed -n 's|.*metrics: serving http://[^ ]*:\([0-9]*\)/metrics.*|\1|p' "$dir/gw.log")
-		[[ -n $port ]] || die "$id: no metrics port in $dir/gw.log"
+		gateway_wait "$id" "$dir"
 		if ((perf)); then
 			perf record -F 997 -g -p "$pid" -o "$dir/perf.data" >"$dir/perf.log" 2>&1 &
 			perf_pid=$!

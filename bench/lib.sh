@@ -50,3 +50,21 @@ ab_build() {
 	"${cc[@]}" -I"$repo_dir/common" "$repo_dir/bench/window_bench.c" "$repo_dir/common/window.c" \
 		"${helpers[@]}" -lz -lisal -lsodium -o "$out/${name}_new"
 }
+
+# gateway_wait LABEL DIR: after a gateway was started in the background as
+# $pid, logging to DIR/gw.log with metrics.listen 127.0.0.1:0, wait up to
+# 30 s for its MQTT subscription and set port to its metrics port; the
+# caller's die() if it exits, does not subscribe or names no port.
+gateway_wait() {
+	local label=$1 dir=$2 i
+
+	for ((i = 0; i < 600; i++)); do
+		grep -qs 'mqtt: subscribed' "$dir/gw.log" && break
+		kill -0 "$pid" 2>/dev/null || die "$label: the gateway exited: $(tail -n 5 "$dir/gw.log")"
+		sleep 0.05
+	done
+	grep -qs 'mqtt: subscribed' "$dir/gw.log" ||
+		die "$label: the gateway did not subscribe within 30 s: $(tail -n 5 "$dir/gw.log")"
+	port=$(sed -n 's|.*metrics: serving http://[^ ]*:\([0-9]*\)/metrics.*|\1|p' "$dir/gw.log")
+	[[ -n $port ]] || die "$label: no metrics port in $dir/gw.log"
+}

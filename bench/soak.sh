@@ -279,15 +279,7 @@ run() {
 		"${extra[@]}" >"$dir/gw.log" 2>&1 &
 	pid=$!
 	pids+=($pid)
-	for ((i = 0; i < 600; i++)); do
-		grep -qs 'mqtt: subscribed' "$dir/gw.log" && break
-		kill -0 "$pid" 2>/dev/null || die "$variant: the gateway exited: $(tail -n 5 "$dir/gw.log")"
-		sleep 0.05
-	done
-	grep -qs 'mqtt: subscribed' "$dir/gw.log" ||
-		die "$variant: the gateway did not subscribe within 30 s: $(tail -n 5 "$dir/gw.log")"
-	port=$(sed -n 's|.*metrics: serving http://[^ ]*:\([0-9]*\)/metrics.*|\1|p' "$dir/gw.log")
-	[[ -n $port ]] || die "$variant: no metrics port in $dir/gw.log"
+	gateway_wait "$variant" "$dir"
 	log "$variant: gateway pid $pid, metrics on port $port, $minutes min of load; samples in $out/$variant.tsv"
 
 	sampler "$pid" "$port" "$out/$variant.tsv" &
