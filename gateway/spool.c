@@ -669,14 +669,8 @@ static int start_segment(tg_spool_t *sp, uint64_t first_seq, uint64_t need) {
         return 0;
 }
 
-/* fdatasync the segment being written; append_lock held. The pages written
- * through the mapping are the file's page cache, so this covers them. */
-static int sync_now(tg_spool_t *sp) {
-        int r = 0;
-
-        if (fdatasync(sp->wfd))
-                r = -errno;
-        sp->last_sync_ms = now_ms(sp);
+/* An fdatasync's outcome @p r (0 or -errno) counted, and a failure logged. */
+static void sync_counted(tg_spool_t *sp, int r) {
         pthread_mutex_lock(&sp->lock);
         if (r)
                 sp->counters.fsync_errors++;
@@ -685,7 +679,18 @@ static int sync_now(tg_spool_t *sp) {
         pthread_mutex_unlock(&sp->lock);
         if (r)
                 tg_err_limited("spool: fdatasync: %s", strerror(-r));
-        else
+}
+
+/* fdatasync the segment being written; append_lock held. The pages written
+ * through the mapping are the file's page cache, so this covers them. */
+static int sync_now(tg_spool_t *sp) {
+        int r = 0;
+
+        if (fdatasync(sp->wfd))
+                r = -errno;
+        sp->last_sync_ms = now_ms(sp);
+        sync_counted(sp, r);
+        if (!r)
                 sp->dirty = 0;
         return r;
 }
@@ -1124,14 +1129,8 @@ void tg_spool_tick(tg_spool_t *sp) {
                 pthread_mutex_lock(&sp->append_lock);
                 sp->dirty = 1; /* try again at the next tick */
                 pthread_mutex_unlock(&sp->append_lock);
-                tg_err_limited("spool: fdatasync: %s", strerror(-r));
         }
-        pthread_mutex_lock(&sp->lock);
-        if (r)
-                sp->counters.fsync_errors++;
-        else
-                sp->counters.fsyncs++;
-        pthread_mutex_unlock(&sp->lock);
+        sync_counted(sp, r);
 }
 
 int tg_spool_sync(tg_spool_t *sp) {
