@@ -200,24 +200,26 @@ size_t tg_window_engine_memory(const tg_window_engine_t *e);
 size_t tg_window_engine_sensor_bytes(const tg_window_engine_t *e);
 
 /**
- * @brief Write the open windows to @p path atomically (temporary file,
- *        fsync, rename), versioned and CRC-checked, with @p position, a
- *        number of the caller's (the last input the state covers).
+ * @brief Write the open windows to @p path atomically and durably
+ *        (temporary file, fsync, rename, fsync of the directory), versioned
+ *        and CRC-checked, with @p position, a number of the caller's (the
+ *        last input the state covers). Streamed through a 32 KiB buffer on
+ *        the stack: nothing is allocated, whatever the state's size.
+ * @param bytes if not NULL, the bytes written.
  * @return 0 or -errno.
  */
 int tg_window_engine_save(const tg_window_engine_t *e, const char *path,
-                          uint64_t position);
+                          uint64_t position, uint64_t *bytes);
+
+/** @brief The bytes tg_window_engine_save() would write now (counted
+ *         without writing). */
+uint64_t tg_window_engine_state_bytes(const tg_window_engine_t *e);
 
 /**
- * @brief The bytes tg_window_engine_save() would write, in a buffer the
- *        caller frees: a checkpoint taken now and written later.
- * @return 0 or -ENOMEM.
+ * @brief rename(2) a saved state file @p from to @p to, durably (the
+ *        directory synced). @return 0 or -errno.
  */
-int tg_window_engine_snapshot(const tg_window_engine_t *e, uint64_t position,
-                              void **buf, size_t *len);
-
-/** @brief Write a snapshot to @p path atomically. @return 0 or -errno. */
-int tg_window_state_write(const char *path, const void *buf, size_t len);
+int tg_window_state_rename(const char *from, const char *to);
 
 /**
  * @brief Restore open windows written by tg_window_engine_save() into an

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -16,10 +17,10 @@
 
 struct tg_checkpoint {
         char path[4200];
+        char next_path[4200];     /* a snapshot waiting for its confirmations */
         int64_t interval_ms, next_ms;
         int memory;
-        void *snap;               /* a snapshot waiting for its confirmations */
-        size_t snap_len;
+        int pending;              /* next_path holds the state at snap_pos */
         uint64_t snap_pos;
         uint64_t pos;             /* the last checkpoint covers messages up to here */
         _Atomic uint64_t written, rejected;
@@ -31,15 +32,13 @@ tg_checkpoint_t *tg_checkpoint_new(const char *state_dir, int64_t interval_ms, i
         if (!cp)
                 return NULL;
         snprintf(cp->path, sizeof(cp->path), "%s/windows.state", state_dir);
+        snprintf(cp->next_path, sizeof(cp->next_path), "%s/windows.state.next", state_dir);
         cp->interval_ms = interval_ms;
         cp->memory = memory;
         return cp;
 }
 
 void tg_checkpoint_destroy(tg_checkpoint_t *cp) {
-        if (!cp)
-                return;
-        free(cp->snap);
         free(cp);
 }
 
@@ -64,10 +63,17 @@ uint64_t tg_checkpoint_restore(tg_checkpoint_t *cp, tg_window_engine_t *engine) 
         /* A state file saved at a clean stop in memory mode covers no spool. */
         if (r || cp->memory)
                 position = 0;
+        /* A snapshot Kafka had not confirmed before a crash is never used. */
+        unlink(cp->next_path);
         cp->pos = position;
         return position;
 }
 
+/* A snapshot goes to disk at once, as windows.state.next, and becomes
+ * windows.state by a rename once Kafka has confirmed everything it covers:
+ * it is never held in memory, which for 10 000 sensors would be 5 MB more
+ * resident memory every interval. A crash in between leaves the previous
+ * windows.state, consistent with the spool that is still kept. */
 void tg_checkpoint_step(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_spool_t *spool,
                         uint64_t processed_next, uint64_t confirmed_next, int force,
                         int64_t now_ms) {
@@ -81,41 +87,47 @@ void tg_checkpoint_step(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_spoo
                 }
                 return;
         }
-        if (!cp->snap && processed_next - 1 > cp->pos && (force || now_ms >= cp->next_ms)) {
+        if (!cp->pending && processed_next - 1 > cp->pos && (force || now_ms >= cp->next_ms)) {
                 cp->snap_pos = processed_next - 1;
-                if (tg_window_engine_snapshot(engine, cp->snap_pos, &cp->snap, &cp->snap_len))
-                        cp->snap = NULL;
                 cp->next_ms = now_ms + cp->interval_ms;
+                /* Segments leave room for this file and the next, so that a
+                 * full disk never keeps the spool from being released. */
+                tg_spool_set_reserve(spool, 2 * tg_window_engine_state_bytes(engine) +
+                                                    RESERVE_MARGIN);
+                r = tg_window_engine_save(engine, cp->next_path, cp->snap_pos, NULL);
+                if (r) {
+                        tg_err("checkpoint %s: %s; the spool is kept", cp->next_path,
+                               strerror(-r));
+                        return;
+                }
+                cp->pending = 1;
         }
-        if (!cp->snap || confirmed_next <= cp->snap_pos)
+        if (!cp->pending || confirmed_next <= cp->snap_pos)
                 return;
-        /* Segments leave room for this file and the next, so that a full
-         * disk never keeps the spool from being released. */
-        tg_spool_set_reserve(spool, 2 * (uint64_t)cp->snap_len + RESERVE_MARGIN);
-        r = tg_window_state_write(cp->path, cp->snap, cp->snap_len);
+        cp->pending = 0;
+        r = tg_window_state_rename(cp->next_path, cp->path);
         if (r) {
                 tg_err("checkpoint %s: %s; the spool is kept", cp->path, strerror(-r));
-        } else {
-                cp->pos = cp->snap_pos;
-                atomic_fetch_add(&cp->written, 1);
-                tg_spool_release(spool, cp->pos);
+                return;
         }
-        free(cp->snap);
-        cp->snap = NULL;
+        cp->pos = cp->snap_pos;
+        atomic_fetch_add(&cp->written, 1);
+        tg_spool_release(spool, cp->pos);
 }
 
 void tg_checkpoint_final(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_spool_t *spool,
                          uint64_t processed_next, uint64_t confirmed_next, int unconfirmed) {
         int r;
 
-        free(cp->snap);
-        cp->snap = NULL;
-        /* Twice: the first snapshots everything processed, the second
-         * writes it if Kafka confirmed all of it. */
+        /* A snapshot Kafka has not confirmed yet is dropped: the final
+         * one covers more. Then twice: the first snapshots everything
+         * processed, the second makes it the state if Kafka confirmed all
+         * of it. */
+        cp->pending = 0;
         tg_checkpoint_step(cp, engine, spool, processed_next, confirmed_next, 1, 0);
         tg_checkpoint_step(cp, engine, spool, processed_next, confirmed_next, 1, 0);
         if (cp->memory) {
-                if ((r = tg_window_engine_save(engine, cp->path, 0)))
+                if ((r = tg_window_engine_save(engine, cp->path, 0, NULL)))
                         tg_err("cannot save open windows to %s: %s; they are lost", cp->path,
                                strerror(-r));
                 else

@@ -397,7 +397,7 @@ static void test_state_round_trip(void) {
         add(e, "a", 1000, 1.0);
         add(e, "a", 2000, 2.0);
         add(e, "b", 5000, 7.0);
-        CU_ASSERT_EQUAL_FATAL(tg_window_engine_save(e, path, 4242), 0);
+        CU_ASSERT_EQUAL_FATAL(tg_window_engine_save(e, path, 4242, NULL), 0);
         tg_window_engine_destroy(e);
 
         e2 = engine(&c);
@@ -412,7 +412,7 @@ static void test_state_round_trip(void) {
         CU_ASSERT_EQUAL(nemits, 3);
 
         /* Flip one byte: CRC refuses the file and the engine starts empty. */
-        CU_ASSERT_EQUAL_FATAL(tg_window_engine_save(e2, path, 0), 0);
+        CU_ASSERT_EQUAL_FATAL(tg_window_engine_save(e2, path, 0, NULL), 0);
         f = fopen(path, "r+b");
         CU_ASSERT_PTR_NOT_NULL_FATAL(f);
         fseek(f, 20, SEEK_SET);
@@ -429,7 +429,7 @@ static void test_state_round_trip(void) {
         /* Another window size: refused, not misread. */
         e = engine(&c);
         add(e, "a", 1000, 1.0);
-        CU_ASSERT_EQUAL(tg_window_engine_save(e, path, 0), 0);
+        CU_ASSERT_EQUAL(tg_window_engine_save(e, path, 0, NULL), 0);
         tg_window_engine_destroy(e);
         c.size_ms = 5000;
         c.hop_ms = 5000;
@@ -793,7 +793,7 @@ static void test_state_wide_windows(void) {
         add_wide(e, "a", 1000, 4, 10);
         add_wide(e, "a", 1001, 4, 10);
         add_wide(e, "n", 1000, 1, 50);
-        CU_ASSERT_EQUAL_FATAL(tg_window_engine_save(e, path, 7), 0);
+        CU_ASSERT_EQUAL_FATAL(tg_window_engine_save(e, path, 7, NULL), 0);
         tg_window_engine_destroy(e);
 
         e = engine(&c);
@@ -852,7 +852,7 @@ static void test_state_other_version(void) {
         close(fd);
         set_now(e, 1000000);
         add(e, "a", 1000, 1.0);
-        CU_ASSERT_EQUAL_FATAL(tg_window_engine_save(e, path, 0), 0);
+        CU_ASSERT_EQUAL_FATAL(tg_window_engine_save(e, path, 0, NULL), 0);
         f = fopen(path, "rb");
         n = fread(buf, 1, sizeof(buf), f);
         fclose(f);
