@@ -190,10 +190,15 @@ static rd_kafka_conf_t *build_conf(const struct tg_config *cfg, char *errstr,
              * the forwarder stops reading it at 90 % of the queue. A record
              * waiting here costs about 370 bytes of RSS (a 500 000-record
              * queue grew the gateway to 190 MB in an outage, and glibc kept
-             * it); 20 000 is over half a second at 30 000 records/s. */
-            conf_set(conf, "queue.buffering.max.messages", "20000", "built-in",
+             * it). 10 000 records are a third of a second at 30 000
+             * records/s, where a local broker confirms in milliseconds; the
+             * 4 MiB bound is met first only by the burst of aggregates when
+             * 10 000 sensors' windows close together, and takes 3 MiB off
+             * the gateway's peak at 10 000 sensors (bench/RESULTS.md,
+             * "Footprint floor"). */
+            conf_set(conf, "queue.buffering.max.messages", "10000", "built-in",
                      errstr, errstr_size) ||
-            conf_set(conf, "queue.buffering.max.kbytes", "16384", "built-in",
+            conf_set(conf, "queue.buffering.max.kbytes", "4096", "built-in",
                      errstr, errstr_size) ||
             conf_set(conf, "client.id", "tumblegate", "built-in", errstr, errstr_size) ||
             /* /readyz and the queue metrics read them */
