@@ -1,4 +1,4 @@
-/* bare_sub.c - the floor for bench/e2e.sh: a Paho MQTTAsync subscriber that receives, counts and discards. */
+/* bare_sub.c - the floor for bench/e2e.sh and bench/footprint.sh: a Paho MQTTAsync subscriber that receives, counts and discards. */
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Usage: bare_sub URI CLIENT_ID TOPIC QOS COUNT IDLE_S
@@ -20,6 +20,14 @@
  * an idle timeout, when the last one was seen (to 0.1 s). bench/e2e.sh
  * measures the gateway over the same span from /proc, and takes the end of
  * the run from T rather than from the exit, which waits for the disconnect.
+ *
+ * Built a second time as floor_sub (TG_FLOOR), it also starts, and leaves
+ * idle, what else the gateway links and starts: a librdkafka producer
+ * configured as gateway/kafka_sink.c configures it, connected to the
+ * brokers in TG_FLOOR_KAFKA, and a libmicrohttpd daemon on 127.0.0.1:0;
+ * the gateway's other libraries are linked (so loaded) too. Its resident
+ * memory is what the gateway's dependencies cost before any code of ours
+ * (bench/footprint.sh).
  */
 #include <MQTTAsync.h>
 #include <stdatomic.h>
@@ -28,6 +36,55 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifdef TG_FLOOR
+#include <librdkafka/rdkafka.h>
+#include <microhttpd.h>
+
+static enum MHD_Result floor_answer(void *cls, struct MHD_Connection *c, const char *url,
+                                    const char *method, const char *version,
+                                    const char *data, size_t *size, void **state) {
+        (void)cls, (void)c, (void)url, (void)method, (void)version, (void)data, (void)size,
+                (void)state;
+        return MHD_NO;
+}
+
+/* The gateway's other libraries, started and left idle. */
+static int floor_start(void) {
+        static const char *const conf_kv[][2] = {
+                {"compression.type", "lz4"},       {"enable.idempotence", "true"},
+                {"acks", "all"},                   {"message.timeout.ms", "0"},
+                {"linger.ms", "20"},               {"statistics.interval.ms", "2000"},
+                {"queue.buffering.max.messages", "10000"},
+                {"queue.buffering.max.kbytes", "4096"},
+        };
+        const char *brokers = getenv("TG_FLOOR_KAFKA");
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        char err[512];
+        size_t i;
+
+        if (!brokers) {
+                fprintf(stderr, "floor_sub: set TG_FLOOR_KAFKA to the Kafka brokers\n");
+                return -1;
+        }
+        if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, err, sizeof(err)))
+                goto fail;
+        for (i = 0; i < sizeof(conf_kv) / sizeof(conf_kv[0]); i++)
+                if (rd_kafka_conf_set(conf, conf_kv[i][0], conf_kv[i][1], err, sizeof(err)))
+                        goto fail;
+        if (!rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err)))
+                goto fail;
+        if (!MHD_start_daemon(MHD_NO_FLAG, 0, NULL, NULL, floor_answer,
+                              NULL, MHD_OPTION_END)) {
+                fprintf(stderr, "floor_sub: libmicrohttpd did not start\n");
+                return -1;
+        }
+        return 0;
+fail:
+        fprintf(stderr, "floor_sub: librdkafka: %s\n", err);
+        return -1;
+}
+#endif
 
 struct bare {
         MQTTAsync client;
@@ -129,6 +186,10 @@ int main(int argc, char **argv) {
         b.qos = atoi(argv[4]);
         want = strtoul(argv[5], NULL, 10);
         idle_s = atof(argv[6]);
+#ifdef TG_FLOOR
+        if (floor_start())
+                return 1;
+#endif
 
         copts.MQTTVersion = MQTTVERSION_3_1_1;
         rc = MQTTAsync_createWithOptions(&b.client, argv[1], argv[2], MQTTCLIENT_PERSISTENCE_NONE,
