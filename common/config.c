@@ -196,6 +196,17 @@ static const struct tg_option options[] = {
         {"metrics.listen", TG_OPT_STRING, OPT(metrics_listen), 0, 0, "127.0.0.1:9740", NULL,
          "host:port of the HTTP endpoint serving /metrics (Prometheus text), "
          "/healthz and /readyz. Port 0: any free port (logged). Empty: off.", 0},
+        {"status.sensors", TG_OPT_INT, OPT(status_sensors), 0, 1 << 20, "64", NULL,
+         "Sensors the status page at / tracks (the first seen), in memory fixed at start "
+         "(logged, per sensor); 0: no per-sensor rows.", 0},
+        {"status.windows", TG_OPT_INT, OPT(status_windows), 1, 1024, "12", NULL,
+         "Closed windows per sensor the status page keeps for its chart.", 0},
+        {"status.user", TG_OPT_STRING, OPT(status_user), 0, 0, "tumblegate", NULL,
+         "User name of the status page's HTTP basic authentication.", 0},
+        {"status.password", TG_OPT_STRING, OPT(status_password), 0, 0, "", NULL,
+         "Password of the status page (write ${VAR} to take it from the environment). "
+         "Required when metrics.listen is not a loopback address: without it the page "
+         "answers 403 there (docs/security.md).", 0},
 };
 
 #define NOPTIONS (sizeof(options) / sizeof(*options))

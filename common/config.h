@@ -97,6 +97,10 @@ struct tg_config {
         char *log_file;
         int64_t shutdown_timeout_ms;
         char *metrics_listen;
+        int64_t status_sensors;
+        int64_t status_windows;
+        char *status_user;
+        char *status_password;
 
         /* subscriptions.N.<key>: overrides, NULL where inherited */
         char *subs[TG_SUBSCRIPTIONS_MAX][TG_SUB__COUNT];

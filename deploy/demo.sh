@@ -12,6 +12,10 @@
 #   DEMO_RATE      readings per second per sensor (default 10)
 #   DEMO_SECONDS   run this long without a terminal table, printing one line per
 #                  aggregate, then stop and exit 0 if any arrived (for scripts/CI)
+#   DEMO_FIELD     1: the sensors behave as a real fleet does (tumblegate-sim's
+#                  field conditions): readings out of order and some late,
+#                  skewed clocks, outages with a backlog, abrupt disconnects
+#                  with a will, duplicates; late readings also go to sensors.late
 set -euo pipefail
 
 repo_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,6 +25,14 @@ state=.stack/demo
 sensors=${DEMO_SENSORS:-10}
 rate=${DEMO_RATE:-10}
 seconds=${DEMO_SECONDS:-}
+field=()
+late_topic=()
+if [[ ${DEMO_FIELD:-0} == 1 ]]; then
+	field=(--reorder 500 --late 0.02 --late-ms 5000 --skew 2000 --drift 200
+		--offline 0.2 --offline-ms 40000 --disconnect 0.2 --disconnect-ms 15000
+		--duplicate 0.01)
+	late_topic=(--set topics.late=sensors.late)
+fi
 pids=()
 stack_started=0
 
@@ -60,15 +72,16 @@ mkdir -p "$state"
 	--set "mqtt.uri=$TG_MQTT_URI" \
 	--set "kafka.bootstrap.servers=$TG_KAFKA_BROKERS" \
 	--set "state.dir=$repo_dir/$state" \
-	--set window.size=10s --set window.grace=2s \
+	--set window.size=10s --set window.grace=2s "${late_topic[@]}" \
 	>>"$state/gateway.log" 2>&1 &
 pids+=($!)
 "$build/firmware-sim/tumblegate-sim" --uri "$TG_MQTT_URI" --sensors "$sensors" \
-	--rate "$rate" --qos 1 --format cbor --quiet >>"$state/sim.log" 2>&1 &
+	--rate "$rate" --qos 1 --format cbor --quiet "${field[@]}" >>"$state/sim.log" 2>&1 &
 pids+=($!)
+((${#field[@]})) && say "field conditions on: ${field[*]}"
 say "gateway and $sensors simulated sensors at $rate Hz running; 10 s windows, 2 s grace"
 say "raw readings go to topic sensors.raw, aggregates to sensors.agg"
-say "metrics: curl http://127.0.0.1:9740/metrics (and /readyz)"
+say "status page: http://127.0.0.1:9740/ (metrics: /metrics, /readyz)"
 
 if [[ -n $seconds ]]; then
 	timeout --signal=INT "$seconds" "$build/gateway/tumblegate-watch" \

@@ -14,7 +14,8 @@ set -euo pipefail
 # clients the scripts and tests use to talk to them. The last line builds and
 # checks the .deb: dpkg-shlibdeps (CPack computes the package's dependencies
 # with it), systemd-analyze (checks the unit; no running systemd needed), and
-# what the package's maintainer scripts call.
+# what the package's maintainer scripts call. Chromium, headless, is the real
+# browser integration.status_page loads the status page in.
 packages=(
 	build-essential cmake ninja-build pkg-config clang
 	libpaho-mqtt-dev librdkafka-dev libcbor-dev libcunit1-dev libcjson-dev
@@ -23,6 +24,7 @@ packages=(
 	docker-compose maven openjdk-17-jre-headless
 	curl ca-certificates openssl
 	dpkg-dev systemd adduser init-system-helpers
+	chromium
 )
 
 log() { printf 'install-deps: %s\n' "$*"; }

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <MQTTAsync.h>
@@ -18,8 +20,10 @@
 #include "clock.h"
 #include "codec.h"
 #include "codec_senml.h"
+#include "field.h"
 #include "log.h"
 #include "reading.h"
+#include "rng.h"
 
 #ifndef TG_VERSION
 #define TG_VERSION "dev"
@@ -98,6 +102,7 @@ struct sim_opts {
         unsigned inflight;
         unsigned nfields;
         int quiet;
+        struct sim_field_opts field;    /* field conditions (field.h) */
 };
 
 enum sim_opt_key {
@@ -119,6 +124,8 @@ enum sim_opt_key {
         OPT_QUIET,
         OPT_GARBAGE,
         OPT_GARBAGE_TRUTH,
+        OPT_REORDER, OPT_LATE, OPT_LATE_MS, OPT_SKEW, OPT_DRIFT, OPT_OFFLINE, OPT_OFFLINE_MS,
+        OPT_DISCONNECT, OPT_DISCONNECT_MS, OPT_DUPLICATE,
         OPT_HELP = 'h',
         OPT_VERSION = 'V',
 };
@@ -178,6 +185,33 @@ static const struct sim_option sim_options[] = {
          "{\"topic\":T,\"kind\":K,\"reason\":R,\"bytes\":N}, K the kind (listed below), "
          "R the reason code the gateway "
          "must refuse it with"},
+        /* Field conditions (field.h); any of them adds "seq" (the order sent)
+         * to every truth line and a first line with the options. */
+        {"reorder", required_argument, OPT_REORDER, "MS",
+         "field: hold each reading 0..MS ms of event time before sending it (bounded "
+         "reordering) (default 0)"},
+        {"late", required_argument, OPT_LATE, "FRACTION",
+         "field: hold this fraction of readings --late-ms before sending them (default 0)"},
+        {"late-ms", required_argument, OPT_LATE_MS, "MS",
+         "field: how long --late holds a reading; past the gateway's grace to be late "
+         "(default 5000)"},
+        {"skew", required_argument, OPT_SKEW, "MS",
+         "field: each sensor's clock is off by a seeded amount in +/- MS (default 0)"},
+        {"drift", required_argument, OPT_DRIFT, "PPM",
+         "field: each sensor's clock runs fast or slow by a seeded rate in +/- PPM (default 0)"},
+        {"offline", required_argument, OPT_OFFLINE, "FRACTION",
+         "field: this fraction of sensors goes offline once for --offline-ms, then sends its "
+         "current reading and after it the backlog, oldest first (default 0)"},
+        {"offline-ms", required_argument, OPT_OFFLINE_MS, "MS",
+         "field: length of an outage (default 20000)"},
+        {"disconnect", required_argument, OPT_DISCONNECT, "FRACTION",
+         "field: this fraction of sensors publishes over a connection of its own with a will "
+         "(T/<id>/status, \"offline\") and drops it once without DISCONNECT; readings taken "
+         "during --disconnect-ms are lost (default 0)"},
+        {"disconnect-ms", required_argument, OPT_DISCONNECT_MS, "MS",
+         "field: how long a dropped sensor stays away (default 5000)"},
+        {"duplicate", required_argument, OPT_DUPLICATE, "FRACTION",
+         "field: send this fraction of readings twice (default 0)"},
         {"quiet", no_argument, OPT_QUIET, NULL,
          "no start-up and progress lines; the summary is still printed"},
         {"help", no_argument, OPT_HELP, NULL, "print this help and exit"},
@@ -424,6 +458,9 @@ static int sim_opts_parse(struct sim_opts *o, int argc, char **argv) {
         o->seed = 1;
         o->inflight = 512;
         o->nfields = SIM_FIELDS_MAX;
+        o->field.late_ms = 5000;
+        o->field.offline_ms = 20000;
+        o->field.disconnect_ms = 5000;
 
         for (i = 0; i < SIM_NOPTIONS; i++) {
                 longopts[i].name = sim_options[i].name;
@@ -514,6 +551,38 @@ static int sim_opts_parse(struct sim_opts *o, int argc, char **argv) {
                 case OPT_GARBAGE_TRUTH:
                         o->garbage_truth_path = optarg;
                         break;
+                case OPT_REORDER:
+                        rc = parse_unsigned("reorder", optarg, 0, 3600000, &o->field.reorder_ms);
+                        break;
+                case OPT_LATE:
+                        rc = parse_fraction("late", optarg, &o->field.late);
+                        break;
+                case OPT_LATE_MS:
+                        rc = parse_unsigned("late-ms", optarg, 0, 3600000, &o->field.late_ms);
+                        break;
+                case OPT_SKEW:
+                        rc = parse_unsigned("skew", optarg, 0, 3600000, &o->field.skew_ms);
+                        break;
+                case OPT_DRIFT:
+                        rc = parse_u64("drift", optarg, 0, 100000, &v64);
+                        o->field.drift_ppm = (double)v64;
+                        break;
+                case OPT_OFFLINE:
+                        rc = parse_fraction("offline", optarg, &o->field.offline);
+                        break;
+                case OPT_OFFLINE_MS:
+                        rc = parse_unsigned("offline-ms", optarg, 1, 3600000, &o->field.offline_ms);
+                        break;
+                case OPT_DISCONNECT:
+                        rc = parse_fraction("disconnect", optarg, &o->field.disconnect);
+                        break;
+                case OPT_DISCONNECT_MS:
+                        rc = parse_unsigned("disconnect-ms", optarg, 1, 3600000,
+                                            &o->field.disconnect_ms);
+                        break;
+                case OPT_DUPLICATE:
+                        rc = parse_fraction("duplicate", optarg, &o->field.duplicate);
+                        break;
                 case OPT_HELP:
                         sim_usage(stdout, argv[0]);
                         return 1;
@@ -562,73 +631,6 @@ static int sim_opts_parse(struct sim_opts *o, int argc, char **argv) {
 /* ------------------------------------------------------------------------ */
 /* Deterministic signal model                                                */
 /* ------------------------------------------------------------------------ */
-
-/* splitmix64 only expands seeds; xoshiro256** draws the values. Both are
- * fixed algorithms, so a seed means the same series on every libc. */
-static uint64_t splitmix64(uint64_t *x) {
-        uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-
-        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-        return z ^ (z >> 31);
-}
-
-static uint64_t rotl64(uint64_t x, int k) {
-        return (x << k) | (x >> (64 - k));
-}
-
-struct sim_rng {
-        uint64_t s[4];
-        double spare;
-        int has_spare;
-};
-
-static uint64_t rng_next(struct sim_rng *r) {
-        uint64_t *s = r->s;
-        uint64_t result = rotl64(s[1] * 5, 7) * 9;
-        uint64_t t = s[1] << 17;
-
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = rotl64(s[3], 45);
-        return result;
-}
-
-/* Uniform in [0, 1) with the full 53-bit mantissa. */
-static double rng_uniform(struct sim_rng *r) {
-        return (double)(rng_next(r) >> 11) * 0x1.0p-53;
-}
-
-/* Standard normal by Box-Muller; the second value of each pair is kept. */
-static double rng_gauss(struct sim_rng *r) {
-        double u1, u2, mag;
-
-        if (r->has_spare) {
-                r->has_spare = 0;
-                return r->spare;
-        }
-        u1 = 1.0 - rng_uniform(r); /* (0, 1]: log() stays finite */
-        u2 = rng_uniform(r);
-        mag = sqrt(-2.0 * log(u1));
-        r->spare = mag * sin(2.0 * M_PI * u2);
-        r->has_spare = 1;
-        return mag * cos(2.0 * M_PI * u2);
-}
-
-/* Each (sensor, field) pair has its own stream, so a sensor's series does
- * not change when --sensors or --fields does. */
-static void rng_seed(struct sim_rng *r, uint64_t seed, unsigned sensor, unsigned field) {
-        uint64_t x = seed ^ ((uint64_t)sensor + 1) * 0xd1b54a32d192ed03ULL ^
-                     ((uint64_t)field + 1) * 0x8cb92ba72f3d8dd7ULL;
-        int i;
-
-        for (i = 0; i < 4; i++)
-                r->s[i] = splitmix64(&x);
-        r->has_spare = 0;
-}
 
 struct field_model {
         const char *name;
@@ -699,6 +701,7 @@ struct sim_slot {
         const char *garbage_reason;     /* NULL: the slot carries a reading */
         const char *garbage_kind;       /* garbage only */
         const char *topic;              /* garbage only */
+        MQTTAsync client;               /* NULL: the simulator's own connection */
         size_t garbage_bytes;
         size_t truth_len;
         char truth[SIM_PAYLOAD_MAX];
@@ -717,6 +720,10 @@ struct sim_sensor {
         uint16_t id_len;
         const char *topic;
         struct field_state fields[SIM_FIELDS_MAX];
+        /* --disconnect: the sensor's own connection, with a will */
+        struct sim *sim;
+        MQTTAsync own;
+        int own_created, own_state, own_fd; /* own_state: 0 pending, 1 up, -1 failed/down */
 };
 
 struct sim {
@@ -728,6 +735,8 @@ struct sim {
         struct sim_slot *slots;
         unsigned *free_slots;
         double walk_decay, walk_kick;
+        sim_field_t *field;     /* field conditions, or NULL */
+        uint64_t seq;           /* readings sent: the arrival order in the truth */
 
         /* Garbage, drawn and built on the publishing thread only. */
         struct sim_rng garbage_rng;             /* which messages are garbage */
@@ -1074,6 +1083,14 @@ static int sim_init(struct sim *s, const struct sim_opts *o) {
                 if (sim_garbage_kinds[i].reason[o->format])
                         s->garbage_cycle[s->garbage_nkinds++] = i;
 
+        if (sim_field_active(&o->field)) {
+                s->field = sim_field_new(&o->field, o->sensors, o->step_ms,
+                                         (int64_t)o->duration_s * 1000, o->seed);
+                if (!s->field) {
+                        tg_err("out of memory for the field conditions' queues");
+                        return -ENOMEM;
+                }
+        }
         rc = sim_file_open(&s->truth, "truth", o->truth_path);
         if (!rc)
                 rc = sim_file_open(&s->garbage_truth, "garbage-truth", o->garbage_truth_path);
@@ -1089,6 +1106,7 @@ static int sim_files_close(struct sim *s) {
 }
 
 static void sim_free(struct sim *s) {
+        sim_field_destroy(s->field);
         free(s->garbage_buf);
         free(s->garbage_line);
         free(s->sensors);
@@ -1707,6 +1725,7 @@ static struct sim_slot *slot_acquire(struct sim *s, const char *garbage_reason) 
         if (!sim_should_stop_locked(s)) {
                 slot = &s->slots[s->free_slots[--s->nfree]];
                 slot->in_use = 1;
+                slot->client = NULL;
                 slot->garbage_reason = garbage_reason;
                 if (garbage_reason)
                         s->garbage_published++;
@@ -1733,7 +1752,7 @@ static int sim_send(struct sim *s, struct sim_slot *slot, const char *topic, con
         ro.context = slot;
         /* Paho copies topic and payload before returning, so stack buffers
          * are fine. A refusal here means no callback will ever come. */
-        rc = MQTTAsync_sendMessage(s->client, topic, &msg, &ro);
+        rc = MQTTAsync_sendMessage(slot->client ? slot->client : s->client, topic, &msg, &ro);
         if (rc == MQTTASYNC_SUCCESS)
                 return 0;
         tg_err("publish to %s refused by the MQTT client: %s (%d); stopping", topic,
@@ -1753,6 +1772,13 @@ static void sim_send_refused(struct sim *s, struct sim_slot *slot) {
         pthread_mutex_unlock(&s->lock);
 }
 
+/* {"sensor":..} -> {"sensor":..,"seq":N}. @return the new length, 0 if it does not fit. */
+static size_t sim_truth_add_seq(char *line, size_t len, size_t cap, uint64_t seq) {
+        int n = snprintf(line + len - 1, cap - (len - 1), ",\"seq\":%" PRIu64 "}", seq);
+
+        return n > 0 && (size_t)n < cap - (len - 1) ? len - 1 + (size_t)n : 0;
+}
+
 static void sim_fill_reading(struct sim *s, struct sim_sensor *sn, int64_t ts_ms, double t_s,
                              struct tg_reading *r) {
         unsigned f;
@@ -1768,29 +1794,34 @@ static void sim_fill_reading(struct sim *s, struct sim_sensor *sn, int64_t ts_ms
         }
 }
 
-/* Publish one reading. @return 0, -ECANCELED when stopping, or -EIO. */
-static int sim_publish(struct sim *s, struct sim_sensor *sn, int64_t ts_ms, double t_s) {
+/* Publish one reading @p r of @p sn. @return 0, -ECANCELED when stopping, or -EIO. */
+static int sim_publish_reading(struct sim *s, struct sim_sensor *sn, const struct tg_reading *rp) {
         const struct sim_opts *o = s->opts;
-        struct tg_reading r;
+        const struct tg_reading r = *rp;
         uint8_t buf[SIM_PAYLOAD_MAX];
         const void *payload = buf;
         struct sim_slot *slot;
         size_t json_len = 0, len;
         int rc;
 
-        sim_fill_reading(s, sn, ts_ms, t_s, &r);
         slot = slot_acquire(s, NULL);
         if (!slot)
                 return -ECANCELED;
 
+        slot->client = sn->own_created ? sn->own : NULL;
         slot->truth_len = 0;
         if (s->truth.f) {
                 /* One byte kept back for the truth file's newline. */
                 json_len = tg_encode_json(&r, slot->truth, sizeof(slot->truth) - 1);
+                /* Field conditions: the order sent, which is the order the
+                 * gateway takes a sensor's readings in. */
+                if (s->field && json_len)
+                        json_len = sim_truth_add_seq(slot->truth, json_len,
+                                                     sizeof(slot->truth) - 1, s->seq++);
                 slot->truth[json_len] = '\n';
                 slot->truth_len = json_len + 1;
         }
-        if (o->format == SIM_FORMAT_JSON && s->truth.f) {
+        if (o->format == SIM_FORMAT_JSON && s->truth.f && !s->field) {
                 payload = slot->truth; /* the truth line is the payload */
                 len = json_len;
         } else {
@@ -1805,6 +1836,14 @@ static int sim_publish(struct sim *s, struct sim_sensor *sn, int64_t ts_ms, doub
         if (rc)
                 sim_send_refused(s, slot);
         return rc;
+}
+
+/* Publish one reading of @p sn taken at @p ts_ms. @return as sim_publish_reading(). */
+static int sim_publish(struct sim *s, struct sim_sensor *sn, int64_t ts_ms, double t_s) {
+        struct tg_reading r;
+
+        sim_fill_reading(s, sn, ts_ms, t_s, &r);
+        return sim_publish_reading(s, sn, &r);
 }
 
 /* Publish the next garbage kind of the cycle on @p sn's topic.
@@ -1854,6 +1893,236 @@ static int sim_publish_garbage_due(struct sim *s, struct sim_sensor *sn, int64_t
         while (!rc && rng_uniform(&s->garbage_rng) < p)
                 rc = sim_publish_garbage(s, sn, ts_ms);
         return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Field conditions: the sensors' own connections and the held readings     */
+/* ------------------------------------------------------------------------ */
+
+static void on_own_connected(void *context, MQTTAsync_successData *response) {
+        struct sim_sensor *sn = context;
+
+        pthread_mutex_lock(&sn->sim->lock);
+        sn->own_state = 1;
+        pthread_cond_broadcast(&sn->sim->cond);
+        pthread_mutex_unlock(&sn->sim->lock);
+}
+
+static void on_own_failed(void *context, MQTTAsync_failureData *response) {
+        struct sim_sensor *sn = context;
+
+        pthread_mutex_lock(&sn->sim->lock);
+        sn->own_state = -1;
+        pthread_cond_broadcast(&sn->sim->cond);
+        pthread_mutex_unlock(&sn->sim->lock);
+}
+
+/* The drop is ours (sim_own_drop): nothing to stop for. */
+static void on_own_lost(void *context, char *cause) {
+        struct sim_sensor *sn = context;
+
+        on_own_failed(context, NULL);
+        tg_dbg("%s: connection dropped%s%s", sn->id, cause ? ": " : "", cause ? cause : "");
+}
+
+/* The process's socket descriptors, into @p fds. @return how many. */
+static int sim_sockets(int *fds, int max) {
+        struct stat st;
+        int fd, n = 0;
+
+        for (fd = 0; fd < 1024 && n < max; fd++)
+                if (!fstat(fd, &st) && S_ISSOCK(st.st_mode))
+                        fds[n++] = fd;
+        return n;
+}
+
+/* (Re)connect @p sn's own client, whose will says "offline" on
+ * T/<id>/status, and note its socket: Paho has no call that drops a
+ * connection without DISCONNECT, so sim_own_drop() shuts the socket.
+ * @return 0 or -ECONNREFUSED. */
+static int sim_own_connect(struct sim *s, struct sim_sensor *sn) {
+        const struct sim_opts *o = s->opts;
+        MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
+        MQTTAsync_connectOptions cn = MQTTAsync_connectOptions_initializer;
+        MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
+        char id[256], topic[SIM_TOPIC_PREFIX_MAX + TG_SENSOR_ID_MAX + 16];
+        int before[64], after[64], nb, na, i, j, state;
+        int64_t deadline = tg_monotonic_ms() + SIM_CONNECT_TIMEOUT_S * 1000;
+
+        if (!sn->own_created) {
+                snprintf(id, sizeof(id), "%s-%s", o->client_id, sn->id);
+                co.maxBufferedMessages = (int)o->inflight * 2;
+                co.MQTTVersion = MQTTVERSION_3_1_1;
+                if (MQTTAsync_createWithOptions(&sn->own, o->uri, id, MQTTCLIENT_PERSISTENCE_NONE,
+                                                NULL, &co) != MQTTASYNC_SUCCESS)
+                        return -ECONNREFUSED;
+                sn->own_created = 1;
+                sn->sim = s;
+                MQTTAsync_setConnectionLostCallback(sn->own, sn, on_own_lost);
+        }
+        snprintf(topic, sizeof(topic), "%s/%s/status", o->topic_prefix, sn->id);
+        will.topicName = topic;
+        will.message = "offline";
+        will.qos = 1;
+        cn.will = &will;
+        cn.keepAliveInterval = 30;
+        cn.cleansession = 1;
+        cn.maxInflight = (int)o->inflight * 2;
+        cn.connectTimeout = SIM_CONNECT_TIMEOUT_S;
+        cn.MQTTVersion = MQTTVERSION_3_1_1;
+        cn.onSuccess = on_own_connected;
+        cn.onFailure = on_own_failed;
+        cn.context = sn;
+        nb = sim_sockets(before, 64);
+        pthread_mutex_lock(&s->lock);
+        sn->own_state = 0;
+        pthread_mutex_unlock(&s->lock);
+        if (MQTTAsync_connect(sn->own, &cn) != MQTTASYNC_SUCCESS)
+                return -ECONNREFUSED;
+        pthread_mutex_lock(&s->lock);
+        while (sn->own_state == 0 && !sim_should_stop_locked(s))
+                if (sim_wait_locked(s, deadline) == ETIMEDOUT)
+                        break;
+        state = sn->own_state;
+        pthread_mutex_unlock(&s->lock);
+        if (state != 1) {
+                tg_err("%s: cannot connect its own client to %s", sn->id, o->uri);
+                return -ECONNREFUSED;
+        }
+        na = sim_sockets(after, 64);
+        sn->own_fd = -1;
+        for (i = 0; i < na && sn->own_fd < 0; i++) {
+                for (j = 0; j < nb && before[j] != after[i]; j++)
+                        ;
+                if (j == nb)
+                        sn->own_fd = after[i];
+        }
+        return 0;
+}
+
+/* Drop @p sn's connection as a power cut would: once what it sent is
+ * acknowledged, the socket is shut without DISCONNECT, so the broker
+ * publishes the will. @return 0 or -EIO. */
+static int sim_own_drop(struct sim *s, struct sim_sensor *sn) {
+        int64_t deadline = tg_monotonic_ms() + SIM_DRAIN_TIMEOUT_MS;
+        MQTTAsync_token *pending = NULL;
+
+        for (;;) {
+                if (MQTTAsync_getPendingTokens(sn->own, &pending) == MQTTASYNC_SUCCESS && !pending)
+                        break;
+                MQTTAsync_free(pending);
+                pending = NULL;
+                if (tg_monotonic_ms() > deadline) {
+                        tg_err("%s: publishes still unacknowledged; cannot drop it cleanly", sn->id);
+                        return -EIO;
+                }
+                usleep(1000);
+        }
+        if (sn->own_fd < 0 || shutdown(sn->own_fd, SHUT_RDWR)) {
+                tg_err("%s: no socket of its own to drop", sn->id);
+                return -EIO;
+        }
+        while (MQTTAsync_isConnected(sn->own) && tg_monotonic_ms() < deadline)
+                usleep(1000);
+        if (!s->opts->quiet)
+                tg_info("%s: connection dropped without DISCONNECT", sn->id);
+        return 0;
+}
+
+/* Send what sensor @p i holds that is due at step offset @p now.
+ * @return 0, or as sim_publish_reading(). */
+static int sim_send_due(struct sim *s, unsigned i, int64_t now) {
+        struct sim_sensor *sn = &s->sensors[i];
+        struct sim_held h;
+        struct tg_reading r;
+        unsigned f;
+        int rc;
+
+        while (sim_field_next_due(s->field, i, now, &h)) {
+                tg_reading_clear(&r);
+                tg_reading_set_sensor(&r, sn->id, sn->id_len);
+                r.ts_ms = h.ts;
+                for (f = 0; f < s->opts->nfields; f++)
+                        tg_reading_add_field(&r, field_models[f].name,
+                                             strlen(field_models[f].name), h.v[f]);
+                if ((rc = sim_publish_reading(s, sn, &r)))
+                        return rc;
+        }
+        return 0;
+}
+
+/* Sensor @p i's step at offset @p at under field conditions: its
+ * connection drops or returns, it takes a reading on its own clock (lost
+ * while disconnected), and sends what is due. @return 0, or an error. */
+static int sim_field_step(struct sim *s, unsigned i, int64_t start_ms, int64_t at, double t_s) {
+        struct sim_sensor *sn = &s->sensors[i];
+        struct tg_reading r;
+        double v[SIM_FIELD_VALUES] = {0};
+        int64_t from, to;
+        unsigned f;
+        int rc = 0;
+
+        if (sim_field_disconnect_span(s->field, i, &from, &to)) {
+                if (at == 0 || at == to)
+                        rc = sim_own_connect(s, sn);
+                else if (at == from)
+                        rc = sim_own_drop(s, sn);
+                if (rc)
+                        return rc;
+        }
+        /* Drawn whatever happens to it, so the series stays the same. */
+        sim_fill_reading(s, sn, sim_field_ts(s->field, i, start_ms, at), t_s, &r);
+        if (!sim_field_disconnected(s->field, i, at)) {
+                for (f = 0; f < r.nfields && f < SIM_FIELD_VALUES; f++)
+                        v[f] = r.fields[f].value;
+                if (sim_field_take(s->field, i, at, r.ts_ms, v)) {
+                        tg_err("%s: too many readings held", sn->id);
+                        return -ENOBUFS;
+                }
+        }
+        return sim_send_due(s, i, at);
+}
+
+/* After the last step: what is still held leaves, in order (a sensor
+ * still away reconnects first). @return 0, or an error. */
+static int sim_field_flush(struct sim *s) {
+        unsigned i;
+        int rc;
+
+        for (i = 0; i < s->opts->sensors; i++) {
+                struct sim_sensor *sn = &s->sensors[i];
+
+                if (sn->own_created && sn->own_state != 1 && sim_field_held(s->field, i) &&
+                    (rc = sim_own_connect(s, sn)))
+                        return rc;
+                if ((rc = sim_send_due(s, i, INT64_MAX)))
+                        return rc;
+        }
+        return 0;
+}
+
+/* The options and every outage and disconnect (event time), as the truth
+ * file's first lines. */
+static void sim_field_truth_head(struct sim *s, int64_t start_ms) {
+        char line[1024];
+        size_t n = sim_field_describe(&s->opts->field, s->opts->seed, line, sizeof(line) - 1);
+        int64_t from, to;
+        unsigned i;
+
+        if (!s->truth.f)
+                return;
+        line[n++] = '\n';
+        sim_file_write_locked(&s->truth, line, n);
+        for (i = 0; i < s->opts->sensors; i++) {
+                if (sim_field_offline_span(s->field, i, &from, &to))
+                        fprintf(s->truth.f, "{\"event\":\"offline\",\"sensor\":\"%s\",\"from\":%"
+                                PRId64 ",\"to\":%" PRId64 "}\n", s->sensors[i].id,
+                                start_ms + from, start_ms + to);
+                if (sim_field_disconnect_span(s->field, i, &from, &to))
+                        fprintf(s->truth.f, "{\"event\":\"disconnect\",\"sensor\":\"%s\","
+                                "\"from\":%" PRId64 ",\"to\":%" PRId64 "}\n", s->sensors[i].id,
+                                start_ms + from, start_ms + to);
+        }
 }
 
 struct sim_progress {
@@ -1914,8 +2183,13 @@ static void sim_run(struct sim *s, uint64_t steps, int64_t start_ms) {
 
                         if (sim_publish_garbage_due(s, sn, start_ms + offset_ms))
                                 return;
-                        if (o->garbage < 1.0 && sim_publish(s, sn, start_ms + offset_ms, t_s))
+                        if (s->field && o->garbage < 1.0) {
+                                if (sim_field_step(s, i, start_ms, offset_ms, t_s))
+                                        return;
+                        } else if (o->garbage < 1.0 &&
+                                   sim_publish(s, sn, start_ms + offset_ms, t_s)) {
                                 return;
+                        }
                 }
 
                 now = tg_monotonic_ms();
@@ -1933,6 +2207,8 @@ static void sim_run(struct sim *s, uint64_t steps, int64_t start_ms) {
                         next_progress = now + SIM_PROGRESS_MS;
                 }
         }
+        if (s->field)
+                sim_field_flush(s);
 }
 
 /* Wait, bounded, until every publish has completed one way or the other. */
@@ -2030,6 +2306,8 @@ int main(int argc, char **argv) {
                                 o.fast ? "fast" : "paced to the wall clock", o.qos,
                                 sim_format_names[o.format], o.garbage, start_ms);
                 }
+                if (s.field)
+                        sim_field_truth_head(&s, start_ms);
                 t0 = tg_monotonic_ms();
                 sim_run(&s, steps, start_ms);
                 sim_drain(&s);
@@ -2043,6 +2321,9 @@ int main(int argc, char **argv) {
          * their callbacks, which need the slots and the truth file. */
         if (s.client_created)
                 MQTTAsync_destroy(&s.client);
+        for (i = 0; i < o.sensors; i++)
+                if (s.sensors[i].own_created)
+                        MQTTAsync_destroy(&s.sensors[i].own); /* DISCONNECT: no will */
         pthread_cancel(sig_thread);
         pthread_join(sig_thread, NULL);
 

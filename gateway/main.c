@@ -272,7 +272,7 @@ int main(int argc, char **argv) {
             !(mqtt = tg_mqtt_source_new(cfg, ingest_message, pipeline, errstr,
                                         sizeof(errstr))) ||
             (cfg->metrics_listen[0] &&
-             !(metrics = tg_metrics_new(cfg->metrics_listen, pipeline, sink, mqtt, errstr,
+             !(metrics = tg_metrics_new(cfg, pipeline, sink, mqtt, errstr,
                                         sizeof(errstr))))) {
                 tg_err("cannot start: %s", errstr);
                 goto out;

@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <sodium.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,7 @@
 #include "clock.h"
 #include "config.h"
 #include "log.h"
+#include "status_page.h"
 
 #ifndef TG_VERSION
 #define TG_VERSION "dev"
@@ -27,6 +30,9 @@ struct tg_metrics {
         tg_kafka_sink_t *sink;
         tg_mqtt_source_t *mqtt;
         int port;
+        const struct tg_config *cfg;
+        int loopback;                   /* bound to a loopback address only */
+        struct tg_page_rates rates;     /* the status page's, main thread */
 };
 
 static const char *const sink_topic_names[TG_SINK__COUNT] = {"raw", "agg", "late", "dlq"};
@@ -324,6 +330,54 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, char *bo
         return ret;
 }
 
+/* The status page shows the sensors' values, which /metrics does not: with
+ * status.password set it asks for HTTP basic authentication, and without
+ * one it is served on a loopback address only (docs/security.md). */
+static enum MHD_Result status_page(struct tg_metrics *m, struct MHD_Connection *c) {
+        static const char no_password[] =
+                "403: the status page is not served on a non-loopback metrics.listen without "
+                "status.password (docs/security.md)\n";
+        const char *want = m->cfg->status_password;
+        char *body = NULL;
+        size_t len = 0;
+        FILE *out;
+
+        if (want[0]) {
+                char *pass = NULL, *user = MHD_basic_auth_get_username_password(c, &pass);
+                int ok = user && pass && strlen(pass) == strlen(want) &&
+                         strlen(user) == strlen(m->cfg->status_user) &&
+                         !sodium_memcmp(pass, want, strlen(want)) &&
+                         !sodium_memcmp(user, m->cfg->status_user, strlen(user));
+
+                MHD_free(user);
+                MHD_free(pass);
+                if (!ok) {
+                        struct MHD_Response *r = MHD_create_response_from_buffer(
+                                13, "unauthorized\n", MHD_RESPMEM_PERSISTENT);
+                        enum MHD_Result ret;
+
+                        if (!r)
+                                return MHD_NO;
+                        ret = MHD_queue_basic_auth_fail_response(c, "tumblegate", r);
+                        MHD_destroy_response(r);
+                        return ret;
+                }
+        } else if (!m->loopback) {
+                return reply(c, MHD_HTTP_FORBIDDEN, (char *)no_password, sizeof(no_password) - 1,
+                             MHD_RESPMEM_PERSISTENT, "text/plain; charset=utf-8");
+        }
+        if (!(out = open_memstream(&body, &len)))
+                return MHD_NO;
+        tg_status_page_render(out, m->pipeline, m->sink, m->mqtt, &m->rates,
+                              m->cfg->spool_max_bytes);
+        if (fclose(out)) {
+                free(body);
+                return MHD_NO;
+        }
+        return reply(c, MHD_HTTP_OK, body, len, MHD_RESPMEM_MUST_FREE,
+                     "text/html; charset=utf-8");
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload, size_t *upload_size,
@@ -350,6 +404,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 return reply(c, MHD_HTTP_OK, body, len, MHD_RESPMEM_MUST_FREE,
                              "text/plain; version=0.0.4; charset=utf-8");
         }
+        if (!strcmp(url, "/") || !strcmp(url, "/index.html"))
+                return status_page(m, c);
         if (!strcmp(url, "/healthz"))
                 return reply(c, MHD_HTTP_OK, "ok\n", 3, MHD_RESPMEM_PERSISTENT, text);
         if (!strcmp(url, "/readyz")) {
@@ -361,8 +417,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 return reply(c, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, line,
                              (size_t)n, MHD_RESPMEM_MUST_COPY, text);
         }
-        return reply(c, MHD_HTTP_NOT_FOUND, "not found: try /metrics, /healthz, /readyz\n",
-                     43, MHD_RESPMEM_PERSISTENT, text);
+        return reply(c, MHD_HTTP_NOT_FOUND, "not found: try /, /metrics, /healthz, /readyz\n",
+                     46, MHD_RESPMEM_PERSISTENT, text);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -372,9 +428,23 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
         tg_warn("metrics: %s", line);
 }
 
-tg_metrics_t *tg_metrics_new(const char *listen, tg_pipeline_t *pipeline,
+/* 127.0.0.0/8 or ::1 (an IPv4-mapped loopback too). */
+static int is_loopback(const struct sockaddr *sa) {
+        if (sa->sa_family == AF_INET)
+                return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+        if (sa->sa_family == AF_INET6) {
+                const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+
+                return IN6_IS_ADDR_LOOPBACK(a) ||
+                       (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+        }
+        return 0;
+}
+
+tg_metrics_t *tg_metrics_new(const struct tg_config *cfg, tg_pipeline_t *pipeline,
                              tg_kafka_sink_t *sink, tg_mqtt_source_t *mqtt,
                              char *errstr, size_t errstr_size) {
+        const char *listen = cfg->metrics_listen;
         struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                                  .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
         struct tg_metrics *m;
@@ -402,6 +472,9 @@ tg_metrics_t *tg_metrics_new(const char *listen, tg_pipeline_t *pipeline,
         m->pipeline = pipeline;
         m->sink = sink;
         m->mqtt = mqtt;
+        m->cfg = cfg;
+        /* An empty host listens on every address: not loopback. */
+        m->loopback = host[0] && is_loopback(ai->ai_addr);
         if (ai->ai_family == AF_INET6)
                 flags |= MHD_USE_IPv6;
         /* No thread of its own: tg_metrics_serve_for() answers from the main
@@ -426,6 +499,11 @@ tg_metrics_t *tg_metrics_new(const char *listen, tg_pipeline_t *pipeline,
         tg_info("metrics: serving http://%s%s%s:%d/metrics, /healthz and /readyz",
                 strchr(host, ':') ? "[" : "", host[0] ? host : "0.0.0.0",
                 strchr(host, ':') ? "]" : "", m->port);
+        tg_info("status page: http://%s%s%s:%d/ (%s)", strchr(host, ':') ? "[" : "",
+                host[0] ? host : "0.0.0.0", strchr(host, ':') ? "]" : "", m->port,
+                cfg->status_password[0] ? "basic authentication, status.user/status.password"
+                : m->loopback ? "loopback, no authentication"
+                              : "refused: not loopback and no status.password");
         return m;
 }
 

@@ -13,14 +13,15 @@
 typedef struct tg_metrics tg_metrics_t;
 
 /**
- * @brief Listen on @p listen (host:port, as metrics.listen). Requests are
+ * @brief Listen on metrics.listen (host:port) of @p cfg, which also gives the
+ *        status page's options (status.*, borrowed). Requests are
  *        served only from tg_metrics_serve_for(), on the caller's thread, so
  *        reading the components needs no locking beyond their own.
  * @param pipeline, sink, mqtt borrowed; must outlive the endpoint.
  * @return the endpoint, or NULL with the reason in @p errstr (address in
  *         use, ...).
  */
-tg_metrics_t *tg_metrics_new(const char *listen, tg_pipeline_t *pipeline,
+tg_metrics_t *tg_metrics_new(const struct tg_config *cfg, tg_pipeline_t *pipeline,
                              tg_kafka_sink_t *sink, tg_mqtt_source_t *mqtt,
                              char *errstr, size_t errstr_size);
 

@@ -247,6 +247,10 @@ int tg_pipeline_input_held(const tg_pipeline_t *p) {
         return tg_intake_held(p->intake);
 }
 
+tg_status_t *tg_pipeline_status(tg_pipeline_t *p) {
+        return tg_worker_status(p->worker);
+}
+
 void tg_pipeline_counters(tg_pipeline_t *p, struct tg_pipeline_counters *out) {
         struct tg_worker_counters w;
         struct tg_intake_counts in;
@@ -266,6 +270,7 @@ void tg_pipeline_counters(tg_pipeline_t *p, struct tg_pipeline_counters *out) {
         out->aggregates = w.aggregates;
         out->sink_full_waits = w.sink_full_waits;
         out->window = w.window;
+        out->last_arrival_ms = w.last_arrival_ms;
         tg_checkpoint_counts(p->checkpoint, &out->checkpoints, &out->state_rejected);
         out->replayed = p->forwarder ? tg_forwarder_replayed(p->forwarder) : 0;
         out->spooled = sc.appended;

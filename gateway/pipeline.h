@@ -9,6 +9,7 @@
 #include "codec.h"
 #include "config.h"
 #include "sink.h"
+#include "status.h"
 #include "window.h"
 
 struct tg_pipeline_counters {
@@ -32,6 +33,7 @@ struct tg_pipeline_counters {
         uint64_t spool_dropped;                /**< messages dropped by spool.full: drop-oldest */
         uint64_t lost_at_shutdown;             /**< acknowledged but not spooled (stopping while full) */
         uint64_t mqtt_redeliveries;            /**< DUP messages already in the spool, not spooled again */
+        int64_t last_arrival_ms;               /**< arrival time of the last message processed */
         struct tg_window_counters window;
 };
 
@@ -121,6 +123,9 @@ void tg_pipeline_messages(tg_pipeline_t *p, struct tg_pipeline_messages *out);
 
 /** @brief Subscription @p i's topic filter, or NULL. */
 const char *tg_pipeline_sub_filter(const tg_pipeline_t *p, size_t i);
+
+/** @brief Any thread: the status page's rows (status.h), or NULL when off. */
+tg_status_t *tg_pipeline_status(tg_pipeline_t *p);
 
 /** @brief 1 while acknowledging waits for spool space (/readyz says so). */
 int tg_pipeline_input_held(const tg_pipeline_t *p);

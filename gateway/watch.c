@@ -1,4 +1,4 @@
-/* watch.c - tumblegate-watch: a live terminal table of the aggregates arriving in Kafka. */
+/* watch.c - tumblegate-watch: a live terminal table, one row per sensor, of the aggregates arriving in Kafka. */
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -16,7 +16,7 @@
 #define TG_VERSION "dev"
 #endif
 
-#define MAX_ROWS 64
+#define MAX_ROWS 256 /* (sensor, field) pairs */
 
 struct row {
         char sensor[65];
@@ -115,16 +115,32 @@ static void print_row(const struct row *r) {
                r->count, r->field, r->min, r->max, r->mean);
 }
 
+/* Like top: the cursor goes home and each line is rewritten and cleared
+ * to its end, so the table changes in place without flicker; one row per
+ * sensor, its fields side by side (the first three), newest window. */
 static void redraw(const char *topic) {
-        int i;
+        int i, nf = 0;
+        char s[16], e[16];
 
-        printf("\033[H\033[2J");
-        printf("tumblegate-watch: topic %s, %lld aggregate(s) so far (Ctrl-C to quit)\n\n",
-               topic, total);
-        printf("%-16s %-17s %6s  %-12s %10s %10s %10s\n", "sensor", "window (UTC)",
-               "count", "field", "min", "max", "mean");
-        for (i = 0; i < nrows; i++)
-                print_row(&rows[i]);
+        printf("\033[H");
+        printf("tumblegate-watch: topic %s, %lld aggregate(s) so far (Ctrl-C to quit)\033[K\n"
+               "\033[K\n", topic, total);
+        printf("%-16s %-17s %6s", "sensor", "window (UTC)", "count");
+        printf("  %s\033[K\n", "field: mean [min, max] ...");
+        for (i = 0; i < nrows; i++) {
+                if (i == 0 || strcmp(rows[i].sensor, rows[i - 1].sensor)) {
+                        if (i)
+                                printf("\033[K\n");
+                        fmt_time(rows[i].start, s, sizeof(s));
+                        fmt_time(rows[i].end, e, sizeof(e));
+                        printf("%-16s %s-%s %6lld", rows[i].sensor, s, e, rows[i].count);
+                        nf = 0;
+                }
+                if (nf++ < 3)
+                        printf("  %s %.2f [%.2f, %.2f]", rows[i].field, rows[i].mean,
+                               rows[i].min, rows[i].max);
+        }
+        printf("\033[K\n\033[J");
         fflush(stdout);
 }
 
@@ -155,11 +171,13 @@ int main(int argc, char **argv) {
                 case 'V': printf("tumblegate-watch %s\n", TG_VERSION); return 0;
                 case 'h':
                         printf("Usage: tumblegate-watch [-b BROKERS] [-t TOPIC] [--from-beginning] [--lines]\n"
-                               "Shows the newest closed window per sensor and field as it arrives.\n"
+                               "A table refreshed in place, one row per sensor (like top): its newest\n"
+                               "closed window, each field's mean [min, max].\n"
                                "  -b, --brokers      Kafka bootstrap servers (127.0.0.1:9092)\n"
                                "  -t, --topic        aggregates topic (sensors.agg)\n"
                                "  -B, --from-beginning  read the topic from its start\n"
-                               "  -l, --lines        one line per aggregate instead of a table\n");
+                               "  -l, --lines        one line per window and field as it arrives, for\n"
+                               "                     piping (the default when stdout is not a terminal)\n");
                         return 0;
                 default:
                         return 2;
@@ -188,8 +206,10 @@ int main(int argc, char **argv) {
 
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
-        if (!lines)
+        if (!lines) {
+                printf("\033[2J"); /* once; redraw() then rewrites in place */
                 redraw(topic);
+        }
         while (!stop) {
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
 

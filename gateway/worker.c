@@ -40,6 +40,7 @@ struct tg_worker {
         tg_ledger_t *ledger;
         const _Atomic int *stop;
         tg_window_engine_t *engine;
+        tg_status_t *status;           /* the status page's rows, or NULL */
 
         _Atomic int64_t next_tick;     /* the engine's periodic work is due */
 
@@ -109,6 +110,11 @@ static void on_window(void *opaque, const struct tg_window_result *win) {
         }
         /* Kafka cannot carry a time <= 0 (docs/windows.md 1.2): a window
          * starting at or before the epoch is stamped TG_TS_MIN, its earliest reading's. */
+        if (win->final)
+                tg_status_window(w->status, win,
+                                 win->nfields ? tg_window_field_name(w->engine,
+                                                                     win->fields[0].field)
+                                              : NULL);
         if (emit(w, TG_SINK_AGG, win->sensor, win->sensor_len, w->agg_json, n,
                  win->start > TG_TS_MIN ? win->start : TG_TS_MIN, NULL, 0) == 0)
                 w->c.aggregates++;
@@ -265,8 +271,10 @@ static void forward_reading(struct tg_worker *w, const char *topic,
         case TG_WINDOW_LATE:
                 tg_dbg("sensor %s: late reading at %lld", r->sensor,
                        (long long)r->ts_ms);
+                tg_status_reading(w->status, r, 1, arrival_ms);
                 break;
         case TG_WINDOW_ACCEPTED:
+                tg_status_reading(w->status, r, 0, arrival_ms);
                 break;
         }
 
@@ -300,6 +308,7 @@ unsigned tg_worker_process(tg_worker_t *w, size_t sub_index, const char *topic,
         size_t n, i;
 
         w->c.received++;
+        w->c.last_arrival_ms = arrival_ms;
         w->outcome = 0;
         w->tag = tag;
         w->may_wait = may_wait;
@@ -352,8 +361,13 @@ tg_window_engine_t *tg_worker_engine(tg_worker_t *w) {
         return w->engine;
 }
 
+tg_status_t *tg_worker_status(tg_worker_t *w) {
+        return w->status;
+}
+
 void tg_worker_publish(tg_worker_t *w) {
         tg_window_engine_counters(w->engine, &w->c.window);
+        tg_status_publish(w->status);
         pthread_mutex_lock(&w->pub_lock);
         w->pub = w->c;
         pthread_mutex_unlock(&w->pub_lock);
@@ -407,6 +421,14 @@ tg_worker_t *tg_worker_new(const struct tg_config *cfg, const struct tg_sink *si
                         goto fail;
         if (!(w->engine = tg_window_engine_new(&wc, clock, on_window, w, errstr, errstr_size)))
                 goto fail;
+        if (cfg->status_sensors &&
+            !(w->status = tg_status_new((uint32_t)cfg->status_sensors,
+                                        (uint32_t)cfg->status_windows, errstr, errstr_size)))
+                goto fail;
+        if (w->status)
+                tg_info("status page: %zu bytes for %lld sensors of %lld windows, %zu bytes per "
+                        "sensor", tg_status_memory(w->status), (long long)cfg->status_sensors,
+                        (long long)cfg->status_windows, tg_status_sensor_bytes(w->status));
         tg_info("window engine: %zu bytes for %u sensors, %zu bytes per sensor (%u fields "
                 "reserved per window, %u wide windows of up to %u)",
                 tg_window_engine_memory(w->engine), wc.max_sensors,
@@ -425,6 +447,7 @@ void tg_worker_destroy(tg_worker_t *w) {
         if (!w)
                 return;
         tg_window_engine_destroy(w->engine);
+        tg_status_destroy(w->status);
         for (i = 0; i < TG_SUBSCRIPTIONS_MAX; i++)
                 free(w->subs[i].strings);
         pthread_mutex_destroy(&w->pub_lock);

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "ledger.h"
 #include "sink.h"
+#include "status.h"
 #include "window.h"
 
 /*
@@ -30,6 +31,7 @@ struct tg_worker_counters {
         uint64_t forward_failed;
         uint64_t aggregates;                   /**< aggregate records produced */
         uint64_t sink_full_waits;              /**< times a record waited for room in the sink */
+        int64_t last_arrival_ms;               /**< arrival time of the last message processed */
         struct tg_window_counters window;
 };
 
@@ -91,6 +93,9 @@ void tg_worker_touch_all(tg_worker_t *w);
 
 /** @brief The engine, for checkpoints (holder only). */
 tg_window_engine_t *tg_worker_engine(tg_worker_t *w);
+
+/** @brief The status page's rows (status.h): the worker writes them, anyone reads. */
+tg_status_t *tg_worker_status(tg_worker_t *w);
 
 /** @brief Holder: publish the counters for tg_worker_counters(). */
 void tg_worker_publish(tg_worker_t *w);

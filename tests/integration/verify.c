@@ -11,6 +11,13 @@
  * never 0 or less (librdkafka would have made 0 "now", Kafka reads -1 as
  * none): a raw record's is its reading's ts, an aggregate's its window
  * start, or 1 ms for a window that starts at or before the epoch.
+ *
+ * With -G (a grace) the truth is one the simulator wrote under field
+ * conditions: its readings carry "seq", the order they were sent, and the
+ * expected windows come from reference_windows(), a plain reading of
+ * docs/windows.md (hopping windows, watermarks, close marks, late readings
+ * and their counts) over the truth in that order. Late readings must then
+ * also be on the late topic (-l) exactly once.
  */
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -33,6 +40,7 @@ struct rec {                   /* one reading: truth or raw topic */
         int nf;
         char name[MAXF][TG_FIELD_NAME_MAX + 1];
         double v[MAXF];
+        long long seq;         /* truth under field conditions: the order sent */
 };
 
 struct fstat {
@@ -46,6 +54,7 @@ struct agg {                   /* one window: expected or from the topic */
         char sensor[TG_SENSOR_ID_MAX + 1];
         int64_t start, end;
         long long count;
+        long long late;        /* compared with -G only */
         int final;             /* running results (update mode) are not compared */
         int nf;
         struct fstat f[MAXF];
@@ -106,8 +115,11 @@ static int parse_rec(const char *text, size_t len, struct rec *r) {
         r->ts = (int64_t)ts->valuedouble;
         if (!fields)
                 fields = root; /* truth lines are flat */
+        it = cJSON_GetObjectItemCaseSensitive(root, "seq");
+        r->seq = cJSON_IsNumber(it) ? (long long)it->valuedouble : -1;
         cJSON_ArrayForEach(it, fields) {
-                if (!cJSON_IsNumber(it) || !strcmp(it->string, "ts") || r->nf == MAXF)
+                if (!cJSON_IsNumber(it) || !strcmp(it->string, "ts") ||
+                    (fields == root && !strcmp(it->string, "seq")) || r->nf == MAXF)
                         continue;
                 snprintf(r->name[r->nf], sizeof(r->name[0]), "%s", it->string);
                 r->v[r->nf++] = it->valuedouble;
@@ -132,6 +144,8 @@ static int parse_agg(const char *text, size_t len, struct agg *a) {
         a->start = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(root, "window_start"));
         a->end = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(root, "window_end"));
         a->count = (long long)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(root, "count"));
+        it = cJSON_GetObjectItemCaseSensitive(root, "late");
+        a->late = cJSON_IsNumber(it) ? (long long)it->valuedouble : -1;
         cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(root, "fields")) {
                 struct fstat *f;
 
@@ -202,6 +216,147 @@ static void expected_aggregates(const struct rec *t, size_t n, int64_t W,
                 for (j = 0; j < x->nf; j++)
                         x->f[j].mean = x->f[j].sum / (double)x->f[j].count;
         }
+}
+
+/* --- the reference of docs/windows.md, for truths in arrival order ---- */
+
+struct ref_conf {
+        int64_t W, H, G;       /* window size, hop, grace (2.1) */
+        int global;            /* window.close: global (3.2) */
+};
+
+struct ref_sensor {
+        char id[TG_SENSOR_ID_MAX + 1];
+        int64_t wm, cm;        /* watermark WM_s (3.1), close mark CM_s (3.3) */
+        long long late;        /* late readings since the previous final result (6.3) */
+        struct vec open;       /* struct agg, in increasing start order */
+};
+
+/* Emit @p s's open windows whose end is <= @p upto, in start order (3.4). */
+static void ref_close(struct ref_sensor *s, int64_t upto, struct vec *out) {
+        struct agg *w = s->open.p;
+        size_t i = 0, k;
+
+        while (i < s->open.n && w[i].end <= upto) {
+                struct agg *a = vec_push(out);
+
+                *a = w[i++];
+                a->final = 1;
+                a->late = s->late;     /* 6.3: since the previous final result */
+                s->late = 0;
+                for (k = 0; k < (size_t)a->nf; k++)
+                        a->f[k].mean = a->f[k].sum / (double)a->f[k].count;
+        }
+        memmove(w, w + i, (s->open.n - i) * sizeof(*w));
+        s->open.n -= i;
+}
+
+/* Add @p r to @p s's window starting at @p start, opening it (kept sorted). */
+static void ref_add(struct ref_sensor *s, const struct ref_conf *c, int64_t start,
+                    const struct rec *r) {
+        struct agg *w = s->open.p, *a = NULL;
+        size_t i, k;
+        int j;
+
+        for (i = 0; i < s->open.n && w[i].start <= start; i++)
+                if (w[i].start == start)
+                        a = &w[i];
+        if (!a) {
+                vec_push(&s->open);
+                w = s->open.p;
+                memmove(&w[i + 1], &w[i], (s->open.n - 1 - i) * sizeof(*w));
+                a = memset(&w[i], 0, sizeof(*w));
+                snprintf(a->sensor, sizeof(a->sensor), "%s", s->id);
+                a->start = start;
+                a->end = start + c->W;
+        }
+        a->count++;
+        for (k = 0; k < (size_t)r->nf; k++) {
+                struct fstat *f = NULL;
+
+                for (j = 0; j < a->nf; j++)
+                        if (!strcmp(a->f[j].name, r->name[k]))
+                                f = &a->f[j];
+                if (!f) {              /* 6.5: fields in order of first appearance */
+                        f = &a->f[a->nf++];
+                        snprintf(f->name, sizeof(f->name), "%s", r->name[k]);
+                        f->min = f->max = f->first = f->last = r->v[k];
+                        f->first_ts = f->last_ts = r->ts;
+                }
+                f->count++;
+                f->sum += r->v[k];
+                f->min = fmin(f->min, r->v[k]);
+                f->max = fmax(f->max, r->v[k]);
+                if (r->ts < f->first_ts) {   /* 6.2: a tie keeps the earliest added */
+                        f->first_ts = r->ts;
+                        f->first = r->v[k];
+                }
+                if (r->ts >= f->last_ts) {   /* ... and the latest added */
+                        f->last_ts = r->ts;
+                        f->last = r->v[k];
+                }
+        }
+}
+
+/*
+ * Every final window, and every late reading, of the readings @p t in
+ * arrival order (4.1): watermarks, the close mark, windows emitted before
+ * the reading is added, the reading added to each of its W/H windows that
+ * is still open and late for the others. What is open at the end is
+ * emitted as the idle timeout does (5.2), in start order.
+ */
+static void reference_windows(const struct ref_conf *c, const struct rec *t, size_t n,
+                              struct vec *aggs, struct vec *late) {
+        struct vec sensors = {.size = sizeof(struct ref_sensor)};
+        int64_t wm_g = INT64_MIN;
+        size_t i, k;
+
+        for (i = 0; i < n; i++) {
+                const struct rec *r = &t[i];
+                struct ref_sensor *s = NULL;
+                int64_t a = floor_div(r->ts, c->H) * c->H, wm, start;
+                int is_late = 0;
+
+                for (k = 0; k < sensors.n && !s; k++)
+                        if (!strcmp(((struct ref_sensor *)sensors.p)[k].id, r->sensor))
+                                s = (struct ref_sensor *)sensors.p + k;
+                if (!s) {                       /* 7.2: a new sensor */
+                        s = vec_push(&sensors);
+                        snprintf(s->id, sizeof(s->id), "%s", r->sensor);
+                        s->wm = s->cm = INT64_MIN;
+                        s->open.size = sizeof(struct agg);
+                }
+                s->wm = r->ts > s->wm ? r->ts : s->wm;          /* 3.1 */
+                wm_g = r->ts > wm_g ? r->ts : wm_g;
+                wm = c->global ? wm_g : s->wm;                  /* 3.2 */
+                if (floor_div(wm - c->G, c->H) * c->H > s->cm)  /* 3.4 */
+                        s->cm = floor_div(wm - c->G, c->H) * c->H;
+                ref_close(s, s->cm, aggs);
+                for (start = a - c->W + c->H; start <= a; start += c->H) {  /* 2.3, 4.1 */
+                        if (start + c->W <= s->cm)
+                                is_late = 1;
+                        else
+                                ref_add(s, c, start, r);
+                }
+                if (is_late) {                                  /* 4.2 */
+                        s->late++;
+                        *(struct rec *)vec_push(late) = *r;
+                }
+        }
+        for (k = 0; k < sensors.n; k++) {
+                struct ref_sensor *s = (struct ref_sensor *)sensors.p + k;
+
+                ref_close(s, INT64_MAX, aggs);
+                free(s->open.p);
+        }
+        free(sensors.p);
+        qsort(aggs->p, aggs->n, aggs->size, agg_cmp);
+}
+
+static int seq_cmp(const void *a, const void *b) {
+        const struct rec *x = a, *y = b;
+
+        return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
 static int close_rel(double a, double b) {
@@ -309,7 +464,8 @@ static size_t drop_missing(struct rec *want, size_t nw, struct rec *got, size_t 
         return o;
 }
 
-static void compare_raw(struct rec *want, size_t nw, struct rec *got, size_t ng) {
+static void compare_raw(const char *what, struct rec *want, size_t nw, struct rec *got,
+                        size_t ng) {
         size_t i = 0, j = 0;
         int k;
 
@@ -323,11 +479,11 @@ static void compare_raw(struct rec *want, size_t nw, struct rec *got, size_t ng)
                         continue;
                 }
                 if (c < 0) {
-                        MISMATCH("raw: missing reading %s@%lld\n", want[i].sensor,
+                        MISMATCH("%s: missing reading %s@%lld\n", what, want[i].sensor,
                                  (long long)want[i].ts);
                         i++;
                 } else if (c > 0) {
-                        MISMATCH("raw: unexpected or duplicate reading %s@%lld\n",
+                        MISMATCH("%s: unexpected or duplicate reading %s@%lld\n", what,
                                  got[j].sensor, (long long)got[j].ts);
                         j++;
                 } else {
@@ -347,6 +503,8 @@ static void compare_raw(struct rec *want, size_t nw, struct rec *got, size_t ng)
                 }
         }
 }
+
+static int check_late; /* -G: the windows' late counts come from the reference too */
 
 static void compare_agg(struct agg *want, size_t nw, struct agg *got, size_t ng) {
         size_t i = 0, j = 0;
@@ -375,6 +533,9 @@ static void compare_agg(struct agg *want, size_t nw, struct agg *got, size_t ng)
                         j++;
                         continue;
                 }
+                if (check_late && got[j].late != want[i].late)
+                        MISMATCH("agg: %s/%lld late %lld, want %lld\n", got[j].sensor,
+                                 (long long)got[j].start, got[j].late, want[i].late);
                 if (got[j].end != want[i].end || got[j].count != want[i].count ||
                     got[j].nf != want[i].nf)
                         MISMATCH("agg: %s/%lld end %lld count %lld nf %d, want %lld %lld %d\n",
@@ -413,6 +574,9 @@ int main(int argc, char **argv) {
         int64_t W = 10000, timeout_ms = 120000, settle_ms = 3000;
         struct vec truth = {.size = sizeof(struct rec)}, raw = {.size = sizeof(struct rec)};
         struct vec want_agg = {.size = sizeof(struct agg)}, agg = {.size = sizeof(struct agg)};
+        struct vec want_late = {.size = sizeof(struct rec)}, late_got = {.size = sizeof(struct rec)};
+        struct ref_conf ref = {.H = 0, .G = -1};
+        const char *late_topic = NULL;
         char line[8192], errstr[512], group[64];
         rd_kafka_conf_t *conf;
         rd_kafka_t *rk;
@@ -421,7 +585,7 @@ int main(int argc, char **argv) {
         FILE *f;
         int opt;
 
-        while ((opt = getopt(argc, argv, "b:r:a:t:w:T:s:M:dq:g:")) != -1) {
+        while ((opt = getopt(argc, argv, "b:r:a:t:w:T:s:M:dq:g:G:H:Cl:")) != -1) {
                 switch (opt) {
                 case 'b': brokers = optarg; break;
                 case 'r': raw_topic = optarg; break;
@@ -434,6 +598,10 @@ int main(int argc, char **argv) {
                 case 'd': allow_duplicates = 1; break;
                 case 'q': dlq_topic = optarg; break;
                 case 'g': garbage_path = optarg; break;
+                case 'G': ref.G = atoll(optarg); break;
+                case 'H': ref.H = atoll(optarg); break;
+                case 'C': ref.global = 1; break;
+                case 'l': late_topic = optarg; break;
                 default:
                         fprintf(stderr, "usage: tg-verify -r RAW_TOPIC -a AGG_TOPIC -t TRUTH "
                                         "[-b BROKERS] [-w WINDOW_MS] [-T TIMEOUT_S] [-s SETTLE_S]\n"
@@ -441,7 +609,10 @@ int main(int argc, char **argv) {
                                         "        the expected windows are computed without them\n"
                                         "  -d    identical duplicates (a replay after a crash) are allowed, counted\n"
                                         "  -q DLQ_TOPIC -g GARBAGE_TRUTH  every garbage message is a dead\n"
-                                        "        letter with the reason and size the simulator recorded\n");
+                                        "        letter with the reason and size the simulator recorded\n"
+                                        "  -G GRACE_MS [-H HOP_MS] [-C] [-l LATE_TOPIC]  a truth in arrival order\n"
+                                        "        (field conditions): windows from docs/windows.md's reference,\n"
+                                        "        late counts compared, late readings on LATE_TOPIC; -C: close global\n");
                         return 2;
                 }
         }
@@ -454,8 +625,12 @@ int main(int argc, char **argv) {
                 return 2;
         }
         while (fgets(line, sizeof(line), f)) {
-                struct rec *r = vec_push(&truth);
+                struct rec *r;
 
+                /* Field conditions: the options and the outages, not readings. */
+                if (!strncmp(line, "{\"sim\":", 7) || !strncmp(line, "{\"event\":", 9))
+                        continue;
+                r = vec_push(&truth);
                 if (parse_rec(line, strlen(line), r)) {
                         fprintf(stderr, "tg-verify: %s: bad line: %s", truth_path, line);
                         return 2;
@@ -488,8 +663,18 @@ int main(int argc, char **argv) {
                 }
                 fclose(f);
         }
-        qsort(truth.p, truth.n, truth.size, rec_cmp);
-        expected_aggregates(truth.p, truth.n, W, &want_agg);
+        if (ref.G >= 0) {
+                ref.W = W;
+                ref.H = ref.H > 0 ? ref.H : W;
+                check_late = 1;
+                qsort(truth.p, truth.n, truth.size, seq_cmp);
+                reference_windows(&ref, truth.p, truth.n, &want_agg, &want_late);
+                qsort(want_late.p, want_late.n, want_late.size, rec_cmp);
+                qsort(truth.p, truth.n, truth.size, rec_cmp);
+        } else {
+                qsort(truth.p, truth.n, truth.size, rec_cmp);
+                expected_aggregates(truth.p, truth.n, W, &want_agg);
+        }
         fprintf(stderr, "tg-verify: truth has %zu readings in %zu windows\n", truth.n,
                 want_agg.n);
 
@@ -511,6 +696,8 @@ int main(int argc, char **argv) {
         rd_kafka_topic_partition_list_add(subs, agg_topic, RD_KAFKA_PARTITION_UA);
         if (dlq_topic)
                 rd_kafka_topic_partition_list_add(subs, dlq_topic, RD_KAFKA_PARTITION_UA);
+        if (late_topic)
+                rd_kafka_topic_partition_list_add(subs, late_topic, RD_KAFKA_PARTITION_UA);
         rd_kafka_subscribe(rk, subs);
         rd_kafka_topic_partition_list_destroy(subs);
 
@@ -536,6 +723,9 @@ int main(int argc, char **argv) {
                                                 MISMATCH("dlq: record without tg.mqtt_topic/tg.reason\n");
                                         d->bytes = (long)m->len;
                                         check_duplicate_error(h, d);
+                                } else if (late_topic && !strcmp(t, late_topic)) {
+                                        if (parse_rec(m->payload, m->len, vec_push(&late_got)))
+                                                MISMATCH("late: unparsable record\n");
                                 } else if (!strcmp(t, raw_topic)) {
                                         struct rec *r = vec_push(&raw);
 
@@ -563,6 +753,7 @@ int main(int argc, char **argv) {
                 /* With -M, fewer raw records (and so fewer or other windows)
                  * may be right: wait for the settle time to end it. */
                 if (raw.n + (size_t)allow_missing >= truth.n && dead_got.n >= dead_want.n &&
+                    late_got.n >= want_late.n &&
                     (allow_missing || agg.n >= want_agg.n) &&
                     tg_monotonic_ms() - last_msg >= settle_ms)
                         break;
@@ -578,7 +769,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "tg-verify: raw topic %zu records (want %zu), aggregates %zu (want %zu), "
                         "%ld with a wrong Kafka timestamp\n",
                 raw.n, truth.n, agg.n, want_agg.n, timestamps_bad);
-        compare_raw(truth.p, truth.n, raw.p, raw.n);
+        compare_raw("raw", truth.p, truth.n, raw.p, raw.n);
+        if (ref.G >= 0) {
+                fprintf(stderr, "tg-verify: reference: %zu late readings, late topic %zu\n",
+                        want_late.n, late_got.n);
+                compare_raw("late", want_late.p, want_late.n, late_got.p, late_got.n);
+        }
         compare_agg(want_agg.p, want_agg.n, agg.p, agg.n);
         if (dlq_topic) {
                 struct dead *w = dead_want.p, *g = dead_got.p;
