@@ -1223,7 +1223,7 @@ size_t tg_window_engine_sensor_bytes(const tg_window_engine_t *e) {
  * State file, version 1. Native byte order: the file never leaves the
  * machine that wrote it.
  *
- *   header  "TGWSTATE" u32 version, u32 header_crc-less flags (0)
+ *   header  "TGWSTATE" u32 version, u32 flags (STATE_ATTACHED or 0)
  *           i64 W, H, u32 max_fields, u32 nfield_names, u32 nsensors,
  *           i64 global_watermark, u64 position (the caller's: the spool
  *           sequence the state covers)
@@ -1231,10 +1231,14 @@ size_t tg_window_engine_sensor_bytes(const tg_window_engine_t *e) {
  *   sensors nsensors x (u16 id_len, bytes, i64 watermark, i64 close_mark,
  *           u64 late_total, u64 late_since_final, u32 nopen, nopen x (i64 start, u32 count, u32 nfields,
  *           nfields x struct tg_field_stats))
+ *   attach  flags & STATE_ATTACHED only: u32 length, bytes: another module's
+ *           state that must cover the same input (the raw-forwarding
+ *           compressors', docs/downsample.md 5.1), opaque here
  *   trailer u32 CRC-32 of everything before it
  */
 #define STATE_MAGIC "TGWSTATE"
 #define STATE_VERSION 1u
+#define STATE_ATTACHED 1u
 
 struct wbuf {
         unsigned char *p;
@@ -1266,13 +1270,21 @@ static void wput(struct wbuf *b, const void *src, size_t n) {
 
 int tg_window_engine_snapshot(const tg_window_engine_t *e, uint64_t position,
                               void **buf, size_t *len) {
+        return tg_window_engine_snapshot_with(e, position, NULL, 0, buf, len);
+}
+
+int tg_window_engine_snapshot_with(const tg_window_engine_t *e, uint64_t position,
+                                   const void *attachment, size_t attachment_len, void **buf,
+                                   size_t *len) {
         struct wbuf b = {0};
         uint32_t u32, pos, i, crc, nsensors;
 
+        if (attachment_len > UINT32_MAX)
+                return -EFBIG;
         wput(&b, STATE_MAGIC, 8);
         u32 = STATE_VERSION;
         WPUT(&b, u32);
-        u32 = 0;
+        u32 = attachment ? STATE_ATTACHED : 0;
         WPUT(&b, u32);
         WPUT(&b, e->conf.size_ms);
         WPUT(&b, e->conf.hop_ms);
@@ -1315,6 +1327,11 @@ int tg_window_engine_snapshot(const tg_window_engine_t *e, uint64_t position,
                                 wput(&b, slot_field(e, sl, slot_index(e, pos, i), j),
                                      sizeof(struct tg_field_stats));
                 }
+        }
+        if (attachment) {
+                u32 = (uint32_t)attachment_len;
+                WPUT(&b, u32);
+                wput(&b, attachment, attachment_len);
         }
         crc = tg_crc32(0, b.p, b.len);
         WPUT(&b, crc);
@@ -1359,9 +1376,16 @@ int tg_window_state_write(const char *path, const void *buf, size_t len) {
 
 int tg_window_engine_save(const tg_window_engine_t *e, const char *path,
                           uint64_t position) {
+        return tg_window_engine_save_with(e, path, position, NULL, 0);
+}
+
+int tg_window_engine_save_with(const tg_window_engine_t *e, const char *path,
+                               uint64_t position, const void *attachment,
+                               size_t attachment_len) {
         void *buf;
         size_t len;
-        int r = tg_window_engine_snapshot(e, position, &buf, &len);
+        int r = tg_window_engine_snapshot_with(e, position, attachment, attachment_len, &buf,
+                                               &len);
 
         if (r)
                 return r;
@@ -1414,7 +1438,15 @@ static int load_fail(tg_window_engine_t *e, char *errstr, size_t size,
 
 int tg_window_engine_load(tg_window_engine_t *e, const char *path,
                           uint64_t *position, char *errstr, size_t errstr_size) {
+        return tg_window_engine_load_with(e, path, position, NULL, NULL, errstr, errstr_size);
+}
+
+int tg_window_engine_load_with(tg_window_engine_t *e, const char *path, uint64_t *position,
+                               tg_window_attachment_fn *attached, void *opaque,
+                               char *errstr, size_t errstr_size) {
         unsigned char *data = NULL;
+        uint32_t attachment_len = 0;
+        size_t attachment_off = 0;
         struct rbuf b;
         char magic[8];
         uint32_t version, flags, max_fields, nnames, nsens, i, pos, crc;
@@ -1577,14 +1609,28 @@ int tg_window_engine_load(tg_window_engine_t *e, const char *path,
                 }
                 sensor_rescan_oldest(e, pos);
         }
+        if (flags & STATE_ATTACHED) {
+                RGET(&b, attachment_len);
+                attachment_off = b.off;
+                if (attachment_len > b.len - b.off)
+                        b.short_read = 1;
+                else
+                        b.off += attachment_len;
+        }
         if (b.short_read || b.off != b.len) {
                 free(data);
                 return load_fail(e, errstr, errstr_size, "length mismatch");
         }
+        /* A file without an attachment restores the other module empty. */
+        if (attached && attached(opaque, attachment_len ? data + attachment_off : NULL,
+                                 attachment_len, errstr, errstr_size)) {
+                free(data);
+                engine_reset(e);
+                return -EINVAL;
+        }
         e->global_watermark = gwm;
         if (position)
                 *position = saved_position;
-        (void)flags;
         free(data);
         return 0;
 }

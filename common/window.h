@@ -216,6 +216,21 @@ int tg_window_engine_save(const tg_window_engine_t *e, const char *path,
 int tg_window_engine_snapshot(const tg_window_engine_t *e, uint64_t position,
                               void **buf, size_t *len);
 
+/**
+ * @brief tg_window_engine_snapshot() carrying @p attachment_len bytes of
+ *        another module's state (NULL: none), which must cover the same
+ *        input: one file, one rename, so a crash never splits them.
+ * @return 0, -ENOMEM or -EFBIG.
+ */
+int tg_window_engine_snapshot_with(const tg_window_engine_t *e, uint64_t position,
+                                   const void *attachment, size_t attachment_len, void **buf,
+                                   size_t *len);
+
+/** @brief tg_window_engine_save() with an attachment. @return 0 or -errno. */
+int tg_window_engine_save_with(const tg_window_engine_t *e, const char *path,
+                               uint64_t position, const void *attachment,
+                               size_t attachment_len);
+
 /** @brief Write a snapshot to @p path atomically. @return 0 or -errno. */
 int tg_window_state_write(const char *path, const void *buf, size_t len);
 
@@ -229,5 +244,15 @@ int tg_window_state_write(const char *path, const void *buf, size_t len);
  */
 int tg_window_engine_load(tg_window_engine_t *e, const char *path,
                           uint64_t *position, char *errstr, size_t errstr_size);
+
+/** Handed a state file's attachment (NULL, 0 when it has none) once the rest
+ *  has loaded; non-zero rejects the whole file, with a reason in @p errstr. */
+typedef int (tg_window_attachment_fn)(void *opaque, const void *attachment, size_t len,
+                                      char *errstr, size_t errstr_size);
+
+/** @brief tg_window_engine_load() that hands the attachment to @p attached. */
+int tg_window_engine_load_with(tg_window_engine_t *e, const char *path, uint64_t *position,
+                               tg_window_attachment_fn *attached, void *opaque,
+                               char *errstr, size_t errstr_size);
 
 #endif
