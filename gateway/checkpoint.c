@@ -43,10 +43,33 @@ void tg_checkpoint_destroy(tg_checkpoint_t *cp) {
         free(cp);
 }
 
-uint64_t tg_checkpoint_restore(tg_checkpoint_t *cp, tg_window_engine_t *engine) {
+/* The window state file's attachment is the compressors' state; a file
+ * without one (or no compressors configured) restores them empty. */
+static int restore_downsample(void *opaque, const void *p, size_t len, char *errstr,
+                              size_t errstr_size) {
+        return opaque ? tg_downsample_restore(opaque, p, len, errstr, errstr_size) : 0;
+}
+
+/* Windows and compressors in one buffer, as one snapshot. */
+static int snapshot(tg_window_engine_t *engine, tg_downsample_t *ds, uint64_t position,
+                    void **buf, size_t *len) {
+        void *att = NULL;
+        size_t att_len = 0;
+        int r;
+
+        if (ds && (r = tg_downsample_snapshot(ds, &att, &att_len)))
+                return r;
+        r = tg_window_engine_snapshot_with(engine, position, att, att_len, buf, len);
+        free(att);
+        return r;
+}
+
+uint64_t tg_checkpoint_restore(tg_checkpoint_t *cp, tg_window_engine_t *engine,
+                               tg_downsample_t *ds) {
         uint64_t position = 0;
         char err[256];
-        int r = tg_window_engine_load(engine, cp->path, &position, err, sizeof(err));
+        int r = tg_window_engine_load_with(engine, cp->path, &position, restore_downsample, ds,
+                                           err, sizeof(err));
 
         if (r == 0)
                 tg_info("restored open windows from %s (spool position %llu)", cp->path,
@@ -68,7 +91,8 @@ uint64_t tg_checkpoint_restore(tg_checkpoint_t *cp, tg_window_engine_t *engine) 
         return position;
 }
 
-void tg_checkpoint_step(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_spool_t *spool,
+void tg_checkpoint_step(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_downsample_t *ds,
+                        tg_spool_t *spool,
                         uint64_t processed_next, uint64_t confirmed_next, int force,
                         int64_t now_ms) {
         int r;
@@ -83,7 +107,7 @@ void tg_checkpoint_step(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_spoo
         }
         if (!cp->snap && processed_next - 1 > cp->pos && (force || now_ms >= cp->next_ms)) {
                 cp->snap_pos = processed_next - 1;
-                if (tg_window_engine_snapshot(engine, cp->snap_pos, &cp->snap, &cp->snap_len))
+                if (snapshot(engine, ds, cp->snap_pos, &cp->snap, &cp->snap_len))
                         cp->snap = NULL;
                 cp->next_ms = now_ms + cp->interval_ms;
         }
@@ -104,7 +128,8 @@ void tg_checkpoint_step(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_spoo
         cp->snap = NULL;
 }
 
-void tg_checkpoint_final(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_spool_t *spool,
+void tg_checkpoint_final(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_downsample_t *ds,
+                         tg_spool_t *spool,
                          uint64_t processed_next, uint64_t confirmed_next, int unconfirmed) {
         int r;
 
@@ -112,10 +137,17 @@ void tg_checkpoint_final(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_spo
         cp->snap = NULL;
         /* Twice: the first snapshots everything processed, the second
          * writes it if Kafka confirmed all of it. */
-        tg_checkpoint_step(cp, engine, spool, processed_next, confirmed_next, 1, 0);
-        tg_checkpoint_step(cp, engine, spool, processed_next, confirmed_next, 1, 0);
+        tg_checkpoint_step(cp, engine, ds, spool, processed_next, confirmed_next, 1, 0);
+        tg_checkpoint_step(cp, engine, ds, spool, processed_next, confirmed_next, 1, 0);
         if (cp->memory) {
-                if ((r = tg_window_engine_save(engine, cp->path, 0)))
+                void *buf;
+                size_t len;
+
+                if (!(r = snapshot(engine, ds, 0, &buf, &len))) {
+                        r = tg_window_state_write(cp->path, buf, len);
+                        free(buf);
+                }
+                if (r)
                         tg_err("cannot save open windows to %s: %s; they are lost", cp->path,
                                strerror(-r));
                 else

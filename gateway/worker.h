@@ -8,6 +8,7 @@
 
 #include "codec.h"
 #include "config.h"
+#include "downsample.h"
 #include "ledger.h"
 #include "sink.h"
 #include "window.h"
@@ -29,6 +30,8 @@ struct tg_worker_counters {
         uint64_t forwarded;                    /**< raw records produced */
         uint64_t forward_failed;
         uint64_t aggregates;                   /**< aggregate records produced */
+        uint64_t downsampled;                  /**< records of what forward.mode selects */
+        struct tg_downsample_counters raw_values; /**< the values forward.mode kept and held back */
         uint64_t sink_full_waits;              /**< times a record waited for room in the sink */
         struct tg_window_counters window;
 };
@@ -91,6 +94,10 @@ void tg_worker_touch_all(tg_worker_t *w);
 
 /** @brief The engine, for checkpoints (holder only). */
 tg_window_engine_t *tg_worker_engine(tg_worker_t *w);
+
+/** @brief The raw-forwarding compressors, for checkpoints (holder only);
+ *         NULL when every subscription forwards every reading. */
+tg_downsample_t *tg_worker_downsample(tg_worker_t *w);
 
 /** @brief Holder: publish the counters for tg_worker_counters(). */
 void tg_worker_publish(tg_worker_t *w);
