@@ -273,7 +273,6 @@ static void forward_downsampled(struct tg_worker *w, struct sub_state *sub,
         np = tg_downsample_add(w->ds, r, w->rules, w->points);
         for (i = 0; i < np; i++) {
                 const struct tg_raw_point *p = &w->points[i];
-                struct tg_sink_header h = {"tg.mode", tg_raw_mode_name(p->mode), 0};
 
                 if (done[i])
                         continue;
@@ -284,7 +283,6 @@ static void forward_downsampled(struct tg_worker *w, struct sub_state *sub,
                                 group[k++] = w->points[j];
                                 done[j] = 1;
                         }
-                h.len = strlen(h.value);
                 n = tg_record_downsampled(r, group, k, w->raw_json, sizeof(w->raw_json));
                 if (!n) {
                         w->c.forward_failed++;
@@ -292,7 +290,8 @@ static void forward_downsampled(struct tg_worker *w, struct sub_state *sub,
                         tg_err_limited("sensor %s: record too large", r->sensor);
                         continue;
                 }
-                if (emit(w, to, r->sensor, r->sensor_len, w->raw_json, n, p->ts, &h, 1) == 0)
+                /* the record names its mode; no header repeats it */
+                if (emit(w, to, r->sensor, r->sensor_len, w->raw_json, n, p->ts, NULL, 0) == 0)
                         w->c.downsampled++;
                 else
                         w->c.forward_failed++;
