@@ -25,13 +25,7 @@ grep -q "raw forwarding: [0-9]* bytes for 10000 sensors of 4 fields" "$work/gate
 sim --sensors 20 --rate 10 --duration 30 --qos 1 --seed 15 --quiet \
 	--start-ms "$(($(date +%s) * 1000))" --truth "$work/truth.jsonl" &
 sim_pid=$!
-for kill in 1 2 3; do
-	sleep "$((4 + RANDOM % 4))"
-	gateway_kill
-	log "gateway killed ($kill)"
-	sleep 1
-	gateway_start "${opts[@]}"
-done
+crash_restarts 3 4 1 "${opts[@]}"
 wait "$sim_pid" || fail "simulator failed"
 readings=$(wc -l <"$work/truth.jsonl")
 ((readings == 6000)) || fail "simulator confirmed $readings readings, want 6000"
