@@ -276,6 +276,10 @@ static void forward_downsampled(struct tg_worker *w, struct sub_state *sub,
 
                 if (done[i])
                         continue;
+                if (p->mode == TG_RAW_ALL && w->rules[p->field].mode != TG_RAW_ALL)
+                        tg_warn_limited("sensor %s: field %s has no room in the compressors' "
+                                        "table (window.max_sensors, forward.max_fields): sent "
+                                        "whole", r->sensor, r->fields[p->field].name);
                 for (j = i, k = 0; j < np; j++)
                         if (!done[j] && w->points[j].ts == p->ts &&
                             w->points[j].mode == p->mode &&
