@@ -2,7 +2,7 @@
 # bench/run.sh - builds the benchmarks in Release and runs them; paste the output into bench/RESULTS.md.
 # SPDX-License-Identifier: Apache-2.0
 #
-# Usage: bench/run.sh [window|codec|json|crc] ...   (default: window codec)
+# Usage: bench/run.sh [window|codec|json|crc|downsample] ...   (default: window codec)
 # These machines are noisy: compare figures from one run with each other,
 # not with another day's.
 set -euo pipefail
@@ -25,6 +25,13 @@ for w in "${what[@]}"; do
 		"$build/bench/window_bench" 100 1000 10000
 		echo "## the same in batches of 16 (tg_window_engine_add_batch)"
 		"$build/bench/window_bench" -b 16 100 1000 10000
+		;;
+	downsample)
+		# issue 15: what forward.mode adds per reading to the engine's work
+		echo "## the engine, then the engine and the raw-forwarding compressors: bench/run.sh downsample"
+		for mode in "" exception swinging-door; do
+			"$build/bench/window_bench" -n 4000000 ${mode:+-R "$mode"} 1000 10000
+		done
 		;;
 	codec)
 		echo "## decoders and encoders: bench/run.sh codec"

@@ -36,7 +36,14 @@
  * reading of each id: a new sensor) and of readings of known ids (lookups),
  * READINGS in all, round-robin, one reading of 3 fields each.
  *
- * Usage: window_bench [-n READINGS] [-r RUNS] [-b BATCH] [-d] [-F] [SENSORS...]
+ * With -R MODE (exception, swinging-door, all, none: forward.mode, issue 15)
+ * every reading also goes through the raw-forwarding compressors after the
+ * engine, as the worker does (deviation 0.05, maximum silence 60 s, on the
+ * three fields); the "engine" column is then both, and the difference with a
+ * run without -R is the compressors' cost per reading. (An older engine of
+ * bench/window_ab.sh has no compressors: -R is refused there.)
+ *
+ * Usage: window_bench [-n READINGS] [-r RUNS] [-b BATCH] [-d] [-F] [-R MODE] [SENSORS...]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +53,10 @@
 
 #include "flood_ids.h"
 #include "window.h"
+#if __has_include("downsample.h")
+#include "downsample.h"
+#define HAVE_DOWNSAMPLE 1
+#endif
 
 #define SENSORS_MAX 100000
 #define BATCH_MAX 64
@@ -79,6 +90,8 @@ static uint8_t *id_lens;
 static int tick_every_step;
 /* -F: time crafted ids against ordinary ones (issue 13). */
 static int flood;
+/* -R: the raw-forwarding mode every reading also goes through; -1: none. */
+static int raw_mode = -1;
 
 struct outcome {
         double cpu_s;
@@ -131,6 +144,23 @@ static struct outcome run(int sensors, uint64_t readings, int late_every, int ba
          * system call per 100 readings would be counted as the engine's. */
         int clock_every = sensors >= 10000 ? 1 : 10000 / sensors;
         volatile int64_t sink = 0;
+#ifdef HAVE_DOWNSAMPLE
+        tg_downsample_t *ds = NULL;
+        struct tg_raw_rule rules[3];
+        struct tg_raw_point pts[TG_DOWNSAMPLE_POINTS_MAX];
+
+        for (b = 0; b < 3; b++)
+                rules[b] = (struct tg_raw_rule){(enum tg_raw_mode)(raw_mode < 0 ? 0 : raw_mode),
+                                                0.05, 60000};
+        if (engine && raw_mode >= 0 &&
+            !(ds = tg_downsample_new((uint32_t)sensors, 3, err, sizeof(err)))) {
+                fprintf(stderr, "%s\n", err);
+                exit(1);
+        }
+#define RAW_FORWARD(x) (ds ? (void)(sink += (int64_t)tg_downsample_add(ds, (x), rules, pts)) : (void)0)
+#else
+#define RAW_FORWARD(x) ((void)0)
+#endif
 
         bench_now = 1700000000000LL;
         e = tg_window_engine_new(&conf, &clock, count_emit, NULL, err, sizeof(err));
@@ -162,9 +192,10 @@ static struct outcome run(int sensors, uint64_t readings, int late_every, int ba
                 if (batch <= 1) {
                         for (s = 0; s < sensors; s++, o.n++) {
                                 fill(&r[0], s, step, steps, late_every, o.n);
-                                if (engine)
+                                if (engine) {
                                         tg_window_engine_add(e, &r[0]);
-                                else
+                                        RAW_FORWARD(&r[0]);
+                                } else
                                         sink += r[0].ts_ms + r[0].sensor[0];
                         }
                         continue;
@@ -175,9 +206,11 @@ static struct outcome run(int sensors, uint64_t readings, int late_every, int ba
                         for (b = 0; b < nb; b++, o.n++)
                                 fill(&r[b], s + b, step, steps, late_every, o.n);
 #ifdef TG_WINDOW_HAVE_BATCH
-                        if (engine)
+                        if (engine) {
                                 tg_window_engine_add_batch(e, r, (size_t)nb, NULL);
-                        else
+                                for (b = 0; b < nb; b++)
+                                        RAW_FORWARD(&r[b]);
+                        } else
 #endif
                                 sink += r[nb - 1].ts_ms + r[0].sensor[0];
                         s += nb;
@@ -190,9 +223,16 @@ static struct outcome run(int sensors, uint64_t readings, int late_every, int ba
         o.late = c.late;
         o.windows = c.windows_emitted;
         o.memory = tg_window_engine_memory(e);
+#ifdef HAVE_DOWNSAMPLE
+        if (ds)
+                o.memory += tg_downsample_memory(ds);
+        tg_downsample_destroy(ds);
+#endif
         tg_window_engine_destroy(e);
         return o;
 }
+
+static const char *const raw_mode_names[] = {"all", "exception", "swinging-door", "none"};
 
 static struct outcome best_of(int runs, int sensors, uint64_t readings, int late_every,
                               int batch, int engine) {
@@ -213,8 +253,9 @@ static void report(int sensors, uint64_t readings, int late_every, int batch, in
         double net = o.cpu_s - f.cpu_s;
         char name[64];
 
-        snprintf(name, sizeof(name), "%d sensors, %s", sensors,
-                 late_every ? "5 % late" : "in order");
+        snprintf(name, sizeof(name), "%d sensors, %s%s%s", sensors,
+                 late_every ? "5 % late" : "in order", raw_mode < 0 ? "" : ", raw ",
+                 raw_mode < 0 ? "" : raw_mode_names[raw_mode]);
         printf("%-24s %9llu readings  loop %6.2f M/s  fill %5.1f ns  engine %6.2f M readings/s/core"
                "  %5.1f ns  late %5.2f %%  windows %llu  ticks %llu  memory %zu B/sensor\n",
                name, (unsigned long long)o.n, (double)o.n / o.cpu_s / 1e6,
@@ -310,7 +351,7 @@ int main(int argc, char **argv) {
         uint64_t readings = 10000000;
         int runs = 3, batch = 1, opt, i, sensors = 10000, s;
 
-        while ((opt = getopt(argc, argv, "n:r:b:dF")) != -1) {
+        while ((opt = getopt(argc, argv, "n:r:b:dFR:")) != -1) {
                 switch (opt) {
                 case 'n':
                         readings = strtoull(optarg, NULL, 10);
@@ -326,6 +367,16 @@ int main(int argc, char **argv) {
                         break;
                 case 'F':
                         flood = 1;
+                        break;
+                case 'R':
+                        for (raw_mode = 3; raw_mode >= 0; raw_mode--)
+                                if (!strcmp(optarg, raw_mode_names[raw_mode]))
+                                        break;
+#ifndef HAVE_DOWNSAMPLE
+                        raw_mode = -1;
+#endif
+                        if (raw_mode < 0)
+                                goto usage;
                         break;
                 default:
                         goto usage;
@@ -360,7 +411,7 @@ int main(int argc, char **argv) {
         }
         return 0;
 usage:
-        fprintf(stderr, "usage: window_bench [-n READINGS] [-r RUNS] [-b BATCH 1..%d] [-d] [-F] "
+        fprintf(stderr, "usage: window_bench [-n READINGS] [-r RUNS] [-b BATCH 1..%d] [-d] [-F] [-R MODE] "
                         "[SENSORS 1..%d ...]\n", BATCH_MAX, SENSORS_MAX);
         return 2;
 }

@@ -11,6 +11,8 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "downsample.h"
+
 #define OPT(field) offsetof(struct tg_config, field)
 #define SEC(n) ((int64_t)(n) * 1000)
 #define DAY SEC(86400)
@@ -153,6 +155,33 @@ static const struct tg_option options[] = {
          "(tumblegate_window_fields_dropped_total{reason=\"wide_windows\"}).", 0},
         {"window.max_field_names", TG_OPT_INT, OPT(window_max_field_names), 1, 4096, "64", NULL,
          "Distinct field names over the gateway's life.", 0},
+
+        {"forward.mode", TG_OPT_ENUM, OPT(fwd_mode), 0, 0, "all",
+         "all|exception|swinging-door|none",
+         "What of the raw stream is forwarded (docs/downsample.md): all: every "
+         "reading; exception: a value further than forward.deviation from the last "
+         "one sent; swinging-door: the kept points of swinging-door compression, a "
+         "line through which is within forward.deviation of every reading; none: "
+         "aggregates only. Windows see every reading whatever the mode.", 0},
+        {"forward.deviation", TG_OPT_STRING, OPT(fwd_deviation), 0, 0, "0", NULL,
+         "The deadband (exception) or compression deviation (swinging-door): a "
+         "number in the field's unit, or a percentage of forward.span (\"2%\").", 0},
+        {"forward.span", TG_OPT_STRING, OPT(fwd_span), 0, 0, "", NULL,
+         "The measuring range a percentage in forward.deviation refers to, e.g. 100.", 0},
+        {"forward.max_silence", TG_OPT_DURATION, OPT(fwd_max_silence_ms), 0, DAY, "5m", NULL,
+         "Exception and swinging-door: a value is sent at least this often (event "
+         "time) while readings come; 0: no limit.", 0},
+        {"forward.fields", TG_OPT_STRING, OPT(fwd_fields), 0, 0, "", NULL,
+         "Per-field rules, a list or comma-separated: NAME=MODE[:DEVIATION[:SPAN]], "
+         "e.g. humidity=exception:2%:100. Other fields follow forward.mode.",
+         TG_OPT_LIST},
+        {"forward.max_fields", TG_OPT_INT, OPT(fwd_max_fields), 1, 16, "4", NULL,
+         "Fields per sensor under exception or swinging-door with state kept (112 "
+         "bytes each, for window.max_sensors sensors, allocated at start); further "
+         "fields are forwarded whole and counted.", 0},
+        {"topics.compressed", TG_OPT_STRING, OPT(topic_compressed), 0, 0, "", NULL,
+         "Empty: topics.raw carries what forward.mode selects. Set: topics.raw "
+         "carries every reading and this topic what forward.mode selects.", 0},
 
         {"durability", TG_OPT_ENUM, OPT(durability), 0, 0, "disk", "disk|memory",
          "disk: every MQTT message is in the spool on local disk before it is "
@@ -317,6 +346,11 @@ static const struct {
         [TG_SUB_TS_MISSING] = {"timestamp.missing", "input.timestamp.missing"},
         [TG_SUB_FIELDS] = {"fields", "input.fields"},
         [TG_SUB_SENML_NAMES] = {"senml_names", "input.senml_names"},
+        [TG_SUB_FWD_MODE] = {"forward.mode", "forward.mode"},
+        [TG_SUB_FWD_DEVIATION] = {"forward.deviation", "forward.deviation"},
+        [TG_SUB_FWD_SPAN] = {"forward.span", "forward.span"},
+        [TG_SUB_FWD_MAX_SILENCE] = {"forward.max_silence", "forward.max_silence"},
+        [TG_SUB_FWD_FIELDS] = {"forward.fields", "forward.fields"},
 };
 
 const char *tg_config_sub_option(enum tg_sub_key k) {
@@ -349,7 +383,7 @@ static int set_subscription(struct tg_config *cfg, const char *key,
         if (k == TG_SUB__COUNT)
                 FAIL("%s: unknown option '%s' (a subscription takes topic, qos, format, "
                      "sensor_id, timestamp.field, timestamp.unit, timestamp.missing, "
-                     "fields, senml_names)", origin, key);
+                     "fields, senml_names, forward.*)", origin, key);
         if (!(scratch = calloc(1, sizeof(*scratch))))
                 return -ENOMEM;
         r = option_store(scratch, option_find(sub_keys[k].option), key, value, origin,
@@ -558,7 +592,8 @@ size_t tg_config_subscriptions(const struct tg_config *cfg,
                         const struct tg_option *o = option_find(sub_keys[k].option);
 
                         out[i].value[k] = cfg->subs[i][k];
-                        if (!out[i].value[k] && o->type != TG_OPT_INT)
+                        if (!out[i].value[k] && o->type != TG_OPT_INT &&
+                            o->type != TG_OPT_DURATION)
                                 out[i].value[k] = *(char *const *)((const char *)cfg +
                                                                    o->offset);
                 }
@@ -666,6 +701,17 @@ int tg_config_validate(const struct tg_config *cfg, char *errstr,
                 if (!strcmp(id, "payload:") || !subs[i].value[TG_SUB_TS_FIELD][0])
                         FAIL("%ssensor_id and timestamp.field name a member: not empty",
                              where);
+                {
+                        struct tg_raw_rules rules;
+                        char why[200];
+
+                        if (tg_raw_rules_parse(&rules, subs[i].value[TG_SUB_FWD_MODE],
+                                               subs[i].value[TG_SUB_FWD_DEVIATION],
+                                               subs[i].value[TG_SUB_FWD_SPAN], 0,
+                                               subs[i].value[TG_SUB_FWD_FIELDS], why,
+                                               sizeof(why)))
+                                FAIL("%s%s", cfg->nsubs ? where : "", why);
+                }
         }
         if (!cfg->mqtt_client_id[0])
                 FAIL("mqtt.client_id: must not be empty (a persistent session needs a stable id)");

@@ -21,6 +21,11 @@ enum tg_sub_key {
         TG_SUB_TS_MISSING,      /**< input.timestamp.missing */
         TG_SUB_FIELDS,          /**< input.fields */
         TG_SUB_SENML_NAMES,     /**< input.senml_names */
+        TG_SUB_FWD_MODE,        /**< forward.mode */
+        TG_SUB_FWD_DEVIATION,   /**< forward.deviation */
+        TG_SUB_FWD_SPAN,        /**< forward.span */
+        TG_SUB_FWD_MAX_SILENCE, /**< forward.max_silence (NULL: inherited, read the int) */
+        TG_SUB_FWD_FIELDS,      /**< forward.fields */
         TG_SUB__COUNT
 };
 
@@ -83,6 +88,14 @@ struct tg_config {
         char *window_emit;
         int64_t window_update_interval_ms;
         int64_t window_evict_after_ms;
+        /* what of the raw stream is forwarded (docs/downsample.md) */
+        char *fwd_mode;
+        char *fwd_deviation;
+        char *fwd_span;
+        int64_t fwd_max_silence_ms;
+        char *fwd_fields;
+        int64_t fwd_max_fields;
+        char *topic_compressed;
         /* durability */
         char *durability;
         int64_t spool_max_bytes;

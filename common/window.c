@@ -1224,7 +1224,7 @@ size_t tg_window_engine_sensor_bytes(const tg_window_engine_t *e) {
  * State file, version 1. Native byte order: the file never leaves the
  * machine that wrote it.
  *
- *   header  "TGWSTATE" u32 version, u32 header_crc-less flags (0)
+ *   header  "TGWSTATE" u32 version, u32 flags (STATE_ATTACHED or 0)
  *           i64 W, H, u32 max_fields, u32 nfield_names, u32 nsensors,
  *           i64 global_watermark, u64 position (the caller's: the spool
  *           sequence the state covers)
@@ -1232,10 +1232,14 @@ size_t tg_window_engine_sensor_bytes(const tg_window_engine_t *e) {
  *   sensors nsensors x (u16 id_len, bytes, i64 watermark, i64 close_mark,
  *           u64 late_total, u64 late_since_final, u32 nopen, nopen x (i64 start, u32 count, u32 nfields,
  *           nfields x struct tg_field_stats))
+ *   attach  flags & STATE_ATTACHED only: u32 length, bytes: another module's
+ *           state that must cover the same input (the raw-forwarding
+ *           compressors', docs/downsample.md 5.1), opaque here
  *   trailer u32 CRC-32 of everything before it
  */
 #define STATE_MAGIC "TGWSTATE"
 #define STATE_VERSION 1u
+#define STATE_ATTACHED 1u
 
 /* The state file is written through this buffer and never built whole in
  * memory: a checkpoint of 10 000 sensors (5 MB) costs the process no more
@@ -1295,13 +1299,15 @@ static void wput(struct wbuf *b, const void *src, size_t n) {
 
 #define WPUT(b, v) wput((b), &(v), sizeof(v))
 
-/* The state in the format above, to @p fd (or only counted, with -1);
- * its size in @p bytes. */
+/* The state in the format above, to @p fd (or only counted, with -1),
+ * @p attachment appended when not NULL; its size in @p bytes. */
 static int state_write(const tg_window_engine_t *e, int fd, uint64_t position,
-                       uint64_t *bytes) {
+                       const void *attachment, size_t attachment_len, uint64_t *bytes) {
         struct wbuf b;
         uint32_t u32, pos, i, nsensors;
 
+        if (attachment_len > UINT32_MAX)
+                return -EFBIG;
         b.fd = fd;
         b.err = 0;
         b.total = 0;
@@ -1310,7 +1316,7 @@ static int state_write(const tg_window_engine_t *e, int fd, uint64_t position,
         wput(&b, STATE_MAGIC, 8);
         u32 = STATE_VERSION;
         WPUT(&b, u32);
-        u32 = 0;
+        u32 = attachment ? STATE_ATTACHED : 0;
         WPUT(&b, u32);
         WPUT(&b, e->conf.size_ms);
         WPUT(&b, e->conf.hop_ms);
@@ -1354,6 +1360,11 @@ static int state_write(const tg_window_engine_t *e, int fd, uint64_t position,
                                      sizeof(struct tg_field_stats));
                 }
         }
+        if (attachment) {
+                u32 = (uint32_t)attachment_len;
+                WPUT(&b, u32);
+                wput(&b, attachment, attachment_len);
+        }
         wflush(&b);
         wwrite(&b, &b.crc, sizeof(b.crc));
         if (bytes)
@@ -1364,7 +1375,7 @@ static int state_write(const tg_window_engine_t *e, int fd, uint64_t position,
 uint64_t tg_window_engine_state_bytes(const tg_window_engine_t *e) {
         uint64_t bytes = 0;
 
-        state_write(e, -1, 0, &bytes);
+        state_write(e, -1, 0, NULL, 0, &bytes);
         return bytes;
 }
 
@@ -1388,13 +1399,19 @@ static int sync_dir_of(const char *path) {
 
 int tg_window_engine_save(const tg_window_engine_t *e, const char *path,
                           uint64_t position, uint64_t *bytes) {
+        return tg_window_engine_save_with(e, path, position, NULL, 0, bytes);
+}
+
+int tg_window_engine_save_with(const tg_window_engine_t *e, const char *path,
+                               uint64_t position, const void *attachment,
+                               size_t attachment_len, uint64_t *bytes) {
         char tmp[4096];
         int fd, r;
 
         snprintf(tmp, sizeof(tmp), "%s.tmp", path);
         if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0)
                 return -errno;
-        r = state_write(e, fd, position, bytes);
+        r = state_write(e, fd, position, attachment, attachment_len, bytes);
         if (!r && fsync(fd))
                 r = -errno;
         if (close(fd) && !r)
@@ -1458,7 +1475,15 @@ static int load_fail(tg_window_engine_t *e, char *errstr, size_t size,
 
 int tg_window_engine_load(tg_window_engine_t *e, const char *path,
                           uint64_t *position, char *errstr, size_t errstr_size) {
+        return tg_window_engine_load_with(e, path, position, NULL, NULL, errstr, errstr_size);
+}
+
+int tg_window_engine_load_with(tg_window_engine_t *e, const char *path, uint64_t *position,
+                               tg_window_attachment_fn *attached, void *opaque,
+                               char *errstr, size_t errstr_size) {
         unsigned char *data;
+        uint32_t attachment_len = 0;
+        size_t attachment_off = 0;
         struct rbuf b;
         struct stat sb;
         char magic[8];
@@ -1624,14 +1649,28 @@ int tg_window_engine_load(tg_window_engine_t *e, const char *path,
                 }
                 sensor_rescan_oldest(e, pos);
         }
+        if (flags & STATE_ATTACHED) {
+                RGET(&b, attachment_len);
+                attachment_off = b.off;
+                if (attachment_len > b.len - b.off)
+                        b.short_read = 1;
+                else
+                        b.off += attachment_len;
+        }
         if (b.short_read || b.off != b.len) {
                 munmap(data, size);
                 return load_fail(e, errstr, errstr_size, "length mismatch");
         }
+        /* A file without an attachment restores the other module empty. */
+        if (attached && attached(opaque, attachment_len ? data + attachment_off : NULL,
+                                 attachment_len, errstr, errstr_size)) {
+                munmap(data, size);
+                engine_reset(e);
+                return -EINVAL;
+        }
         e->global_watermark = gwm;
         if (position)
                 *position = saved_position;
-        (void)flags;
         munmap(data, size);
         return 0;
 }

@@ -222,6 +222,16 @@ uint64_t tg_window_engine_state_bytes(const tg_window_engine_t *e);
 int tg_window_state_rename(const char *from, const char *to);
 
 /**
+ * @brief tg_window_engine_save() carrying @p attachment_len bytes of another
+ *        module's state (NULL: none), which must cover the same input: one
+ *        file, one rename, so a crash never splits them.
+ * @return 0 or -errno (-EFBIG for an attachment over 4 GiB).
+ */
+int tg_window_engine_save_with(const tg_window_engine_t *e, const char *path,
+                               uint64_t position, const void *attachment,
+                               size_t attachment_len, uint64_t *bytes);
+
+/**
  * @brief Restore open windows written by tg_window_engine_save() into an
  *        empty engine with the same window size, hop and field limits, and
  *        the position saved with them (into @p position unless NULL).
@@ -231,5 +241,15 @@ int tg_window_state_rename(const char *from, const char *to);
  */
 int tg_window_engine_load(tg_window_engine_t *e, const char *path,
                           uint64_t *position, char *errstr, size_t errstr_size);
+
+/** Handed a state file's attachment (NULL, 0 when it has none) once the rest
+ *  has loaded; non-zero rejects the whole file, with a reason in @p errstr. */
+typedef int (tg_window_attachment_fn)(void *opaque, const void *attachment, size_t len,
+                                      char *errstr, size_t errstr_size);
+
+/** @brief tg_window_engine_load() that hands the attachment to @p attached. */
+int tg_window_engine_load_with(tg_window_engine_t *e, const char *path, uint64_t *position,
+                               tg_window_attachment_fn *attached, void *opaque,
+                               char *errstr, size_t errstr_size);
 
 #endif

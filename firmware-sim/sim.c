@@ -61,6 +61,13 @@
 /* The wire formats the sim speaks: the gateway's flat object/map, or a
  * SenML pack (RFC 8428). The sim keeps its own list because SenML is a
  * separate codec (codec_senml.h) beside the flat ones of codec.h. */
+/* --shape: transforms of the natural signal, each drawing from a stream of
+ * its own so the natural values never change. */
+enum sim_shape { SIM_SHAPE_NATURAL, SIM_SHAPE_STEPPED, SIM_SHAPE_NOISY, SIM_SHAPE_SPIKY,
+                 SIM_SHAPE__COUNT };
+static const char *const sim_shape_names[SIM_SHAPE__COUNT] = {"natural", "stepped", "noisy",
+                                                              "spiky"};
+
 enum sim_format {
         SIM_FORMAT_CBOR,
         SIM_FORMAT_JSON,
@@ -103,6 +110,7 @@ struct sim_opts {
         unsigned nfields;
         int quiet;
         struct sim_field_opts field;    /* field conditions (field.h) */
+        unsigned shape;         /* enum sim_shape */
 };
 
 enum sim_opt_key {
@@ -126,6 +134,7 @@ enum sim_opt_key {
         OPT_GARBAGE_TRUTH,
         OPT_REORDER, OPT_LATE, OPT_LATE_MS, OPT_SKEW, OPT_DRIFT, OPT_OFFLINE, OPT_OFFLINE_MS,
         OPT_DISCONNECT, OPT_DISCONNECT_MS, OPT_DUPLICATE,
+        OPT_SHAPE,
         OPT_HELP = 'h',
         OPT_VERSION = 'V',
 };
@@ -212,6 +221,11 @@ static const struct sim_option sim_options[] = {
          "field: how long a dropped sensor stays away (default 5000)"},
         {"duplicate", required_argument, OPT_DUPLICATE, "FRACTION",
          "field: send this fraction of readings twice (default 0)"},
+        {"shape", required_argument, OPT_SHAPE, "S",
+         "what the signals look like: natural (slow sine, drift and a little noise), "
+         "stepped (a level held, jumping now and then, no noise), noisy (natural with ten "
+         "times the noise) or spiky (natural with one reading in 200 a spike); seeded, "
+         "and natural values are the same whatever else is chosen (default natural)"},
         {"quiet", no_argument, OPT_QUIET, NULL,
          "no start-up and progress lines; the summary is still printed"},
         {"help", no_argument, OPT_HELP, NULL, "print this help and exit"},
@@ -542,6 +556,17 @@ static int sim_opts_parse(struct sim_opts *o, int argc, char **argv) {
                 case OPT_FIELDS:
                         rc = parse_unsigned("fields", optarg, 1, SIM_FIELDS_MAX, &o->nfields);
                         break;
+                case OPT_SHAPE:
+                        for (i = 0; i < SIM_SHAPE__COUNT; i++)
+                                if (!strcmp(optarg, sim_shape_names[i]))
+                                        break;
+                        if (i == SIM_SHAPE__COUNT) {
+                                tg_err("--shape: '%s' is none of natural, stepped, noisy, "
+                                       "spiky", optarg);
+                                rc = -EINVAL;
+                        }
+                        o->shape = (unsigned)i;
+                        break;
                 case OPT_QUIET:
                         o->quiet = 1;
                         break;
@@ -657,6 +682,9 @@ static const struct field_model field_models[SIM_FIELDS_MAX] = {
 struct field_state {
         struct sim_rng rng;
         double base, period_s, phase, walk;
+        struct sim_rng shape_rng; /* --shape's draws */
+        double level;             /* stepped: the level held */
+        int has_level;
 };
 
 static void field_init(struct field_state *f, const struct field_model *m, uint64_t seed,
@@ -666,6 +694,37 @@ static void field_init(struct field_state *f, const struct field_model *m, uint6
         f->period_s = 600.0 + 1200.0 * rng_uniform(&f->rng);
         f->phase = 2.0 * M_PI * rng_uniform(&f->rng);
         f->walk = m->walk_std * rng_gauss(&f->rng); /* start in the stationary state */
+        rng_seed(&f->shape_rng, ~seed, sensor, field);
+        f->has_level = 0;
+}
+
+/* The natural value @p v as --shape makes it: stepped jumps to the natural
+ * value, rounded to a tenth of the model's sine amplitude, one reading in
+ * 300; noisy adds nine more noise; spiky a spike of 10 sine amplitudes one
+ * reading in 200. */
+static double field_shape(struct field_state *f, const struct field_model *m, unsigned shape,
+                          double v) {
+        double q = m->sine_amp / 10;
+
+        switch (shape) {
+        case SIM_SHAPE_STEPPED:
+                if (!f->has_level || rng_uniform(&f->shape_rng) < 1.0 / 300) {
+                        f->level = round(v / q) * q;
+                        f->has_level = 1;
+                }
+                v = f->level;
+                break;
+        case SIM_SHAPE_NOISY:
+                v += 9 * m->noise_std * rng_gauss(&f->shape_rng);
+                break;
+        case SIM_SHAPE_SPIKY:
+                if (rng_uniform(&f->shape_rng) < 1.0 / 200)
+                        v += 10 * m->sine_amp * (rng_uniform(&f->shape_rng) < 0.5 ? -1 : 1);
+                break;
+        default:
+                return v;
+        }
+        return v < m->min ? m->min : v > m->max ? m->max : v;
 }
 
 /* @p t_s is event time since the first step; the walk advances one step
@@ -1788,7 +1847,9 @@ static void sim_fill_reading(struct sim *s, struct sim_sensor *sn, int64_t ts_ms
         r->ts_ms = ts_ms;
         for (f = 0; f < s->opts->nfields; f++) {
                 const struct field_model *m = &field_models[f];
-                double v = field_next(&sn->fields[f], m, t_s, s->walk_decay, s->walk_kick);
+                double v = field_shape(&sn->fields[f], m, s->opts->shape,
+                                       field_next(&sn->fields[f], m, t_s, s->walk_decay,
+                                                  s->walk_kick));
 
                 tg_reading_add_field(r, m->name, strlen(m->name), v);
         }

@@ -42,10 +42,41 @@ void tg_checkpoint_destroy(tg_checkpoint_t *cp) {
         free(cp);
 }
 
-uint64_t tg_checkpoint_restore(tg_checkpoint_t *cp, tg_window_engine_t *engine) {
+/* The window state file's attachment is the compressors' state; a file
+ * without one (or no compressors configured) restores them empty. */
+static int restore_downsample(void *opaque, const void *p, size_t len, char *errstr,
+                              size_t errstr_size) {
+        return opaque ? tg_downsample_restore(opaque, p, len, errstr, errstr_size) : 0;
+}
+
+/* Windows and compressors to @p path, as one snapshot: one file, one rename.
+ * The compressors' state (only when forward.mode keeps any) is copied to a
+ * buffer first; the windows' is streamed. With @p spool, segments are first
+ * made to leave room for this file and the next, so that a full disk never
+ * keeps the spool from being released. */
+static int save(const char *path, tg_window_engine_t *engine, tg_downsample_t *ds,
+                uint64_t position, tg_spool_t *spool) {
+        void *att = NULL;
+        size_t att_len = 0;
+        int r;
+
+        if (ds && (r = tg_downsample_snapshot(ds, &att, &att_len)))
+                return r;
+        if (spool)
+                tg_spool_set_reserve(spool, 2 * (tg_window_engine_state_bytes(engine) +
+                                                 (att ? 4 + att_len : 0)) +
+                                                    RESERVE_MARGIN);
+        r = tg_window_engine_save_with(engine, path, position, att, att_len, NULL);
+        free(att);
+        return r;
+}
+
+uint64_t tg_checkpoint_restore(tg_checkpoint_t *cp, tg_window_engine_t *engine,
+                               tg_downsample_t *ds) {
         uint64_t position = 0;
         char err[256];
-        int r = tg_window_engine_load(engine, cp->path, &position, err, sizeof(err));
+        int r = tg_window_engine_load_with(engine, cp->path, &position, restore_downsample, ds,
+                                           err, sizeof(err));
 
         if (r == 0)
                 tg_info("restored open windows from %s (spool position %llu)", cp->path,
@@ -74,7 +105,8 @@ uint64_t tg_checkpoint_restore(tg_checkpoint_t *cp, tg_window_engine_t *engine) 
  * it is never held in memory, which for 10 000 sensors would be 5 MB more
  * resident memory every interval. A crash in between leaves the previous
  * windows.state, consistent with the spool that is still kept. */
-void tg_checkpoint_step(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_spool_t *spool,
+void tg_checkpoint_step(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_downsample_t *ds,
+                        tg_spool_t *spool,
                         uint64_t processed_next, uint64_t confirmed_next, int force,
                         int64_t now_ms) {
         int r;
@@ -90,11 +122,7 @@ void tg_checkpoint_step(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_spoo
         if (!cp->pending && processed_next - 1 > cp->pos && (force || now_ms >= cp->next_ms)) {
                 cp->snap_pos = processed_next - 1;
                 cp->next_ms = now_ms + cp->interval_ms;
-                /* Segments leave room for this file and the next, so that a
-                 * full disk never keeps the spool from being released. */
-                tg_spool_set_reserve(spool, 2 * tg_window_engine_state_bytes(engine) +
-                                                    RESERVE_MARGIN);
-                r = tg_window_engine_save(engine, cp->next_path, cp->snap_pos, NULL);
+                r = save(cp->next_path, engine, ds, cp->snap_pos, spool);
                 if (r) {
                         tg_err("checkpoint %s: %s; the spool is kept", cp->next_path,
                                strerror(-r));
@@ -115,7 +143,8 @@ void tg_checkpoint_step(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_spoo
         tg_spool_release(spool, cp->pos);
 }
 
-void tg_checkpoint_final(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_spool_t *spool,
+void tg_checkpoint_final(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_downsample_t *ds,
+                         tg_spool_t *spool,
                          uint64_t processed_next, uint64_t confirmed_next, int unconfirmed) {
         int r;
 
@@ -124,10 +153,10 @@ void tg_checkpoint_final(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_spo
          * processed, the second makes it the state if Kafka confirmed all
          * of it. */
         cp->pending = 0;
-        tg_checkpoint_step(cp, engine, spool, processed_next, confirmed_next, 1, 0);
-        tg_checkpoint_step(cp, engine, spool, processed_next, confirmed_next, 1, 0);
+        tg_checkpoint_step(cp, engine, ds, spool, processed_next, confirmed_next, 1, 0);
+        tg_checkpoint_step(cp, engine, ds, spool, processed_next, confirmed_next, 1, 0);
         if (cp->memory) {
-                if ((r = tg_window_engine_save(engine, cp->path, 0, NULL)))
+                if ((r = save(cp->path, engine, ds, 0, NULL)))
                         tg_err("cannot save open windows to %s: %s; they are lost", cp->path,
                                strerror(-r));
                 else

@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "downsample.h"
 #include "spool.h"
 #include "window.h"
 
@@ -18,6 +19,10 @@
  *
  * With durability memory there are no checkpoints: confirmed messages
  * simply leave the spool, and the open windows are saved at a clean stop.
+ *
+ * The raw-forwarding compressors' state (@p ds, NULL when there are none)
+ * rides in the same file as the windows' (docs/downsample.md 5.1): one
+ * write, one rename, one spool position for both.
  *
  * Owned by the forwarder thread; the counts are atomics anyone may read.
  */
@@ -39,7 +44,8 @@ void tg_checkpoint_destroy(tg_checkpoint_t *cp);
  *        (logged either way). @return the spool position it covers; 0
  *        when there is none, or with durability memory.
  */
-uint64_t tg_checkpoint_restore(tg_checkpoint_t *cp, tg_window_engine_t *engine);
+uint64_t tg_checkpoint_restore(tg_checkpoint_t *cp, tg_window_engine_t *engine,
+                               tg_downsample_t *ds);
 
 /**
  * @brief The forwarder's periodic step: snapshot when due (or @p force),
@@ -47,7 +53,8 @@ uint64_t tg_checkpoint_restore(tg_checkpoint_t *cp, tg_window_engine_t *engine);
  *        and leave the state file room on the spool's disk.
  * @param processed_next every message below it has been processed.
  */
-void tg_checkpoint_step(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_spool_t *spool,
+void tg_checkpoint_step(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_downsample_t *ds,
+                        tg_spool_t *spool,
                         uint64_t processed_next, uint64_t confirmed_next, int force,
                         int64_t now_ms);
 
@@ -55,7 +62,8 @@ void tg_checkpoint_step(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_spoo
  * @brief At a clean stop, after the forwarder stopped and Kafka was
  *        flushed: the last checkpoint (disk) or the open windows (memory).
  */
-void tg_checkpoint_final(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_spool_t *spool,
+void tg_checkpoint_final(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_downsample_t *ds,
+                         tg_spool_t *spool,
                          uint64_t processed_next, uint64_t confirmed_next, int unconfirmed);
 
 /** @brief The spool position the last checkpoint covers. */

@@ -355,7 +355,8 @@ tg_kafka_sink_t *tg_kafka_sink_new(const struct tg_config *cfg, char *errstr,
                                    size_t errstr_size) {
         struct tg_kafka_sink *sink = calloc(1, sizeof(*sink));
         const char *names[TG_SINK__COUNT] = {cfg->topic_raw, cfg->topic_agg,
-                                             cfg->topic_late, cfg->topic_dlq};
+                                             cfg->topic_late, cfg->topic_dlq,
+                                             cfg->topic_compressed};
         rd_kafka_conf_t *conf;
         int i;
 

@@ -35,7 +35,8 @@ struct tg_metrics {
         struct tg_page_rates rates;     /* the status page's, main thread */
 };
 
-static const char *const sink_topic_names[TG_SINK__COUNT] = {"raw", "agg", "late", "dlq"};
+static const char *const sink_topic_names[TG_SINK__COUNT] = {"raw", "agg", "late", "dlq",
+                                                                    "compressed"};
 
 /* --- exposition ----------------------------------------------------------- */
 
@@ -174,6 +175,29 @@ void tg_metrics_render(tg_pipeline_t *pipeline, tg_kafka_sink_t *sink,
                         {"tumblegate_sensors_rejected_total", "counter",
                          "Readings not windowed because the sensor table was full.",
                          c.window.table_full},
+                };
+
+                plain(out, rows, sizeof(rows) / sizeof(*rows));
+        }
+        head(out, "tumblegate_raw_values_total", "counter",
+             "Field values under forward.mode (docs/downsample.md): sent, held back "
+             "(not sent, or not yet), sent out of order (2.3), sent whole for want of "
+             "room (2.5).");
+        {
+                const uint64_t v[] = {c.raw_values.points, c.raw_values.suppressed,
+                                      c.raw_values.out_of_order, c.raw_values.untracked};
+                static const char *const names[] = {"sent", "held_back", "out_of_order",
+                                                    "untracked"};
+
+                for (i = 0; i < 4; i++)
+                        fprintf(out, "tumblegate_raw_values_total{outcome=\"%s\"} %llu\n",
+                                names[i], (unsigned long long)v[i]);
+        }
+        {
+                const struct plain rows[] = {
+                        {"tumblegate_downsampled_records_total", "counter",
+                         "Records of what forward.mode selects (exception, swinging-door).",
+                         c.downsampled},
                 };
 
                 plain(out, rows, sizeof(rows) / sizeof(*rows));

@@ -111,7 +111,8 @@ tg_pipeline_t *tg_pipeline_new(const struct tg_config *cfg, const struct tg_sink
         if (!(p->worker = tg_worker_new(cfg, sink, p->ledger, clock, &p->forwarder_stop, errstr,
                                         errstr_size)))
                 goto fail;
-        position = tg_checkpoint_restore(p->checkpoint, tg_worker_engine(p->worker));
+        position = tg_checkpoint_restore(p->checkpoint, tg_worker_engine(p->worker),
+                                         tg_worker_downsample(p->worker));
         if (spool_start(p, cfg, position, errstr, errstr_size))
                 goto fail;
         if (p->memory) /* whatever a crash left in the spool goes out first */
@@ -191,7 +192,8 @@ int tg_pipeline_destroy(tg_pipeline_t *p, int64_t deadline_ms) {
                         tg_warn("stopped in the middle of a message: the last checkpoint "
                                 "stays, and the spool after it is forwarded at the next start");
                 else
-                        tg_checkpoint_final(p->checkpoint, tg_worker_engine(p->worker), p->spool,
+                        tg_checkpoint_final(p->checkpoint, tg_worker_engine(p->worker),
+                                            tg_worker_downsample(p->worker), p->spool,
                                             tg_ledger_next(p->ledger),
                                             tg_ledger_advance(p->ledger), left);
         }
@@ -268,6 +270,8 @@ void tg_pipeline_counters(tg_pipeline_t *p, struct tg_pipeline_counters *out) {
         out->forwarded = w.forwarded;
         out->forward_failed = w.forward_failed;
         out->aggregates = w.aggregates;
+        out->downsampled = w.downsampled;
+        out->raw_values = w.raw_values;
         out->sink_full_waits = w.sink_full_waits;
         out->window = w.window;
         out->last_arrival_ms = w.last_arrival_ms;

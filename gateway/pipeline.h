@@ -8,6 +8,7 @@
 
 #include "codec.h"
 #include "config.h"
+#include "downsample.h"
 #include "sink.h"
 #include "status.h"
 #include "window.h"
@@ -21,6 +22,8 @@ struct tg_pipeline_counters {
         uint64_t forwarded;                    /**< raw records produced */
         uint64_t forward_failed;
         uint64_t aggregates;                   /**< aggregate records produced */
+        uint64_t downsampled;                  /**< records of what forward.mode selects */
+        struct tg_downsample_counters raw_values; /**< values forward.mode sent and held back */
         uint64_t state_rejected;               /**< window state files not used at start */
         uint64_t checkpoints;                  /**< window checkpoints written */
         uint64_t replayed;                     /**< spooled messages forwarded again after a restart */

@@ -51,3 +51,30 @@ size_t tg_record_aggregate(const tg_window_engine_t *engine, const struct tg_win
         tg_jw_raw(&j, "}}");
         return tg_jw_finish(&j);
 }
+
+size_t tg_record_downsampled(const struct tg_reading *r, const struct tg_raw_point *p, size_t n,
+                             char *buf, size_t cap) {
+        struct tg_jw j;
+        size_t i;
+
+        tg_jw_init(&j, buf, cap);
+        tg_jw_raw(&j, "{\"sensor\":");
+        tg_jw_string(&j, r->sensor, r->sensor_len);
+        tg_jw_raw(&j, ",\"ts\":");
+        tg_jw_int(&j, n ? p[0].ts : r->ts_ms);
+        tg_jw_raw(&j, ",\"mode\":\"");
+        tg_jw_raw(&j, tg_raw_mode_name(n ? p[0].mode : TG_RAW_ALL));
+        tg_jw_raw(&j, n && p[0].out_of_order ? "\",\"out_of_order\":true,\"fields\":{"
+                                             : "\",\"fields\":{");
+        for (i = 0; i < n; i++) {
+                const struct tg_field *f = &r->fields[p[i].field];
+
+                if (i)
+                        tg_jw_raw(&j, ",");
+                tg_jw_string(&j, f->name, f->name_len);
+                tg_jw_raw(&j, ":");
+                tg_jw_double(&j, p[i].value);
+        }
+        tg_jw_raw(&j, "}}");
+        return tg_jw_finish(&j);
+}

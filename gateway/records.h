@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 
+#include "downsample.h"
 #include "window.h"
 
 /** Big enough for a window of TG_READING_FIELDS_MAX fields with the longest
@@ -19,5 +20,14 @@
  */
 size_t tg_record_aggregate(const tg_window_engine_t *engine, const struct tg_window_result *w,
                            char *buf, size_t cap);
+
+/**
+ * @brief Write the downsampled record (README, "Topics and record formats")
+ *        of @p n points of reading @p r that share a time, a mode and
+ *        out_of_order, into @p buf.
+ * @return its length, or 0 when it does not fit in @p cap.
+ */
+size_t tg_record_downsampled(const struct tg_reading *r, const struct tg_raw_point *p, size_t n,
+                             char *buf, size_t cap);
 
 #endif

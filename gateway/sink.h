@@ -11,6 +11,7 @@ enum tg_sink_topic {
         TG_SINK_AGG,
         TG_SINK_LATE,   /**< optional (topics.late); producing to it when unset is a no-op */
         TG_SINK_DLQ,    /**< dead letters (topics.dlq); optional too */
+        TG_SINK_COMPRESSED, /**< what forward.mode selects, when topics.compressed is set */
         TG_SINK__COUNT
 };
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "codec_senml.h"
+#include "downsample.h"
 #include "log.h"
 #include "records.h"
 
@@ -30,6 +31,8 @@ struct sub_state {
         const char *topic_pattern;     /* sensor_id = topic:<pattern>, or NULL */
         char *strings;                 /* copies the options point into */
         const char *keep[KEEP_MAX];
+        struct tg_raw_rules raw;       /* forward.*: what of the raw stream is sent */
+        int raw_all;                   /* every field under "all": raw records as ever */
 };
 
 struct tg_worker {
@@ -41,6 +44,7 @@ struct tg_worker {
         const _Atomic int *stop;
         tg_window_engine_t *engine;
         tg_status_t *status;           /* the status page's rows, or NULL */
+        tg_downsample_t *ds;           /* NULL when every subscription forwards all */
 
         _Atomic int64_t next_tick;     /* the engine's periodic work is due */
 
@@ -53,6 +57,8 @@ struct tg_worker {
         struct tg_reading readings[READINGS_MAX];
         char raw_json[RAW_JSON_MAX];
         char agg_json[TG_RECORD_AGG_MAX];
+        struct tg_raw_rule rules[TG_READING_FIELDS_MAX];
+        struct tg_raw_point points[TG_DOWNSAMPLE_POINTS_MAX];
 
         pthread_mutex_t pub_lock;      /* the published copy of c */
         struct tg_worker_counters pub;
@@ -96,6 +102,10 @@ static int emit(struct tg_worker *w, enum tg_sink_topic topic, const char *key,
         return r;
 }
 
+/* Which mode produced a record (README, topics): aggregates are of every
+ * reading, whatever forward.mode sends raw. */
+static const struct tg_sink_header agg_mode = {"tg.mode", "window", 6};
+
 /* Called by the engine for each window that closes. */
 static void on_window(void *opaque, const struct tg_window_result *win) {
         struct tg_worker *w = opaque;
@@ -116,7 +126,7 @@ static void on_window(void *opaque, const struct tg_window_result *win) {
                                                                      win->fields[0].field)
                                               : NULL);
         if (emit(w, TG_SINK_AGG, win->sensor, win->sensor_len, w->agg_json, n,
-                 win->start > TG_TS_MIN ? win->start : TG_TS_MIN, NULL, 0) == 0)
+                 win->start > TG_TS_MIN ? win->start : TG_TS_MIN, &agg_mode, 1) == 0)
                 w->c.aggregates++;
         else
                 w->c.forward_failed++;
@@ -144,6 +154,14 @@ static void dead_letter(struct tg_worker *w, const char *mqtt_topic,
                 w->c.dead_lettered++;
         else
                 w->c.forward_failed++;
+}
+
+/* A subscription's forward.max_silence, validated when it was set. */
+static int64_t max_silence_of(const char *text) {
+        int64_t ms = 0;
+
+        tg_parse_duration_ms(text, &ms);
+        return ms;
 }
 
 static int sub_init(struct sub_state *st, const struct tg_config *cfg,
@@ -193,6 +211,14 @@ static int sub_init(struct sub_state *st, const struct tg_config *cfg,
         }
         if (o->nkeep)
                 o->keep = st->keep;
+        if (tg_raw_rules_parse(&st->raw, sub->value[TG_SUB_FWD_MODE],
+                               sub->value[TG_SUB_FWD_DEVIATION], sub->value[TG_SUB_FWD_SPAN],
+                               sub->value[TG_SUB_FWD_MAX_SILENCE]
+                                       ? max_silence_of(sub->value[TG_SUB_FWD_MAX_SILENCE])
+                                       : cfg->fwd_max_silence_ms,
+                               sub->value[TG_SUB_FWD_FIELDS], errstr, errstr_size))
+                return -EINVAL;
+        st->raw_all = tg_raw_rules_all(&st->raw);
         return 0;
 }
 
@@ -239,8 +265,51 @@ static enum tg_decode_err decode(struct tg_worker *w, struct sub_state *sub,
         return tg_decode_ex(fmt, payload, len, &sub->opts, &w->readings[0]);
 }
 
+/* The reading's values as forward.mode selects: the compressor's points,
+ * those of one time and mode in one record, to topics.compressed if set,
+ * else to topics.raw. */
+static void forward_downsampled(struct tg_worker *w, struct sub_state *sub,
+                                const struct tg_reading *r) {
+        enum tg_sink_topic to = w->has[TG_SINK_COMPRESSED] ? TG_SINK_COMPRESSED : TG_SINK_RAW;
+        size_t np, i, j, k, n;
+        struct tg_raw_point group[TG_DOWNSAMPLE_POINTS_MAX];
+        unsigned char done[TG_DOWNSAMPLE_POINTS_MAX] = {0};
+
+        tg_raw_rules_for(&sub->raw, r, w->rules);
+        np = tg_downsample_add(w->ds, r, w->rules, w->points);
+        for (i = 0; i < np; i++) {
+                const struct tg_raw_point *p = &w->points[i];
+
+                if (done[i])
+                        continue;
+                if (p->mode == TG_RAW_ALL && w->rules[p->field].mode != TG_RAW_ALL)
+                        tg_warn_limited("sensor %s: field %s has no room in the compressors' "
+                                        "table (window.max_sensors, forward.max_fields): sent "
+                                        "whole", r->sensor, r->fields[p->field].name);
+                for (j = i, k = 0; j < np; j++)
+                        if (!done[j] && w->points[j].ts == p->ts &&
+                            w->points[j].mode == p->mode &&
+                            w->points[j].out_of_order == p->out_of_order) {
+                                group[k++] = w->points[j];
+                                done[j] = 1;
+                        }
+                n = tg_record_downsampled(r, group, k, w->raw_json, sizeof(w->raw_json));
+                if (!n) {
+                        w->c.forward_failed++;
+                        w->outcome |= TG_OUTCOME_FAILED;
+                        tg_err_limited("sensor %s: record too large", r->sensor);
+                        continue;
+                }
+                /* the record names its mode; no header repeats it */
+                if (emit(w, to, r->sensor, r->sensor_len, w->raw_json, n, p->ts, NULL, 0) == 0)
+                        w->c.downsampled++;
+                else
+                        w->c.forward_failed++;
+        }
+}
+
 /* One reading the engine has taken, with its verdict @p v. */
-static void forward_reading(struct tg_worker *w, const char *topic,
+static void forward_reading(struct tg_worker *w, struct sub_state *sub, const char *topic,
                             const void *payload, size_t len,
                             struct tg_reading *r, enum tg_window_verdict v,
                             int64_t arrival_ms) {
@@ -278,7 +347,8 @@ static void forward_reading(struct tg_worker *w, const char *topic,
                 break;
         }
 
-        /* Every valid reading is forwarded, late ones included. */
+        /* Every valid reading is forwarded, late ones included: whole to
+         * the raw topic, or as forward.mode selects (docs/downsample.md). */
         n = tg_encode_raw_record(r, w->raw_json, sizeof(w->raw_json));
         if (!n) {
                 w->c.forward_failed++;
@@ -286,14 +356,18 @@ static void forward_reading(struct tg_worker *w, const char *topic,
                 tg_err_limited("sensor %s: raw record too large", r->sensor);
                 return;
         }
-        if (emit(w, TG_SINK_RAW, r->sensor, r->sensor_len, w->raw_json, n, r->ts_ms,
-                 NULL, 0) == 0) {
-                w->c.forwarded++;
-                w->outcome |= TG_OUTCOME_FORWARDED;
+        if (sub->raw_all || w->has[TG_SINK_COMPRESSED]) {
+                if (emit(w, TG_SINK_RAW, r->sensor, r->sensor_len, w->raw_json, n, r->ts_ms,
+                         NULL, 0) == 0)
+                        w->c.forwarded++;
+                else
+                        w->c.forward_failed++;
         }
-        else {
-                w->c.forward_failed++;
-        }
+        if (!sub->raw_all)
+                forward_downsampled(w, sub, r);
+        /* Taken, whether or not forward.mode sent its values (yet); a
+         * record that failed marks the message failed, which prevails. */
+        w->outcome |= TG_OUTCOME_FORWARDED;
         if (v == TG_WINDOW_LATE)
                 emit(w, TG_SINK_LATE, r->sensor, r->sensor_len, w->raw_json, n,
                      r->ts_ms, NULL, 0);
@@ -328,7 +402,7 @@ unsigned tg_worker_process(tg_worker_t *w, size_t sub_index, const char *topic,
          * go to another topic. */
         tg_window_engine_add_batch(w->engine, w->readings, n, verdicts);
         for (i = 0; i < n; i++)
-                forward_reading(w, topic, payload, len, &w->readings[i], verdicts[i],
+                forward_reading(w, sub, topic, payload, len, &w->readings[i], verdicts[i],
                                 arrival_ms);
         if (!(w->outcome & TG_OUTCOME_FORWARDED))
                 w->outcome |= TG_OUTCOME_REFUSED; /* every reading refused */
@@ -365,9 +439,15 @@ tg_status_t *tg_worker_status(tg_worker_t *w) {
         return w->status;
 }
 
+tg_downsample_t *tg_worker_downsample(tg_worker_t *w) {
+        return w->ds;
+}
+
 void tg_worker_publish(tg_worker_t *w) {
         tg_window_engine_counters(w->engine, &w->c.window);
         tg_status_publish(w->status);
+        if (w->ds)
+                tg_downsample_counters(w->ds, &w->c.raw_values);
         pthread_mutex_lock(&w->pub_lock);
         w->pub = w->c;
         pthread_mutex_unlock(&w->pub_lock);
@@ -429,6 +509,19 @@ tg_worker_t *tg_worker_new(const struct tg_config *cfg, const struct tg_sink *si
                 tg_info("status page: %zu bytes for %lld sensors of %lld windows, %zu bytes per "
                         "sensor", tg_status_memory(w->status), (long long)cfg->status_sensors,
                         (long long)cfg->status_windows, tg_status_sensor_bytes(w->status));
+        for (i = 0, t = 0; i < w->nsubs; i++)
+                if (!w->subs[i].raw_all)
+                        t |= 1 + tg_raw_rules_stateful(&w->subs[i].raw);
+        /* Series only for exception and swinging-door; "none" and per-field
+         * "all" need the compressor but no room. */
+        if (t && !(w->ds = t & 2 ? tg_downsample_new(wc.max_sensors, (uint32_t)cfg->fwd_max_fields,
+                                                     errstr, errstr_size)
+                                 : tg_downsample_new(1, 1, errstr, errstr_size)))
+                goto fail;
+        if (t & 2)
+                tg_info("raw forwarding: %zu bytes for %u sensors of %lld fields",
+                        tg_downsample_memory(w->ds), wc.max_sensors,
+                        (long long)cfg->fwd_max_fields);
         tg_info("window engine: %zu bytes for %u sensors, %zu bytes per sensor (%u fields "
                 "reserved per window, %u wide windows of up to %u)",
                 tg_window_engine_memory(w->engine), wc.max_sensors,
@@ -448,6 +541,7 @@ void tg_worker_destroy(tg_worker_t *w) {
                 return;
         tg_window_engine_destroy(w->engine);
         tg_status_destroy(w->status);
+        tg_downsample_destroy(w->ds);
         for (i = 0; i < TG_SUBSCRIPTIONS_MAX; i++)
                 free(w->subs[i].strings);
         pthread_mutex_destroy(&w->pub_lock);

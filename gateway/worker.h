@@ -8,6 +8,7 @@
 
 #include "codec.h"
 #include "config.h"
+#include "downsample.h"
 #include "ledger.h"
 #include "sink.h"
 #include "status.h"
@@ -30,6 +31,8 @@ struct tg_worker_counters {
         uint64_t forwarded;                    /**< raw records produced */
         uint64_t forward_failed;
         uint64_t aggregates;                   /**< aggregate records produced */
+        uint64_t downsampled;                  /**< records of what forward.mode selects */
+        struct tg_downsample_counters raw_values; /**< the values forward.mode kept and held back */
         uint64_t sink_full_waits;              /**< times a record waited for room in the sink */
         int64_t last_arrival_ms;               /**< arrival time of the last message processed */
         struct tg_window_counters window;
@@ -96,6 +99,9 @@ tg_window_engine_t *tg_worker_engine(tg_worker_t *w);
 
 /** @brief The status page's rows (status.h): the worker writes them, anyone reads. */
 tg_status_t *tg_worker_status(tg_worker_t *w);
+/** @brief The raw-forwarding compressors, for checkpoints (holder only);
+ *         NULL when every subscription forwards every reading. */
+tg_downsample_t *tg_worker_downsample(tg_worker_t *w);
 
 /** @brief Holder: publish the counters for tg_worker_counters(). */
 void tg_worker_publish(tg_worker_t *w);

@@ -77,6 +77,21 @@ gateway_kill() {
 	gateway_pid=
 }
 
+# crash_restarts N WAIT PAUSE [--set k=v ...]: N times, after 4 + RANDOM % WAIT
+# seconds, SIGKILL the gateway and, 1 + RANDOM % PAUSE seconds later, start it
+# again with the options given.
+crash_restarts() {
+	local n=$1 wait=$2 pause=$3 i
+	shift 3
+	for ((i = 1; i <= n; i++)); do
+		sleep "$((4 + RANDOM % wait))"
+		gateway_kill
+		log "gateway killed ($i)"
+		sleep "$((1 + RANDOM % pause))"
+		gateway_start "$@"
+	done
+}
+
 # wait_log PATTERN SECONDS: wait for a gateway log line.
 wait_log() {
 	local i

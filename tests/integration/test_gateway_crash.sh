@@ -17,13 +17,7 @@ sim --sensors 30 --rate 10 --duration 40 --qos 1 --seed 11 --quiet \
 	--start-ms "$(($(date +%s) * 1000))" --truth "$work/truth.jsonl" &
 sim_pid=$!
 
-for kill in 1 2 3; do
-	sleep "$((4 + RANDOM % 7))"
-	gateway_kill
-	log "gateway killed ($kill)"
-	sleep "$((1 + RANDOM % 3))"
-	gateway_start --set window.idle_timeout=4s --set checkpoint.interval=2s
-done
+crash_restarts 3 7 3 --set window.idle_timeout=4s --set checkpoint.interval=2s
 wait "$sim_pid" || fail "simulator failed"
 readings=$(wc -l <"$work/truth.jsonl")
 ((readings == 12000)) || fail "simulator confirmed $readings readings, want 12000"

@@ -31,6 +31,7 @@
 
 #include "clock.h"
 #include "codec.h"
+#include "verify_downsample.h"
 
 #define MAXF 8
 
@@ -570,6 +571,9 @@ static void compare_agg(struct agg *want, size_t nw, struct agg *got, size_t ng)
 int main(int argc, char **argv) {
         const char *brokers = "127.0.0.1:9092", *raw_topic = NULL, *agg_topic = NULL;
         const char *truth_path = NULL, *dlq_topic = NULL, *garbage_path = NULL;
+        const char *compressed_topic = NULL, *compressed_rule = NULL;
+        struct vd_point *cpts = NULL;
+        size_t ncpts = 0, cap_cpts = 0;
         struct vec dead_want = {.size = sizeof(struct dead)}, dead_got = {.size = sizeof(struct dead)};
         int64_t W = 10000, timeout_ms = 120000, settle_ms = 3000;
         struct vec truth = {.size = sizeof(struct rec)}, raw = {.size = sizeof(struct rec)};
@@ -585,7 +589,7 @@ int main(int argc, char **argv) {
         FILE *f;
         int opt;
 
-        while ((opt = getopt(argc, argv, "b:r:a:t:w:T:s:M:dq:g:G:H:Cl:")) != -1) {
+        while ((opt = getopt(argc, argv, "b:r:a:t:w:T:s:M:dq:g:G:H:Ol:c:C:")) != -1) {
                 switch (opt) {
                 case 'b': brokers = optarg; break;
                 case 'r': raw_topic = optarg; break;
@@ -600,8 +604,10 @@ int main(int argc, char **argv) {
                 case 'g': garbage_path = optarg; break;
                 case 'G': ref.G = atoll(optarg); break;
                 case 'H': ref.H = atoll(optarg); break;
-                case 'C': ref.global = 1; break;
+                case 'O': ref.global = 1; break;
                 case 'l': late_topic = optarg; break;
+                case 'c': compressed_topic = optarg; break;
+                case 'C': compressed_rule = optarg; break;
                 default:
                         fprintf(stderr, "usage: tg-verify -r RAW_TOPIC -a AGG_TOPIC -t TRUTH "
                                         "[-b BROKERS] [-w WINDOW_MS] [-T TIMEOUT_S] [-s SETTLE_S]\n"
@@ -610,9 +616,11 @@ int main(int argc, char **argv) {
                                         "  -d    identical duplicates (a replay after a crash) are allowed, counted\n"
                                         "  -q DLQ_TOPIC -g GARBAGE_TRUTH  every garbage message is a dead\n"
                                         "        letter with the reason and size the simulator recorded\n"
-                                        "  -G GRACE_MS [-H HOP_MS] [-C] [-l LATE_TOPIC]  a truth in arrival order\n"
+                                        "  -G GRACE_MS [-H HOP_MS] [-O] [-l LATE_TOPIC]  a truth in arrival order\n"
                                         "        (field conditions): windows from docs/windows.md's reference,\n"
-                                        "        late counts compared, late readings on LATE_TOPIC; -C: close global\n");
+                                        "        late counts compared, late readings on LATE_TOPIC; -O: close global\n"
+                                        "  -c TOPIC -C MODE,DEVIATION,MAX_SILENCE_MS  topics.compressed holds\n"
+                                        "        exactly the series forward.mode promises for the truth\n");
                         return 2;
                 }
         }
@@ -698,6 +706,8 @@ int main(int argc, char **argv) {
                 rd_kafka_topic_partition_list_add(subs, dlq_topic, RD_KAFKA_PARTITION_UA);
         if (late_topic)
                 rd_kafka_topic_partition_list_add(subs, late_topic, RD_KAFKA_PARTITION_UA);
+        if (compressed_topic)
+                rd_kafka_topic_partition_list_add(subs, compressed_topic, RD_KAFKA_PARTITION_UA);
         rd_kafka_subscribe(rk, subs);
         rd_kafka_topic_partition_list_destroy(subs);
 
@@ -726,6 +736,14 @@ int main(int argc, char **argv) {
                                 } else if (late_topic && !strcmp(t, late_topic)) {
                                         if (parse_rec(m->payload, m->len, vec_push(&late_got)))
                                                 MISMATCH("late: unparsable record\n");
+                                } else if (compressed_topic && !strcmp(t, compressed_topic)) {
+                                        size_t before = ncpts;
+
+                                        if (vd_parse(m->payload, m->len, &cpts, &ncpts, &cap_cpts))
+                                                MISMATCH("compressed: unparsable record\n");
+                                        else if (ncpts > before)
+                                                check_timestamp(m, "compressed", cpts[before].sensor,
+                                                                cpts[before].ts, cpts[before].ts);
                                 } else if (!strcmp(t, raw_topic)) {
                                         struct rec *r = vec_push(&raw);
 
@@ -791,6 +809,27 @@ int main(int argc, char **argv) {
                                 MISMATCH("dlq: got %s %s %ld bytes, want %s %s %ld bytes\n",
                                          g[i].topic, g[i].reason, g[i].bytes, w[i].topic,
                                          w[i].reason, w[i].bytes);
+        }
+        if (compressed_topic) {
+                struct tg_reading *tr = calloc(truth.n + 1, sizeof(*tr));
+                const struct rec *t = truth.p;
+                size_t i;
+                int k;
+
+                if (!tr || !compressed_rule) {
+                        fprintf(stderr, "tg-verify: -c wants -C\n");
+                        return 2;
+                }
+                for (i = 0; i < truth.n; i++) {
+                        tg_reading_set_sensor(&tr[i], t[i].sensor, strlen(t[i].sensor));
+                        tr[i].ts_ms = t[i].ts;
+                        for (k = 0; k < t[i].nf; k++)
+                                tg_reading_add_field(&tr[i], t[i].name[k], strlen(t[i].name[k]),
+                                                     t[i].v[k]);
+                }
+                errors += vd_check(compressed_rule, tr, truth.n, cpts, ncpts);
+                free(tr);
+                free(cpts);
         }
         if (errors) {
                 fprintf(stderr, "tg-verify: FAILED with %d mismatch(es)\n", errors);

@@ -913,6 +913,17 @@ static void test_validate(void) {
         V(0, "window.max_field_names", "window.max_fields", "16",
           "window.max_field_names", "1");
         V(1, "", "window.max_fields", "16", "window.max_field_names", "16");
+        /* forward.* (docs/downsample.md 1.1, 1.3), top level and per subscription */
+        V(1, "", "forward.mode", "swinging-door", "forward.deviation", "0.2",
+          "forward.fields", "humidity=exception:2%:100,status=none");
+        V(0, "forward: deviation '2%'", "forward.mode", "exception", "forward.deviation", "2%");
+        V(1, "", "forward.deviation", "2%", "forward.span", "50");
+        V(0, "forward: span", "forward.span", "-3");
+        V(0, "humidity: mode 'often'", "forward.fields", "humidity=often");
+        V(0, "subscriptions.1.forward: deviation 'x'", "subscriptions.0.topic", "a/+",
+          "subscriptions.1.topic", "b/+", "subscriptions.1.forward.deviation", "x");
+        V(1, "", "subscriptions.0.topic", "a/+", "subscriptions.0.forward.mode", "none",
+          "subscriptions.0.forward.max_silence", "30s");
         V(0, "mqtt.client_id", "mqtt.client_id", "");
         V(0, "topics", "topics.raw", "");
         V(0, "topics", "topics.agg", "");

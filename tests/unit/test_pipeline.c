@@ -309,6 +309,44 @@ static void test_forwarded_once(void) {
         tg_config_destroy(cfg);
 }
 
+/* Issue 15 (docs/downsample.md 1.4): with forward.mode exception and no
+ * topics.compressed, topics.raw carries the values the mode selects, in
+ * records that name it; every message still counts as forwarded. */
+static void test_forward_mode_on_raw(void) {
+        enum { N = 2000 };
+        struct tg_config *cfg = config("disk");
+        const struct tg_sink *s;
+        tg_pipeline_t *p;
+        char err[256];
+        size_t i, raw = 0;
+
+        CU_ASSERT_EQUAL_FATAL(tg_config_set(cfg, "forward.mode", "exception", "t", err,
+                                            sizeof(err)), 0);
+        CU_ASSERT_EQUAL_FATAL(tg_config_set(cfg, "forward.deviation", "40", "t", err,
+                                            sizeof(err)), 0);
+        CU_ASSERT_EQUAL_FATAL(tg_config_set(cfg, "forward.max_silence", "1s", "t", err,
+                                            sizeof(err)), 0);
+        s = fake_reset(100000, 1);
+        fresh_state();
+        p = start(cfg, s);
+        for (i = 0; i < N; i++)
+                CU_ASSERT_EQUAL(ingest(p, (int)i), 0);
+        CU_ASSERT_FATAL(wait_forwarded(p, N));
+        check_accounting(p);
+        for (i = 0; i < fk.n; i++) {
+                if (fk.recs[i].topic != TG_SINK_RAW)
+                        continue;
+                raw++;
+                tg_check(strstr(fk.recs[i].value, "\"mode\":\"exception\",\"fields\":{") != NULL,
+                         __LINE__, "record %s", fk.recs[i].value);
+        }
+        /* values 0.25..36.25 never leave a deadband of 40: only the maximum
+         * silence sends, every 10th reading of each sensor (100 ms apart) */
+        tg_check(raw == N / 10, __LINE__, "%zu raw records for %d readings", raw, N);
+        tg_pipeline_destroy(p, tg_monotonic_ms() + 5000);
+        tg_config_destroy(cfg);
+}
+
 /* Kafka down for longer than the sink holds: taking messages never waits,
  * the accounting answers at once, the sink never holds more than it can,
  * and when Kafka is back everything arrives once, in order. */
@@ -569,6 +607,7 @@ static void test_redeliveries(void) {
 
 int main(void) {
         static const struct tg_test tests[] = {
+                {"issue 15: forward.mode exception on topics.raw", test_forward_mode_on_raw},
                 {"every message forwarded once, checkpointed, released", test_forwarded_once},
                 {"an outage longer than the sink holds: the spool absorbs it",
                  test_outage_longer_than_the_sink},

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "downsample.h"
 #include "window.h"
 #include "tg_test.h"
 
@@ -350,6 +351,43 @@ static void test_save_allocates_nothing(void) {
         unlink(path);
 }
 
+/* docs/downsample.md 2.5: the compressors allocate nothing per reading,
+ * through new sensors, new series, out-of-order readings, a full table. */
+static void test_downsample(void) {
+        static const char *const names[] = {"temp", "hum", "pres", "co2", "volt"};
+        struct tg_raw_rule rules[5] = {{TG_RAW_SWINGING_DOOR, 0.1, 5000},
+                                       {TG_RAW_EXCEPTION, 0.2, 5000},
+                                       {TG_RAW_ALL, 0, 0},
+                                       {TG_RAW_NONE, 0, 0},
+                                       {TG_RAW_SWINGING_DOOR, 0.3, 0}};
+        struct tg_raw_point p[TG_DOWNSAMPLE_POINTS_MAX];
+        struct tg_reading r;
+        tg_downsample_t *d;
+        uint64_t st = 15, points = 0;
+        unsigned long allocs;
+        char err[128], id[16];
+        int i, f;
+
+        d = tg_downsample_new(900, 3, err, sizeof(err)); /* fewer than the ids: full */
+        CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+        count_start();
+        for (i = 0; i < 1000000; i++) {
+                int n = snprintf(id, sizeof(id), "s%d", i % 1000);
+
+                tg_reading_clear(&r);
+                tg_reading_set_sensor(&r, id, (size_t)n);
+                r.ts_ms = 1000000 + (int64_t)(i / 1000) * 100 - (i % 97 == 0 ? 500 : 0);
+                for (f = 0; f < 5; f++)
+                        tg_reading_add_field(&r, names[f], strlen(names[f]),
+                                             (double)(tg_splitmix64(&st) % 1000) / 100.0);
+                points += tg_downsample_add(d, &r, rules, p);
+        }
+        allocs = count_stop();
+        CU_ASSERT_EQUAL(allocs, 0);
+        CU_ASSERT(points > 1000000);
+        tg_downsample_destroy(d);
+}
+
 int main(void) {
         static const struct tg_test tests[] = {
                 {"the malloc wrappers see allocations", test_wrappers_count},
@@ -359,6 +397,8 @@ int main(void) {
                  test_tumbling_global},
                 {"7.1: readings in batches: no allocation", test_batches},
                 {"the count is not vacuous; saving state allocates nothing", test_save_allocates_nothing},
+                {"downsample 2.5: 1 M readings through the compressors: no allocation",
+                 test_downsample},
         };
 
         return TG_TEST_RUN("window allocation", tests);
