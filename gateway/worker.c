@@ -363,14 +363,15 @@ static void forward_reading(struct tg_worker *w, struct sub_state *sub, const ch
                 else
                         w->c.forward_failed++;
         }
+        if (v == TG_WINDOW_LATE)
+                emit(w, TG_SINK_LATE, r->sensor, r->sensor_len, w->raw_json, n,
+                     r->ts_ms, NULL, 0);
+        /* After the raw record's last use: its buffer is reused. */
         if (!sub->raw_all)
                 forward_downsampled(w, sub, r);
         /* Taken, whether or not forward.mode sent its values (yet); a
          * record that failed marks the message failed, which prevails. */
         w->outcome |= TG_OUTCOME_FORWARDED;
-        if (v == TG_WINDOW_LATE)
-                emit(w, TG_SINK_LATE, r->sensor, r->sensor_len, w->raw_json, n,
-                     r->ts_ms, NULL, 0);
 }
 
 unsigned tg_worker_process(tg_worker_t *w, size_t sub_index, const char *topic,

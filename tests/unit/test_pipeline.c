@@ -39,6 +39,7 @@ static struct fake {
         size_t n, held_from;  /* records [held_from, n) await delivery */
         int held, capacity, max_held;
         int up;               /* confirm records in poll */
+        int late_topic;       /* topics.late is configured */
         tg_sink_delivery_fn *fn;
         void *opaque;
 } fk = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -100,7 +101,8 @@ static int fake_in_flight(void *ctx) {
 
 static int fake_has_topic(void *ctx, enum tg_sink_topic t) {
         (void)ctx;
-        return t == TG_SINK_RAW || t == TG_SINK_AGG || t == TG_SINK_DLQ;
+        return t == TG_SINK_RAW || t == TG_SINK_AGG || t == TG_SINK_DLQ ||
+               (t == TG_SINK_LATE && fk.late_topic);
 }
 
 static void fake_on_delivery(void *ctx, tg_sink_delivery_fn *fn, void *opaque) {
@@ -126,6 +128,7 @@ static const struct tg_sink *fake_reset(int capacity, int up) {
         fk.held = fk.max_held = 0;
         fk.capacity = capacity;
         fk.up = up;
+        fk.late_topic = 0;
         pthread_mutex_unlock(&fk.lock);
         s.capacity = capacity;
         return &s;
@@ -343,6 +346,51 @@ static void test_forward_mode_on_raw(void) {
         /* values 0.25..36.25 never leave a deadband of 40: only the maximum
          * silence sends, every 10th reading of each sensor (100 ms apart) */
         tg_check(raw == N / 10, __LINE__, "%zu raw records for %d readings", raw, N);
+        tg_pipeline_destroy(p, tg_monotonic_ms() + 5000);
+        tg_config_destroy(cfg);
+}
+
+/* A late reading under forward.mode goes to topics.late as its raw record,
+ * whatever the compressor sends for it (an out-of-order point, built in the
+ * same buffer). */
+static void test_late_record_under_forward_mode(void) {
+        enum { N = 1000 };
+        struct tg_config *cfg = config("disk");
+        const struct tg_sink *s;
+        tg_pipeline_t *p;
+        char err[256], payload[128];
+        size_t i, late = 0;
+        int n;
+
+        CU_ASSERT_EQUAL_FATAL(tg_config_set(cfg, "forward.mode", "exception", "t", err,
+                                            sizeof(err)), 0);
+        CU_ASSERT_EQUAL_FATAL(tg_config_set(cfg, "forward.deviation", "40", "t", err,
+                                            sizeof(err)), 0);
+        CU_ASSERT_EQUAL_FATAL(tg_config_set(cfg, "topics.late", "late", "t", err,
+                                            sizeof(err)), 0);
+        s = fake_reset(100000, 1);
+        fk.late_topic = 1;
+        fresh_state();
+        p = start(cfg, s);
+        /* 20 s of event time per sensor: the first windows have closed */
+        for (i = 0; i < N; i++)
+                CU_ASSERT_EQUAL(ingest(p, (int)i), 0);
+        n = snprintf(payload, sizeof(payload),
+                     "{\"sensor\":\"s0\",\"ts\":%" PRId64 ",\"temperature\":7.5}",
+                     NOW_MS - 3600000 + 50);
+        CU_ASSERT_EQUAL(tg_pipeline_ingest(p, "sensors/s0/telemetry", 20, payload, (size_t)n, 1,
+                                           0), 0);
+        CU_ASSERT_FATAL(wait_forwarded(p, N + 1));
+        for (i = 0; i < fk.n; i++) {
+                if (fk.recs[i].topic != TG_SINK_LATE)
+                        continue;
+                late++;
+                tg_check(strstr(fk.recs[i].value, "\"temperature\":7.5") != NULL &&
+                                 !strstr(fk.recs[i].value, "\"mode\""),
+                         __LINE__, "late record %s is not the reading's raw record",
+                         fk.recs[i].value);
+        }
+        tg_check(late == 1, __LINE__, "%zu late records, want 1", late);
         tg_pipeline_destroy(p, tg_monotonic_ms() + 5000);
         tg_config_destroy(cfg);
 }
@@ -608,6 +656,8 @@ static void test_redeliveries(void) {
 int main(void) {
         static const struct tg_test tests[] = {
                 {"issue 15: forward.mode exception on topics.raw", test_forward_mode_on_raw},
+                {"issue 15: a late reading's record under forward.mode",
+                 test_late_record_under_forward_mode},
                 {"every message forwarded once, checkpointed, released", test_forwarded_once},
                 {"an outage longer than the sink holds: the spool absorbs it",
                  test_outage_longer_than_the_sink},
