@@ -177,6 +177,16 @@ static struct tg_config *config(const char *durability) {
         return cfg;
 }
 
+/* Options a test sets beyond config()'s, as key, value pairs. */
+static void config_set(struct tg_config *cfg, const char *const kv[][2], size_t n) {
+        char err[256];
+        size_t i;
+
+        for (i = 0; i < n; i++)
+                CU_ASSERT_EQUAL_FATAL(tg_config_set(cfg, kv[i][0], kv[i][1], "t", err,
+                                                    sizeof(err)), 0);
+}
+
 static tg_pipeline_t *start(const struct tg_config *cfg, const struct tg_sink *s) {
         char err[512] = "";
         tg_pipeline_t *p = tg_pipeline_new(cfg, s, &fixed_clock, &stop_flag, err, sizeof(err));
@@ -320,15 +330,15 @@ static void test_forward_mode_on_raw(void) {
         struct tg_config *cfg = config("disk");
         const struct tg_sink *s;
         tg_pipeline_t *p;
-        char err[256];
         size_t i, raw = 0;
 
-        CU_ASSERT_EQUAL_FATAL(tg_config_set(cfg, "forward.mode", "exception", "t", err,
-                                            sizeof(err)), 0);
-        CU_ASSERT_EQUAL_FATAL(tg_config_set(cfg, "forward.deviation", "40", "t", err,
-                                            sizeof(err)), 0);
-        CU_ASSERT_EQUAL_FATAL(tg_config_set(cfg, "forward.max_silence", "1s", "t", err,
-                                            sizeof(err)), 0);
+        static const char *const kv[][2] = {
+                {"forward.mode", "exception"},
+                {"forward.deviation", "40"},
+                {"forward.max_silence", "1s"},
+        };
+
+        config_set(cfg, kv, sizeof(kv) / sizeof(*kv));
         s = fake_reset(100000, 1);
         fresh_state();
         p = start(cfg, s);
@@ -358,16 +368,17 @@ static void test_late_record_under_forward_mode(void) {
         struct tg_config *cfg = config("disk");
         const struct tg_sink *s;
         tg_pipeline_t *p;
-        char err[256], payload[128];
+        char payload[128];
         size_t i, late = 0;
         int n;
 
-        CU_ASSERT_EQUAL_FATAL(tg_config_set(cfg, "forward.mode", "exception", "t", err,
-                                            sizeof(err)), 0);
-        CU_ASSERT_EQUAL_FATAL(tg_config_set(cfg, "forward.deviation", "40", "t", err,
-                                            sizeof(err)), 0);
-        CU_ASSERT_EQUAL_FATAL(tg_config_set(cfg, "topics.late", "late", "t", err,
-                                            sizeof(err)), 0);
+        static const char *const kv[][2] = {
+                {"forward.mode", "exception"},
+                {"forward.deviation", "40"},
+                {"topics.late", "late"},
+        };
+
+        config_set(cfg, kv, sizeof(kv) / sizeof(*kv));
         s = fake_reset(100000, 1);
         fk.late_topic = 1;
         fresh_state();
