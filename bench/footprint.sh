@@ -2,9 +2,13 @@
 # bench/footprint.sh - tumblegate's resident memory against what its libraries alone cost: idle, and at 10 000 sensors.
 # SPDX-License-Identifier: Apache-2.0
 #
-# Usage: bench/footprint.sh [--seconds N]
-#   --seconds N   how long the 10 000-sensor load runs (default 60); its
-#                 highest VmRSS, sampled every second, is reported
+# Usage: bench/footprint.sh [--seconds N] [--sensors N] [--rate R] [--config FILE]
+#   --seconds N    how long the load runs (default 60); its highest VmRSS,
+#                  sampled every second, is reported
+#   --sensors N    sensors in the load (default 10000), from two simulators
+#   --rate R       readings per second per sensor (default 1)
+#   --config FILE  the gateway's configuration file (default: none, the
+#                  built-in defaults), e.g. deploy/tumblegate-small.yaml
 #
 # Three programs, one after another, against the real mosquitto and Kafka of
 # deploy/stack.sh (started if needed, left running):
@@ -18,7 +22,8 @@
 #   tumblegate  the gateway with its default configuration (only the broker,
 #               Kafka, its topics, client id, state dir and an ephemeral
 #               metrics port set), idle, then under 10 000 sensors x 3 fields
-#               at 1 reading/s each (QoS 1, JSON) from two tumblegate-sim.
+#               at 1 reading/s each (QoS 1, JSON) from two tumblegate-sim
+#               (--sensors, --rate and --config change that).
 # Idle is sampled 5 s after each subscribed. VmRSS counts a shared
 # library's pages that the process touched (relocations, symbol tables, code
 # run), RssAnon the process's own memory (heap, stacks, the window engine).
@@ -35,12 +40,15 @@ die() {
 	exit 1
 }
 
-seconds=60
+seconds=60 sensors=10000 rate=1 config=()
 while (($#)); do
 	case $1 in
 	--seconds) seconds=$2 && shift ;;
+	--sensors) sensors=$2 && shift ;;
+	--rate) rate=$2 && shift ;;
+	--config) config=(-c "$(realpath "$2")") && shift ;;
 	-h | --help)
-		sed -n '5,7p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+		sed -n '5,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*) die "unknown argument $1 (see --help)" ;;
@@ -48,6 +56,7 @@ while (($#)); do
 	shift
 done
 [[ $seconds =~ ^[1-9][0-9]*$ ]] || die "--seconds wants a whole number, got '$seconds'"
+[[ $sensors =~ ^[1-9][0-9]*$ && $sensors -ge 2 ]] || die "--sensors wants a whole number >= 2, got '$sensors'"
 
 build=$repo_dir/build
 if [[ ! -f $build/build.ninja && ! -f $build/Makefile ]]; then
@@ -97,7 +106,7 @@ subscriber_idle floor_sub
 
 dir=$out/gateway
 mkdir -p "$dir"
-"$build/gateway/tumblegate" --set "mqtt.uri=$TG_MQTT_URI" --set "mqtt.client_id=$id" \
+"$build/gateway/tumblegate" "${config[@]}" --set "mqtt.uri=$TG_MQTT_URI" --set "mqtt.client_id=$id" \
 	--set "mqtt.topic=$id/+/telemetry" \
 	--set "kafka.bootstrap.servers=$TG_KAFKA_BROKERS" --set "topics.raw=$id.raw" \
 	--set "topics.agg=$id.agg" --set "topics.dlq=$id.dlq" \
@@ -110,7 +119,7 @@ rss[idle]=$(status gateway-idle "$pid")
 
 for p in 0 1; do
 	"$build/firmware-sim/tumblegate-sim" --uri "$TG_MQTT_URI" --client-id "$id-pub$p" \
-		--topic-prefix "$id" --id-prefix "s-p$p-" --sensors 5000 --rate 1 \
+		--topic-prefix "$id" --id-prefix "s-p$p-" --sensors $((sensors / 2)) --rate "$rate" \
 		--duration "$seconds" --qos 1 --format json --fields 3 --seed $((p + 1)) --quiet \
 		>"$dir/pub$p.log" 2>&1 &
 	pids+=($!)
@@ -130,7 +139,7 @@ wait "$pid" || die "the gateway exited with status $? after SIGTERM"
 engine=$(sed -n 's/.*window engine: \([0-9]*\) bytes for.*/\1/p' "$dir/gw.log")
 
 bench_machine
-echo "## bench/footprint.sh --seconds $seconds: resident memory (MiB) of each program, default configuration"
+echo "## bench/footprint.sh --seconds $seconds --sensors $sensors --rate $rate${config:+ --config ${config[1]#"$repo_dir/"}}: resident memory (MiB)"
 printf '%-34s %8s %8s %8s\n' program VmRSS RssAnon RssFile
 row() {
 	local a
