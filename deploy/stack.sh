@@ -15,8 +15,9 @@
 # JVM both broker and controller, from the same jars; topics get replication
 # factor 3 and min.insync.replicas=2 by default), and `broker1|broker2|broker3`,
 # one of its brokers, for fault tests:
-#   deploy/stack.sh start   cluster|brokerN      start (or reuse); ready when every broker's
-#                                                metadata lists the whole cluster
+#   deploy/stack.sh start   cluster|brokerN      start (or reuse); a broker is ready once its
+#                                                metadata names it, the cluster once each
+#                                                broker's names all three
 #   deploy/stack.sh stop    cluster|brokerN      SIGTERM (controlled shutdown), as above
 #   deploy/stack.sh kill    cluster|brokerN      SIGKILL, as a crash would stop it
 #   deploy/stack.sh status  cluster|brokerN
@@ -561,14 +562,15 @@ cluster_brokers() {
 	printf '%s' "$list"
 }
 
-# Broker $healthy_broker is up once its own metadata names the whole
-# cluster: it is registered with the controller quorum and knows its peers.
+# Broker $healthy_broker is up once its own metadata names it (it is
+# registered with the controller quorum and unfenced) and every broker in
+# $healthy_peers (the whole cluster when it starts at once).
 broker_healthy() {
-	local n=$healthy_broker port metadata
-	port=$(broker_port "$n")
+	local n port metadata
+	port=$(broker_port "$healthy_broker")
 	port_open "$port" || return 1
 	metadata=$(kcat -L -b "$host:$port" -m 3 2>/dev/null) || return 1
-	for ((n = 1; n <= cluster_size; n++)); do
+	for n in $healthy_broker ${healthy_peers:-}; do
 		[[ $metadata == *"broker $n at $host:$(broker_port "$n")"* ]] || return 1
 	done
 }
@@ -636,7 +638,7 @@ start_broker() {
 			say "broker$n: already running (pid $pid) at $host:$(broker_port "$n")"
 			return 0
 		fi
-		die "broker$n: pid $pid is running but its metadata lacks the cluster; see $dir/logs/server.log"
+		die "broker$n: pid $pid is running but not in the cluster's metadata; see $dir/logs/server.log"
 	fi
 	rm -f "$pid_file"
 	for port in "$(broker_port "$n")" "$(broker_controller_port "$n")"; do
@@ -669,7 +671,7 @@ start_broker() {
 	if ((rc != 0)); then
 		show_log_tail "$dir/logs/kafka.out" "$dir/logs/server.log"
 		((rc == 2)) && die "broker$n: exited during start-up"
-		die "broker$n: metadata does not list the cluster after ${kafka_start_timeout} s"
+		die "broker$n: not in the cluster's metadata after ${kafka_start_timeout} s"
 	fi
 	say "broker$n: up (pid $(<"$pid_file"), ready in $((SECONDS - started)) s)"
 }
@@ -678,6 +680,7 @@ start_cluster() {
 	local n started=$SECONDS rc
 	mkdir -p "$cluster_dir"
 	for ((n = 1; n <= cluster_size; n++)); do defer_ready=1 start_broker "$n"; done
+	healthy_peers=$(seq 1 "$cluster_size")
 	for ((n = 1; n <= cluster_size; n++)); do
 		healthy_broker=$n rc=0
 		wait_ready "broker$n" "$(broker_pid "$n")" "$(broker_props "$n")" "$kafka_start_timeout" \
