@@ -208,6 +208,19 @@ wait_ready() {
 	done
 }
 
+# wait_ready_or_die NAME PID_FILE MARKER TIMEOUT CHECK WHAT LOG...: as
+# wait_ready; on failure, the logs' last lines and an error: the process
+# exited, or WHAT after TIMEOUT s.
+wait_ready_or_die() {
+	local name=$1 pid_file=$2 marker=$3 timeout=$4 check=$5 what=$6 rc=0
+	shift 6
+	wait_ready "$name" "$pid_file" "$marker" "$timeout" "$check" || rc=$?
+	((rc == 0)) && return 0
+	show_log_tail "$@"
+	((rc == 2)) && die "$name: exited during start-up"
+	die "$name: $what after $timeout s (still running)"
+}
+
 # Graceful stop: SIGTERM, up to $stop_timeout seconds, then SIGKILL.
 stop_service() {
 	local name=$1 pid_file=$2 marker=$3 pid deadline
@@ -625,7 +638,7 @@ EOF
 }
 
 start_broker() {
-	local n=$1 dir props pid_file pid jars java port rc started jvm id_file
+	local n=$1 dir props pid_file pid jars java port started jvm id_file
 	need_commands kcat
 	java=$(java_bin)
 	command -v "$java" >/dev/null 2>&1 || need_commands java
@@ -666,30 +679,21 @@ start_broker() {
 	# A lone node cannot be ready (its metadata needs a quorum and peers):
 	# when the whole cluster starts, the caller waits for all of them.
 	[[ ${defer_ready:-0} == 1 ]] && return 0
-	rc=0
-	wait_ready "broker$n" "$pid_file" "$props" "$kafka_start_timeout" broker_healthy || rc=$?
-	if ((rc != 0)); then
-		show_log_tail "$dir/logs/kafka.out" "$dir/logs/server.log"
-		((rc == 2)) && die "broker$n: exited during start-up"
-		die "broker$n: not in the cluster's metadata after ${kafka_start_timeout} s"
-	fi
+	wait_ready_or_die "broker$n" "$pid_file" "$props" "$kafka_start_timeout" broker_healthy \
+		"not in the cluster's metadata" "$dir/logs/kafka.out" "$dir/logs/server.log"
 	say "broker$n: up (pid $(<"$pid_file"), ready in $((SECONDS - started)) s)"
 }
 
 start_cluster() {
-	local n started=$SECONDS rc
+	local n started=$SECONDS
 	mkdir -p "$cluster_dir"
 	for ((n = 1; n <= cluster_size; n++)); do defer_ready=1 start_broker "$n"; done
 	healthy_peers=$(seq 1 "$cluster_size")
 	for ((n = 1; n <= cluster_size; n++)); do
-		healthy_broker=$n rc=0
-		wait_ready "broker$n" "$(broker_pid "$n")" "$(broker_props "$n")" "$kafka_start_timeout" \
-			broker_healthy || rc=$?
-		if ((rc != 0)); then
-			show_log_tail "$(broker_dir "$n")/logs/kafka.out" "$(broker_dir "$n")/logs/server.log"
-			die "broker$n: $( ((rc == 2)) && echo "exited during start-up" ||
-				echo "metadata does not list the cluster after ${kafka_start_timeout} s")"
-		fi
+		healthy_broker=$n
+		wait_ready_or_die "broker$n" "$(broker_pid "$n")" "$(broker_props "$n")" \
+			"$kafka_start_timeout" broker_healthy "metadata does not list the whole cluster" \
+			"$(broker_dir "$n")/logs/kafka.out" "$(broker_dir "$n")/logs/server.log"
 	done
 	say "cluster: up at $(cluster_brokers) (ready in $((SECONDS - started)) s)"
 }

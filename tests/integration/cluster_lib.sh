@@ -50,17 +50,6 @@ leader_of() {
 	partitions "$1" | awk -v p="$2" '$1 == p { print $2 }'
 }
 
-# await_readyz STATUS TEXT SECONDS: as expect_readyz, with a longer wait.
-await_readyz() {
-	local i
-	for ((i = 0; i < $3 * 10; i++)); do
-		[[ $(scrape "$work/readyz" /readyz) == "$1" && $(cat "$work/readyz") == "$2" ]] &&
-			return 0
-		sleep 0.1
-	done
-	fail "/readyz after $3 s: $(cat "$work/readyz"), want $1 '$2'"
-}
-
 # forwarded [FILE]: scrape /metrics into FILE and check it adds up; prints
 # messages forwarded (confirmed by Kafka).
 forwarded() {

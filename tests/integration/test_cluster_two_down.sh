@@ -23,7 +23,7 @@ stack kill broker3
 log "brokers 2 and 3 killed"
 
 # The stall shows once records have waited 10 s (statistics every 2 s).
-await_readyz 503 "$stalled" 20
+expect_readyz 503 "$stalled" 20
 scrape "$work/m1" >/dev/null
 check_accounting "$work/m1"
 sleep 3
@@ -43,7 +43,7 @@ in_flight=$(metric "$work/m2" tumblegate_messages_in_flight)
 log "stalled: $f2 confirmed, $in_flight in flight, /readyz: $(cat "$work/readyz")"
 
 stack start broker2
-await_readyz 200 ready 60
+expect_readyz 200 ready 60
 log "broker 2 back: writes resumed"
 stack start broker3
 wait_in_sync 60 "$run_id.raw" "$run_id.agg"
