@@ -717,7 +717,7 @@ kill_broker() {
 # --- commands ---------------------------------------------------------------
 
 stop_one() {
-	local n pid
+	local n
 	case $1 in
 	mqtt) stop_service mqtt "$mqtt_pid" "$mqtt_conf" ;;
 	kafka) stop_service kafka "$kafka_pid" "$kafka_props" ;;
@@ -725,11 +725,8 @@ stop_one() {
 	cluster)
 		# All at once: the last broker's controlled shutdown would wait
 		# for a controller quorum that the first two took with them.
-		for ((n = 1; n <= cluster_size; n++)); do
-			pid=$(service_pid "$(broker_pid "$n")" "$(broker_props "$n")") &&
-				kill -TERM "$pid" 2>/dev/null || true
-		done
-		for ((n = cluster_size; n >= 1; n--)); do stop_broker "$n"; done
+		for ((n = 1; n <= cluster_size; n++)); do stop_broker "$n" & done
+		wait
 		;;
 	esac
 	if ((purge)); then

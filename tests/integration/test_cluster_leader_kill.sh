@@ -24,16 +24,21 @@ before=$(forwarded "$work/m-before")
 stack kill "broker$victim"
 log "broker $victim (leader of $run_id.raw/0) killed after $before messages"
 
-# New leaders within seconds; the gateway delivers with one broker away.
-sleep 4
+# A new leader once the controller fences the dead broker (3 s without a
+# heartbeat; longer when it was the active controller too, as a new one is
+# elected first); then the gateway delivers with one broker away.
+for ((i = 0; i < 60; i++)); do
+	leader=$(leader_of "$run_id.raw" 0)
+	[[ $leader =~ ^[123]$ && $leader != "$victim" ]] && break
+	sleep 0.5
+done
+[[ $leader != "$victim" ]] || fail "partition 0 has no new leader after 30 s: $(partitions "$run_id.raw" | tr '\n' ';')"
+log "broker $leader leads $run_id.raw/0 now"
 expect_readyz 200 ready
-[[ $(leader_of "$run_id.raw" 0) =~ ^[123]$ && $(leader_of "$run_id.raw" 0) != "$victim" ]] ||
-	fail "partition 0 has no new leader: $(partitions "$run_id.raw" | tr '\n' ';')"
 during=$(forwarded "$work/m-during")
 sleep 3
 during2=$(forwarded "$work/m-during2")
-((during2 > during && during > before)) ||
-	fail "nothing confirmed with broker $victim away: $before, $during, $during2"
+((during2 > during)) || fail "nothing confirmed with broker $victim away: $during, then $during2"
 log "with broker $victim away: $during -> $during2 confirmed, /readyz ready"
 
 stack start "broker$victim"

@@ -12,8 +12,14 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/cluster_lib.sh"
 
-# Site B's broker: a mosquitto of its own next to the stack's.
-port_b=${TG_SITE_B_MQTT_PORT:-$((${TG_MQTT_URI##*:} + 1))}
+# Site B's broker: a mosquitto of its own next to the stack's, on
+# TG_SITE_B_MQTT_PORT or the first free port after the stack's.
+port_b=${TG_SITE_B_MQTT_PORT:-}
+if [[ -z $port_b ]]; then
+	for ((port_b = ${TG_MQTT_URI##*:} + 1; port_b < ${TG_MQTT_URI##*:} + 20; port_b++)); do
+		(: <>"/dev/tcp/127.0.0.1/$port_b") 2>/dev/null || break
+	done
+fi
 mkdir -p "$work/b"
 printf 'listener %s 127.0.0.1\nallow_anonymous true\nuser %s\n' "$port_b" "$(id -un)" >"$work/b/mosquitto.conf"
 mosquitto_bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
