@@ -10,7 +10,8 @@ stack() { "$repo_dir/deploy/stack.sh" "$@" >>"$work/stack.log" 2>&1 || fail "dep
 # again, whatever failed.
 sim_pid=
 cluster_restore() {
-	[[ -n $sim_pid ]] && pkill -KILL -P "$sim_pid"
+	# Under set -e a failed kill here would end the trap before cleanup.
+	if [[ -n $sim_pid ]]; then pkill -KILL -P "$sim_pid" || true; fi
 	cleanup
 	"$repo_dir/deploy/stack.sh" start cluster >/dev/null 2>&1 || true
 }

@@ -27,8 +27,8 @@ mosquitto_bin=$(command -v mosquitto || echo /usr/sbin/mosquitto)
 mosquitto_b=$!
 gateway_b=
 site_b_end() {
-	[[ -n $gateway_b ]] && kill -KILL "$gateway_b" 2>/dev/null
-	kill "$mosquitto_b" 2>/dev/null
+	if [[ -n $gateway_b ]]; then kill -KILL "$gateway_b" 2>/dev/null || true; fi
+	kill "$mosquitto_b" 2>/dev/null || true
 	cluster_restore
 }
 trap site_b_end EXIT
