@@ -63,6 +63,11 @@ static const struct tg_option options[] = {
          "Where the sensor id comes from: payload:<member> (a text member of "
          "the payload) or topic:<pattern>, a topic with one level written "
          "{sensor}, e.g. topic:sensors/{sensor}/telemetry.", 0},
+        {"input.sensor_prefix", TG_OPT_STRING, OPT(input_sensor_prefix), 0, 0, "", NULL,
+         "Put before every sensor id, on both topics and in the windows: a site "
+         "name and a separator (site-a/), so gateways of several sites can share "
+         "topics without ids colliding. A prefixed id longer than 64 bytes is "
+         "refused (bad_id).", 0},
         {"input.timestamp.field", TG_OPT_STRING, OPT(input_ts_field), 0, 0, "ts", NULL,
          "Payload member holding the event time.", 0},
         {"input.timestamp.unit", TG_OPT_ENUM, OPT(input_ts_unit), 0, 0, "ms", "ms|s|us|rfc3339",
@@ -671,6 +676,9 @@ int tg_config_validate(const struct tg_config *cfg, char *errstr,
                 FAIL("window.max_field_names (%lld) must be at least window.max_fields (%lld)",
                      (long long)cfg->window_max_field_names,
                      (long long)cfg->window_max_fields);
+        if (strlen(cfg->input_sensor_prefix) >= 64)
+                FAIL("input.sensor_prefix: longer than a sensor id may be (64 bytes) "
+                     "leaves no room for the id");
         if (!cfg->mqtt_uri[0] || !cfg->kafka_bootstrap_servers[0])
                 FAIL("mqtt.uri and kafka.bootstrap.servers must not be empty");
         for (i = 0; i < nsubs; i++) {

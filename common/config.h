@@ -53,6 +53,7 @@ struct tg_config {
         char *mqtt_tls_verify;
         /* how payloads become readings */
         char *input_sensor_id;
+        char *input_sensor_prefix;
         char *input_ts_field;
         char *input_ts_unit;
         char *input_ts_missing;

@@ -85,6 +85,15 @@ int tg_reading_set_sensor(struct tg_reading *r, const char *id, size_t len) {
         return 0;
 }
 
+int tg_reading_prefix_sensor(struct tg_reading *r, const char *prefix, size_t len) {
+        if (r->sensor_len + len > TG_SENSOR_ID_MAX)
+                return -ENAMETOOLONG;
+        memmove(r->sensor + len, r->sensor, r->sensor_len + 1u);
+        memcpy(r->sensor, prefix, len);
+        r->sensor_len = (uint16_t)(r->sensor_len + len);
+        return 0;
+}
+
 int tg_reading_add_field(struct tg_reading *r, const char *name, size_t len,
                          double value) {
         uint16_t i;

@@ -66,6 +66,14 @@ void tg_reading_clear(struct tg_reading *r);
 int tg_reading_set_sensor(struct tg_reading *r, const char *id, size_t len);
 
 /**
+ * @brief Put @p prefix (@p len bytes, valid text) before the sensor id, in
+ *        place.
+ * @return 0, or -ENAMETOOLONG if the result would exceed TG_SENSOR_ID_MAX
+ *         (the reading is then unchanged).
+ */
+int tg_reading_prefix_sensor(struct tg_reading *r, const char *prefix, size_t len);
+
+/**
  * @brief Append a numeric field (name copied). A reading never holds one
  *        field twice: a name already present is refused, the reading left
  *        as it was (a payload giving a field twice is refused as a

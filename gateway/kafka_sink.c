@@ -33,6 +33,15 @@ struct tg_kafka_sink {
          * delivery was confirmed since the last statistics said otherwise */
         _Atomic int reachable;
 
+        /* stalled: records have waited TG_KAFKA_STALL_MS with none
+         * confirmed, though a broker is up (a cluster short of in-sync
+         * replicas, or without a partition leader). Statistics time it:
+         * progress_ms is the last that found a new confirmation or nothing
+         * waiting (the poll thread's alone, as the callbacks are). */
+        int64_t progress_ms;
+        uint64_t progress_delivered;
+        _Atomic int stalled;
+
         /* topics.create: CreateTopics in flight on admin_q, or due again */
         rd_kafka_queue_t *admin_q;
         int create_pending;
@@ -109,7 +118,9 @@ static void latency_observe(struct tg_kafka_sink *sink, const rd_kafka_message_t
 static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
         struct tg_kafka_sink *sink = opaque;
         cJSON *root = cJSON_ParseWithLength(json, len), *b;
-        int up = 0;
+        uint64_t delivered;
+        int64_t now;
+        int up = 0, t;
 
         if (!root)
                 return 0;
@@ -123,6 +134,15 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
         }
         cJSON_Delete(root);
         atomic_store(&sink->reachable, up);
+        now = tg_monotonic_ms();
+        for (t = 0, delivered = 0; t < TG_SINK__COUNT; t++)
+                delivered += atomic_load(&sink->delivered[t]);
+        if (delivered != sink->progress_delivered || rd_kafka_outq_len(rk) == 0 ||
+            !sink->progress_ms) {
+                sink->progress_ms = now;
+                sink->progress_delivered = delivered;
+        }
+        atomic_store(&sink->stalled, now - sink->progress_ms >= TG_KAFKA_STALL_MS);
         return 0; /* librdkafka frees json */
 }
 
@@ -141,6 +161,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m,
         } else {
                 atomic_fetch_add(&sink->delivered[topic], 1);
                 atomic_store(&sink->reachable, 1);
+                atomic_store_explicit(&sink->stalled, 0, memory_order_relaxed);
                 if (topic == TG_SINK_RAW)
                         latency_observe(sink, m);
         }
@@ -488,6 +509,10 @@ void tg_kafka_sink_poll(tg_kafka_sink_t *sink, int timeout_ms) {
 
 int tg_kafka_sink_reachable(const tg_kafka_sink_t *sink) {
         return atomic_load(&sink->reachable);
+}
+
+int tg_kafka_sink_stalled(const tg_kafka_sink_t *sink) {
+        return atomic_load(&sink->stalled);
 }
 
 const char *tg_kafka_sink_topic_name(const tg_kafka_sink_t *sink,

@@ -94,6 +94,18 @@ void tg_kafka_sink_poll(tg_kafka_sink_t *sink, int timeout_ms);
  */
 int tg_kafka_sink_reachable(const tg_kafka_sink_t *sink);
 
+/** Records waiting this long with none confirmed make the sink stalled. */
+#define TG_KAFKA_STALL_MS 10000
+
+/**
+ * @brief Whether writes are stalled though a broker is up: records have
+ *        waited TG_KAFKA_STALL_MS with none confirmed (a replicated
+ *        cluster with fewer in-sync replicas than min.insync.replicas, or
+ *        a partition without a leader). Read from librdkafka's statistics
+ *        (every 2 s); a confirmation clears it at once.
+ */
+int tg_kafka_sink_stalled(const tg_kafka_sink_t *sink);
+
 /** @brief The name of @p topic, or NULL when not configured. */
 const char *tg_kafka_sink_topic_name(const tg_kafka_sink_t *sink,
                                      enum tg_sink_topic topic);

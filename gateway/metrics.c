@@ -244,6 +244,10 @@ void tg_metrics_render(tg_pipeline_t *pipeline, tg_kafka_sink_t *sink,
                         {"tumblegate_kafka_reachable", "gauge",
                          "1 when a Kafka broker is reachable.",
                          (uint64_t)tg_kafka_sink_reachable(sink)},
+                        {"tumblegate_kafka_stalled", "gauge",
+                         "1 when records have waited 10 s with none confirmed though a "
+                         "broker is up (too few in-sync replicas, no partition leader).",
+                         (uint64_t)tg_kafka_sink_stalled(sink)},
                 };
 
                 plain(out, rows, sizeof(rows) / sizeof(*rows));
@@ -324,11 +328,16 @@ void tg_metrics_render(tg_pipeline_t *pipeline, tg_kafka_sink_t *sink,
 int tg_metrics_ready(tg_pipeline_t *pipeline, tg_kafka_sink_t *sink,
                      tg_mqtt_source_t *mqtt, char *why, size_t why_size) {
         int mqtt_ok = mqtt && tg_mqtt_source_ready(mqtt);
-        int kafka_ok = tg_kafka_sink_reachable(sink);
+        int reachable = tg_kafka_sink_reachable(sink);
+        int kafka_ok = reachable && !tg_kafka_sink_stalled(sink);
         int spool_ok = !tg_pipeline_input_held(pipeline);
 
         snprintf(why, why_size, "%s%s%s%s%s", mqtt_ok ? "" : "mqtt: not connected",
-                 !mqtt_ok && !kafka_ok ? "; " : "", kafka_ok ? "" : "kafka: no broker reachable",
+                 !mqtt_ok && !kafka_ok ? "; " : "",
+                 kafka_ok    ? ""
+                 : reachable ? "kafka: nothing confirmed for 10 s (too few in-sync "
+                               "replicas or no partition leader)"
+                             : "kafka: no broker reachable",
                  (!mqtt_ok || !kafka_ok) && !spool_ok ? "; " : "",
                  spool_ok ? "" : "spool: full (spool.max_bytes or the disk): input held");
         return mqtt_ok && kafka_ok && spool_ok;

@@ -45,6 +45,8 @@ struct tg_worker {
         tg_window_engine_t *engine;
         tg_status_t *status;           /* the status page's rows, or NULL */
         tg_downsample_t *ds;           /* NULL when every subscription forwards all */
+        char sensor_prefix[TG_SENSOR_ID_MAX]; /* input.sensor_prefix */
+        size_t sensor_prefix_len;
 
         _Atomic int64_t next_tick;     /* the engine's periodic work is due */
 
@@ -388,6 +390,10 @@ unsigned tg_worker_process(tg_worker_t *w, size_t sub_index, const char *topic,
         w->tag = tag;
         w->may_wait = may_wait;
         derr = decode(w, sub, topic, payload, len, arrival_ms, &n);
+        for (i = 0; !derr && w->sensor_prefix_len && i < n; i++)
+                if (tg_reading_prefix_sensor(&w->readings[i], w->sensor_prefix,
+                                             w->sensor_prefix_len))
+                        derr = TG_DECODE_BAD_ID; /* too long with the prefix */
         if (derr) {
                 w->c.decode_failed[derr]++;
                 tg_warn_limited("mqtt %s: payload of %zu bytes refused: %s", topic, len,
@@ -494,6 +500,11 @@ tg_worker_t *tg_worker_new(const struct tg_config *cfg, const struct tg_sink *si
         w->sink = sink;
         w->ledger = ledger;
         w->stop = stop;
+        /* tg_config_validate() keeps it shorter than a sensor id. */
+        w->sensor_prefix_len = strlen(cfg->input_sensor_prefix);
+        if (w->sensor_prefix_len >= sizeof(w->sensor_prefix))
+                w->sensor_prefix_len = sizeof(w->sensor_prefix) - 1;
+        memcpy(w->sensor_prefix, cfg->input_sensor_prefix, w->sensor_prefix_len);
         for (t = 0; t < TG_SINK__COUNT; t++)
                 w->has[t] = sink->has_topic(sink->ctx, (enum tg_sink_topic)t);
         w->nsubs = tg_config_subscriptions(cfg, subs);

@@ -129,11 +129,12 @@ scrape() {
 	curl -s -m 5 -o "$1" -w '%{http_code}' "$(metrics_url "${2:-/metrics}")" || echo 000
 }
 
-# expect_readyz STATUS TEXT: /readyz answers STATUS with body TEXT within
-# 10 s (readiness follows librdkafka's statistics, every 2 s).
+# expect_readyz STATUS TEXT [SECONDS]: /readyz answers STATUS with body TEXT
+# within SECONDS (default 10: readiness follows librdkafka's statistics,
+# every 2 s).
 expect_readyz() {
 	local i
-	for ((i = 0; i < 100; i++)); do
+	for ((i = 0; i < ${3:-10} * 10; i++)); do
 		[[ $(scrape "$work/readyz" /readyz) == "$1" && $(cat "$work/readyz") == "$2" ]] &&
 			return 0
 		sleep 0.1

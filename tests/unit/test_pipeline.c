@@ -664,6 +664,69 @@ static void test_redeliveries(void) {
         tg_config_destroy(cfg);
 }
 
+/* input.sensor_prefix (issue 17): the id is prefixed before the windows,
+ * so keys, raw values and aggregates all carry it; an id too long with the
+ * prefix is dead-lettered as bad_id, and a SenML pack is prefixed too. */
+static void test_sensor_prefix(void) {
+        static const char prefix[] = "site-a/";
+        static const char senml[] = "[{\"bn\":\"pack:\",\"bt\":1763990000,\"n\":\"t\",\"v\":1}]";
+        struct tg_config *cfg = config("disk");
+        char err[256], payload[160], id[65];
+        tg_pipeline_t *p;
+        size_t i, raw = 0, agg = 0, dead = 0, pack = 0;
+        int n;
+
+        CU_ASSERT_EQUAL_FATAL(tg_config_set(cfg, "input.sensor_prefix", prefix, "test", err,
+                                            sizeof(err)), 0);
+        fresh_state();
+        p = start(cfg, fake_reset(100000, 1));
+        for (i = 0; i < 1500; i++)
+                CU_ASSERT_EQUAL(ingest(p, (int)i), 0);
+        /* 57 bytes: 64 with the prefix, the most an id may be */
+        memset(id, 'x', 57), id[57] = '\0';
+        n = snprintf(payload, sizeof(payload), "{\"sensor\":\"%s\",\"ts\":%" PRId64 ",\"t\":1}",
+                     id, NOW_MS - 1000);
+        CU_ASSERT_EQUAL(tg_pipeline_ingest(p, "x", 1, payload, (size_t)n, 1, 0), 0);
+        id[57] = 'y', id[58] = '\0'; /* 65 with it: refused */
+        n = snprintf(payload, sizeof(payload), "{\"sensor\":\"%s\",\"ts\":%" PRId64 ",\"t\":1}",
+                     id, NOW_MS - 1000);
+        CU_ASSERT_EQUAL(tg_pipeline_ingest(p, "x", 1, payload, (size_t)n, 1, 0), 0);
+        CU_ASSERT_EQUAL(tg_pipeline_ingest(p, "x", 1, senml, strlen(senml), 1, 0), 0);
+        CU_ASSERT_FATAL(wait_forwarded(p, 1502));
+        check_accounting(p);
+        pthread_mutex_lock(&fk.lock);
+        for (i = 0; i < fk.n; i++) {
+                const struct rec *r = &fk.recs[i];
+
+                if (r->topic == TG_SINK_DLQ) {
+                        dead++;
+                        continue;
+                }
+                tg_check(!strncmp(r->key, prefix, strlen(prefix)), __LINE__,
+                         "key %s lacks the prefix", r->key);
+                tg_check(strstr(r->value, "\"sensor\":\"site-a/") != NULL, __LINE__,
+                         "record %s lacks the prefixed id", r->value);
+                raw += r->topic == TG_SINK_RAW;
+                agg += r->topic == TG_SINK_AGG;
+                pack += !strcmp(r->key, "site-a/pack");
+        }
+        pthread_mutex_unlock(&fk.lock);
+        CU_ASSERT_EQUAL(raw, 1502);
+        CU_ASSERT(agg > 0);
+        CU_ASSERT_EQUAL(dead, 1);
+        CU_ASSERT_EQUAL(pack, 1);
+        tg_pipeline_destroy(p, tg_monotonic_ms() + 5000);
+
+        /* A prefix that leaves no room for an id is a config error. */
+        memset(id, 'p', 64), id[64] = '\0';
+        CU_ASSERT_EQUAL(tg_config_set(cfg, "input.sensor_prefix", id, "test", err, sizeof(err)), 0);
+        CU_ASSERT_NOT_EQUAL(tg_config_validate(cfg, err, sizeof(err)), 0);
+        id[63] = '\0';
+        CU_ASSERT_EQUAL(tg_config_set(cfg, "input.sensor_prefix", id, "test", err, sizeof(err)), 0);
+        CU_ASSERT_EQUAL(tg_config_validate(cfg, err, sizeof(err)), 0);
+        tg_config_destroy(cfg);
+}
+
 int main(void) {
         static const struct tg_test tests[] = {
                 {"issue 15: forward.mode exception on topics.raw", test_forward_mode_on_raw},
@@ -678,6 +741,7 @@ int main(void) {
                  test_memory_mode},
                 {"60 000 redeliveries after a crash recognised, a new DUP taken",
                  test_redeliveries},
+                {"input.sensor_prefix on every record; too long refused", test_sensor_prefix},
         };
         int rc;
 
