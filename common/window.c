@@ -1242,7 +1242,7 @@ size_t tg_window_engine_sensor_bytes(const tg_window_engine_t *e) {
 #define STATE_ATTACHED 1u
 
 /* The state file is written through this buffer and never built whole in
- * memory: a checkpoint of 10 000 sensors (5 MB) costs the process no more
+ * memory: a checkpoint of 10 000 sensors (3 MB) costs the process no more
  * resident memory than these 32 KiB on the writer's stack. */
 #define WBUF_SIZE (32u << 10)
 

@@ -102,7 +102,7 @@ uint64_t tg_checkpoint_restore(tg_checkpoint_t *cp, tg_window_engine_t *engine,
 
 /* A snapshot goes to disk at once, as windows.state.next, and becomes
  * windows.state by a rename once Kafka has confirmed everything it covers:
- * it is never held in memory, which for 10 000 sensors would be 5 MB more
+ * it is never held in memory, which for 10 000 sensors would be 3 MB more
  * resident memory every interval. A crash in between leaves the previous
  * windows.state, consistent with the spool that is still kept. */
 void tg_checkpoint_step(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_downsample_t *ds,
