@@ -231,7 +231,8 @@ static const struct tg_option options[] = {
          "host:port of the HTTP endpoint serving /metrics (Prometheus text), "
          "/healthz and /readyz. Port 0: any free port (logged). Empty: off.", 0},
         {"status.sensors", TG_OPT_INT, OPT(status_sensors), 0, 1 << 20, "64", NULL,
-         "Sensors the status page at / tracks (the first seen), in memory fixed at start "
+         "Sensors the status page at / tracks (the first whose windows close), in memory "
+         "fixed at start "
          "(logged, per sensor); 0: no per-sensor rows.", 0},
         {"status.windows", TG_OPT_INT, OPT(status_windows), 1, 1024, "12", NULL,
          "Closed windows per sensor the status page keeps for its chart.", 0},

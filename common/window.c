@@ -1207,6 +1207,38 @@ int64_t tg_window_engine_sensor_late(const tg_window_engine_t *e, const char *id
         return e->index[b].pos == EMPTY ? -1 : (int64_t)e->cold[e->index[b].pos].late_total;
 }
 
+int tg_window_engine_sensor_info(const tg_window_engine_t *e, const char *id, size_t len,
+                                 struct tg_window_sensor_info *out) {
+        uint32_t pos = e->index[index_bucket(e, id, len, hash_id(e, id, len))].pos, i;
+        const struct slot *newest = NULL;
+        size_t newest_i = 0;
+
+        if (pos == EMPTY)
+                return -ENOENT;
+        out->watermark = e->sensors[pos].watermark;
+        out->last_arrival_ms = e->sensors[pos].last_arrival_ms;
+        out->late = e->cold[pos].late_total;
+        out->open = e->sensors[pos].nopen;
+        out->has_value = 0;
+        for (i = 0; i < e->ring_len; i++) {
+                const struct slot *sl = slot_at(e, pos, i);
+
+                if (sl->open && sl->nfields && (!newest || sl->start > newest->start)) {
+                        newest = sl;
+                        newest_i = slot_index(e, pos, i);
+                }
+        }
+        if (newest) {
+                const struct tg_field_stats *f =
+                        slot_field(e, (struct slot *)newest, newest_i, 0);
+
+                out->has_value = 1;
+                out->field = f->field;
+                out->value = f->last;
+        }
+        return 0;
+}
+
 void tg_window_engine_counters(const tg_window_engine_t *e,
                                struct tg_window_counters *out) {
         *out = e->counters;

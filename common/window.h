@@ -155,6 +155,25 @@ void tg_window_engine_tick(tg_window_engine_t *e);
 int64_t tg_window_engine_sensor_late(const tg_window_engine_t *e, const char *id,
                                      size_t len);
 
+/** What the engine holds of one sensor now, for a status display. */
+struct tg_window_sensor_info {
+        int64_t watermark;       /**< the latest event time taken (3.1) */
+        int64_t last_arrival_ms; /**< the engine's clock at the last reading taken (5.2) */
+        uint64_t late;           /**< late readings since it entered the table */
+        uint32_t open;           /**< open windows */
+        int has_value;           /**< field and value are set: a window is open */
+        uint32_t field;          /**< the newest open window's first field (interned) */
+        double value;            /**< its value at that window's latest event time */
+};
+
+/**
+ * @brief What the engine holds of sensor @p id, by the engine's thread
+ *        (one table lookup, nothing allocated).
+ * @return 0, or -ENOENT if the sensor is not in the table.
+ */
+int tg_window_engine_sensor_info(const tg_window_engine_t *e, const char *id, size_t len,
+                                 struct tg_window_sensor_info *out);
+
 /** Bytes of the sensor table's hash key. */
 #define TG_WINDOW_HASH_KEY_BYTES 16
 

@@ -19,7 +19,7 @@ struct row {
         uint32_t nwin, head;            /* ring: head is the oldest */
         int64_t last_ts, last_arrival_ms;
         double last_value;
-        uint64_t readings, late;
+        uint64_t windows, late;
 };
 
 struct tg_status {
@@ -91,7 +91,7 @@ size_t tg_status_memory(const tg_status_t *st) {
 }
 
 /* The row of @p id, taking a free one for a new sensor; NULL when the
- * table is full (counted once per reading or window). */
+ * table is full (counted: windows of sensors not shown). */
 static struct row *row_of(struct tg_status *st, const char *id, size_t len) {
         uint32_t i = (uint32_t)tg_hash_keyed(st->key, id, len) & st->mask, n;
 
@@ -116,23 +116,6 @@ static struct row *row_of(struct tg_status *st, const char *id, size_t len) {
         return NULL;
 }
 
-void tg_status_reading(tg_status_t *st, const struct tg_reading *rd, int late, int64_t now_ms) {
-        struct row *r;
-
-        if (!st || !st->cap || !(r = row_of(st, rd->sensor, rd->sensor_len)))
-                return;
-        r->readings++;
-        r->late += late != 0;
-        r->last_ts = rd->ts_ms;
-        r->last_arrival_ms = now_ms;
-        if (rd->nfields) {
-                r->last_value = rd->fields[0].value;
-                memcpy(r->last_field, rd->fields[0].name, rd->fields[0].name_len);
-                r->last_field[rd->fields[0].name_len] = '\0';
-        }
-        r->dirty = 1;
-}
-
 void tg_status_window(tg_status_t *st, const struct tg_window_result *w, const char *field) {
         struct row *r;
         struct tg_status_window *slot;
@@ -145,6 +128,7 @@ void tg_status_window(tg_status_t *st, const struct tg_window_result *w, const c
                 slot = &st->win[(size_t)(r - st->rows) * st->nwin + r->head];
                 r->head = (r->head + 1) % st->nwin;
         }
+        r->windows++;
         slot->start = w->start;
         slot->count = w->count;
         slot->late = (uint32_t)w->late;
@@ -159,11 +143,33 @@ void tg_status_window(tg_status_t *st, const struct tg_window_result *w, const c
         r->dirty = 1;
 }
 
-void tg_status_publish(tg_status_t *st) {
+/* The row's last reading and late count, from the engine: read here, at
+ * the worker's ticks, so that a reading costs the status page nothing. */
+static void row_refresh(struct row *r, const tg_window_engine_t *e) {
+        struct tg_window_sensor_info in;
+
+        if (tg_window_engine_sensor_info(e, r->id, r->id_len, &in) ||
+            (in.last_arrival_ms == r->last_arrival_ms && in.late == r->late &&
+             in.watermark == r->last_ts && (!in.has_value || in.value == r->last_value)))
+                return;
+        r->last_ts = in.watermark;
+        r->last_arrival_ms = in.last_arrival_ms;
+        r->late = in.late;
+        if (in.has_value) {
+                r->last_value = in.value;
+                snprintf(r->last_field, sizeof(r->last_field), "%s",
+                         tg_window_field_name(e, in.field));
+        }
+        r->dirty = 1;
+}
+
+void tg_status_publish(tg_status_t *st, const tg_window_engine_t *e) {
         uint32_t i;
 
         if (!st)
                 return;
+        for (i = 0; i < st->nrows; i++)
+                row_refresh(&st->rows[i], e);
         pthread_mutex_lock(&st->lock);
         for (i = 0; i < st->nrows; i++) {
                 struct row *r = &st->rows[i];
@@ -211,7 +217,7 @@ int tg_status_row(tg_status_t *st, uint32_t i, struct tg_status_row *out) {
         out->last_ts = r->last_ts;
         out->last_arrival_ms = r->last_arrival_ms;
         out->last_value = r->last_value;
-        out->readings = r->readings;
+        out->windows_closed = r->windows;
         out->late = r->late;
         out->nwindows = r->nwin;
         for (k = 0; k < r->nwin; k++) /* oldest first */

@@ -10,17 +10,18 @@
 #include "window.h"
 
 /*
- * The worker thread notes each reading and each final window here
- * (tg_status_reading, tg_status_window) in rows it alone writes; at each
- * tick it copies the rows that changed to a published copy under a lock
- * (tg_status_publish), and the HTTP side reads that copy a row at a time
- * (tg_status_row). Nothing is allocated after tg_status_new(), and a
- * reading costs one keyed hash of its sensor id, a probe and a few stores.
+ * The worker thread notes each final window here (tg_status_window) in rows
+ * it alone writes: a sensor gets a row with its first closed window. At
+ * each tick it reads each row's last reading and late count from the
+ * window engine and copies the rows that changed to a published copy under
+ * a lock (tg_status_publish), and the HTTP side reads that copy a row at a
+ * time (tg_status_row). Nothing is allocated after tg_status_new(), and a
+ * reading costs nothing here: the page reads what the engine holds anyway.
  *
- * The table tracks the first status.sensors sensors seen; further ones are
- * counted (untracked) and not shown. Each row keeps the last
- * status.windows final windows of the sensor's first field (mean, min,
- * max) for the page's chart.
+ * The table tracks the first status.sensors sensors whose windows close;
+ * further ones' windows are counted (untracked) and not shown. Each row
+ * keeps the last status.windows final windows of the sensor's first field
+ * (mean, min, max) for the page's chart.
  */
 
 /** One closed window, as the chart needs it. */
@@ -34,11 +35,11 @@ struct tg_status_window {
 struct tg_status_row {
         char id[TG_SENSOR_ID_MAX + 1];
         char field[TG_FIELD_NAME_MAX + 1]; /**< the charted field: first of the last window */
-        int64_t last_ts;                   /**< event time of the last reading */
-        int64_t last_arrival_ms;           /**< wall clock when it was processed */
-        double last_value;                 /**< its first field */
-        char last_field[TG_FIELD_NAME_MAX + 1];
-        uint64_t readings, late;           /**< since the gateway started */
+        int64_t last_ts;                   /**< the latest event time taken */
+        int64_t last_arrival_ms;           /**< the engine's clock when it was taken */
+        double last_value;                 /**< first field of the newest open window */
+        char last_field[TG_FIELD_NAME_MAX + 1]; /**< at its latest event time */
+        uint64_t windows_closed, late;     /**< since the sensor entered the table */
         uint32_t nwindows;                 /**< in windows[], oldest first */
         struct tg_status_window *windows;  /**< caller's room for status.windows */
 };
@@ -58,14 +59,12 @@ void tg_status_destroy(tg_status_t *st);
 size_t tg_status_memory(const tg_status_t *st);
 size_t tg_status_sensor_bytes(const tg_status_t *st);
 
-/** @brief Worker: a reading the engine took (not refused), processed at @p now_ms. */
-void tg_status_reading(tg_status_t *st, const struct tg_reading *r, int late, int64_t now_ms);
-
 /** @brief Worker: a final window, @p field the name of its first field (or NULL). */
 void tg_status_window(tg_status_t *st, const struct tg_window_result *w, const char *field);
 
-/** @brief Worker: copy the rows that changed to the published copy. */
-void tg_status_publish(tg_status_t *st);
+/** @brief Worker: refresh the rows from @p engine (its last readings, late
+ *         counts) and copy those that changed to the published copy. */
+void tg_status_publish(tg_status_t *st, const tg_window_engine_t *engine);
 
 /** @brief Any thread: rows in the published copy, and sensors not tracked. */
 uint32_t tg_status_rows(tg_status_t *st, uint64_t *untracked);

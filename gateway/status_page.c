@@ -118,9 +118,9 @@ static void sensor_rows(FILE *out, tg_status_t *st, int64_t now_ms) {
         if (!r.windows)
                 return;
         fprintf(out, "<h2>Sensors <span class=\"muted\">(%u tracked, status.sensors; %llu "
-                "readings of others not shown)</span></h2>\n"
+                "windows of others not shown)</span></h2>\n"
                 "<table id=\"sensors\"><tr><th class=\"l\">sensor</th><th class=\"l\">last "
-                "reading</th><th>event time (UTC)</th><th>age</th><th>readings</th><th>late</th>"
+                "reading</th><th>event time (UTC)</th><th>age</th><th>windows</th><th>late</th>"
                 "<th class=\"l\">last closed window (UTC)</th><th>count</th><th>mean</th>"
                 "<th>min</th><th>max</th><th class=\"l\">last %u windows: mean, min&ndash;max"
                 "</th></tr>\n", n, (unsigned long long)untracked, tg_status_windows_max(st));
@@ -133,9 +133,9 @@ static void sensor_rows(FILE *out, tg_status_t *st, int64_t now_ms) {
                 esc(out, r.last_field);
                 utc(when, sizeof(when), r.last_ts);
                 fprintf(out, " = <span class=\"last-value\">%.6g</span></td><td>%s</td>"
-                        "<td>%.1f s</td><td class=\"readings\">%llu</td><td class=\"late\">%llu</td>",
+                        "<td>%.1f s</td><td class=\"windows\">%llu</td><td class=\"late\">%llu</td>",
                         r.last_value, when, (double)(now_ms - r.last_arrival_ms) / 1000.0,
-                        (unsigned long long)r.readings, (unsigned long long)r.late);
+                        (unsigned long long)r.windows_closed, (unsigned long long)r.late);
                 if (r.nwindows) {
                         const struct tg_status_window *w = &r.windows[r.nwindows - 1];
 

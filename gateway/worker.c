@@ -342,10 +342,8 @@ static void forward_reading(struct tg_worker *w, struct sub_state *sub, const ch
         case TG_WINDOW_LATE:
                 tg_dbg("sensor %s: late reading at %lld", r->sensor,
                        (long long)r->ts_ms);
-                tg_status_reading(w->status, r, 1, arrival_ms);
                 break;
         case TG_WINDOW_ACCEPTED:
-                tg_status_reading(w->status, r, 0, arrival_ms);
                 break;
         }
 
@@ -425,6 +423,8 @@ int tg_worker_tick(tg_worker_t *w, int64_t now_ms, int may_wait) {
         w->outcome = 0;
         w->may_wait = may_wait;
         tg_window_engine_tick(w->engine);
+        /* The status rows read the engine: once a tick, not per batch. */
+        tg_status_publish(w->status, w->engine);
         tg_worker_publish(w);
         return 1;
 }
@@ -452,7 +452,6 @@ tg_downsample_t *tg_worker_downsample(tg_worker_t *w) {
 
 void tg_worker_publish(tg_worker_t *w) {
         tg_window_engine_counters(w->engine, &w->c.window);
-        tg_status_publish(w->status);
         if (w->ds)
                 tg_downsample_counters(w->ds, &w->c.raw_values);
         pthread_mutex_lock(&w->pub_lock);

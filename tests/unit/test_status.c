@@ -1,4 +1,4 @@
-/* test_status.c - the status page's rows: fixed capacity, the last windows oldest first, seen only once published. */
+/* test_status.c - the status page's rows: fixed capacity, the last windows oldest first, the engine's last readings, seen only once published. */
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "status.h"
 
@@ -6,14 +6,49 @@
 
 #include "tg_test.h"
 
-static struct tg_reading reading(const char *id, int64_t ts, double v) {
+#define NOW_MS INT64_C(1000000)
+
+static int64_t fixed_now(void *opaque) {
+        (void)opaque;
+        return NOW_MS;
+}
+
+static const struct tg_clock fixed_clock = {.now_ms = fixed_now};
+
+/* The engine's final windows go to the status rows, as the worker does. */
+static tg_status_t *status;
+static tg_window_engine_t *engine;
+
+static void on_window(void *opaque, const struct tg_window_result *w) {
+        (void)opaque;
+        if (w->final)
+                tg_status_window(status, w,
+                                 w->nfields ? tg_window_field_name(engine, w->fields[0].field)
+                                            : NULL);
+}
+
+static tg_window_engine_t *engine_new(void) {
+        struct tg_window_conf c = {
+                .size_ms = 10000, .hop_ms = 10000, .grace_ms = 0,
+                .max_future_ms = 300000, .max_sensors = 16, .max_fields = 4,
+                .max_field_names = 8,
+        };
+        char err[256];
+        tg_window_engine_t *e = tg_window_engine_new(&c, &fixed_clock, on_window, NULL, err,
+                                                     sizeof(err));
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(e);
+        return e;
+}
+
+static enum tg_window_verdict add(const char *id, int64_t ts, double v) {
         struct tg_reading r;
 
         tg_reading_clear(&r);
         tg_reading_set_sensor(&r, id, strlen(id));
         r.ts_ms = ts;
         tg_reading_add_field(&r, "temperature", 11, v);
-        return r;
+        return tg_window_engine_add(engine, &r);
 }
 
 static struct tg_window_result window(const char *id, int64_t start, double mean) {
@@ -30,33 +65,48 @@ static struct tg_window_result window(const char *id, int64_t start, double mean
         return w;
 }
 
-/* Nothing is visible before tg_status_publish(); then each row as written. */
+/* A sensor gets its row with its first closed window; the row's last
+ * reading and late count are the engine's, read at publishing; nothing is
+ * visible before tg_status_publish(). */
 static void test_published_copy(void) {
         char err[128];
-        tg_status_t *st = tg_status_new(4, 3, err, sizeof(err));
         struct tg_status_window ws[3];
         struct tg_status_row row = {.windows = ws};
-        struct tg_reading r = reading("a", 1000, 21.5);
-        struct tg_window_result w = window("a", 0, 20.0);
 
-        CU_ASSERT_PTR_NOT_NULL_FATAL(st);
-        tg_status_reading(st, &r, 1, 5000);
-        tg_status_window(st, &w, "temperature");
-        CU_ASSERT_EQUAL(tg_status_rows(st, NULL), 0);
-        tg_status_publish(st);
-        CU_ASSERT_EQUAL(tg_status_rows(st, NULL), 1);
-        CU_ASSERT_EQUAL(tg_status_row(st, 0, &row), 0);
+        status = tg_status_new(4, 3, err, sizeof(err));
+        CU_ASSERT_PTR_NOT_NULL_FATAL(status);
+        engine = engine_new();
+        CU_ASSERT_EQUAL(add("a", 1000, 20.0), TG_WINDOW_ACCEPTED);
+        CU_ASSERT_EQUAL(add("a", 5000, 21.5), TG_WINDOW_ACCEPTED);
+        CU_ASSERT_EQUAL(add("a", 12000, 30.0), TG_WINDOW_ACCEPTED); /* closes [0, 10 s) */
+        CU_ASSERT_EQUAL(add("a", 2000, 99.0), TG_WINDOW_LATE);
+        CU_ASSERT_EQUAL(add("b", 3000, 5.0), TG_WINDOW_ACCEPTED);   /* no window closed */
+        CU_ASSERT_EQUAL(tg_status_rows(status, NULL), 0);
+        tg_status_publish(status, engine);
+        CU_ASSERT_EQUAL_FATAL(tg_status_rows(status, NULL), 1);
+        CU_ASSERT_EQUAL_FATAL(tg_status_row(status, 0, &row), 0);
         CU_ASSERT_STRING_EQUAL(row.id, "a");
         CU_ASSERT_STRING_EQUAL(row.last_field, "temperature");
-        CU_ASSERT_EQUAL(row.last_ts, 1000);
-        CU_ASSERT_EQUAL(row.last_arrival_ms, 5000);
-        CU_ASSERT_DOUBLE_EQUAL(row.last_value, 21.5, 0);
-        CU_ASSERT_EQUAL(row.readings, 1);
+        CU_ASSERT_EQUAL(row.last_ts, 12000);
+        CU_ASSERT_EQUAL(row.last_arrival_ms, NOW_MS);
+        CU_ASSERT_DOUBLE_EQUAL(row.last_value, 30.0, 0);
+        CU_ASSERT_EQUAL(row.windows_closed, 1);
         CU_ASSERT_EQUAL(row.late, 1);
         CU_ASSERT_EQUAL(row.nwindows, 1);
-        CU_ASSERT_DOUBLE_EQUAL(ws[0].mean, 20.0, 1e-6);
-        CU_ASSERT_EQUAL(tg_status_row(st, 1, &row), -ENOENT);
-        tg_status_destroy(st);
+        CU_ASSERT_DOUBLE_EQUAL(ws[0].mean, 20.75, 1e-9);
+        CU_ASSERT_EQUAL(ws[0].count, 2);
+        CU_ASSERT_EQUAL(tg_status_row(status, 1, &row), -ENOENT);
+
+        /* a later reading shows at the next publishing, not before */
+        CU_ASSERT_EQUAL(add("a", 13000, 31.0), TG_WINDOW_ACCEPTED);
+        CU_ASSERT_EQUAL(tg_status_row(status, 0, &row), 0);
+        CU_ASSERT_EQUAL(row.last_ts, 12000);
+        tg_status_publish(status, engine);
+        CU_ASSERT_EQUAL(tg_status_row(status, 0, &row), 0);
+        CU_ASSERT_EQUAL(row.last_ts, 13000);
+        CU_ASSERT_DOUBLE_EQUAL(row.last_value, 31.0, 0);
+        tg_window_engine_destroy(engine);
+        tg_status_destroy(status);
 }
 
 /* Of more windows than it keeps, a row has the last ones, oldest first. */
@@ -68,20 +118,24 @@ static void test_last_windows(void) {
         int k;
 
         CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+        engine = engine_new();
         for (k = 0; k < 5; k++) {
                 struct tg_window_result w = window("b", k * 10, k);
 
                 tg_status_window(st, &w, "temperature");
         }
-        tg_status_publish(st);
+        tg_status_publish(st, engine);
         CU_ASSERT_EQUAL_FATAL(tg_status_row(st, 0, &row), 0);
         CU_ASSERT_EQUAL(row.nwindows, 3);
         for (k = 0; k < 3; k++)
                 CU_ASSERT_EQUAL(ws[k].start, (k + 2) * 10);
+        CU_ASSERT_EQUAL(row.windows_closed, 5);
+        tg_window_engine_destroy(engine);
         tg_status_destroy(st);
 }
 
-/* The table holds the first status.sensors sensors; others are counted. */
+/* The table holds the first status.sensors sensors; others' windows are
+ * counted. */
 static void test_capacity(void) {
         char err[128], id[8];
         tg_status_t *st = tg_status_new(3, 2, err, sizeof(err));
@@ -89,19 +143,22 @@ static void test_capacity(void) {
         int k;
 
         CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+        engine = engine_new();
         for (k = 0; k < 5; k++) {
-                struct tg_reading r;
+                struct tg_window_result w;
 
                 snprintf(id, sizeof(id), "s%d", k);
-                r = reading(id, 1, 1);
-                tg_status_reading(st, &r, 0, 1);
-                tg_status_reading(st, &r, 0, 2);
+                w = window(id, 0, 1);
+                tg_status_window(st, &w, "temperature");
+                w = window(id, 10, 1);
+                tg_status_window(st, &w, "temperature");
         }
-        tg_status_publish(st);
+        tg_status_publish(st, engine);
         CU_ASSERT_EQUAL(tg_status_rows(st, &untracked), 3);
         CU_ASSERT_EQUAL(untracked, 4);
         CU_ASSERT(tg_status_sensor_bytes(st) > 0);
         CU_ASSERT(tg_status_memory(st) >= 3 * tg_status_sensor_bytes(st) / 2);
+        tg_window_engine_destroy(engine);
         tg_status_destroy(st);
 }
 
