@@ -316,6 +316,7 @@ static void forward_reading(struct tg_worker *w, struct sub_state *sub, const ch
                             struct tg_reading *r, enum tg_window_verdict v,
                             int64_t arrival_ms) {
         size_t n;
+        int raw;
 
         w->c.decoded++;
         if (r->ts_from_arrival)
@@ -348,24 +349,28 @@ static void forward_reading(struct tg_worker *w, struct sub_state *sub, const ch
         }
 
         /* Every valid reading is forwarded, late ones included: whole to
-         * the raw topic, or as forward.mode selects (docs/downsample.md). */
-        n = tg_encode_raw_record(r, w->raw_json, sizeof(w->raw_json));
-        if (!n) {
-                w->c.forward_failed++;
-                w->outcome |= TG_OUTCOME_FAILED;
-                tg_err_limited("sensor %s: raw record too large", r->sensor);
-                return;
-        }
-        if (sub->raw_all || w->has[TG_SINK_COMPRESSED]) {
-                if (emit(w, TG_SINK_RAW, r->sensor, r->sensor_len, w->raw_json, n, r->ts_ms,
-                         NULL, 0) == 0)
-                        w->c.forwarded++;
-                else
+         * the raw topic, or as forward.mode selects (docs/downsample.md).
+         * The raw record is built only for a topic that takes it. */
+        raw = sub->raw_all || w->has[TG_SINK_COMPRESSED];
+        if (raw || (v == TG_WINDOW_LATE && w->has[TG_SINK_LATE])) {
+                n = tg_encode_raw_record(r, w->raw_json, sizeof(w->raw_json));
+                if (!n) {
                         w->c.forward_failed++;
+                        w->outcome |= TG_OUTCOME_FAILED;
+                        tg_err_limited("sensor %s: raw record too large", r->sensor);
+                        return;
+                }
+                if (raw) {
+                        if (emit(w, TG_SINK_RAW, r->sensor, r->sensor_len, w->raw_json, n,
+                                 r->ts_ms, NULL, 0) == 0)
+                                w->c.forwarded++;
+                        else
+                                w->c.forward_failed++;
+                }
+                if (v == TG_WINDOW_LATE)
+                        emit(w, TG_SINK_LATE, r->sensor, r->sensor_len, w->raw_json, n,
+                             r->ts_ms, NULL, 0);
         }
-        if (v == TG_WINDOW_LATE)
-                emit(w, TG_SINK_LATE, r->sensor, r->sensor_len, w->raw_json, n,
-                     r->ts_ms, NULL, 0);
         /* After the raw record's last use: its buffer is reused. */
         if (!sub->raw_all)
                 forward_downsampled(w, sub, r);
