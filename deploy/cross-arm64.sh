@@ -44,13 +44,14 @@ if [[ ${1:-} == --prepare ]]; then
 fi
 
 # Installed on the host (amd64 or all).
-host_packages=(crossbuild-essential-arm64 qemu-user-static)
+host_packages=(crossbuild-essential-arm64 qemu-user-static protobuf-c-compiler)
 # Unpacked into the sysroot with their dependencies: every library the project
 # links (deploy/install-deps.sh, CMakeLists.txt), libmicrohttpd included.
 arm64_packages=(
 	libc6-dev
 	libpaho-mqtt-dev librdkafka-dev libcbor-dev libcunit1-dev libcjson-dev
 	libyaml-dev libmicrohttpd-dev zlib1g-dev libisal-dev libsodium-dev
+	libprotobuf-c-dev
 )
 
 log() { printf 'cross-arm64: %s\n' "$*"; }

@@ -20,6 +20,7 @@ packages=(
 	build-essential cmake ninja-build pkg-config clang
 	libpaho-mqtt-dev librdkafka-dev libcbor-dev libcunit1-dev libcjson-dev
 	libyaml-dev libmicrohttpd-dev zlib1g-dev libisal-dev libsodium-dev
+	libprotobuf-c-dev protobuf-c-compiler
 	mosquitto mosquitto-clients kcat
 	docker-compose maven openjdk-17-jre-headless
 	curl ca-certificates openssl
