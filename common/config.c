@@ -59,6 +59,27 @@ static const struct tg_option options[] = {
          "Verify the broker's certificate and host name. no is for tests only: "
          "anyone on the path can read and forge the traffic.", 0},
 
+        {"mqtt.version", TG_OPT_ENUM, OPT(mqtt_version), 0, 0, "5", "5|3.1.1",
+         "MQTT protocol version. 5: session expiry, flow control (Receive "
+         "Maximum), and each message's user properties, content type, response "
+         "topic and correlation data as Kafka headers (mqtt.*); 3.1.1 for "
+         "brokers without MQTT 5.", 0},
+        {"mqtt.session_expiry", TG_OPT_DURATION, OPT(mqtt_session_expiry_ms), 0,
+         SEC(4294967294LL), "168h", NULL,
+         "MQTT 5: how long the broker keeps the gateway's session, and the QoS 1 "
+         "messages queued in it, after the connection ends. A week outlasts any "
+         "outage of hours, a weekend unattended and a slow restore, yet a "
+         "gateway taken out of service does not leave a queue growing for ever "
+         "(the broker may cap it: mosquitto's max_session_expiry_interval). "
+         "0: the session ends with the connection.", 0},
+        {"mqtt.receive_maximum", TG_OPT_STRING, OPT(mqtt_receive_maximum), 0, 0, "auto", NULL,
+         "MQTT 5: QoS 1 messages the broker may send before the gateway has "
+         "acknowledged them (1..65535). The gateway acknowledges a message once "
+         "it is in the spool, so while the spool is full at most this many wait "
+         "unacknowledged in buffers and the broker keeps the rest. auto: as many "
+         "largest payloads (limits.payload) as fit in 1/64 of spool.max_bytes, "
+         "16 to 1024.", 0},
+
         {"input.sensor_id", TG_OPT_STRING, OPT(input_sensor_id), 0, 0, "payload:sensor", NULL,
          "Where the sensor id comes from: payload:<member> (a text member of "
          "the payload) or topic:<pattern>, a topic with one level written "
@@ -77,6 +98,10 @@ static const struct tg_option options[] = {
          "reject|arrival",
          "A payload without event time: dead-lettered (reject) or stamped with "
          "its arrival time and counted (arrival).", 0},
+        {"input.timestamp.property", TG_OPT_STRING, OPT(input_ts_property), 0, 0, "", NULL,
+         "MQTT 5: a user property holding the event time, in "
+         "input.timestamp.unit, used when the payload has none (before "
+         "input.timestamp.missing applies). Empty: none.", 0},
         {"input.senml_names", TG_OPT_ENUM, OPT(input_senml_names), 0, 0, "field",
          "field|sensor",
          "SenML: field: the base name is the sensor and each record's name a "
@@ -357,6 +382,7 @@ static const struct {
         [TG_SUB_FWD_SPAN] = {"forward.span", "forward.span"},
         [TG_SUB_FWD_MAX_SILENCE] = {"forward.max_silence", "forward.max_silence"},
         [TG_SUB_FWD_FIELDS] = {"forward.fields", "forward.fields"},
+        [TG_SUB_TS_PROPERTY] = {"timestamp.property", "input.timestamp.property"},
 };
 
 const char *tg_config_sub_option(enum tg_sub_key k) {
@@ -388,7 +414,7 @@ static int set_subscription(struct tg_config *cfg, const char *key,
                         break;
         if (k == TG_SUB__COUNT)
                 FAIL("%s: unknown option '%s' (a subscription takes topic, qos, format, "
-                     "sensor_id, timestamp.field, timestamp.unit, timestamp.missing, "
+                     "sensor_id, timestamp.field, timestamp.unit, timestamp.missing, timestamp.property, "
                      "fields, senml_names, forward.*)", origin, key);
         if (!(scratch = calloc(1, sizeof(*scratch))))
                 return -ENOMEM;
@@ -660,6 +686,27 @@ static int pattern_has_sensor_level(const char *p) {
         }
 }
 
+int tg_config_receive_maximum(const struct tg_config *cfg) {
+        int64_t n;
+        char *end;
+
+        if (!strcmp(cfg->mqtt_receive_maximum, "auto")) {
+                /* What may wait unacknowledged while the spool is full: a
+                 * 64th of the spool in the largest payloads; at least 16,
+                 * which keeps a broker's stream going at full speed (an
+                 * append takes microseconds), at most 1024 socket buffers'
+                 * worth. */
+                n = cfg->spool_max_bytes / 64 / (cfg->limit_payload + 40 + 256);
+                return n < 16 ? 16 : n > 1024 ? 1024 : (int)n;
+        }
+        errno = 0;
+        n = strtoll(cfg->mqtt_receive_maximum, &end, 10);
+        if (end == cfg->mqtt_receive_maximum || *end || errno || n < 1 || n > 65535 ||
+            cfg->mqtt_receive_maximum[0] < '0' || cfg->mqtt_receive_maximum[0] > '9')
+                return -EINVAL;
+        return (int)n;
+}
+
 int tg_config_validate(const struct tg_config *cfg, char *errstr,
                        size_t errstr_size) {
         int64_t hop = cfg->window_hop_ms ? cfg->window_hop_ms : cfg->window_size_ms;
@@ -680,6 +727,9 @@ int tg_config_validate(const struct tg_config *cfg, char *errstr,
         if (strlen(cfg->input_sensor_prefix) >= 64)
                 FAIL("input.sensor_prefix: longer than a sensor id may be (64 bytes) "
                      "leaves no room for the id");
+        if (tg_config_receive_maximum(cfg) < 0)
+                FAIL("mqtt.receive_maximum: '%s' is neither auto nor a number from 1 to 65535",
+                     cfg->mqtt_receive_maximum);
         if (!cfg->mqtt_uri[0] || !cfg->kafka_bootstrap_servers[0])
                 FAIL("mqtt.uri and kafka.bootstrap.servers must not be empty");
         for (i = 0; i < nsubs; i++) {

@@ -26,6 +26,7 @@ enum tg_sub_key {
         TG_SUB_FWD_SPAN,        /**< forward.span */
         TG_SUB_FWD_MAX_SILENCE, /**< forward.max_silence (NULL: inherited, read the int) */
         TG_SUB_FWD_FIELDS,      /**< forward.fields */
+        TG_SUB_TS_PROPERTY,     /**< input.timestamp.property */
         TG_SUB__COUNT
 };
 
@@ -51,12 +52,16 @@ struct tg_config {
         char *mqtt_tls_key_file;
         char *mqtt_tls_key_password;
         char *mqtt_tls_verify;
+        char *mqtt_version;            /* "5" or "3.1.1" */
+        int64_t mqtt_session_expiry_ms;
+        char *mqtt_receive_maximum;    /* "auto" or 1..65535 */
         /* how payloads become readings */
         char *input_sensor_id;
         char *input_sensor_prefix;
         char *input_ts_field;
         char *input_ts_unit;
         char *input_ts_missing;
+        char *input_ts_property;
         char *input_fields;
         char *input_senml_names;
         int64_t limit_payload;
@@ -213,6 +218,13 @@ int tg_parse_listen(const char *s, char *host, size_t host_size, int *port);
  *        is, one made of the top-level mqtt.* and input.* options.
  * @return how many were written to @p out (at most TG_SUBSCRIPTIONS_MAX).
  */
+/**
+ * @brief mqtt.receive_maximum as a number: auto worked out from the spool's
+ *        size (spool.max_bytes, limits.payload). @return 1..65535, or
+ *        -EINVAL when the option is neither auto nor such a number.
+ */
+int tg_config_receive_maximum(const struct tg_config *cfg);
+
 size_t tg_config_subscriptions(const struct tg_config *cfg,
                                struct tg_subscription *out);
 

@@ -14,7 +14,7 @@
 
 #define IDLE_MS 5      /* sleep in the sink's poll when the spool has nothing more */
 #define BATCH 1024     /* messages per round before serving deliveries */
-#define RECORD_BUF (TG_SPOOL_TOPIC_MAX + TG_PAYLOAD_MAX + 2)
+#define RECORD_BUF (TG_SPOOL_TOPIC_MAX + TG_SPOOL_PROPS_MAX + TG_PAYLOAD_MAX + 2)
 
 struct tg_forwarder {
         struct tg_forwarder_conf conf;
@@ -71,7 +71,8 @@ static int forward_batch(tg_forwarder_t *f) {
                         atomic_fetch_add_explicit(&f->replayed, 1, memory_order_relaxed);
                 o = tg_worker_process(f->conf.worker,
                                       tg_worker_sub_index(f->conf.worker, f->topic), f->topic,
-                                      rec.payload, rec.len, rec.arrival_ms, rec.seq, 1);
+                                      rec.props, rec.props_len, rec.payload, rec.len,
+                                      rec.arrival_ms, rec.seq, 1);
                 tg_ledger_end(f->conf.ledger, rec.seq, o);
                 if ((o & TG_OUTCOME_FAILED) && atomic_load(f->conf.stop))
                         f->abandoned = 1;

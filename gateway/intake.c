@@ -153,11 +153,12 @@ tg_intake_t *tg_intake_new(const struct tg_intake_conf *conf) {
         /* Remember the spool's tail for redeliveries after a crash. */
         if (next > RECENT_MAX && cur < next - RECENT_MAX)
                 cur = next - RECENT_MAX;
-        if ((buf = malloc(TG_SPOOL_TOPIC_MAX + TG_PAYLOAD_MAX + 2))) {
+        if ((buf = malloc(TG_SPOOL_TOPIC_MAX + TG_SPOOL_PROPS_MAX + TG_PAYLOAD_MAX + 2))) {
                 struct tg_spool_record rec;
 
                 while (cur < next && tg_spool_read(conf->spool, &cur, &rec, buf,
-                                                   TG_SPOOL_TOPIC_MAX + TG_PAYLOAD_MAX + 2) == 0)
+                                                   TG_SPOOL_TOPIC_MAX + TG_SPOOL_PROPS_MAX +
+                                                           TG_PAYLOAD_MAX + 2) == 0)
                         recent_add(in, rec.topic, rec.topic_len, rec.payload, rec.len);
                 free(buf);
         }
@@ -181,8 +182,8 @@ static void count_taken(tg_intake_t *in, size_t sub, uint64_t *what) {
 
 /* durability memory: handle the message here when the worker is free and
  * Kafka keeps up. 1 when handled. */
-static int take_direct(tg_intake_t *in, size_t sub, const char *topic, const void *payload,
-                       size_t len, int64_t arrival_ms) {
+static int take_direct(tg_intake_t *in, size_t sub, const char *topic, const void *props,
+                       size_t props_len, const void *payload, size_t len, int64_t arrival_ms) {
         const struct tg_sink *s = in->conf.sink;
         unsigned o;
 
@@ -205,7 +206,8 @@ static int take_direct(tg_intake_t *in, size_t sub, const char *topic, const voi
         }
         /* Not from the spool: done once handed to the sink. The periodic
          * work is ours too while we hold the worker. */
-        o = tg_worker_process(in->conf.worker, sub, topic, payload, len, arrival_ms, 0, 0);
+        o = tg_worker_process(in->conf.worker, sub, topic, props, props_len, payload, len,
+                              arrival_ms, 0, 0);
         tg_worker_tick(in->conf.worker, tg_monotonic_ms(), 0);
         pthread_mutex_unlock(in->conf.worker_lock);
         pthread_mutex_lock(&in->count_lock);
@@ -253,14 +255,15 @@ static int spool_full(int r) {
 }
 
 int tg_intake_take(tg_intake_t *in, const char *topic, size_t topic_len,
-                   const void *payload, size_t len, int qos, int dup) {
+                   const void *props, size_t props_len, const void *payload, size_t len,
+                   int qos, int dup) {
         int64_t arrival_ms = tg_clock_now(in->conf.clock);
         size_t sub = tg_worker_sub_index(in->conf.worker, topic);
         int waited = 0, r;
 
         if (in->conf.memory) {
                 atomic_store(&in->busy, 1);
-                if (take_direct(in, sub, topic, payload, len, arrival_ms)) {
+                if (take_direct(in, sub, topic, props, props_len, payload, len, arrival_ms)) {
                         atomic_store(&in->busy, 0);
                         return 0;
                 }
@@ -280,8 +283,8 @@ int tg_intake_take(tg_intake_t *in, const char *topic, size_t topic_len,
          * persistent session's queue meanwhile. */
         for (;;) {
                 pthread_mutex_lock(&in->count_lock);
-                r = tg_spool_append(in->conf.spool, topic, topic_len, payload, len, arrival_ms,
-                                    NULL);
+                r = tg_spool_append_props(in->conf.spool, topic, topic_len, props, props_len,
+                                          payload, len, arrival_ms, NULL);
                 if (!r) {
                         in->c.received[sub]++;
                         in->c.next_seq = tg_spool_next_seq(in->conf.spool);

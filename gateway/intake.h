@@ -51,6 +51,8 @@ void tg_intake_destroy(tg_intake_t *in);
  *        With memory it is handled here while Kafka keeps up, else
  *        spooled until the forwarder has drained the spool again.
  * @param topic NUL-terminated, @p topic_len bytes.
+ * @param props the message's MQTT 5 properties block (msgprops.h), kept
+ *        with it; NULL and 0 when it has none.
  * @param qos the QoS it was delivered at: at 1 and 2 it is remembered for
  *        redeliveries; at 0 the broker never sends it again.
  * @param dup the MQTT DUP flag: a redelivery identical to a message spooled
@@ -60,7 +62,8 @@ void tg_intake_destroy(tg_intake_t *in);
  *         the message could not be kept (counted as lost).
  */
 int tg_intake_take(tg_intake_t *in, const char *topic, size_t topic_len,
-                   const void *payload, size_t len, int qos, int dup);
+                   const void *props, size_t props_len, const void *payload, size_t len,
+                   int qos, int dup);
 
 /** @brief Any thread: one consistent set of counts. */
 void tg_intake_counts(tg_intake_t *in, struct tg_intake_counts *out);

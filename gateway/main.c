@@ -64,7 +64,8 @@ static _Atomic unsigned long long topics_too_long;
 /* mqtt_source's message callback: the pipeline wants a NUL-terminated
  * topic. On Paho's thread. */
 static void ingest_message(void *opaque, const char *topic, size_t topic_len,
-                           const void *payload, size_t len, int qos, int dup) {
+                           const void *props, size_t props_len, const void *payload,
+                           size_t len, int qos, int dup) {
         char name[TG_SPOOL_TOPIC_MAX + 1];
 
         if (topic_len > TG_SPOOL_TOPIC_MAX) {
@@ -75,7 +76,8 @@ static void ingest_message(void *opaque, const char *topic, size_t topic_len,
         }
         memcpy(name, topic, topic_len);
         name[topic_len] = '\0';
-        tg_pipeline_ingest(opaque, name, topic_len, payload, len, qos, dup);
+        tg_pipeline_ingest_props(opaque, name, topic_len, props, props_len, payload, len, qos,
+                                 dup);
 }
 
 /* The state directory must exist and be writable before anything is taken

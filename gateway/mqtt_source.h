@@ -11,10 +11,13 @@
 typedef struct tg_mqtt_source tg_mqtt_source_t;
 
 /** Called on Paho's thread for each message; Paho sends the PUBACK when it returns.
- *  @p topic is @p topic_len bytes, not NUL-terminated; @p qos is the QoS the
- *  broker delivered it at, @p dup its DUP flag. */
+ *  @p topic is @p topic_len bytes, not NUL-terminated; @p props the message's
+ *  MQTT 5 properties block (msgprops.h; NULL and 0 when it has none, always
+ *  under MQTT 3.1.1); @p qos is the QoS the broker delivered it at, @p dup its
+ *  DUP flag. */
 typedef void (tg_mqtt_message_fn)(void *opaque, const char *topic, size_t topic_len,
-                                  const void *payload, size_t len, int qos, int dup);
+                                  const void *props, size_t props_len, const void *payload,
+                                  size_t len, int qos, int dup);
 
 struct tg_mqtt_counters {
         uint64_t connects;     /**< successful connections, the first included */

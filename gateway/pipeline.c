@@ -209,7 +209,14 @@ int tg_pipeline_destroy(tg_pipeline_t *p, int64_t deadline_ms) {
 
 int tg_pipeline_ingest(tg_pipeline_t *p, const char *topic, size_t topic_len,
                        const void *payload, size_t len, int qos, int dup) {
-        return tg_intake_take(p->intake, topic, topic_len, payload, len, qos, dup);
+        return tg_intake_take(p->intake, topic, topic_len, NULL, 0, payload, len, qos, dup);
+}
+
+int tg_pipeline_ingest_props(tg_pipeline_t *p, const char *topic, size_t topic_len,
+                             const void *props, size_t props_len, const void *payload,
+                             size_t len, int qos, int dup) {
+        return tg_intake_take(p->intake, topic, topic_len, props, props_len, payload, len, qos,
+                              dup);
 }
 
 void tg_pipeline_tick(tg_pipeline_t *p) {

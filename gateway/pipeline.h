@@ -115,6 +115,15 @@ int tg_pipeline_destroy(tg_pipeline_t *p, int64_t deadline_ms);
 int tg_pipeline_ingest(tg_pipeline_t *p, const char *topic, size_t topic_len,
                        const void *payload, size_t len, int qos, int dup);
 
+/**
+ * @brief tg_pipeline_ingest() of a message with MQTT 5 properties: @p props
+ *        is its block (msgprops.h, @p props_len bytes, 0 for none), kept
+ *        with the message in the spool and read by the worker.
+ */
+int tg_pipeline_ingest_props(tg_pipeline_t *p, const char *topic, size_t topic_len,
+                             const void *props, size_t props_len, const void *payload,
+                             size_t len, int qos, int dup);
+
 /** @brief Periodic work on the caller's thread: the spool's interval fsync. */
 void tg_pipeline_tick(tg_pipeline_t *p);
 

@@ -25,7 +25,7 @@
 #include "log.h"
 
 /*
- * On-disk format, version 1.
+ * On-disk format: records of version 1 and 2.
  *
  * dir/NNNNNNNNNNNNNNNNNNNN.seg  a segment: records back to back, nothing
  *                               else (no file header). The name is the
@@ -41,16 +41,26 @@
  *
  *   off size
  *     0   4  magic       "TGSP" (0x54 0x47 0x53 0x50)
- *     4   1  version     1
+ *     4   1  version     1: no properties; 2: a properties block follows the topic
  *     5   1  flags       0 (reserved)
  *     6   2  topic_len   <= 65535
- *     8   4  total_len   40 + topic_len + payload_len
+ *     8   4  total_len   40 + topic_len + props_len + payload_len (props_len
+ *                        0 in version 1, 1..65535 in version 2)
  *    12   4  payload_len <= 16 MiB
  *    16   8  seq         >= 1, increasing within and across segments
  *    24   8  arrival_ms  signed
  *    32   4  header_crc  CRC-32 (zlib's, crc32.h) of bytes 0..31
  *    36   4  record_crc  CRC-32 of bytes 0..35, then topic, then payload
- *    40      topic, then payload
+ *    40      topic, then (version 2) the properties block, then payload
+ *
+ * Version 2 exists for MQTT 5 messages that carry properties (msgprops.h
+ * describes the block; the spool only stores it). Its length is what
+ * total_len leaves after topic and payload, so the header did not change
+ * and header_crc covers it; record_crc covers the block like the rest. A
+ * message without properties is written as a version 1 record, byte for
+ * byte as before versions existed, so older spools read unchanged and the
+ * common case costs nothing. (A gateway older than version 2 sets version 2
+ * records aside as damaged: downgrade with an empty spool.)
  *
  * Two CRCs because they answer two questions. header_crc says whether the
  * lengths can be trusted: when only the payload is damaged, exactly that
@@ -90,7 +100,8 @@
 #define HDR_SIZE TG_SPOOL_RECORD_HEADER
 #define HDR_CRC_OFF 32
 #define REC_CRC_OFF 36
-#define VERSION 1
+#define VERSION 1          /* a record without properties */
+#define VERSION_PROPS 2    /* with a properties block */
 #define SCAN_BUF ((size_t)256 << 10) /* read-ahead of the reader and of the scan at open */
 #define SEG_NAME_LEN 24              /* 20 digits + ".seg" */
 
@@ -115,6 +126,7 @@ struct scan {
 
 struct rec_hdr {
         uint16_t topic_len;
+        uint32_t props_len;
         uint32_t total_len, len;
         uint64_t seq;
         int64_t arrival_ms;
@@ -200,20 +212,22 @@ static inline uint32_t header_crc_on(const unsigned char *h) {
 
 /* Fill the header; record_crc covers it and the two body parts. */
 static void encode_record(unsigned char *h, uint64_t seq, int64_t arrival_ms,
-                          const void *topic, size_t topic_len, const void *payload,
-                          size_t len) {
+                          const void *topic, size_t topic_len, const void *props,
+                          size_t props_len, const void *payload, size_t len) {
         uint32_t crc;
 
         memcpy(h, magic, 4);
-        h[4] = VERSION;
+        h[4] = props_len ? VERSION_PROPS : VERSION;
         h[5] = 0;
         put16(h + 6, (uint16_t)topic_len);
-        put32(h + 8, (uint32_t)(HDR_SIZE + topic_len + len));
+        put32(h + 8, (uint32_t)(HDR_SIZE + topic_len + props_len + len));
         put32(h + 12, (uint32_t)len);
         put64(h + 16, seq);
         put64(h + 24, (uint64_t)arrival_ms);
         put32(h + HDR_CRC_OFF, tg_crc32(0, h, HDR_CRC_OFF));
         crc = tg_crc32(header_crc_on(h), topic, topic_len);
+        if (props_len)
+                crc = tg_crc32(crc, props, props_len);
         crc = tg_crc32(crc, payload, len);
         put32(h + REC_CRC_OFF, crc);
 }
@@ -221,7 +235,9 @@ static void encode_record(unsigned char *h, uint64_t seq, int64_t arrival_ms,
 /* 1 if p holds a header whose CRC verifies, whose lengths agree and whose
  * record fits in the @p avail bytes from its start. */
 static int decode_header(const unsigned char *p, uint64_t avail, struct rec_hdr *h) {
-        if (memcmp(p, magic, 4) || p[4] != VERSION || p[5] != 0)
+        uint64_t fixed;
+
+        if (memcmp(p, magic, 4) || (p[4] != VERSION && p[4] != VERSION_PROPS) || p[5] != 0)
                 return 0;
         if (get32(p + HDR_CRC_OFF) != tg_crc32(0, p, HDR_CRC_OFF))
                 return 0;
@@ -231,9 +247,15 @@ static int decode_header(const unsigned char *p, uint64_t avail, struct rec_hdr 
         h->seq = get64(p + 16);
         h->arrival_ms = (int64_t)get64(p + 24);
         h->crc = get32(p + REC_CRC_OFF);
-        return h->len <= TG_SPOOL_PAYLOAD_MAX && h->seq != 0 &&
-               h->total_len == HDR_SIZE + h->topic_len + h->len &&
-               h->total_len <= avail;
+        fixed = (uint64_t)HDR_SIZE + h->topic_len + h->len;
+        if (h->total_len < fixed)
+                return 0;
+        h->props_len = (uint32_t)(h->total_len - fixed);
+        /* version 1: no block; version 2: a block of 1..TG_SPOOL_PROPS_MAX */
+        if (p[4] == VERSION ? h->props_len != 0
+                            : !h->props_len || h->props_len > TG_SPOOL_PROPS_MAX)
+                return 0;
+        return h->len <= TG_SPOOL_PAYLOAD_MAX && h->seq != 0 && h->total_len <= avail;
 }
 
 static void seg_name(char *out, size_t size, uint64_t first_seq) {
@@ -1049,15 +1071,23 @@ static void drop_written(tg_spool_t *sp) {
 int tg_spool_append(tg_spool_t *sp, const char *topic, size_t topic_len,
                     const void *payload, size_t len, int64_t arrival_ms,
                     uint64_t *seq) {
+        return tg_spool_append_props(sp, topic, topic_len, NULL, 0, payload, len, arrival_ms,
+                                     seq);
+}
+
+int tg_spool_append_props(tg_spool_t *sp, const char *topic, size_t topic_len,
+                          const void *props, size_t props_len, const void *payload,
+                          size_t len, int64_t arrival_ms, uint64_t *seq) {
         unsigned char *p;
         uint64_t s, total;
         int r;
 
-        if (topic_len > TG_SPOOL_TOPIC_MAX || len > TG_SPOOL_PAYLOAD_MAX)
+        if (topic_len > TG_SPOOL_TOPIC_MAX || len > TG_SPOOL_PAYLOAD_MAX ||
+            props_len > TG_SPOOL_PROPS_MAX)
                 return -EMSGSIZE;
-        if ((!topic && topic_len) || (!payload && len))
+        if ((!topic && topic_len) || (!payload && len) || (!props && props_len))
                 return -EINVAL;
-        total = HDR_SIZE + topic_len + len;
+        total = HDR_SIZE + topic_len + props_len + len;
 
         pthread_mutex_lock(&sp->append_lock);
         s = atomic_load_explicit(&sp->next_seq, memory_order_relaxed);
@@ -1078,11 +1108,13 @@ int tg_spool_append(tg_spool_t *sp, const char *topic, size_t topic_len,
                 }
         }
         p = sp->wmap + sp->wend;
-        encode_record(p, s, arrival_ms, topic, topic_len, payload, len);
+        encode_record(p, s, arrival_ms, topic, topic_len, props, props_len, payload, len);
         if (topic_len)
                 memcpy(p + HDR_SIZE, topic, topic_len);
+        if (props_len)
+                memcpy(p + HDR_SIZE + topic_len, props, props_len);
         if (len)
-                memcpy(p + HDR_SIZE + topic_len, payload, len);
+                memcpy(p + HDR_SIZE + topic_len + props_len, payload, len);
         sp->dirty = 1;
         if (sp->conf.fsync == TG_SPOOL_FSYNC_ALWAYS && (r = sync_now(sp))) {
                 /* Not durable: refuse it, so the sender keeps its copy. */
@@ -1221,7 +1253,8 @@ static int read_segment(tg_spool_t *sp, uint64_t end, uint64_t hi, uint64_t want
                 body = (size_t)h.total_len - HDR_SIZE;
                 if (body > cap) {
                         *rec = (struct tg_spool_record){.seq = h.seq, .arrival_ms = h.arrival_ms,
-                                                        .topic_len = h.topic_len, .len = h.len};
+                                                        .topic_len = h.topic_len, .len = h.len,
+                                                        .props_len = h.props_len};
                         return -ENOBUFS;
                 }
                 if (h.total_len <= s->cap) {
@@ -1240,7 +1273,9 @@ static int read_segment(tg_spool_t *sp, uint64_t end, uint64_t hi, uint64_t want
                 rec->arrival_ms = h.arrival_ms;
                 rec->topic = buf;
                 rec->topic_len = h.topic_len;
-                rec->payload = (const char *)buf + h.topic_len;
+                rec->props = h.props_len ? (const char *)buf + h.topic_len : NULL;
+                rec->props_len = h.props_len;
+                rec->payload = (const char *)buf + h.topic_len + h.props_len;
                 rec->len = h.len;
                 sp->roff = off + h.total_len;
                 sp->rnext = h.seq + 1;

@@ -20,6 +20,7 @@
 #define TG_SPOOL_TOPIC_MAX 65535u          /**< longest topic an append takes */
 #define TG_SPOOL_PAYLOAD_MAX (16u << 20)   /**< largest payload an append takes */
 #define TG_SPOOL_RECORD_HEADER 40u         /**< bytes of header before topic and payload */
+#define TG_SPOOL_PROPS_MAX 65535u          /**< largest properties block an append takes */
 
 typedef struct tg_spool tg_spool_t;
 
@@ -74,6 +75,11 @@ struct tg_spool_record {
         size_t topic_len;
         const void *payload;
         size_t len;
+        /** The message's properties block (MQTT 5, msgprops.h), opaque to
+         *  the spool; NULL and 0 when the message had none (every version 1
+         *  record). */
+        const void *props;
+        size_t props_len;
 };
 
 /** What the spool did; monotonic except bytes and records_pending. */
@@ -137,6 +143,17 @@ int tg_spool_append(tg_spool_t *sp, const char *topic, size_t topic_len,
                     uint64_t *seq);
 
 /**
+ * @brief tg_spool_append() with a properties block stored between topic
+ *        and payload (a version 2 record, covered by the record's CRC).
+ *        With @p props_len 0 it writes exactly what tg_spool_append() does.
+ * @return as tg_spool_append(); -EMSGSIZE also when props_len >
+ *         TG_SPOOL_PROPS_MAX.
+ */
+int tg_spool_append_props(tg_spool_t *sp, const char *topic, size_t topic_len,
+                          const void *props, size_t props_len, const void *payload,
+                          size_t len, int64_t arrival_ms, uint64_t *seq);
+
+/**
  * @brief Free space on the spool's file system that segments leave to
  *        others (e.g. the window checkpoint, which must be writable to
  *        release anything), in bytes. Thread-safe; default 0.
@@ -157,8 +174,9 @@ int tg_spool_writable(const tg_spool_t *sp);
  *        resynchronises on the next header whose CRC verifies.
  *        Allocation-free; thread-safe against the appender (readers are
  *        serialised).
- * @param buf receives topic then payload: @p cap >= topic_len + len is
- *        enough (TG_SPOOL_TOPIC_MAX + TG_SPOOL_PAYLOAD_MAX for any record).
+ * @param buf receives topic, properties and payload: @p cap >= topic_len +
+ *        props_len + len is enough (TG_SPOOL_TOPIC_MAX + TG_SPOOL_PROPS_MAX +
+ *        TG_SPOOL_PAYLOAD_MAX for any record).
  * @return 0 with @p rec filled and *cursor = rec->seq + 1; -EAGAIN when no
  *         such record exists yet; -ENOBUFS when @p cap is too small
  *         (*cursor unchanged; rec->seq, topic_len and len tell the size

@@ -13,6 +13,7 @@
 #include "codec_senml.h"
 #include "downsample.h"
 #include "log.h"
+#include "msgprops.h"
 #include "records.h"
 
 #define RAW_JSON_MAX 4096
@@ -33,6 +34,8 @@ struct sub_state {
         const char *keep[KEEP_MAX];
         struct tg_raw_rules raw;       /* forward.*: what of the raw stream is sent */
         int raw_all;                   /* every field under "all": raw records as ever */
+        const char *ts_property;       /* MQTT 5 user property with the event time, or NULL */
+        size_t ts_property_len;
 };
 
 struct tg_worker {
@@ -54,6 +57,12 @@ struct tg_worker {
         uint64_t tag;
         unsigned outcome;
         int may_wait;
+        /* its MQTT 5 properties as Kafka headers, built once per message
+         * that has a block, in storage of their own */
+        struct tg_sink_header hdrs[4 + TG_MSGPROPS_HEADERS_MAX];
+        size_t nhdrs;
+        char hdr_names[TG_MSGPROPS_NAMES_MAX];
+        const struct tg_clock *clock;  /* message expiry */
 
         struct tg_worker_counters c;
         struct tg_reading readings[READINGS_MAX];
@@ -140,19 +149,19 @@ static void dead_letter(struct tg_worker *w, const char *mqtt_topic,
                         const void *payload, size_t len, const char *reason,
                         const char *message, int64_t arrival_ms) {
         char arrival[24];
-        struct tg_sink_header h[4] = {
-                {"tg.reason", reason, strlen(reason)},
-                {"tg.error", message, strlen(message)},
-                {"tg.mqtt_topic", mqtt_topic, strlen(mqtt_topic)},
-                {"tg.arrival_ms", arrival, 0},
-        };
+        /* the tg.* headers before the message's own mqtt.* ones (hdrs[4..]) */
+        struct tg_sink_header *h = w->hdrs;
 
         if (!w->has[TG_SINK_DLQ])
                 return; /* topics.dlq unset: logged and counted per reason only */
+        h[0] = (struct tg_sink_header){"tg.reason", reason, strlen(reason)};
+        h[1] = (struct tg_sink_header){"tg.error", message, strlen(message)};
+        h[2] = (struct tg_sink_header){"tg.mqtt_topic", mqtt_topic, strlen(mqtt_topic)};
+        h[3] = (struct tg_sink_header){"tg.arrival_ms", arrival, 0};
         h[3].len = (size_t)snprintf(arrival, sizeof(arrival), "%lld",
                                     (long long)arrival_ms);
         if (emit(w, TG_SINK_DLQ, mqtt_topic, strlen(mqtt_topic), payload, len,
-                 arrival_ms, h, 4) == 0)
+                 arrival_ms, h, 4 + w->nhdrs) == 0)
                 w->c.dead_lettered++;
         else
                 w->c.forward_failed++;
@@ -172,11 +181,12 @@ static int sub_init(struct sub_state *st, const struct tg_config *cfg,
         const char *id = sub->value[TG_SUB_SENSOR_ID];
         size_t lt = strlen(sub->value[TG_SUB_TOPIC]) + 1, li = strlen(id) + 1,
                lf = strlen(sub->value[TG_SUB_TS_FIELD]) + 1,
-               lk = strlen(sub->value[TG_SUB_FIELDS]) + 1;
+               lk = strlen(sub->value[TG_SUB_FIELDS]) + 1,
+               lp = strlen(sub->value[TG_SUB_TS_PROPERTY]) + 1;
         struct tg_decode_opts *o = &st->opts;
         char *save = NULL, *tok, *idc, *keep;
 
-        if (!(st->strings = malloc(lt + li + lf + lk))) {
+        if (!(st->strings = malloc(lt + li + lf + lk + lp))) {
                 snprintf(errstr, errstr_size, "out of memory");
                 return -ENOMEM;
         }
@@ -185,6 +195,11 @@ static int sub_init(struct sub_state *st, const struct tg_config *cfg,
         *o = tg_decode_defaults;
         o->ts_key = memcpy(st->strings + lt + li, sub->value[TG_SUB_TS_FIELD], lf);
         keep = memcpy(st->strings + lt + li + lf, sub->value[TG_SUB_FIELDS], lk);
+        if (lp > 1) {
+                st->ts_property = memcpy(st->strings + lt + li + lf + lk,
+                                         sub->value[TG_SUB_TS_PROPERTY], lp);
+                st->ts_property_len = lp - 1;
+        }
         if (!strncmp(idc, "topic:", 6)) {
                 st->topic_pattern = idc + 6;
                 o->id_key = NULL;
@@ -362,14 +377,14 @@ static void forward_reading(struct tg_worker *w, struct sub_state *sub, const ch
                 }
                 if (raw) {
                         if (emit(w, TG_SINK_RAW, r->sensor, r->sensor_len, w->raw_json, n,
-                                 r->ts_ms, NULL, 0) == 0)
+                                 r->ts_ms, w->hdrs + 4, w->nhdrs) == 0)
                                 w->c.forwarded++;
                         else
                                 w->c.forward_failed++;
                 }
                 if (v == TG_WINDOW_LATE)
                         emit(w, TG_SINK_LATE, r->sensor, r->sensor_len, w->raw_json, n,
-                             r->ts_ms, NULL, 0);
+                             r->ts_ms, w->hdrs + 4, w->nhdrs);
         }
         /* After the raw record's last use: its buffer is reused. */
         if (!sub->raw_all)
@@ -379,12 +394,79 @@ static void forward_reading(struct tg_worker *w, struct sub_state *sub, const ch
         w->outcome |= TG_OUTCOME_FORWARDED;
 }
 
+/*
+ * Message Expiry (MQTT 5 3.3.2.3.3): the broker hands the message on with
+ * what is left of its interval; once that has passed in the spool (Kafka
+ * down, a backlog) it is not forwarded, as a broker would not deliver it.
+ * Past means strictly after arrival + interval, on the clock arrival was
+ * read from, so a message handled at once is never expired. Counted and
+ * logged; the ledger counts it with the skipped messages.
+ */
+static int expired(struct tg_worker *w, const char *topic, const void *props,
+                   size_t props_len, int64_t arrival_ms) {
+        uint32_t s;
+        int64_t now;
+
+        if (!tg_msgprops_expiry(props, props_len, &s))
+                return 0;
+        now = tg_clock_now(w->clock);
+        if (now <= arrival_ms + (int64_t)s * 1000)
+                return 0;
+        w->c.expired++;
+        tg_warn_limited("mqtt %s: message expired in the spool (Message Expiry Interval %u s, "
+                        "arrived %lld ms ago): not forwarded", topic, s,
+                        (long long)(now - arrival_ms));
+        return 1;
+}
+
+/* The event time a subscription's timestamp.property gives: 1 with *ts;
+ * 0 when the message has no such property; a decode error when it is no
+ * time in the subscription's unit. */
+static int property_ts(const struct sub_state *sub, const void *props, size_t props_len,
+                       int64_t *ts, enum tg_decode_err *err) {
+        const char *v;
+        size_t vlen;
+        char text[48], *end;
+
+        if (!sub->ts_property || !props_len ||
+            !tg_msgprops_user(props, props_len, sub->ts_property, sub->ts_property_len, &v,
+                              &vlen))
+                return 0;
+        if (sub->opts.ts_unit == TG_TS_UNIT_RFC3339) {
+                *err = tg_ts_from_rfc3339(v, vlen, ts);
+                return *err == TG_DECODE_OK;
+        }
+        *err = TG_DECODE_INVALID_TS;
+        if (!vlen || vlen >= sizeof(text) || (*v != '-' && (*v < '0' || *v > '9')))
+                return -1;
+        memcpy(text, v, vlen);
+        text[vlen] = '\0';
+        if (!strpbrk(text, ".eE")) {
+                long long i;
+
+                errno = 0;
+                i = strtoll(text, &end, 10);
+                if (*end || errno)
+                        return -1;
+                *err = tg_ts_from_int(i, sub->opts.ts_unit, ts);
+        } else {
+                double d = strtod(text, &end);
+
+                if (*end)
+                        return -1;
+                *err = tg_ts_from_double(d, sub->opts.ts_unit, ts);
+        }
+        return *err == TG_DECODE_OK ? 1 : -1;
+}
+
 unsigned tg_worker_process(tg_worker_t *w, size_t sub_index, const char *topic,
-                           const void *payload, size_t len, int64_t arrival_ms,
-                           uint64_t tag, int may_wait) {
+                           const void *props, size_t props_len, const void *payload,
+                           size_t len, int64_t arrival_ms, uint64_t tag, int may_wait) {
         struct sub_state *sub = &w->subs[sub_index < w->nsubs ? sub_index : 0];
         enum tg_window_verdict verdicts[READINGS_MAX];
-        enum tg_decode_err derr;
+        enum tg_decode_err derr, perr = TG_DECODE_OK;
+        int64_t fallback_ms = arrival_ms;
+        int from_arrival = sub->opts.ts_from_arrival, prop = 0;
         size_t n, i;
 
         w->c.received++;
@@ -392,7 +474,31 @@ unsigned tg_worker_process(tg_worker_t *w, size_t sub_index, const char *topic,
         w->outcome = 0;
         w->tag = tag;
         w->may_wait = may_wait;
-        derr = decode(w, sub, topic, payload, len, arrival_ms, &n);
+        w->nhdrs = 0;
+        /* MQTT 5 properties: nothing to do for a message without (3.1.1). */
+        if (props_len) {
+                if (expired(w, topic, props, props_len, arrival_ms))
+                        return w->outcome;
+                w->nhdrs = tg_msgprops_headers(props, props_len, w->hdrs + 4,
+                                               TG_MSGPROPS_HEADERS_MAX, w->hdr_names,
+                                               sizeof(w->hdr_names));
+                /* Event time: the payload's, else the property's, else
+                 * arrival if timestamp.missing allows: the decoders' stand-in
+                 * for a missing time becomes the property's (for SenML, the
+                 * time relative times count from). */
+                prop = property_ts(sub, props, props_len, &fallback_ms, &perr);
+                if (prop)
+                        sub->opts.ts_from_arrival = prop > 0;
+        }
+        derr = decode(w, sub, topic, payload, len, fallback_ms, &n);
+        sub->opts.ts_from_arrival = from_arrival;
+        if (prop < 0 && derr == TG_DECODE_MISSING_TS)
+                derr = perr; /* no time in the payload, a bad one in the property */
+        for (i = 0; prop > 0 && !derr && i < n; i++)
+                if (w->readings[i].ts_from_arrival) {
+                        w->readings[i].ts_from_arrival = 0;
+                        w->c.ts_from_property++;
+                }
         for (i = 0; !derr && w->sensor_prefix_len && i < n; i++)
                 if (tg_reading_prefix_sensor(&w->readings[i], w->sensor_prefix,
                                              w->sensor_prefix_len))
@@ -504,6 +610,7 @@ tg_worker_t *tg_worker_new(const struct tg_config *cfg, const struct tg_sink *si
         w->sink = sink;
         w->ledger = ledger;
         w->stop = stop;
+        w->clock = clock;
         /* tg_config_validate() keeps it shorter than a sensor id. */
         w->sensor_prefix_len = strlen(cfg->input_sensor_prefix);
         if (w->sensor_prefix_len >= sizeof(w->sensor_prefix))

@@ -26,6 +26,8 @@ struct tg_worker_counters {
         uint64_t received;                     /**< messages processed */
         uint64_t decoded;                      /**< readings */
         uint64_t ts_from_arrival;              /**< of those, stamped with arrival time */
+        uint64_t ts_from_property;             /**< of those, timed by an MQTT 5 user property */
+        uint64_t expired;                      /**< messages past their MQTT 5 expiry: not forwarded */
         uint64_t decode_failed[TG_DECODE__COUNT];
         uint64_t dead_lettered;                /**< produced to the dead-letter topic */
         uint64_t forwarded;                    /**< raw records produced */
@@ -65,6 +67,11 @@ const char *tg_worker_sub_filter(const tg_worker_t *w, size_t i);
  * @brief Decode one message, window its readings and produce its records
  *        (raw, late, aggregates of the windows it closes, or a dead
  *        letter). Allocation-free.
+ * @param props the message's MQTT 5 properties block (msgprops.h): its
+ *        entries become the raw and dead-letter records' mqtt.* headers,
+ *        a subscription's timestamp.property its event time when the
+ *        payload has none, its expiry a reason not to forward it. NULL and
+ *        0 when it has none.
  * @param tag the spool sequence the records carry (0: not tracked).
  * @param may_wait 1: when the sink is full, wait for room serving its
  *        deliveries (the forwarder); 0: give up after a moment and count
@@ -73,8 +80,8 @@ const char *tg_worker_sub_filter(const tg_worker_t *w, size_t i);
  *         was abandoned because stop was set.
  */
 unsigned tg_worker_process(tg_worker_t *w, size_t sub_index, const char *topic,
-                           const void *payload, size_t len, int64_t arrival_ms,
-                           uint64_t tag, int may_wait);
+                           const void *props, size_t props_len, const void *payload,
+                           size_t len, int64_t arrival_ms, uint64_t tag, int may_wait);
 
 /** Every this often the engine's periodic work is due. */
 #define TG_WORKER_TICK_MS 100
