@@ -122,7 +122,7 @@ void tg_metrics_render(tg_pipeline_t *pipeline, tg_kafka_sink_t *sink,
                          m.failed},
                         {"tumblegate_messages_skipped_total", "counter",
                          "Spooled messages never read: dropped by spool.full drop-oldest, "
-                         "or corrupt.", m.skipped},
+                         "or corrupt; or expired (MQTT 5).", m.skipped},
                         {"tumblegate_messages_in_flight", "gauge",
                          "Messages taken and not yet confirmed (spool sequence numbers).",
                          m.in_flight},
@@ -139,6 +139,13 @@ void tg_metrics_render(tg_pipeline_t *pipeline, tg_kafka_sink_t *sink,
                         {"tumblegate_readings_arrival_time_total", "counter",
                          "Readings without event time, stamped with their arrival time.",
                          c.ts_from_arrival},
+                        {"tumblegate_readings_property_time_total", "counter",
+                         "Readings without event time in the payload, timed by the MQTT 5 user "
+                         "property timestamp.property names.", c.ts_from_property},
+                        {"tumblegate_messages_expired_total", "counter",
+                         "MQTT 5 messages whose Message Expiry Interval passed while they "
+                         "waited in the spool: not forwarded (counted as skipped).",
+                         c.expired},
                 };
 
                 plain(out, rows, sizeof(rows) / sizeof(*rows));
@@ -319,6 +326,10 @@ void tg_metrics_render(tg_pipeline_t *pipeline, tg_kafka_sink_t *sink,
                          "MQTT connections lost within 5 s of connecting, the third in a row "
                          "or later: most likely another client with the same mqtt.client_id.",
                          q.session_takeovers_suspected},
+                        {"tumblegate_mqtt_properties_dropped_total", "counter",
+                         "MQTT 5 messages whose properties took more than 8 KiB or 32 user "
+                         "properties: forwarded without their mqtt.* headers.",
+                         q.properties_dropped},
                 };
 
                 plain(out, rows, sizeof(rows) / sizeof(*rows));

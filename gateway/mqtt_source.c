@@ -1,4 +1,4 @@
-/* mqtt_source.c - Paho MQTTAsync subscriber: persistent session, auto-reconnect, resubscribe. */
+/* mqtt_source.c - Paho MQTTAsync subscriber (MQTT 5 or 3.1.1): persistent session, auto-reconnect, resubscribe. */
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "mqtt_source.h"
 
@@ -14,9 +14,20 @@
 
 #include "clock.h"
 #include "log.h"
+#include "msgprops.h"
 
+/*
+ * MQTT 5 and 3.1.1 share everything here but four things, each kept in
+ * one place: the connect options (clean start and the CONNECT properties,
+ * conn_setup()), the success and failure callbacks Paho wants for each
+ * (the *5 ones take reason codes), the subscribe options (subscribe()),
+ * and the message properties handed on with each message
+ * (message_props()). Anything that sends through the client (a publish)
+ * works under both: under 5 it passes no properties.
+ */
 struct tg_mqtt_source {
         MQTTAsync client;
+        int version;                   /* MQTTVERSION_5 or MQTTVERSION_3_1_1 */
         tg_mqtt_message_fn *on_message;
         void *opaque;
         char *topics[TG_SUBSCRIPTIONS_MAX];
@@ -31,10 +42,17 @@ struct tg_mqtt_source {
          * that lost one broker do not return to it in step. */
         MQTTAsync_connectOptions conn;
         MQTTAsync_SSLOptions ssl;      /* conn.ssl points here for ssl:// */
+        MQTTProperties connect_props;  /* MQTT 5: conn.connectProperties points here */
+        uint32_t session_expiry_s;     /* MQTT 5 */
+        int receive_maximum;           /* MQTT 5 */
         _Atomic int64_t retry_at_ms;   /* 0: none pending */
         int64_t backoff_ms;
         unsigned jitter_seed;
         _Atomic uint64_t connects, connection_lost, subscribed, takeovers_suspected;
+        _Atomic uint64_t props_dropped;
+        /* The message in hand's properties block (Paho's receive thread,
+         * one message at a time). */
+        unsigned char props[TG_MSGPROPS_MAX];
         /* Flapping (see on_connection_lost()); Paho's threads only, which
          * call us one at a time. */
         int64_t connected_at_ms;
@@ -63,45 +81,140 @@ static enum MQTTASYNC_TRACE_LEVELS trace_level_base = MQTTASYNC_TRACE_ERROR;
 
 static void subscribe(struct tg_mqtt_source *src);
 
-static void on_subscribe_ok(void *context, MQTTAsync_successData *resp) {
-        struct tg_mqtt_source *src = context;
-        int i, refused = 0;
-
-        /* Brokers answer 0x80 in a granted QoS when they refuse that filter;
-         * Paho gives one QoS for one filter, a list for several. */
-        for (i = 0; resp && i < src->ntopics; i++) {
-                int granted = src->ntopics == 1 ? resp->alt.qos
-                              : resp->alt.qosList ? resp->alt.qosList[i]
-                                                  : src->qos[i];
-
-                if (granted == 0x80) {
-                        tg_err("mqtt: subscription to '%s' refused by the broker",
-                               src->topics[i]);
-                        refused++;
-                } else {
-                        tg_info("mqtt: subscribed to '%s' (QoS %d)", src->topics[i],
-                                granted);
-                }
+/* MQTT 5 reason codes (2.4) a broker may answer CONNECT or SUBSCRIBE with,
+ * in words; Paho's MQTTReasonCode_toString() for the rest. */
+static const char *reason_text(int code) {
+        switch (code) {
+        case 0x80: return "unspecified error";
+        case 0x81: return "malformed packet";
+        case 0x82: return "protocol error";
+        case 0x83: return "implementation specific error";
+        case 0x84: return "unsupported protocol version";
+        case 0x85: return "client identifier not valid";
+        case 0x86: return "bad user name or password";
+        case 0x87: return "not authorized";
+        case 0x88: return "server unavailable";
+        case 0x89: return "server busy";
+        case 0x8A: return "banned";
+        case 0x8C: return "bad authentication method";
+        case 0x8F: return "topic filter invalid";
+        case 0x95: return "packet too large";
+        case 0x97: return "quota exceeded";
+        case 0x99: return "payload format invalid";
+        case 0x9A: return "retain not supported";
+        case 0x9B: return "QoS not supported";
+        case 0x9C: return "use another server";
+        case 0x9D: return "server moved";
+        case 0x9E: return "shared subscriptions not supported";
+        case 0x9F: return "connection rate exceeded";
+        case 0xA1: return "subscription identifiers not supported";
+        case 0xA2: return "wildcard subscriptions not supported";
+        default: return code >= 0x80 && code <= 0xff
+                                ? MQTTReasonCode_toString((enum MQTTReasonCodes)code)
+                                : NULL;
         }
+}
+
+/* One subscription's answer: a granted QoS, or (>= 0x80) a refusal, which
+ * MQTT 3.1.1 says only as 0x80 and MQTT 5 with its reason. 1 if granted. */
+static int subscription_result(const struct tg_mqtt_source *src, int i, int code) {
+        const char *why = reason_text(code);
+
+        if (code >= 0x80) {
+                tg_err("mqtt: subscription to '%s' refused by the broker%s%s (%s 0x%02X)",
+                       src->topics[i], why && src->version >= MQTTVERSION_5 ? ": " : "",
+                       why && src->version >= MQTTVERSION_5 ? why : "",
+                       src->version >= MQTTVERSION_5 ? "reason code" : "SUBACK", code);
+                return 0;
+        }
+        tg_info("mqtt: subscribed to '%s' (QoS %d)", src->topics[i], code);
+        return 1;
+}
+
+static void subscribed(struct tg_mqtt_source *src, int refused) {
         if (refused)
                 return;
         atomic_fetch_add(&src->subscribed, 1);
         atomic_store(&src->ready, 1);
 }
 
+static void on_subscribe_ok(void *context, MQTTAsync_successData *resp) {
+        struct tg_mqtt_source *src = context;
+        int i, refused = 0;
+
+        /* Brokers answer 0x80 in a granted QoS when they refuse that filter;
+         * Paho gives one QoS for one filter, a list for several. */
+        for (i = 0; resp && i < src->ntopics; i++)
+                refused += !subscription_result(src, i,
+                                                src->ntopics == 1 ? resp->alt.qos
+                                                : resp->alt.qosList ? resp->alt.qosList[i]
+                                                                    : src->qos[i]);
+        subscribed(src, refused);
+}
+
+/* MQTT 5: one reason code per filter, the granted QoS or why not. */
+static void on_subscribe_ok5(void *context, MQTTAsync_successData5 *resp) {
+        struct tg_mqtt_source *src = context;
+        int i, refused = 0;
+
+        for (i = 0; resp && i < src->ntopics; i++)
+                refused += !subscription_result(
+                        src, i,
+                        src->ntopics == 1 ? (int)resp->reasonCode
+                        : i < resp->alt.sub.reasonCodeCount ? (int)resp->alt.sub.reasonCodes[i]
+                                                            : src->qos[i]);
+        subscribed(src, refused);
+}
+
 static void on_subscribe_fail(void *context, MQTTAsync_failureData *resp) {
+        (void)context;
         tg_err("mqtt: subscribe failed (code %d%s%s)", resp ? resp->code : 0,
                resp && resp->message ? ": " : "",
                resp && resp->message ? resp->message : "");
 }
 
+static void on_subscribe_fail5(void *context, MQTTAsync_failureData5 *resp) {
+        const char *why = resp ? reason_text(resp->reasonCode) : NULL;
+
+        (void)context;
+        tg_err("mqtt: subscribe failed (code %d%s%s%s%s)", resp ? resp->code : 0,
+               resp && resp->message ? ": " : "", resp && resp->message ? resp->message : "",
+               why ? "; reason: " : "", why ? why : "");
+}
+
+/*
+ * MQTT 5 subscribe options (3.8.3.1), the same for every filter:
+ * - No Local: the gateway publishes too (Sparkplug rebirth requests), and
+ *   must not take its own messages for a device's when a filter covers them.
+ * - Retain Handling 1: retained messages only when the subscription is new.
+ *   The gateway subscribes again at every connection (see on_connected());
+ *   under 3.1.1 each resubscription makes the broker send every retained
+ *   message again, duplicates of readings already forwarded.
+ */
 static void subscribe(struct tg_mqtt_source *src) {
         MQTTAsync_responseOptions opts = MQTTAsync_responseOptions_initializer;
-        int rc;
+        MQTTSubscribe_options so[TG_SUBSCRIPTIONS_MAX];
+        int rc, i;
 
-        opts.onSuccess = on_subscribe_ok;
-        opts.onFailure = on_subscribe_fail;
         opts.context = src;
+        if (src->version >= MQTTVERSION_5) {
+                for (i = 0; i < src->ntopics; i++) {
+                        so[i] = (MQTTSubscribe_options)MQTTSubscribe_options_initializer;
+                        so[i].noLocal = 1;
+                        so[i].retainHandling = 1;
+                }
+                opts.onSuccess5 = on_subscribe_ok5;
+                opts.onFailure5 = on_subscribe_fail5;
+                if (src->ntopics == 1) {
+                        opts.subscribeOptions = so[0];
+                } else {
+                        opts.subscribeOptionsCount = src->ntopics;
+                        opts.subscribeOptionsList = so;
+                }
+        } else {
+                opts.onSuccess = on_subscribe_ok;
+                opts.onFailure = on_subscribe_fail;
+        }
         rc = MQTTAsync_subscribeMany(src->client, src->ntopics, src->topics, src->qos,
                                      &opts);
         if (rc != MQTTASYNC_SUCCESS)
@@ -273,7 +386,9 @@ static void log_connect_failure(struct tg_mqtt_source *src, const char *what, in
                                 const char *paho_msg) {
         char ssl_err[sizeof(src->tls_error)], alert[sizeof(src->tls_alert)];
         char detail[sizeof(ssl_err) + sizeof(alert) + 48];
-        const char *refusal = connack_text(code);
+        /* MQTT 5 CONNACK reason codes are >= 0x80; Paho passes them as the code */
+        const char *refusal = src->version >= MQTTVERSION_5 ? reason_text(code)
+                                                            : connack_text(code);
         const char *uri = src->uri;
 
         pthread_mutex_lock(&src->tls_lock);
@@ -288,16 +403,28 @@ static void log_connect_failure(struct tg_mqtt_source *src, const char *what, in
                          alert[0] ? "TLS alert from the broker: " : "", alert);
 
         if (refusal) {
-                const char *hint = code == 4 || code == 5
-                                           ? src->username[0]
-                                                     ? "; check mqtt.username and mqtt.password"
-                                                     : "; the broker wants credentials: set "
-                                                       "mqtt.username and mqtt.password"
-                                   : code == 2 ? "; check mqtt.client_id"
-                                               : "";
+                int v5 = src->version >= MQTTVERSION_5;
+                int auth = v5 ? code == 0x86 || code == 0x87 || code == 0x8C
+                              : code == 4 || code == 5;
+                const char *hint =
+                        auth ? src->username[0] ? "; check mqtt.username and mqtt.password"
+                                                : "; the broker wants credentials: set "
+                                                  "mqtt.username and mqtt.password"
+                        : code == (v5 ? 0x85 : 2) ? "; check mqtt.client_id"
+                        : code == (v5 ? 0x84 : 1)
+                                ? v5 ? "; the broker does not speak MQTT 5: set "
+                                       "mqtt.version: 3.1.1"
+                                     : ""
+                        : code == 0x8A ? "; the broker has banned this client"
+                        : code == 0x9C || code == 0x9D ? "; point mqtt.uri at the other server"
+                                                        : "";
 
-                tg_err("mqtt: %s %s refused by the broker: %s (CONNACK %d)%s", what, uri,
-                       refusal, code, hint);
+                if (v5)
+                        tg_err("mqtt: %s %s refused by the broker: %s (CONNACK reason code "
+                               "0x%02X)%s", what, uri, refusal, code, hint);
+                else
+                        tg_err("mqtt: %s %s refused by the broker: %s (CONNACK %d)%s", what,
+                               uri, refusal, code, hint);
         } else if (strstr(ssl_err, "certificate verify failed")) {
                 tg_err("mqtt: %s %s failed: certificate verify failed: the broker's "
                        "certificate is not signed by a CA in mqtt.tls.ca_file (%s)%s", what,
@@ -336,6 +463,21 @@ static void on_connect_fail(void *context, MQTTAsync_failureData *resp) {
         attempt_end(src);
         log_connect_failure(src, "connect to", resp ? resp->code : 0,
                             resp ? resp->message : NULL);
+        retry_later(src);
+}
+
+/* MQTT 5: Paho passes a CONNACK's reason code as the code (reasonCode
+ * stays 0); a DISCONNECT or other failure may name one in reasonCode. */
+static void on_connect_fail5(void *context, MQTTAsync_failureData5 *resp) {
+        struct tg_mqtt_source *src = context;
+        int code = 0;
+
+        if (resp)
+                code = resp->code >= 0x80 || !resp->reasonCode ? resp->code
+                                                               : (int)resp->reasonCode;
+
+        attempt_end(src);
+        log_connect_failure(src, "connect to", code, resp ? resp->message : NULL);
         retry_later(src);
 }
 
@@ -394,6 +536,25 @@ static void on_connect_ok(void *context, MQTTAsync_successData *resp) {
         src->backoff_ms = BACKOFF_MIN_MS;
 }
 
+/* MQTT 5: the broker may grant less than asked (3.2.2.3.2: a shorter
+ * session expiry; a Receive Maximum of its own): said once per connection. */
+static void on_connect_ok5(void *context, MQTTAsync_successData5 *resp) {
+        struct tg_mqtt_source *src = context;
+        MQTTProperties *p = resp ? &resp->properties : NULL;
+
+        attempt_end(src);
+        src->backoff_ms = BACKOFF_MIN_MS;
+        if (p && MQTTProperties_hasProperty(p, MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL))
+                tg_warn("mqtt: the broker shortened the session expiry from %u s to %d s "
+                        "(mqtt.session_expiry): an outage longer than that loses the "
+                        "messages queued for the gateway", src->session_expiry_s,
+                        MQTTProperties_getNumericValue(
+                                p, MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL));
+        tg_info("mqtt: MQTT 5 session %s (session expiry %u s, receive maximum %d)",
+                resp && resp->alt.connect.sessionPresent ? "resumed" : "started",
+                src->session_expiry_s, src->receive_maximum);
+}
+
 void tg_mqtt_source_tick(tg_mqtt_source_t *src) {
         int64_t due = atomic_load(&src->retry_at_ms);
         int rc;
@@ -419,12 +580,73 @@ void tg_mqtt_source_tick(tg_mqtt_source_t *src) {
  * queue only fills when a callback returns 0 ("retry later"), so returning 0
  * would let later messages be acknowledged before they are kept. Paho gives
  * topic_len 0 when the topic is NUL-terminated (it may hold a NUL otherwise). */
+/*
+ * The MQTT 5 properties the gateway keeps (msgprops.h) into src->props:
+ * the expiry first, so that it survives when the rest does not fit. A
+ * message whose other properties take more than TG_MSGPROPS_MAX bytes or
+ * hold more than TG_MSGPROPS_USER_MAX user properties keeps none of them
+ * (never a cut list): counted, logged. @return the block's length.
+ */
+static size_t message_props(struct tg_mqtt_source *src, const char *topic,
+                            const MQTTProperties *p) {
+        struct tg_msgprops_builder b;
+        int i, expiry = -1, full = 0;
+
+        tg_msgprops_begin(&b, src->props);
+        for (i = 0; i < p->count; i++)
+                if (p->array[i].identifier == MQTTPROPERTY_CODE_MESSAGE_EXPIRY_INTERVAL)
+                        expiry = i;
+        if (expiry >= 0)
+                tg_msgprops_add_expiry(&b, (uint32_t)p->array[expiry].value.integer4);
+        for (i = 0; i < p->count && !full; i++) {
+                const MQTTProperty *q = &p->array[i];
+
+                switch (q->identifier) {
+                case MQTTPROPERTY_CODE_CONTENT_TYPE:
+                        full = tg_msgprops_add(&b, TG_MSGPROP_CONTENT_TYPE, q->value.data.data,
+                                               (size_t)q->value.data.len, NULL, 0);
+                        break;
+                case MQTTPROPERTY_CODE_RESPONSE_TOPIC:
+                        full = tg_msgprops_add(&b, TG_MSGPROP_RESPONSE_TOPIC,
+                                               q->value.data.data, (size_t)q->value.data.len,
+                                               NULL, 0);
+                        break;
+                case MQTTPROPERTY_CODE_CORRELATION_DATA:
+                        full = tg_msgprops_add(&b, TG_MSGPROP_CORRELATION_DATA,
+                                               q->value.data.data, (size_t)q->value.data.len,
+                                               NULL, 0);
+                        break;
+                case MQTTPROPERTY_CODE_USER_PROPERTY:
+                        full = tg_msgprops_add(&b, TG_MSGPROP_USER, q->value.data.data,
+                                               (size_t)q->value.data.len, q->value.value.data,
+                                               (size_t)q->value.value.len);
+                        break;
+                default:
+                        break; /* topic alias, payload format, subscription id: not kept */
+                }
+        }
+        if (full) {
+                atomic_fetch_add(&src->props_dropped, 1);
+                tg_warn_limited("mqtt %s: the message's properties do not fit in %d bytes "
+                                "and %d user properties: forwarded without them "
+                                "(tumblegate_mqtt_properties_dropped_total)", topic,
+                                TG_MSGPROPS_MAX, TG_MSGPROPS_USER_MAX);
+                tg_msgprops_begin(&b, src->props);
+                if (expiry >= 0)
+                        tg_msgprops_add_expiry(&b, (uint32_t)p->array[expiry].value.integer4);
+        }
+        return b.len;
+}
+
 static int on_paho_message(void *context, char *topic, int topic_len,
                            MQTTAsync_message *msg) {
         struct tg_mqtt_source *src = context;
+        size_t props_len = msg->properties.count ? message_props(src, topic, &msg->properties)
+                                                 : 0;
 
         src->on_message(src->opaque, topic, topic_len > 0 ? (size_t)topic_len : strlen(topic),
-                        msg->payload, (size_t)msg->payloadlen, msg->qos, msg->dup);
+                        props_len ? src->props : NULL, props_len, msg->payload,
+                        (size_t)msg->payloadlen, msg->qos, msg->dup);
         MQTTAsync_freeMessage(&msg);
         MQTTAsync_free(topic);
         return 1;
@@ -448,6 +670,7 @@ static void source_free(struct tg_mqtt_source *src) {
         free(src->username);
         free_secret(src->password);
         free_secret(src->key_password);
+        MQTTProperties_free(&src->connect_props);
         pthread_mutex_destroy(&src->tls_lock);
         free(src);
 }
@@ -473,10 +696,40 @@ static void tls_setup(struct tg_mqtt_source *src, const struct tg_config *cfg) {
         src->ssl = ssl;
 }
 
+/*
+ * MQTT 5's CONNECT (3.1.2): Clean Start 0 resumes the session, which the
+ * broker keeps for Session Expiry Interval seconds after a connection ends
+ * (under 3.1.1, clean session 0 kept it for as long as the broker
+ * pleased). Receive Maximum (3.1.2.11.3) caps the QoS 1 messages the
+ * broker sends before their PUBACK: the gateway acknowledges a message
+ * once it is in the spool, and while the spool is full the message
+ * callback waits (Paho has no other way to hold an acknowledgement back),
+ * so at most this many sit unacknowledged in Paho and the socket, and the
+ * broker keeps everything after them in the session (README, MQTT 5).
+ * Properties are added once here; Paho sends them on every reconnection.
+ */
+static int conn_setup5(struct tg_mqtt_source *src, MQTTAsync_connectOptions *conn) {
+        MQTTProperty p = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL};
+
+        conn->cleanstart = 0;
+        conn->onSuccess5 = on_connect_ok5;
+        conn->onFailure5 = on_connect_fail5;
+        p.value.integer4 = src->session_expiry_s;
+        if (MQTTProperties_add(&src->connect_props, &p))
+                return -ENOMEM;
+        p = (MQTTProperty){.identifier = MQTTPROPERTY_CODE_RECEIVE_MAXIMUM};
+        p.value.integer2 = (unsigned short)src->receive_maximum;
+        if (MQTTProperties_add(&src->connect_props, &p))
+                return -ENOMEM;
+        conn->connectProperties = &src->connect_props;
+        return 0;
+}
+
 tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg, tg_mqtt_message_fn *on_message,
                                      void *opaque, char *errstr, size_t errstr_size) {
         MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer;
         MQTTAsync_connectOptions conn = MQTTAsync_connectOptions_initializer;
+        MQTTAsync_connectOptions conn5 = MQTTAsync_connectOptions_initializer5;
         struct tg_mqtt_source *src = calloc(1, sizeof(*src));
         struct tg_subscription subs[TG_SUBSCRIPTIONS_MAX];
         int rc, i;
@@ -518,7 +771,10 @@ tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg, tg_mqtt_messag
         MQTTAsync_setTraceCallback(on_trace);
         MQTTAsync_setTraceLevel(trace_level_base);
 
-        copts.MQTTVersion = MQTTVERSION_3_1_1;
+        src->version = strcmp(cfg->mqtt_version, "3.1.1") ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+        src->session_expiry_s = (uint32_t)(cfg->mqtt_session_expiry_ms / 1000);
+        src->receive_maximum = tg_config_receive_maximum(cfg);
+        copts.MQTTVersion = src->version;
         rc = MQTTAsync_createWithOptions(&src->client, cfg->mqtt_uri,
                                          cfg->mqtt_client_id,
                                          MQTTCLIENT_PERSISTENCE_NONE, NULL, &copts);
@@ -531,9 +787,16 @@ tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg, tg_mqtt_messag
         MQTTAsync_setCallbacks(src->client, src, on_connection_lost, on_paho_message, NULL);
         MQTTAsync_setConnected(src->client, src, on_connected);
 
+        if (src->version >= MQTTVERSION_5)
+                conn = conn5;
+        if (src->version >= MQTTVERSION_5 && conn_setup5(src, &conn)) {
+                snprintf(errstr, errstr_size, "out of memory");
+                MQTTAsync_destroy(&src->client);
+                source_free(src);
+                return NULL;
+        }
         /* A persistent session: while the gateway is away the broker queues
-         * QoS 1 messages for this client id. */
-        conn.cleansession = 0;
+         * QoS 1 messages for this client id (under 5, for mqtt.session_expiry). */
         conn.keepAliveInterval = (int)(cfg->mqtt_keepalive_ms / 1000);
         conn.automaticReconnect = 0; /* see retry_later() */
         /* Not MQTTVERSION_DEFAULT: with it, Paho answers a lost 3.1.1
@@ -542,10 +805,13 @@ tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg, tg_mqtt_messag
          * first success. When that connection won the race with ours nobody
          * was told: no subscription, no retry pending, connected 0 for good.
          * One version, no fallback: every reconnection is retry_later()'s. */
-        conn.MQTTVersion = MQTTVERSION_3_1_1;
+        conn.MQTTVersion = src->version;
         conn.connectTimeout = 10;
-        conn.onSuccess = on_connect_ok;
-        conn.onFailure = on_connect_fail;
+        if (src->version < MQTTVERSION_5) {
+                conn.cleansession = 0;
+                conn.onSuccess = on_connect_ok;
+                conn.onFailure = on_connect_fail;
+        }
         conn.context = src;
         if (src->username[0]) {
                 conn.username = src->username;
@@ -602,4 +868,5 @@ void tg_mqtt_source_counters(const tg_mqtt_source_t *src,
         out->connection_lost = atomic_load(&src->connection_lost);
         out->subscribed = atomic_load(&src->subscribed);
         out->session_takeovers_suspected = atomic_load(&src->takeovers_suspected);
+        out->properties_dropped = atomic_load(&src->props_dropped);
 }

@@ -26,6 +26,8 @@ struct tg_mqtt_counters {
         /** connections lost soon after connecting, from the third in a row
          *  on: most likely another client with our client id */
         uint64_t session_takeovers_suspected;
+        /** MQTT 5 messages whose properties did not fit (msgprops.h): forwarded without */
+        uint64_t properties_dropped;
 };
 
 /**

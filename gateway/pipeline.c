@@ -272,6 +272,8 @@ void tg_pipeline_counters(tg_pipeline_t *p, struct tg_pipeline_counters *out) {
         out->received = w.received;
         out->decoded = w.decoded;
         out->ts_from_arrival = w.ts_from_arrival;
+        out->ts_from_property = w.ts_from_property;
+        out->expired = w.expired;
         memcpy(out->decode_failed, w.decode_failed, sizeof(out->decode_failed));
         out->dead_lettered = w.dead_lettered;
         out->forwarded = w.forwarded;

@@ -17,6 +17,8 @@ struct tg_pipeline_counters {
         uint64_t received;                     /**< MQTT messages taken */
         uint64_t decoded;                      /**< became a reading */
         uint64_t ts_from_arrival;              /**< of those, stamped with arrival time */
+        uint64_t ts_from_property;             /**< of those, timed by an MQTT 5 user property */
+        uint64_t expired;                      /**< past their MQTT 5 expiry in the spool: not forwarded */
         uint64_t decode_failed[TG_DECODE__COUNT];
         uint64_t dead_lettered;                /**< produced to the dead-letter topic */
         uint64_t forwarded;                    /**< raw records produced */
@@ -60,7 +62,8 @@ struct tg_pipeline_messages {
         uint64_t forwarded;      /**< at least one reading, on the raw topic */
         uint64_t dead_lettered;  /**< no valid reading: refused (dead-letter topic) */
         uint64_t failed;         /**< a record that Kafka or librdkafka refused for good */
-        uint64_t skipped;        /**< in the spool but never read: dropped (spool.full) or corrupt */
+        uint64_t skipped;        /**< in the spool but never read: dropped (spool.full) or corrupt;
+                                      or expired there (MQTT 5 message expiry) */
         uint64_t in_flight;      /**< taken, not yet confirmed (from spool sequence numbers) */
 };
 

@@ -360,7 +360,8 @@ static void test_set_enum(void) {
                 for (k = 0; bad[k]; k++)
                         if (bad[k] >= 'a' && bad[k] <= 'z')
                                 bad[k] = (char)(bad[k] - 'a' + 'A');
-                EXPECT_REFUSED(cfg, o->name, bad);
+                if (strcmp(bad, first)) /* "5" has no upper case */
+                        EXPECT_REFUSED(cfg, o->name, bad);
                 /* the error lists the accepted values */
                 tg_config_set(cfg, o->name, "bogus", "--set", err, sizeof(err));
                 tg_check(strstr(err, o->enum_values) != NULL, __LINE__,
