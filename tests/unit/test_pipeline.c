@@ -17,6 +17,7 @@
 #include "clock.h"
 #include "config.h"
 #include "ledger.h"
+#include "msgprops.h"
 #include "log.h"
 #include "pipeline.h"
 #include "tg_test.h"
@@ -30,6 +31,8 @@ struct rec {
         uint64_t tag;
         char key[64];
         char *value;
+        char *headers;        /* "name=value\n" each, values' NULs as \0 */
+        int64_t ts;
         int delivered;
 };
 
@@ -49,7 +52,7 @@ static int fake_produce(void *ctx, enum tg_sink_topic topic, const char *key, si
                         const struct tg_sink_header *h, size_t nh, uint64_t tag) {
         struct rec *r;
 
-        (void)ctx, (void)ts, (void)h, (void)nh;
+        (void)ctx;
         pthread_mutex_lock(&fk.lock);
         if (fk.held >= fk.capacity) {
                 pthread_mutex_unlock(&fk.lock);
@@ -64,6 +67,28 @@ static int fake_produce(void *ctx, enum tg_sink_topic topic, const char *key, si
         r->tag = tag;
         snprintf(r->key, sizeof(r->key), "%.*s", (int)key_len, key);
         r->value = strndup(value, len);
+        r->ts = ts;
+        r->headers = NULL;
+        if (nh) {
+                size_t i, j, k = 0, cap = 1;
+
+                for (i = 0; i < nh; i++)
+                        cap += strlen(h[i].name) + 2 * h[i].len + 2;
+                r->headers = malloc(cap);
+                for (i = 0; r->headers && i < nh; i++) {
+                        const char *v = h[i].value;
+
+                        k += (size_t)sprintf(r->headers + k, "%s=", h[i].name);
+                        for (j = 0; j < h[i].len; j++)
+                                if (v[j])
+                                        r->headers[k++] = v[j];
+                                else
+                                        r->headers[k++] = '\\', r->headers[k++] = '0';
+                        r->headers[k++] = '\n';
+                }
+                if (r->headers)
+                        r->headers[k] = '\0';
+        }
         r->delivered = 0;
         if (++fk.held > fk.max_held)
                 fk.max_held = fk.held;
@@ -122,8 +147,10 @@ static const struct tg_sink *fake_reset(int capacity, int up) {
         size_t i;
 
         pthread_mutex_lock(&fk.lock);
-        for (i = 0; i < fk.n; i++)
+        for (i = 0; i < fk.n; i++) {
                 free(fk.recs[i].value);
+                free(fk.recs[i].headers);
+        }
         fk.n = fk.held_from = 0;
         fk.held = fk.max_held = 0;
         fk.capacity = capacity;
@@ -145,9 +172,12 @@ static void fake_up(int up) {
 /* Event times a few days back from this fixed "now", so nothing is in the future. */
 #define NOW_MS INT64_C(1764000000000)
 
+/* A test may move the clock on (message expiry). */
+static _Atomic int64_t clock_ahead_ms;
+
 static int64_t fixed_now(void *opaque) {
         (void)opaque;
-        return NOW_MS;
+        return NOW_MS + clock_ahead_ms;
 }
 
 static const struct tg_clock fixed_clock = {.now_ms = fixed_now};
@@ -727,6 +757,171 @@ static void test_sensor_prefix(void) {
         tg_config_destroy(cfg);
 }
 
+/* The record of fk's that is @p topic with @p key and value containing
+ * @p text, or NULL. */
+static const struct rec *find_rec(enum tg_sink_topic topic, const char *text) {
+        size_t i;
+
+        for (i = 0; i < fk.n; i++)
+                if (fk.recs[i].topic == topic && strstr(fk.recs[i].value, text))
+                        return &fk.recs[i];
+        return NULL;
+}
+
+/* One MQTT 5 message's properties block, as mqtt_source builds it. */
+static size_t props_block(unsigned char *buf, uint32_t expiry_s, const char *captured) {
+        struct tg_msgprops_builder b;
+
+        tg_msgprops_begin(&b, buf);
+        if (expiry_s)
+                CU_ASSERT_EQUAL(tg_msgprops_add_expiry(&b, expiry_s), 0);
+        CU_ASSERT_EQUAL(tg_msgprops_add(&b, TG_MSGPROP_USER, "a", 1, "1", 1), 0);
+        CU_ASSERT_EQUAL(tg_msgprops_add(&b, TG_MSGPROP_CONTENT_TYPE, "application/json", 16,
+                                        NULL, 0), 0);
+        CU_ASSERT_EQUAL(tg_msgprops_add(&b, TG_MSGPROP_USER, "b", 1, "2", 1), 0);
+        CU_ASSERT_EQUAL(tg_msgprops_add(&b, TG_MSGPROP_RESPONSE_TOPIC, "reply/to", 8, NULL, 0),
+                        0);
+        CU_ASSERT_EQUAL(tg_msgprops_add(&b, TG_MSGPROP_CORRELATION_DATA, "c\0d", 3, NULL, 0), 0);
+        CU_ASSERT_EQUAL(tg_msgprops_add(&b, TG_MSGPROP_USER, "a", 1, "3", 1), 0);
+        if (captured)
+                CU_ASSERT_EQUAL(tg_msgprops_add(&b, TG_MSGPROP_USER, "captured", 8, captured,
+                                                strlen(captured)), 0);
+        return b.len;
+}
+
+/*
+ * Issue 14: an MQTT 5 message's properties reach its raw and dead-letter
+ * records as headers, in their order, repeats kept; timestamp.property
+ * times a payload without a time (payload > property > arrival); a message
+ * whose expiry passes in the spool is not forwarded, counted, and the
+ * accounting holds. Both durabilities: the spool and the direct path.
+ */
+static void check_properties(const char *durability) {
+        static const char want[] = "mqtt.user.a=1\nmqtt.content_type=application/json\n"
+                                   "mqtt.user.b=2\nmqtt.response_topic=reply/to\n"
+                                   "mqtt.correlation_data=c\\0d\nmqtt.user.a=3\n";
+        struct tg_config *cfg = config(durability);
+        unsigned char props[TG_MSGPROPS_MAX];
+        char captured[32], payload[160], headers[512];
+        struct tg_pipeline_counters c;
+        const struct rec *r;
+        tg_pipeline_t *p;
+        size_t plen;
+        int n;
+        const char *const kv[][2] = {{"input.timestamp.property", "captured"},
+                                     {"input.timestamp.missing", "reject"}};
+
+        config_set(cfg, kv, 2);
+        fresh_state();
+        clock_ahead_ms = 0;
+        p = start(cfg, fake_reset(1000, 1));
+        snprintf(captured, sizeof(captured), "%" PRId64, NOW_MS - 7000);
+        /* no time in the payload: the property's */
+        plen = props_block(props, 0, captured);
+        n = snprintf(payload, sizeof(payload), "{\"sensor\":\"p1\",\"t\":1}");
+        CU_ASSERT_EQUAL(tg_pipeline_ingest_props(p, "m/p1", 4, props, plen, payload, (size_t)n,
+                                                 1, 0), 0);
+        /* a time in the payload wins over the property */
+        n = snprintf(payload, sizeof(payload), "{\"sensor\":\"p2\",\"ts\":%" PRId64 ",\"t\":2}",
+                     NOW_MS - 5000);
+        CU_ASSERT_EQUAL(tg_pipeline_ingest_props(p, "m/p2", 4, props, plen, payload, (size_t)n,
+                                                 1, 0), 0);
+        /* no time anywhere: refused (timestamp.missing reject), headers on the dead letter */
+        plen = props_block(props, 0, NULL);
+        n = snprintf(payload, sizeof(payload), "{\"sensor\":\"p3\",\"t\":3}");
+        CU_ASSERT_EQUAL(tg_pipeline_ingest_props(p, "m/p3", 4, props, plen, payload, (size_t)n,
+                                                 1, 0), 0);
+        /* a property that is no time, the payload without one: invalid_timestamp */
+        plen = props_block(props, 0, "yesterday");
+        n = snprintf(payload, sizeof(payload), "{\"sensor\":\"p4\",\"t\":4}");
+        CU_ASSERT_EQUAL(tg_pipeline_ingest_props(p, "m/p4", 4, props, plen, payload, (size_t)n,
+                                                 1, 0), 0);
+        /* no properties: no headers, as under MQTT 3.1.1 */
+        n = snprintf(payload, sizeof(payload), "{\"sensor\":\"p5\",\"ts\":%" PRId64 ",\"t\":5}",
+                     NOW_MS - 5000);
+        CU_ASSERT_EQUAL(tg_pipeline_ingest(p, "m/p5", 4, payload, (size_t)n, 1, 0), 0);
+        CU_ASSERT_FATAL(wait_forwarded(p, 3));
+        pthread_mutex_lock(&fk.lock);
+        r = find_rec(TG_SINK_RAW, "\"p1\"");
+        CU_ASSERT_FATAL(r != NULL);
+        CU_ASSERT_EQUAL(r->ts, NOW_MS - 7000);
+        snprintf(headers, sizeof(headers), "%smqtt.user.captured=%s\n", want, captured);
+        tg_check(r->headers && !strcmp(r->headers, headers), __LINE__, "p1 headers:\n%s",
+                 r->headers ? r->headers : "(none)");
+        r = find_rec(TG_SINK_RAW, "\"p2\"");
+        CU_ASSERT_FATAL(r != NULL);
+        CU_ASSERT_EQUAL(r->ts, NOW_MS - 5000);
+        r = find_rec(TG_SINK_DLQ, "\"p3\"");
+        CU_ASSERT_FATAL(r != NULL);
+        tg_check(r->headers && strstr(r->headers, "tg.reason=missing_timestamp\n") ==
+                                       r->headers &&
+                         strstr(r->headers, want) && !strcmp(strstr(r->headers, want), want),
+                 __LINE__, "p3 headers:\n%s", r->headers ? r->headers : "(none)");
+        r = find_rec(TG_SINK_DLQ, "\"p4\"");
+        CU_ASSERT(r && r->headers && strstr(r->headers, "tg.reason=invalid_timestamp\n"));
+        r = find_rec(TG_SINK_RAW, "\"p5\"");
+        CU_ASSERT(r && r->headers == NULL);
+        pthread_mutex_unlock(&fk.lock);
+        tg_pipeline_counters(p, &c);
+        CU_ASSERT_EQUAL(c.ts_from_property, 1);
+        CU_ASSERT_EQUAL(c.ts_from_arrival, 0);
+
+        /* Expiry: Kafka holds one record and confirms nothing, so what comes
+         * next waits in the spool; 10 s later the 5 s message is past its
+         * expiry, the 60 s one not. (The direct path handles a message at
+         * its arrival, before any expiry; what memory mode spools takes the
+         * forwarder's path, tested here with disk.) */
+        if (!strcmp(durability, "memory")) {
+                check_accounting(p);
+                tg_pipeline_destroy(p, tg_monotonic_ms() + 5000);
+                tg_config_destroy(cfg);
+                return;
+        }
+        fake_up(0);
+        n = snprintf(payload, sizeof(payload), "{\"sensor\":\"e0\",\"ts\":%" PRId64 ",\"t\":0}",
+                     NOW_MS - 4000);
+        pthread_mutex_lock(&fk.lock);
+        fk.capacity = (int)fk.held + 1;
+        pthread_mutex_unlock(&fk.lock);
+        CU_ASSERT_EQUAL(tg_pipeline_ingest(p, "m/e0", 4, payload, (size_t)n, 1, 0), 0);
+        usleep(300 * 1000);
+        plen = props_block(props, 5, NULL);
+        n = snprintf(payload, sizeof(payload), "{\"sensor\":\"e1\",\"ts\":%" PRId64 ",\"t\":1}",
+                     NOW_MS - 3000);
+        CU_ASSERT_EQUAL(tg_pipeline_ingest_props(p, "m/e1", 4, props, plen, payload, (size_t)n,
+                                                 1, 0), 0);
+        plen = props_block(props, 60, NULL);
+        n = snprintf(payload, sizeof(payload), "{\"sensor\":\"e2\",\"ts\":%" PRId64 ",\"t\":2}",
+                     NOW_MS - 3000);
+        CU_ASSERT_EQUAL(tg_pipeline_ingest_props(p, "m/e2", 4, props, plen, payload, (size_t)n,
+                                                 1, 0), 0);
+        clock_ahead_ms = 10000;
+        pthread_mutex_lock(&fk.lock);
+        fk.capacity = 1000;
+        pthread_mutex_unlock(&fk.lock);
+        fake_up(1);
+        CU_ASSERT_FATAL(wait_forwarded(p, 5));
+        usleep(300 * 1000);
+        pthread_mutex_lock(&fk.lock);
+        CU_ASSERT(find_rec(TG_SINK_RAW, "\"e1\"") == NULL);
+        CU_ASSERT(find_rec(TG_SINK_RAW, "\"e2\"") != NULL);
+        pthread_mutex_unlock(&fk.lock);
+        tg_pipeline_counters(p, &c);
+        tg_check(c.expired == 1, __LINE__, "%s: expired %" PRIu64, durability, c.expired);
+        check_accounting(p);
+        tg_pipeline_destroy(p, tg_monotonic_ms() + 5000);
+        clock_ahead_ms = 0;
+        tg_config_destroy(cfg);
+}
+
+static void test_properties_disk(void) {
+        check_properties("disk");
+}
+
+static void test_properties_memory(void) {
+        check_properties("memory");
+}
+
 int main(void) {
         static const struct tg_test tests[] = {
                 {"issue 15: forward.mode exception on topics.raw", test_forward_mode_on_raw},
@@ -742,6 +937,10 @@ int main(void) {
                 {"60 000 redeliveries after a crash recognised, a new DUP taken",
                  test_redeliveries},
                 {"input.sensor_prefix on every record; too long refused", test_sensor_prefix},
+                {"issue 14: MQTT 5 properties through the spool: headers, time, expiry",
+                 test_properties_disk},
+                {"issue 14: MQTT 5 properties on the direct path (durability memory)",
+                 test_properties_memory},
         };
         int rc;
 
