@@ -34,7 +34,8 @@ cleanup() {
 trap cleanup EXIT
 
 # gateway_start [--set k=v ...]: the gateway on this run's topics, logging to
-# $work/gateway.log; returns once it is subscribed.
+# $work/gateway.log; returns once it is subscribed. TG_TEST_MQTT_VERSION=3.1.1
+# runs a test under MQTT 3.1.1 (default: 5, the gateway's own default).
 gateway_start() {
 	local from=0
 	[[ -f $work/gateway.log ]] && from=$(wc -l <"$work/gateway.log")
@@ -48,6 +49,7 @@ gateway_start() {
 		--set "topics.dlq=$run_id.dlq" \
 		--set "state.dir=$work/state" \
 		--set "metrics.listen=127.0.0.1:0" \
+		--set "mqtt.version=${TG_TEST_MQTT_VERSION:-5}" \
 		"$@" >>"$work/gateway.log" 2>&1 &
 	gateway_pid=$!
 	local i
