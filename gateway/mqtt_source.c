@@ -22,8 +22,13 @@
  * conn_setup()), the success and failure callbacks Paho wants for each
  * (the *5 ones take reason codes), the subscribe options (subscribe()),
  * and the message properties handed on with each message
- * (message_props()). Anything that sends through the client (a publish)
- * works under both: under 5 it passes no properties.
+ * (message_props()). A publish through src->client works under both if it
+ * passes NULL response options, or under 5 only onSuccess5/onFailure5
+ * (Paho 1.3 refuses onSuccess/onFailure there: MQTTASYNC_BAD_MQTT_OPTION),
+ * and needs no properties. Mind that Paho holds its client lock while our
+ * message callback runs, so any MQTTAsync_* call from another thread
+ * waits while the callback waits for spool space: a thread the spool
+ * waits for (the forwarder) must not make one then.
  */
 struct tg_mqtt_source {
         MQTTAsync client;
@@ -81,7 +86,7 @@ static enum MQTTASYNC_TRACE_LEVELS trace_level_base = MQTTASYNC_TRACE_ERROR;
 
 static void subscribe(struct tg_mqtt_source *src);
 
-/* MQTT 5 reason codes (2.4) a broker may answer CONNECT or SUBSCRIBE with,
+/* MQTT 5 reason codes (2.4) a broker may answer CONNECT or SUBSCRIBE or close with,
  * in words; Paho's MQTTReasonCode_toString() for the rest. */
 static const char *reason_text(int code) {
         switch (code) {
@@ -96,7 +101,10 @@ static const char *reason_text(int code) {
         case 0x88: return "server unavailable";
         case 0x89: return "server busy";
         case 0x8A: return "banned";
+        case 0x8B: return "server shutting down";
         case 0x8C: return "bad authentication method";
+        case 0x8D: return "keep alive timeout";
+        case 0x8E: return "session taken over";
         case 0x8F: return "topic filter invalid";
         case 0x95: return "packet too large";
         case 0x97: return "quota exceeded";
@@ -516,6 +524,22 @@ static void check_flapping(struct tg_mqtt_source *src, int64_t now) {
                src->client_id);
 }
 
+/* MQTT 5: a broker says why it closes a connection (3.14.2.1), e.g. 0x8E
+ * session taken over (another client with our id), 0x8D keep alive
+ * timeout (see the Receive Maximum note in the README), 0x8B shutting
+ * down. on_connection_lost() follows and counts it. */
+static void on_disconnected5(void *context, MQTTProperties *props, enum MQTTReasonCodes rc) {
+        struct tg_mqtt_source *src = context;
+        const char *why = reason_text((int)rc);
+
+        (void)props;
+        tg_warn("mqtt: the broker %s closes the connection: %s (reason code 0x%02X)%s", src->uri,
+                why ? why : "normal disconnection", (unsigned)rc,
+                rc == MQTTREASONCODE_SESSION_TAKEN_OVER
+                        ? ": another client connected with the same mqtt.client_id"
+                        : "");
+}
+
 static void on_connection_lost(void *context, char *cause) {
         struct tg_mqtt_source *src = context;
 
@@ -544,12 +568,16 @@ static void on_connect_ok5(void *context, MQTTAsync_successData5 *resp) {
 
         attempt_end(src);
         src->backoff_ms = BACKOFF_MIN_MS;
-        if (p && MQTTProperties_hasProperty(p, MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL))
-                tg_warn("mqtt: the broker shortened the session expiry from %u s to %d s "
-                        "(mqtt.session_expiry): an outage longer than that loses the "
-                        "messages queued for the gateway", src->session_expiry_s,
-                        MQTTProperties_getNumericValue(
-                                p, MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL));
+        if (p && MQTTProperties_hasProperty(p, MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL)) {
+                uint32_t granted = (uint32_t)MQTTProperties_getNumericValue(
+                        p, MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL);
+
+                if (granted != src->session_expiry_s)
+                        tg_warn("mqtt: the broker grants a session expiry of %u s, not the "
+                                "%u s of mqtt.session_expiry: an outage longer than that "
+                                "loses the messages queued for the gateway", granted,
+                                src->session_expiry_s);
+        }
         tg_info("mqtt: MQTT 5 session %s (session expiry %u s, receive maximum %d)",
                 resp && resp->alt.connect.sessionPresent ? "resumed" : "started",
                 src->session_expiry_s, src->receive_maximum);
@@ -786,6 +814,8 @@ tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg, tg_mqtt_messag
         }
         MQTTAsync_setCallbacks(src->client, src, on_connection_lost, on_paho_message, NULL);
         MQTTAsync_setConnected(src->client, src, on_connected);
+        if (src->version >= MQTTVERSION_5)
+                MQTTAsync_setDisconnected(src->client, src, on_disconnected5);
 
         if (src->version >= MQTTVERSION_5)
                 conn = conn5;

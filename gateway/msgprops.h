@@ -1,4 +1,4 @@
-/* msgprops.h - an MQTT 5 message's properties that travel with it: one compact block, built on the MQTT thread, kept in the spool, read by the worker. */
+/* msgprops.h - an MQTT 5 message's properties as one compact block: built on the MQTT thread, spooled, read by the worker. */
 /* SPDX-License-Identifier: Apache-2.0 */
 #ifndef TG_MSGPROPS_H
 #define TG_MSGPROPS_H

@@ -466,7 +466,7 @@ unsigned tg_worker_process(tg_worker_t *w, size_t sub_index, const char *topic,
         enum tg_window_verdict verdicts[READINGS_MAX];
         enum tg_decode_err derr, perr = TG_DECODE_OK;
         int64_t fallback_ms = arrival_ms;
-        int from_arrival = sub->opts.ts_from_arrival, prop = 0;
+        int from_arrival = 0, prop = 0;
         size_t n, i;
 
         w->c.received++;
@@ -487,18 +487,22 @@ unsigned tg_worker_process(tg_worker_t *w, size_t sub_index, const char *topic,
                  * for a missing time becomes the property's (for SenML, the
                  * time relative times count from). */
                 prop = property_ts(sub, props, props_len, &fallback_ms, &perr);
-                if (prop)
+                if (prop) {
+                        from_arrival = sub->opts.ts_from_arrival;
                         sub->opts.ts_from_arrival = prop > 0;
+                }
         }
         derr = decode(w, sub, topic, payload, len, fallback_ms, &n);
-        sub->opts.ts_from_arrival = from_arrival;
-        if (prop < 0 && derr == TG_DECODE_MISSING_TS)
-                derr = perr; /* no time in the payload, a bad one in the property */
-        for (i = 0; prop > 0 && !derr && i < n; i++)
-                if (w->readings[i].ts_from_arrival) {
-                        w->readings[i].ts_from_arrival = 0;
-                        w->c.ts_from_property++;
-                }
+        if (prop) {
+                sub->opts.ts_from_arrival = from_arrival;
+                if (prop < 0 && derr == TG_DECODE_MISSING_TS)
+                        derr = perr; /* no time in the payload, a bad one in the property */
+                for (i = 0; prop > 0 && !derr && i < n; i++)
+                        if (w->readings[i].ts_from_arrival) {
+                                w->readings[i].ts_from_arrival = 0;
+                                w->c.ts_from_property++;
+                        }
+        }
         for (i = 0; !derr && w->sensor_prefix_len && i < n; i++)
                 if (tg_reading_prefix_sensor(&w->readings[i], w->sensor_prefix,
                                              w->sensor_prefix_len))

@@ -183,7 +183,8 @@ refused() {
 		--set "kafka.bootstrap.servers=$TG_KAFKA_BROKERS" \
 		--set "topics.raw=$run_id.raw" --set "topics.agg=$run_id.agg" \
 		--set "topics.dlq=$run_id.dlq" --set "state.dir=$work/state-$name" \
-		--set metrics.listen=127.0.0.1:0 "$@" >"$glog" 2>&1 &
+		--set metrics.listen=127.0.0.1:0 --set "mqtt.version=${TG_TEST_MQTT_VERSION:-5}" \
+		"$@" >"$glog" 2>&1 &
 	pid=$!
 	for ((i = 0; i < 150; i++)); do
 		(($(grep -cE "$pattern" "$glog") >= 2)) && break
@@ -220,7 +221,13 @@ refused no_client_cert "mqtt: connect to ssl://127\.0\.0\.1:$mtls_port failed: t
 
 # At debug level too, so that no library trace (Paho's protocol trace
 # included) prints the password either.
-refused wrong_password "mqtt: connect to ssl://127\.0\.0\.1:$user_port refused by the broker: not authorized \(CONNACK 5\); check mqtt\.username and mqtt\.password" \
+# MQTT 3.1.1 says CONNACK 5; MQTT 5 a reason code (mosquitto: 0x87).
+if [[ ${TG_TEST_MQTT_VERSION:-5} == 3.1.1 ]]; then
+	refusal="not authorized \(CONNACK 5\)"
+else
+	refusal="(not authorized \(CONNACK reason code 0x87\)|bad user name or password \(CONNACK reason code 0x86\))"
+fi
+refused wrong_password "mqtt: connect to ssl://127\.0\.0\.1:$user_port refused by the broker: $refusal; check mqtt\.username and mqtt\.password" \
 	--set "mqtt.uri=ssl://127.0.0.1:$user_port" --set "mqtt.tls.ca_file=$pki/ca.pem" \
 	--set mqtt.username=gw-user --set "mqtt.password=$wrong_pass" --set log.level=debug
 grep -q "paho: .* -> CONNECT" "$work/gw-wrong_password.log" ||
