@@ -14,8 +14,9 @@
 #      2 s message waits in the spool past its expiry: not forwarded,
 #      counted; a 600 s one is forwarded;
 #   3. session expiry: QoS 1 messages published while the gateway is stopped
-#      arrive after its restart (session resumed); with mqtt.session_expiry 1s
-#      and a longer stop they do not (a new session);
+#      arrive after its restart (session resumed; a retained message is not
+#      sent again: Retain Handling 1); with mqtt.session_expiry 1s and a
+#      longer stop they do not (a new session);
 #   4. Receive Maximum: with the spool full and acknowledgements held, under
 #      MQTT 5 (receive maximum 1) the broker keeps the backlog: nothing waits
 #      in the gateway's socket; under 3.1.1 the broker pushes its whole
@@ -71,6 +72,8 @@ pub -t "$run_id/h1/telemetry" -m '{"sensor":"h1","t":1.5}' \
 pub -t "$run_id/h2/telemetry" -m "{\"sensor\":\"h2\",\"ts\":$((now - 1000)),\"t\":2}" \
 	-D publish user-property captured "$captured"
 pub -t "$run_id/h3/telemetry" -m '{"sensor":"h3","t":3}' -D publish user-property line L9
+# retained: sent once (Retain Handling 1), not again at each resubscription
+pub -r -t "$run_id/rt/telemetry" -m "{\"sensor\":\"rt\",\"ts\":$now,\"t\":1}"
 PYTHONPATH=$pydeps python3 - "$mqtt_host" "$mqtt_port" "$run_id/h4/telemetry" <<'EOF' ||
 import sys
 import paho.mqtt.client as mqtt
@@ -151,6 +154,12 @@ done
 gateway_start
 grep -q "MQTT 5 session resumed" "$work/gateway.log" || fail "the session was not resumed"
 for s in s1 s2 s3; do wait_record "$run_id.raw" "\"sensor\":\"$s\""; done
+# a marker behind anything the resubscription made the broker send
+pub -t "$run_id/m1/telemetry" -m "{\"sensor\":\"m1\",\"ts\":$(date +%s%3N),\"t\":1}"
+wait_record "$run_id.raw" '"sensor":"m1"'
+n=$(records "$run_id.raw" | grep -cF '"sensor":"rt"' || true)
+((n == 1)) || fail "the retained message arrived $n times: resubscribing sent it again"
+pub -r -n -t "$run_id/rt/telemetry" # clear it
 gateway_stop
 gateway_start --set mqtt.session_expiry=1s
 gateway_stop
@@ -164,7 +173,7 @@ wait_record "$run_id.raw" '"sensor":"x2"'
 records "$run_id.raw" | grep -qF '"sensor":"x1"' &&
 	fail "x1 arrived although the session had expired"
 gateway_stop
-log "3: the session outlived a stop; with a 1 s expiry it did not"
+log "3: the session outlived a stop (retained message not sent again); with a 1 s expiry it did not"
 
 # ---- 4. Receive Maximum with the spool full --------------------------------
 # A gateway whose Kafka is not there (port 1), a 1 MiB spool, and 3000
