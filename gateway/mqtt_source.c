@@ -817,16 +817,21 @@ tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg, tg_mqtt_messag
         if (src->version >= MQTTVERSION_5)
                 MQTTAsync_setDisconnected(src->client, src, on_disconnected5);
 
-        if (src->version >= MQTTVERSION_5)
-                conn = conn5;
-        if (src->version >= MQTTVERSION_5 && conn_setup5(src, &conn)) {
-                snprintf(errstr, errstr_size, "out of memory");
-                MQTTAsync_destroy(&src->client);
-                source_free(src);
-                return NULL;
-        }
         /* A persistent session: while the gateway is away the broker queues
          * QoS 1 messages for this client id (under 5, for mqtt.session_expiry). */
+        if (src->version >= MQTTVERSION_5) {
+                conn = conn5;
+                if (conn_setup5(src, &conn)) {
+                        snprintf(errstr, errstr_size, "out of memory");
+                        MQTTAsync_destroy(&src->client);
+                        source_free(src);
+                        return NULL;
+                }
+        } else {
+                conn.cleansession = 0;
+                conn.onSuccess = on_connect_ok;
+                conn.onFailure = on_connect_fail;
+        }
         conn.keepAliveInterval = (int)(cfg->mqtt_keepalive_ms / 1000);
         conn.automaticReconnect = 0; /* see retry_later() */
         /* Not MQTTVERSION_DEFAULT: with it, Paho answers a lost 3.1.1
@@ -837,11 +842,6 @@ tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg, tg_mqtt_messag
          * One version, no fallback: every reconnection is retry_later()'s. */
         conn.MQTTVersion = src->version;
         conn.connectTimeout = 10;
-        if (src->version < MQTTVERSION_5) {
-                conn.cleansession = 0;
-                conn.onSuccess = on_connect_ok;
-                conn.onFailure = on_connect_fail;
-        }
         conn.context = src;
         if (src->username[0]) {
                 conn.username = src->username;
