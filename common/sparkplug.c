@@ -121,6 +121,9 @@ struct tg_sparkplug {
         char group_name[64], node_name[64], device_name[64];
         size_t group_len, node_len, device_len;
         int has_device;
+        int64_t arrival_ms;
+        int has_bdseq;            /* an NDEATH's bdSeq, for its record */
+        uint64_t bdseq;
 
         struct tg_sp_counters c;
         size_t memory;
@@ -828,16 +831,19 @@ static void place(tg_sparkplug_t *sp, struct place_ctx *pc, uint32_t owner,
                 if (x->numeric && (!x->name || !x->name_len || !tg_text_valid(x->name, x->name_len) ||
                                    is_control(x->name, x->name_len)))
                         x->numeric = 0;
-                if (x->numeric && sp->conf.sensor_per_metric) {
+                if (sp->conf.sensor_per_metric) {
+                        /* Each metric its own sensor, numeric or not; one
+                         * whose name cannot make an id stays the device's. */
                         char *s = pc->names + i * (TG_SENSOR_ID_MAX + 1);
 
-                        if (slen + 1 + x->name_len <= TG_SENSOR_ID_MAX) {
+                        if (x->name && x->name_len && slen + 1 + x->name_len <= TG_SENSOR_ID_MAX &&
+                            tg_text_valid(x->name, x->name_len)) {
                                 memcpy(s, sensor, slen);
                                 s[slen] = '/';
                                 memcpy(s + slen + 1, x->name, x->name_len);
                                 sensor = s;
                                 slen += 1 + x->name_len;
-                        } else {
+                        } else if (x->numeric) {
                                 x->numeric = 0;
                                 sp->c.names_too_long++;
                         }
@@ -889,7 +895,7 @@ enum tg_sp_reason tg_sparkplug_decode(tg_sparkplug_t *sp, const char *topic,
         sp->ngroups = sp->cursor = 0;
         sp->arena_used = 0;
         sp->arena_exhausted = 0;
-        out->ts_ms = arrival_ms;
+        out->ts_ms = sp->arrival_ms = arrival_ms;
         if (parse_topic(sp, topic)) {
                 out->type = TG_SP_STATE; /* counted nowhere as a type */
                 note(out, TG_SP_BAD_TOPIC, "topic %.80s is not a Sparkplug B topic", topic);
@@ -968,13 +974,15 @@ enum tg_sp_reason tg_sparkplug_decode(tg_sparkplug_t *sp, const char *topic,
                 owner = ni;
                 break;
         case TG_SP_NDEATH: {
-                uint64_t bd;
+                uint64_t bd = 0;
                 uint32_t i;
 
                 if (!n || !n->born)
                         return refuse(sp, out, TG_SP_NO_BIRTH, "NDEATH of %s, which is not alive",
                                       id);
-                if (n->has_bdseq && find_bdseq(sp->payload, &bd) && bd != n->bdseq)
+                sp->has_bdseq = find_bdseq(sp->payload, &bd);
+                sp->bdseq = bd;
+                if (n->has_bdseq && sp->has_bdseq && bd != n->bdseq)
                         return refuse(sp, out, TG_SP_BDSEQ_MISMATCH,
                                       "NDEATH of %s with another birth's bdSeq: a stale will", id);
                 for (i = 0; i < sp->nentities; i++)
@@ -1226,21 +1234,19 @@ size_t tg_sparkplug_raw_record(const tg_sparkplug_t *sp, size_t i, const struct 
 size_t tg_sparkplug_death_record(const tg_sparkplug_t *sp, const char *sensor, size_t len,
                                  char *buf, size_t cap) {
         struct tg_jw w;
-        uint64_t bd;
-
         if (!sp->payload)
                 return 0;
         tg_jw_init(&w, buf, cap);
         tg_jw_raw(&w, "{\"sensor\":");
         tg_jw_string(&w, sensor, len);
         tg_jw_raw(&w, ",\"ts\":");
-        tg_jw_int(&w, sp->payload->has_timestamp ? ts_of(sp->payload->timestamp) : 0);
+        tg_jw_int(&w, sp->payload->has_timestamp ? ts_of(sp->payload->timestamp) : sp->arrival_ms);
         tg_jw_raw(&w, ",");
         put_context(sp, &w);
-        if (sp->type == TG_SP_NDEATH && find_bdseq(sp->payload, &bd)) {
+        if (sp->type == TG_SP_NDEATH && sp->has_bdseq) {
                 char t[24];
 
-                snprintf(t, sizeof(t), "%llu", (unsigned long long)bd);
+                snprintf(t, sizeof(t), "%llu", (unsigned long long)sp->bdseq);
                 tg_jw_raw(&w, ",\"bdSeq\":");
                 tg_jw_raw(&w, t);
         }
