@@ -92,13 +92,13 @@ static const struct tg_option options[] = {
          "rebirth request (NCMD Node Control/Rebirth) to the edge node.", 0},
         {"sparkplug.rebirth_interval", TG_OPT_DURATION, OPT(sp_rebirth_interval_ms), 0, DAY,
          "5s", NULL, "Sparkplug B: at most one rebirth request per edge node this often.", 0},
-        {"sparkplug.max_nodes", TG_OPT_INT, OPT(sp_max_nodes), 1, 1 << 24, "1000", NULL,
+        {"sparkplug.max_nodes", TG_OPT_INT, OPT(sp_max_nodes), 1, 1 << 24, "10000", NULL,
          "Sparkplug B: edge nodes and devices remembered (births, seq, bdSeq), in memory "
          "fixed at start (about 120 bytes each); more are refused (sparkplug_table_full).",
          0},
-        {"sparkplug.max_metrics", TG_OPT_INT, OPT(sp_max_metrics), 1, 1 << 26, "20000", NULL,
+        {"sparkplug.max_metrics", TG_OPT_INT, OPT(sp_max_metrics), 1, 1 << 26, "50000", NULL,
          "Sparkplug B: metrics named by births (name, alias, datatype) remembered in all, "
-         "in memory fixed at start (about 170 bytes each); more are counted "
+         "in memory fixed at start (about 180 bytes each); more are counted "
          "(sparkplug_table_full).", 0},
         {"input.fields", TG_OPT_STRING, OPT(input_fields), 0, 0, "", NULL,
          "Numeric fields to keep, a list or comma-separated; empty: every "
