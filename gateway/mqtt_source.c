@@ -30,6 +30,14 @@
  * waits while the callback waits for spool space: a thread the spool
  * waits for (the forwarder) must not make one then.
  */
+/* A publish waiting in the outbox (tg_mqtt_source_publish()). */
+#define TG_MQTT_OUTBOX 16
+struct tg_mqtt_out {
+        char topic[320];
+        unsigned char payload[128];
+        size_t len;
+};
+
 struct tg_mqtt_source {
         MQTTAsync client;
         int version;                   /* MQTTVERSION_5 or MQTTVERSION_3_1_1 */
@@ -55,6 +63,11 @@ struct tg_mqtt_source {
         unsigned jitter_seed;
         _Atomic uint64_t connects, connection_lost, subscribed, takeovers_suspected;
         _Atomic uint64_t props_dropped;
+        /* Publishes asked for by other threads, sent from Paho's */
+        pthread_mutex_t out_lock;
+        struct tg_mqtt_out outbox[TG_MQTT_OUTBOX];
+        unsigned out_head, nout;
+        _Atomic int out_pending;
         /* The message in hand's properties block (Paho's receive thread,
          * one message at a time). */
         unsigned char props[TG_MSGPROPS_MAX];
@@ -85,6 +98,7 @@ static struct tg_mqtt_source *_Atomic trace_src;
 static enum MQTTASYNC_TRACE_LEVELS trace_level_base = MQTTASYNC_TRACE_ERROR;
 
 static void subscribe(struct tg_mqtt_source *src);
+static void outbox_send(struct tg_mqtt_source *src);
 
 /* MQTT 5 reason codes (2.4) a broker may answer CONNECT or SUBSCRIBE or close with,
  * in words; Paho's MQTTReasonCode_toString() for the rest. */
@@ -243,6 +257,7 @@ static void on_connected(void *context, char *cause) {
         atomic_fetch_add(&src->connects, 1);
         tg_info("mqtt: connected to %s", src->uri);
         subscribe(src);
+        outbox_send(src);
 }
 
 #define BACKOFF_MIN_MS 1000
@@ -677,6 +692,7 @@ static int on_paho_message(void *context, char *topic, int topic_len,
                         (size_t)msg->payloadlen, msg->qos, msg->dup);
         MQTTAsync_freeMessage(&msg);
         MQTTAsync_free(topic);
+        outbox_send(src);
         return 1;
 }
 
@@ -700,6 +716,7 @@ static void source_free(struct tg_mqtt_source *src) {
         free_secret(src->key_password);
         MQTTProperties_free(&src->connect_props);
         pthread_mutex_destroy(&src->tls_lock);
+        pthread_mutex_destroy(&src->out_lock);
         free(src);
 }
 
@@ -767,6 +784,7 @@ tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg, tg_mqtt_messag
                 return NULL;
         }
         pthread_mutex_init(&src->tls_lock, NULL);
+        pthread_mutex_init(&src->out_lock, NULL);
         if (!(src->uri = strdup(cfg->mqtt_uri)) ||
             !(src->client_id = strdup(cfg->mqtt_client_id)) ||
             !(src->username = strdup(cfg->mqtt_username)) ||
@@ -899,4 +917,69 @@ void tg_mqtt_source_counters(const tg_mqtt_source_t *src,
         out->subscribed = atomic_load(&src->subscribed);
         out->session_takeovers_suspected = atomic_load(&src->takeovers_suspected);
         out->properties_dropped = atomic_load(&src->props_dropped);
+}
+
+/*
+ * Publishes other threads ask for (Sparkplug rebirth requests,
+ * docs/sparkplug.md 5.5) wait in the outbox and leave from Paho's receive
+ * thread, after the message in hand has been handed on, or when a
+ * connection is made. Paho allows a send from its own callbacks; from
+ * another thread a send would take Paho's client lock, which our message
+ * callback holds while it waits for spool space. The forwarder, which
+ * asks for these publishes, is the thread that frees that space: it must
+ * never wait for the lock. So asking only copies into the outbox. The cost
+ * is that a request waits for the next message on any subscription, which
+ * a node that needs a rebirth is sending.
+ */
+int tg_mqtt_source_publish(tg_mqtt_source_t *src, const char *topic, const void *payload,
+                           size_t len) {
+        struct tg_mqtt_out *o;
+        size_t tl = strlen(topic);
+
+        if (!src || atomic_load(&src->stopping))
+                return -ENOTCONN;
+        if (tl >= sizeof(o->topic) || len > sizeof(o->payload))
+                return -EMSGSIZE;
+        pthread_mutex_lock(&src->out_lock);
+        if (src->nout == TG_MQTT_OUTBOX) {
+                pthread_mutex_unlock(&src->out_lock);
+                return -ENOBUFS;
+        }
+        o = &src->outbox[(src->out_head + src->nout++) % TG_MQTT_OUTBOX];
+        memcpy(o->topic, topic, tl + 1);
+        memcpy(o->payload, payload, len);
+        o->len = len;
+        atomic_store(&src->out_pending, 1);
+        pthread_mutex_unlock(&src->out_lock);
+        return 0;
+}
+
+/* Paho's threads: send what the outbox holds, QoS 0, not retained. NULL
+ * response options work under both protocol versions. */
+static void outbox_send(struct tg_mqtt_source *src) {
+        struct tg_mqtt_out o;
+        int rc;
+
+        while (atomic_load(&src->out_pending)) {
+                MQTTAsync_message msg = MQTTAsync_message_initializer;
+
+                pthread_mutex_lock(&src->out_lock);
+                if (!src->nout) {
+                        atomic_store(&src->out_pending, 0);
+                        pthread_mutex_unlock(&src->out_lock);
+                        return;
+                }
+                o = src->outbox[src->out_head];
+                src->out_head = (src->out_head + 1) % TG_MQTT_OUTBOX;
+                src->nout--;
+                pthread_mutex_unlock(&src->out_lock);
+                msg.payload = o.payload;
+                msg.payloadlen = (int)o.len;
+                msg.qos = 0;
+                msg.retained = 0;
+                rc = MQTTAsync_sendMessage(src->client, o.topic, &msg, NULL);
+                if (rc != MQTTASYNC_SUCCESS)
+                        tg_warn_limited("mqtt: publish to %s not sent: %s", o.topic,
+                                        MQTTAsync_strerror(rc));
+        }
 }

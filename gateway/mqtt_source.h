@@ -59,4 +59,15 @@ int tg_mqtt_source_ready(const tg_mqtt_source_t *src);
 void tg_mqtt_source_counters(const tg_mqtt_source_t *src,
                              struct tg_mqtt_counters *out);
 
+/**
+ * @brief Publish one message, QoS 0, not retained (a Sparkplug rebirth
+ *        request). Any thread; never waits for Paho: the message is copied
+ *        into a small outbox and sent from Paho's receive thread after the
+ *        next message arrives, or when a connection is made.
+ * @return 0; -ENOTCONN while stopping; -EMSGSIZE for a topic of 320 bytes
+ *         or more or a payload over 128; -ENOBUFS when 16 wait already.
+ */
+int tg_mqtt_source_publish(tg_mqtt_source_t *src, const char *topic, const void *payload,
+                           size_t len);
+
 #endif
