@@ -1345,8 +1345,14 @@ void tg_config_dump(const struct tg_config *cfg, FILE *out) {
                 if ((o->flags & TG_OPT_SECRET) && (*(char *const *)field)[0])
                         fprintf(out, "%s: \"***\"\n", o->name);
                 else if (o->type == TG_OPT_STRING || o->type == TG_OPT_ENUM) {
+                        const char *v = *(char *const *)field;
+
+                        /* the filter in effect, so that the dump loads back as it ran */
+                        if (field == (const void *)&cfg->mqtt_topic && !cfg->nsubs &&
+                            !cfg->mqtt_topic_set && !strcmp(cfg->mqtt_format, "sparkplug"))
+                                v = "spBv1.0/#";
                         fprintf(out, "%s: ", o->name);
-                        put_quoted(out, *(char *const *)field);
+                        put_quoted(out, v);
                         fputc('\n', out);
                 }
                 else if (o->type == TG_OPT_DURATION)

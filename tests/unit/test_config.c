@@ -1269,6 +1269,8 @@ static void test_reference(void) {
         free(text);
 }
 
+static char *capture_dump(const struct tg_config *cfg);
+
 /* Sparkplug's namespace is the topic filter when none is given for it. */
 static void test_sparkplug_default_topic(void) {
         static const char *const top[] = {"mqtt.format", "sparkplug", NULL};
@@ -1280,6 +1282,7 @@ static void test_sparkplug_default_topic(void) {
         static const char *const listed_bad[] = {"subscriptions.0.format", "json", NULL};
         struct tg_subscription subs[TG_SUBSCRIPTIONS_MAX];
         struct tg_config *cfg;
+        char *text;
 
         cfg = config_with(top);
         CU_ASSERT_EQUAL_FATAL(tg_config_subscriptions(cfg, subs), 1);
@@ -1287,6 +1290,10 @@ static void test_sparkplug_default_topic(void) {
         CU_ASSERT_STRING_EQUAL(cfg->sp_sensor, "device");
         CU_ASSERT_STRING_EQUAL(cfg->sp_rebirth, "yes");
         CU_ASSERT_EQUAL(cfg->sp_rebirth_interval_ms, 5000);
+        /* --check-config shows the filter in effect */
+        text = capture_dump(cfg);
+        CU_ASSERT_PTR_NOT_NULL(strstr(text, "mqtt.topic: \"spBv1.0/#\"\n"));
+        free(text);
         tg_config_destroy(cfg);
         cfg = config_with(top_topic);
         tg_config_subscriptions(cfg, subs);
