@@ -63,11 +63,14 @@ struct tg_mqtt_source {
         unsigned jitter_seed;
         _Atomic uint64_t connects, connection_lost, subscribed, takeovers_suspected;
         _Atomic uint64_t props_dropped;
-        /* Publishes asked for by other threads, sent from Paho's */
+        /* Publishes asked for by other threads (tg_mqtt_source_publish()),
+         * sent by a thread of their own, started with the first */
         pthread_mutex_t out_lock;
+        pthread_cond_t out_cond;
         struct tg_mqtt_out outbox[TG_MQTT_OUTBOX];
         unsigned out_head, nout;
-        _Atomic int out_pending;
+        int out_started, out_stop;
+        pthread_t out_thread;
         /* The message in hand's properties block (Paho's receive thread,
          * one message at a time). */
         unsigned char props[TG_MSGPROPS_MAX];
@@ -98,7 +101,7 @@ static struct tg_mqtt_source *_Atomic trace_src;
 static enum MQTTASYNC_TRACE_LEVELS trace_level_base = MQTTASYNC_TRACE_ERROR;
 
 static void subscribe(struct tg_mqtt_source *src);
-static void outbox_send(struct tg_mqtt_source *src);
+static void outbox_stop(struct tg_mqtt_source *src);
 
 /* MQTT 5 reason codes (2.4) a broker may answer CONNECT or SUBSCRIBE or close with,
  * in words; Paho's MQTTReasonCode_toString() for the rest. */
@@ -257,7 +260,6 @@ static void on_connected(void *context, char *cause) {
         atomic_fetch_add(&src->connects, 1);
         tg_info("mqtt: connected to %s", src->uri);
         subscribe(src);
-        outbox_send(src);
 }
 
 #define BACKOFF_MIN_MS 1000
@@ -692,7 +694,6 @@ static int on_paho_message(void *context, char *topic, int topic_len,
                         (size_t)msg->payloadlen, msg->qos, msg->dup);
         MQTTAsync_freeMessage(&msg);
         MQTTAsync_free(topic);
-        outbox_send(src);
         return 1;
 }
 
@@ -717,6 +718,7 @@ static void source_free(struct tg_mqtt_source *src) {
         MQTTProperties_free(&src->connect_props);
         pthread_mutex_destroy(&src->tls_lock);
         pthread_mutex_destroy(&src->out_lock);
+        pthread_cond_destroy(&src->out_cond);
         free(src);
 }
 
@@ -785,6 +787,7 @@ tg_mqtt_source_t *tg_mqtt_source_new(const struct tg_config *cfg, tg_mqtt_messag
         }
         pthread_mutex_init(&src->tls_lock, NULL);
         pthread_mutex_init(&src->out_lock, NULL);
+        pthread_cond_init(&src->out_cond, NULL);
         if (!(src->uri = strdup(cfg->mqtt_uri)) ||
             !(src->client_id = strdup(cfg->mqtt_client_id)) ||
             !(src->username = strdup(cfg->mqtt_username)) ||
@@ -896,6 +899,7 @@ void tg_mqtt_source_destroy(tg_mqtt_source_t *src) {
                 return;
         atomic_store(&src->stopping, 1);
         atomic_store(&trace_src, NULL);
+        outbox_stop(src);
         opts.timeout = 2000;
         if (MQTTAsync_isConnected(src->client))
                 MQTTAsync_disconnect(src->client, &opts);
@@ -921,54 +925,27 @@ void tg_mqtt_source_counters(const tg_mqtt_source_t *src,
 
 /*
  * Publishes other threads ask for (Sparkplug rebirth requests,
- * docs/sparkplug.md 5.5) wait in the outbox and leave from Paho's receive
- * thread, after the message in hand has been handed on, or when a
- * connection is made. Paho allows a send from its own callbacks; from
- * another thread a send would take Paho's client lock, which our message
- * callback holds while it waits for spool space. The forwarder, which
- * asks for these publishes, is the thread that frees that space: it must
- * never wait for the lock. So asking only copies into the outbox. The cost
- * is that a request waits for the next message on any subscription, which
- * a node that needs a rebirth is sending.
+ * docs/sparkplug.md 5.5) wait in the outbox for a thread of their own.
+ * Any Paho call takes Paho's client lock, which our message callback holds
+ * while it waits for spool space; the forwarder, which asks for these
+ * publishes, is the thread that frees that space, so it must never make
+ * one. Asking copies into the outbox and signals; the sender may wait for
+ * the lock as long as it likes, nothing waits for it. Started with the
+ * first request, so a gateway that never publishes has no such thread.
  */
-int tg_mqtt_source_publish(tg_mqtt_source_t *src, const char *topic, const void *payload,
-                           size_t len) {
-        struct tg_mqtt_out *o;
-        size_t tl = strlen(topic);
-
-        if (!src || atomic_load(&src->stopping))
-                return -ENOTCONN;
-        if (tl >= sizeof(o->topic) || len > sizeof(o->payload))
-                return -EMSGSIZE;
-        pthread_mutex_lock(&src->out_lock);
-        if (src->nout == TG_MQTT_OUTBOX) {
-                pthread_mutex_unlock(&src->out_lock);
-                return -ENOBUFS;
-        }
-        o = &src->outbox[(src->out_head + src->nout++) % TG_MQTT_OUTBOX];
-        memcpy(o->topic, topic, tl + 1);
-        memcpy(o->payload, payload, len);
-        o->len = len;
-        atomic_store(&src->out_pending, 1);
-        pthread_mutex_unlock(&src->out_lock);
-        return 0;
-}
-
-/* Paho's threads: send what the outbox holds, QoS 0, not retained. NULL
- * response options work under both protocol versions. */
-static void outbox_send(struct tg_mqtt_source *src) {
+static void *outbox_main(void *arg) {
+        struct tg_mqtt_source *src = arg;
         struct tg_mqtt_out o;
         int rc;
 
-        while (atomic_load(&src->out_pending)) {
+        pthread_mutex_lock(&src->out_lock);
+        for (;;) {
                 MQTTAsync_message msg = MQTTAsync_message_initializer;
 
-                pthread_mutex_lock(&src->out_lock);
-                if (!src->nout) {
-                        atomic_store(&src->out_pending, 0);
-                        pthread_mutex_unlock(&src->out_lock);
-                        return;
-                }
+                while (!src->nout && !src->out_stop)
+                        pthread_cond_wait(&src->out_cond, &src->out_lock);
+                if (src->out_stop)
+                        break;
                 o = src->outbox[src->out_head];
                 src->out_head = (src->out_head + 1) % TG_MQTT_OUTBOX;
                 src->nout--;
@@ -977,9 +954,56 @@ static void outbox_send(struct tg_mqtt_source *src) {
                 msg.payloadlen = (int)o.len;
                 msg.qos = 0;
                 msg.retained = 0;
+                /* NULL response options: valid under both versions */
                 rc = MQTTAsync_sendMessage(src->client, o.topic, &msg, NULL);
                 if (rc != MQTTASYNC_SUCCESS)
                         tg_warn_limited("mqtt: publish to %s not sent: %s", o.topic,
                                         MQTTAsync_strerror(rc));
+                pthread_mutex_lock(&src->out_lock);
         }
+        pthread_mutex_unlock(&src->out_lock);
+        return NULL;
+}
+
+/* Before the client goes: what is still in the outbox is dropped. */
+static void outbox_stop(struct tg_mqtt_source *src) {
+        int started;
+
+        pthread_mutex_lock(&src->out_lock);
+        src->out_stop = 1;
+        started = src->out_started;
+        pthread_cond_signal(&src->out_cond);
+        pthread_mutex_unlock(&src->out_lock);
+        if (started)
+                pthread_join(src->out_thread, NULL);
+}
+
+int tg_mqtt_source_publish(tg_mqtt_source_t *src, const char *topic, const void *payload,
+                           size_t len) {
+        struct tg_mqtt_out *o;
+        size_t tl = strlen(topic);
+        int rc = 0;
+
+        if (!src || atomic_load(&src->stopping))
+                return -ENOTCONN;
+        if (tl >= sizeof(o->topic) || len > sizeof(o->payload))
+                return -EMSGSIZE;
+        pthread_mutex_lock(&src->out_lock);
+        if (src->out_stop) {
+                rc = -ENOTCONN;
+        } else if (!src->out_started &&
+                   (rc = -pthread_create(&src->out_thread, NULL, outbox_main, src)) == 0) {
+                src->out_started = 1;
+        }
+        if (!rc && src->nout == TG_MQTT_OUTBOX)
+                rc = -ENOBUFS;
+        if (!rc) {
+                o = &src->outbox[(src->out_head + src->nout++) % TG_MQTT_OUTBOX];
+                memcpy(o->topic, topic, tl + 1);
+                memcpy(o->payload, payload, len);
+                o->len = len;
+                pthread_cond_signal(&src->out_cond);
+        }
+        pthread_mutex_unlock(&src->out_lock);
+        return rc;
 }

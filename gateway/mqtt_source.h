@@ -61,11 +61,13 @@ void tg_mqtt_source_counters(const tg_mqtt_source_t *src,
 
 /**
  * @brief Publish one message, QoS 0, not retained (a Sparkplug rebirth
- *        request). Any thread; never waits for Paho: the message is copied
- *        into a small outbox and sent from Paho's receive thread after the
- *        next message arrives, or when a connection is made.
+ *        request). Any thread; never waits for Paho (whose client lock a
+ *        message callback waiting for spool space holds): the message is
+ *        copied into a small outbox and sent by a thread of the source's
+ *        own, started with the first request.
  * @return 0; -ENOTCONN while stopping; -EMSGSIZE for a topic of 320 bytes
- *         or more or a payload over 128; -ENOBUFS when 16 wait already.
+ *         or more or a payload over 128; -ENOBUFS when 16 wait already;
+ *         -EAGAIN when the sending thread cannot start.
  */
 int tg_mqtt_source_publish(tg_mqtt_source_t *src, const char *topic, const void *payload,
                            size_t len);
