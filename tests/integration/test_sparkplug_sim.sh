@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# test_sparkplug_sim.sh - tumblegate-sim --format sparkplug read through the real mosquitto by Eclipse Tahu's Sparkplug B decoder: births, aliases, seq, bdSeq, rebirth, will.
+# SPDX-License-Identifier: Apache-2.0
+#
+# The decoder is no one's here: Tahu's sparkplug-payload (npm, pinned in
+# tests/integration/sparkplug/package-lock.json) in sparkplug/sim_check.js,
+# which says what it checks. Two sessions of one edge node share a bdSeq
+# file: the first (3 devices at 40 Hz for 8 s, ~960 messages, so seq wraps
+# three times) is asked for a rebirth by an NCMD Tahu encodes and ends with
+# the node's own NDEATH; the second is killed with SIGKILL, so that the
+# broker publishes the NDEATH will.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+sparkplug_tools
+group=$run_id
+node=edge1
+node "$repo_dir/tests/integration/sparkplug/sim_check.js" "$TG_MQTT_URI" "$group" "$node" 3 \
+	"$work/ready" "$work/truth1.jsonl" "$work/truth2.jsonl" 2>"$work/check.log" &
+check_pid=$!
+for ((i = 0; i < 100; i++)); do
+	[[ -f $work/ready ]] && break
+	kill -0 "$check_pid" 2>/dev/null || { cat "$work/check.log" >&2; fail "the checker exited"; }
+	sleep 0.1
+done
+[[ -f $work/ready ]] || fail "the checker did not subscribe within 10 s"
+
+sp_sim=("$build_dir/firmware-sim/tumblegate-sim" --uri "$TG_MQTT_URI" --client-id "$run_id-sim"
+	--format sparkplug --group "$group" --node "$node" --bdseq-file "$work/bdseq"
+	--sensors 3 --rate 40 --qos 1 --seed 14)
+"${sp_sim[@]}" --duration 8 --truth "$work/truth1.jsonl" 2>"$work/sim1.log" ||
+	{ cat "$work/sim1.log" >&2; fail "the first session failed"; }
+grep -q "rebirths asked=1" "$work/sim1.log" ||
+	{ cat "$work/sim1.log" >&2; fail "the simulator did not take the rebirth request"; }
+"${sp_sim[@]}" --truth "$work/truth2.jsonl" 2>"$work/sim2.log" &
+sim_pid=$!
+sleep 2
+kill -KILL "$sim_pid"
+wait "$sim_pid" 2>/dev/null || true
+
+rc=0
+wait "$check_pid" || rc=$?
+cat "$work/check.log" >&2
+((rc == 0)) || fail "Tahu's decoder found the simulator's Sparkplug wrong"
+log "PASS: $(tail -n 2 "$work/check.log" | head -n 1 | sed 's/^sim_check: //')"
