@@ -882,7 +882,7 @@ struct sim {
 
         /* --format sparkplug, the publishing thread's but rebirth. */
         sim_spn_t *spn;
-        char sp_node_id[TG_SENSOR_ID_MAX + 1];  /* G/N: the node's truth id */
+        char sp_node_id[TG_SENSOR_ID_MAX + 1];  /* G/N, for messages */
         char sp_topic_nbirth[SIM_TOPIC_PREFIX_MAX], sp_topic_ndeath[SIM_TOPIC_PREFIX_MAX];
         char sp_topic_ncmd[SIM_TOPIC_PREFIX_MAX];
         uint8_t sp_will[SIM_SPN_PAYLOAD_MAX];
@@ -2242,23 +2242,18 @@ static int sim_sp_publish_control(struct sim *s, const char *topic, const uint8_
 /* The NBIRTH, stamped @p ts_ms, and a DBIRTH owed by every device: each
  * device's next reading goes out as its DBIRTH (sim_sp_encode_reading), or
  * a DBIRTH without values at the end of the step if it has none to send
- * (sim_sp_births_owed). The NBIRTH's metrics are values too, of the node's
- * own sensor G/N. @return as sim_sp_publish_control(). */
+ * (sim_sp_birth_owed). The NBIRTH holds only control metrics (bdSeq,
+ * Node Control/Rebirth), which are never fields: it has no truth line.
+ * @return as sim_sp_publish_control(). */
 static int sim_sp_birth(struct sim *s, int64_t ts_ms) {
         uint8_t buf[SIM_SPN_PAYLOAD_MAX];
-        struct tg_reading r;
         size_t len;
         unsigned i;
 
-        tg_reading_clear(&r);
-        tg_reading_set_sensor(&r, s->sp_node_id, strlen(s->sp_node_id));
-        r.ts_ms = ts_ms;
-        tg_reading_add_field(&r, "bdSeq", 5, (double)sim_spn_bdseq(s->spn));
-        tg_reading_add_field(&r, SIM_SPN_REBIRTH, strlen(SIM_SPN_REBIRTH), 0.0);
         len = sim_spn_nbirth(s->spn, ts_ms, buf, sizeof(buf));
         for (i = 0; i < s->opts->sensors; i++)
                 s->sensors[i].need_birth = 1;
-        return sim_sp_publish_control(s, s->sp_topic_nbirth, buf, len, &r);
+        return sim_sp_publish_control(s, s->sp_topic_nbirth, buf, len, NULL);
 }
 
 /* Device @p i's DBIRTH without values, when the step sent none of its

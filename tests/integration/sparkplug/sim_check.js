@@ -99,7 +99,6 @@ function onNbirth(topic, p) {
   expectSeq = 0;
   lastSeq = null;
   checkSeq(topic, p);
-  addReading(`${group}/${node}`, num(p.timestamp), { bdSeq, [REBIRTH]: 0 });
 }
 
 function onDbirth(topic, device, p, raw) {
