@@ -90,6 +90,7 @@ static const char *const format_names[] = {
         [TG_FORMAT_CBOR] = "cbor",
         [TG_FORMAT_SENML_JSON] = "senml-json",
         [TG_FORMAT_SENML_CBOR] = "senml-cbor",
+        [TG_FORMAT_SPARKPLUG] = "sparkplug",
 };
 
 enum tg_format tg_format_detect(enum tg_format fmt, const void *payload, size_t len) {

@@ -16,6 +16,7 @@ enum tg_format {
         TG_FORMAT_CBOR,
         TG_FORMAT_SENML_JSON, /**< RFC 8428 pack, JSON */
         TG_FORMAT_SENML_CBOR, /**< RFC 8428 pack, CBOR */
+        TG_FORMAT_SPARKPLUG,  /**< Sparkplug B (sparkplug.h): stateful, decoded by the worker */
 };
 
 /** Why a payload could not become a reading. Stable: these names are the
@@ -56,7 +57,7 @@ const char *tg_decode_err_message(enum tg_decode_err err);
  */
 const char *tg_decode_err_detail(enum tg_decode_err err);
 
-/** @brief Parse "auto", "json", "cbor", "senml-json" or "senml-cbor". @return 0 or -EINVAL. */
+/** @brief Parse "auto", "json", "cbor", "senml-json", "senml-cbor" or "sparkplug". @return 0 or -EINVAL. */
 int tg_format_parse(const char *s, enum tg_format *out);
 const char *tg_format_name(enum tg_format f);
 

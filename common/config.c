@@ -36,9 +36,11 @@ static const struct tg_option options[] = {
          "Subscription QoS. 1: the broker redelivers until the gateway has "
          "taken the reading.", 0},
         {"mqtt.format", TG_OPT_ENUM, OPT(mqtt_format), 0, 0, "auto",
-         "auto|json|cbor|senml-json|senml-cbor",
+         "auto|json|cbor|senml-json|senml-cbor|sparkplug",
          "Payload format. auto tells them apart by the first byte: a JSON object "
-         "or CBOR map is one reading, a JSON or CBOR array a SenML pack (RFC 8428).", 0},
+         "or CBOR map is one reading, a JSON or CBOR array a SenML pack (RFC 8428). "
+         "sparkplug: Sparkplug B edge nodes (docs/sparkplug.md); the topic filter "
+         "is then spBv1.0/# unless one is given.", 0},
         {"mqtt.keepalive", TG_OPT_DURATION, OPT(mqtt_keepalive_ms), SEC(1), SEC(3600), "30s", NULL,
          "MQTT keep-alive interval.", 0},
         {"mqtt.username", TG_OPT_STRING, OPT(mqtt_username), 0, 0, "", NULL,
@@ -81,6 +83,23 @@ static const struct tg_option options[] = {
          "field|sensor",
          "SenML: field: the base name is the sensor and each record's name a "
          "field; sensor: each resolved name is a sensor with one field, value.", 0},
+        {"sparkplug.sensor", TG_OPT_ENUM, OPT(sp_sensor), 0, 0, "device", "device|metric",
+         "Sparkplug B: device: the sensor is group/edge_node[/device] and each numeric "
+         "metric a field named by the metric; metric: each metric is its own sensor, "
+         "group/edge_node[/device]/<metric>, with one field, value.", 0},
+        {"sparkplug.rebirth", TG_OPT_ENUM, OPT(sp_rebirth), 0, 0, "yes", "yes|no",
+         "Sparkplug B: on data before a birth, an unknown alias or a seq gap, publish a "
+         "rebirth request (NCMD Node Control/Rebirth) to the edge node.", 0},
+        {"sparkplug.rebirth_interval", TG_OPT_DURATION, OPT(sp_rebirth_interval_ms), 0, DAY,
+         "5s", NULL, "Sparkplug B: at most one rebirth request per edge node this often.", 0},
+        {"sparkplug.max_nodes", TG_OPT_INT, OPT(sp_max_nodes), 1, 1 << 24, "10000", NULL,
+         "Sparkplug B: edge nodes and devices remembered (births, seq, bdSeq), in memory "
+         "fixed at start (about 120 bytes each); more are refused (sparkplug_table_full).",
+         0},
+        {"sparkplug.max_metrics", TG_OPT_INT, OPT(sp_max_metrics), 1, 1 << 26, "50000", NULL,
+         "Sparkplug B: metrics named by births (name, alias, datatype) remembered in all, "
+         "in memory fixed at start (about 180 bytes each); more are counted "
+         "(sparkplug_table_full).", 0},
         {"input.fields", TG_OPT_STRING, OPT(input_fields), 0, 0, "", NULL,
          "Numeric fields to keep, a list or comma-separated; empty: every "
          "numeric member.", TG_OPT_LIST},
@@ -420,6 +439,8 @@ int tg_config_set(struct tg_config *cfg, const char *key, const char *value,
                 FAIL("%s: unknown option '%s' (tumblegate --help-config lists them)",
                      origin, key);
         }
+        if (!strcmp(key, "mqtt.topic"))
+                cfg->mqtt_topic_set = 1; /* the format's default filter no longer applies */
         return option_store(cfg, o, key, value, origin, errstr, errstr_size);
 }
 
@@ -567,6 +588,7 @@ struct tg_config *tg_config_new(void) {
                         return NULL;
                 }
         }
+        cfg->mqtt_topic_set = 0; /* the default is no choice of the user's */
         return cfg;
 }
 
@@ -607,6 +629,10 @@ size_t tg_config_subscriptions(const struct tg_config *cfg,
                                                       : (int)cfg->mqtt_qos;
                 if (!out[i].value[TG_SUB_QOS])
                         out[i].value[TG_SUB_QOS] = out[i].qos ? "1" : "0";
+                /* Sparkplug's namespace when no topic was given for it. */
+                if (!strcmp(out[i].value[TG_SUB_FORMAT], "sparkplug") &&
+                    !cfg->subs[i][TG_SUB_TOPIC] && (cfg->nsubs || !cfg->mqtt_topic_set))
+                        out[i].value[TG_SUB_TOPIC] = "spBv1.0/#";
         }
         return n;
 }
@@ -690,9 +716,10 @@ int tg_config_validate(const struct tg_config *cfg, char *errstr,
                         snprintf(where, sizeof(where), "subscriptions.%zu.", i);
                 else
                         snprintf(where, sizeof(where), "input.");
-                if (cfg->nsubs && !cfg->subs[i][TG_SUB_TOPIC])
+                if (cfg->nsubs && !cfg->subs[i][TG_SUB_TOPIC] &&
+                    strcmp(subs[i].value[TG_SUB_FORMAT], "sparkplug"))
                         FAIL("subscriptions.%zu: no topic (every listed subscription "
-                             "needs one)", i);
+                             "needs one, but for format sparkplug)", i);
                 if (!subs[i].value[TG_SUB_TOPIC][0])
                         FAIL("%stopic: must not be empty", cfg->nsubs ? where : "mqtt.");
                 if (strncmp(id, "payload:", 8) && strncmp(id, "topic:", 6))

@@ -41,6 +41,7 @@ struct tg_config {
         char *mqtt_uri;
         char *mqtt_client_id;
         char *mqtt_topic;
+        int mqtt_topic_set;     /**< mqtt.topic was given (else sparkplug's default applies) */
         int64_t mqtt_qos;
         char *mqtt_format;
         int64_t mqtt_keepalive_ms;
@@ -64,6 +65,12 @@ struct tg_config {
         int64_t limit_fields;
         int64_t limit_id;
         int64_t limit_string;
+        /* Sparkplug B (docs/sparkplug.md) */
+        char *sp_sensor;
+        char *sp_rebirth;
+        int64_t sp_rebirth_interval_ms;
+        int64_t sp_max_nodes;
+        int64_t sp_max_metrics;
         /* Kafka side */
         char *kafka_bootstrap_servers;
         char *kafka_compression;

@@ -1188,6 +1188,46 @@ void tg_window_engine_flush(tg_window_engine_t *e) {
                         sensor_close_until(e, pos, INT64_MAX);
 }
 
+/* 5.5: a death certificate closes a sensor's windows at once, as the idle
+ * timeout would: every open window is emitted final now, whatever the
+ * watermark. The sensor stays in the table (its watermark and close mark
+ * too), so a reading that follows is judged as any other. O(table) for a
+ * prefix: deaths are rare. */
+static int id_matches(const tg_window_engine_t *e, uint32_t pos, const char *id, size_t len,
+                      int prefix) {
+        const struct sensor *s = &e->sensors[pos];
+
+        if (!prefix || s->id_len <= len)
+                return sensor_is(e, pos, id, len);
+        return e->cold[pos].id[len] == '/' && !memcmp(e->cold[pos].id, id, len);
+}
+
+uint32_t tg_window_engine_close_sensors(tg_window_engine_t *e, const char *id, size_t len,
+                                        int prefix) {
+        uint32_t pos, n = 0;
+
+        if (!prefix) {
+                pos = e->index[index_bucket(e, id, len, hash_id(e, id, len))].pos;
+                if (pos == EMPTY)
+                        return 0;
+                if (e->sensors[pos].nopen) {
+                        sensor_close_until(e, pos, INT64_MAX);
+                        e->counters.death_closes++;
+                        n++;
+                }
+                return n;
+        }
+        for (pos = 0; pos < e->high_water; pos++) {
+                if (!e->sensors[pos].in_use || !e->sensors[pos].nopen ||
+                    !id_matches(e, pos, id, len, 1))
+                        continue;
+                sensor_close_until(e, pos, INT64_MAX);
+                e->counters.death_closes++;
+                n++;
+        }
+        return n;
+}
+
 int tg_window_engine_set_hash_key(tg_window_engine_t *e,
                                   const unsigned char key[TG_WINDOW_HASH_KEY_BYTES]) {
         if (e->counters.sensors_active)

@@ -102,6 +102,7 @@ struct tg_window_counters {
         uint64_t windows_emitted;/**< final results */
         uint64_t updates_emitted;/**< running results (update mode) */
         uint64_t idle_closes;    /**< sensors whose windows closed by the idle timeout */
+        uint64_t death_closes;   /**< sensors whose windows closed by tg_window_engine_close_sensors() */
         uint64_t evicted;        /**< sensors removed to make room */
         uint64_t sensors_active;
 };
@@ -200,6 +201,18 @@ uint32_t tg_window_engine_id_hash(const tg_window_engine_t *e, const char *id, s
  *        spool), the silence was its own, not the sensors'.
  */
 void tg_window_engine_touch_all(tg_window_engine_t *e);
+
+/**
+ * @brief Close at once, and emit final through the callback, every open
+ *        window of sensor @p id (@p len bytes), or with @p prefix of every
+ *        sensor whose id is @p id or starts with @p id followed by '/'
+ *        (docs/windows.md 5.5: a Sparkplug death certificate). The sensors
+ *        stay in the table, watermarks unchanged. O(1) for one sensor,
+ *        O(table) for a prefix. Allocation-free.
+ * @return the sensors that had open windows.
+ */
+uint32_t tg_window_engine_close_sensors(tg_window_engine_t *e, const char *id, size_t len,
+                                        int prefix);
 
 /** @brief Close and emit every open window (e.g. at shutdown without a state file). */
 void tg_window_engine_flush(tg_window_engine_t *e);

@@ -42,25 +42,132 @@ void tg_checkpoint_destroy(tg_checkpoint_t *cp) {
         free(cp);
 }
 
-/* The window state file's attachment is the compressors' state; a file
- * without one (or no compressors configured) restores them empty. */
-static int restore_downsample(void *opaque, const void *p, size_t len, char *errstr,
-                              size_t errstr_size) {
-        return opaque ? tg_downsample_restore(opaque, p, len, errstr, errstr_size) : 0;
+/*
+ * The window state file's attachment: the other modules' state at the same
+ * spool position (docs/sparkplug.md 7). With the compressors alone it is
+ * their bytes as ever (so a file an older gateway wrote reads, and one this
+ * gateway writes without Sparkplug reads in an older one); with Sparkplug
+ * it is a small tagged container:
+ *
+ *   "TGATTACH" u32 count, then per entry: 4-byte tag, u64 length, bytes
+ *   tags: "DSMP" the compressors (tg_downsample_snapshot),
+ *         "SPKP" the Sparkplug decoder (tg_sparkplug_snapshot)
+ *
+ * The compressors' own bytes start "TGDSTATE", so the two never mix up.
+ * Unknown tags are skipped; a module with no entry starts empty.
+ */
+#define ATTACH_MAGIC "TGATTACH"
+
+struct modules {
+        tg_downsample_t *ds;
+        tg_sparkplug_t *sp;
+};
+
+static int restore_modules(void *opaque, const void *att, size_t len, char *errstr,
+                           size_t errstr_size) {
+        const struct modules *m = opaque;
+        const unsigned char *p = att;
+        const void *dsb = NULL, *spb = NULL;
+        size_t dsl = 0, spl = 0, off = 12;
+        uint32_t count, i;
+        int r;
+
+        if (len >= 12 && !memcmp(p, ATTACH_MAGIC, 8)) {
+                memcpy(&count, p + 8, 4);
+                for (i = 0; i < count; i++) {
+                        uint64_t n;
+
+                        if (len - off < 12) {
+                                snprintf(errstr, errstr_size, "attachment truncated");
+                                return -EINVAL;
+                        }
+                        memcpy(&n, p + off + 4, 8);
+                        if (n > len - off - 12) {
+                                snprintf(errstr, errstr_size, "attachment truncated");
+                                return -EINVAL;
+                        }
+                        if (!memcmp(p + off, "DSMP", 4)) {
+                                dsb = p + off + 12;
+                                dsl = (size_t)n;
+                        } else if (!memcmp(p + off, "SPKP", 4)) {
+                                spb = p + off + 12;
+                                spl = (size_t)n;
+                        }
+                        off += 12 + (size_t)n;
+                }
+        } else { /* the compressors' bytes alone, or none */
+                dsb = att;
+                dsl = len;
+        }
+        if (m->ds && (r = tg_downsample_restore(m->ds, dsb, dsl, errstr, errstr_size)))
+                return r;
+        if (m->sp && (r = tg_sparkplug_restore(m->sp, spb, spl, errstr, errstr_size)))
+                return r;
+        return 0;
 }
 
-/* Windows and compressors to @p path, as one snapshot: one file, one rename.
- * The compressors' state (only when forward.mode keeps any) is copied to a
- * buffer first; the windows' is streamed. With @p spool, segments are first
- * made to leave room for this file and the next, so that a full disk never
- * keeps the spool from being released. */
+/* The attachment for the modules there are, in a buffer the caller frees. */
+static int snapshot_modules(tg_downsample_t *ds, tg_sparkplug_t *sp, void **out,
+                            size_t *out_len) {
+        void *dsb = NULL, *spb = NULL;
+        size_t dsl = 0, spl = 0, off = 0;
+        unsigned char *p;
+        uint32_t count;
+        uint64_t n;
+        int r;
+
+        *out = NULL;
+        *out_len = 0;
+        if (ds && (r = tg_downsample_snapshot(ds, &dsb, &dsl)))
+                return r;
+        if (!sp) { /* the compressors' bytes, as an older gateway wrote them */
+                *out = dsb;
+                *out_len = dsl;
+                return 0;
+        }
+        if ((r = tg_sparkplug_snapshot(sp, &spb, &spl))) {
+                free(dsb);
+                return r;
+        }
+        if (!(p = malloc(12 + (dsb ? 12 + dsl : 0) + 12 + spl))) {
+                free(dsb);
+                free(spb);
+                return -ENOMEM;
+        }
+#define PUT(src, k) (memcpy(p + off, (src), (k)), off += (k))
+        PUT(ATTACH_MAGIC, 8);
+        count = dsb ? 2 : 1;
+        PUT(&count, 4);
+        if (dsb) {
+                n = dsl;
+                PUT("DSMP", 4);
+                PUT(&n, 8);
+                PUT(dsb, dsl);
+        }
+        n = spl;
+        PUT("SPKP", 4);
+        PUT(&n, 8);
+        PUT(spb, spl);
+#undef PUT
+        free(dsb);
+        free(spb);
+        *out = p;
+        *out_len = off;
+        return 0;
+}
+
+/* Windows, compressors and Sparkplug state to @p path, as one snapshot:
+ * one file, one rename. The attachment (only when there is such state) is
+ * copied to a buffer first; the windows' is streamed. With @p spool,
+ * segments are first made to leave room for this file and the next, so
+ * that a full disk never keeps the spool from being released. */
 static int save(const char *path, tg_window_engine_t *engine, tg_downsample_t *ds,
-                uint64_t position, tg_spool_t *spool) {
+                tg_sparkplug_t *sp, uint64_t position, tg_spool_t *spool) {
         void *att = NULL;
         size_t att_len = 0;
         int r;
 
-        if (ds && (r = tg_downsample_snapshot(ds, &att, &att_len)))
+        if ((r = snapshot_modules(ds, sp, &att, &att_len)))
                 return r;
         if (spool)
                 tg_spool_set_reserve(spool, 2 * (tg_window_engine_state_bytes(engine) +
@@ -72,10 +179,11 @@ static int save(const char *path, tg_window_engine_t *engine, tg_downsample_t *d
 }
 
 uint64_t tg_checkpoint_restore(tg_checkpoint_t *cp, tg_window_engine_t *engine,
-                               tg_downsample_t *ds) {
+                               tg_downsample_t *ds, tg_sparkplug_t *sp) {
+        struct modules m = {ds, sp};
         uint64_t position = 0;
         char err[256];
-        int r = tg_window_engine_load_with(engine, cp->path, &position, restore_downsample, ds,
+        int r = tg_window_engine_load_with(engine, cp->path, &position, restore_modules, &m,
                                            err, sizeof(err));
 
         if (r == 0)
@@ -106,7 +214,7 @@ uint64_t tg_checkpoint_restore(tg_checkpoint_t *cp, tg_window_engine_t *engine,
  * resident memory every interval. A crash in between leaves the previous
  * windows.state, consistent with the spool that is still kept. */
 void tg_checkpoint_step(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_downsample_t *ds,
-                        tg_spool_t *spool,
+                        tg_sparkplug_t *sp, tg_spool_t *spool,
                         uint64_t processed_next, uint64_t confirmed_next, int force,
                         int64_t now_ms) {
         int r;
@@ -122,7 +230,7 @@ void tg_checkpoint_step(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_down
         if (!cp->pending && processed_next - 1 > cp->pos && (force || now_ms >= cp->next_ms)) {
                 cp->snap_pos = processed_next - 1;
                 cp->next_ms = now_ms + cp->interval_ms;
-                r = save(cp->next_path, engine, ds, cp->snap_pos, spool);
+                r = save(cp->next_path, engine, ds, sp, cp->snap_pos, spool);
                 if (r) {
                         tg_err("checkpoint %s: %s; the spool is kept", cp->next_path,
                                strerror(-r));
@@ -144,7 +252,7 @@ void tg_checkpoint_step(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_down
 }
 
 void tg_checkpoint_final(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_downsample_t *ds,
-                         tg_spool_t *spool,
+                         tg_sparkplug_t *sp, tg_spool_t *spool,
                          uint64_t processed_next, uint64_t confirmed_next, int unconfirmed) {
         int r;
 
@@ -153,10 +261,10 @@ void tg_checkpoint_final(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_dow
          * processed, the second makes it the state if Kafka confirmed all
          * of it. */
         cp->pending = 0;
-        tg_checkpoint_step(cp, engine, ds, spool, processed_next, confirmed_next, 1, 0);
-        tg_checkpoint_step(cp, engine, ds, spool, processed_next, confirmed_next, 1, 0);
+        tg_checkpoint_step(cp, engine, ds, sp, spool, processed_next, confirmed_next, 1, 0);
+        tg_checkpoint_step(cp, engine, ds, sp, spool, processed_next, confirmed_next, 1, 0);
         if (cp->memory) {
-                if ((r = save(cp->path, engine, ds, 0, NULL)))
+                if ((r = save(cp->path, engine, ds, sp, 0, NULL)))
                         tg_err("cannot save open windows to %s: %s; they are lost", cp->path,
                                strerror(-r));
                 else

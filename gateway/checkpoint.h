@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "downsample.h"
+#include "sparkplug.h"
 #include "spool.h"
 #include "window.h"
 
@@ -21,8 +22,10 @@
  * simply leave the spool, and the open windows are saved at a clean stop.
  *
  * The raw-forwarding compressors' state (@p ds, NULL when there are none)
- * rides in the same file as the windows' (docs/downsample.md 5.1): one
- * write, one rename, one spool position for both.
+ * and the Sparkplug decoder's (@p sp: births, aliases, seq; NULL when no
+ * subscription reads Sparkplug) ride in the same file as the windows'
+ * (docs/downsample.md 5.1, docs/sparkplug.md 7): one write, one rename, one
+ * spool position for all.
  *
  * Owned by the forwarder thread; the counts are atomics anyone may read.
  */
@@ -45,7 +48,7 @@ void tg_checkpoint_destroy(tg_checkpoint_t *cp);
  *        when there is none, or with durability memory.
  */
 uint64_t tg_checkpoint_restore(tg_checkpoint_t *cp, tg_window_engine_t *engine,
-                               tg_downsample_t *ds);
+                               tg_downsample_t *ds, tg_sparkplug_t *sp);
 
 /**
  * @brief The forwarder's periodic step: snapshot when due (or @p force),
@@ -54,7 +57,7 @@ uint64_t tg_checkpoint_restore(tg_checkpoint_t *cp, tg_window_engine_t *engine,
  * @param processed_next every message below it has been processed.
  */
 void tg_checkpoint_step(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_downsample_t *ds,
-                        tg_spool_t *spool,
+                        tg_sparkplug_t *sp, tg_spool_t *spool,
                         uint64_t processed_next, uint64_t confirmed_next, int force,
                         int64_t now_ms);
 
@@ -63,7 +66,7 @@ void tg_checkpoint_step(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_down
  *        flushed: the last checkpoint (disk) or the open windows (memory).
  */
 void tg_checkpoint_final(tg_checkpoint_t *cp, tg_window_engine_t *engine, tg_downsample_t *ds,
-                         tg_spool_t *spool,
+                         tg_sparkplug_t *sp, tg_spool_t *spool,
                          uint64_t processed_next, uint64_t confirmed_next, int unconfirmed);
 
 /** @brief The spool position the last checkpoint covers. */

@@ -109,13 +109,13 @@ static void *forwarder_main(void *arg) {
                         confirmed = tg_ledger_advance(f->conf.ledger);
                         tg_checkpoint_step(f->conf.checkpoint, tg_worker_engine(f->conf.worker),
                                            tg_worker_downsample(f->conf.worker),
-                                           f->conf.spool, tg_ledger_next(f->conf.ledger),
+                                           tg_worker_sparkplug(f->conf.worker), f->conf.spool, tg_ledger_next(f->conf.ledger),
                                            confirmed, 0, now);
                         tg_worker_publish(f->conf.worker);
                         pthread_mutex_unlock(f->conf.worker_lock);
                 } else {
                         confirmed = tg_ledger_advance(f->conf.ledger);
-                        tg_checkpoint_step(f->conf.checkpoint, NULL, NULL, f->conf.spool,
+                        tg_checkpoint_step(f->conf.checkpoint, NULL, NULL, NULL, f->conf.spool,
                                            tg_ledger_next(f->conf.ledger), confirmed, 0, now);
                 }
                 atomic_store(&f->processed, tg_ledger_next(f->conf.ledger));

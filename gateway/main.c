@@ -61,6 +61,11 @@ static void usage(FILE *out) {
  * short of a broker that breaks the protocol): refused, not cut short. */
 static _Atomic unsigned long long topics_too_long;
 
+/* The worker's Sparkplug rebirth requests go out through the MQTT client. */
+static int publish_message(void *opaque, const char *topic, const void *payload, size_t len) {
+        return tg_mqtt_source_publish(opaque, topic, payload, len);
+}
+
 /* mqtt_source's message callback: the pipeline wants a NUL-terminated
  * topic. On Paho's thread. */
 static void ingest_message(void *opaque, const char *topic, size_t topic_len,
@@ -277,6 +282,7 @@ int main(int argc, char **argv) {
                 tg_err("cannot start: %s", errstr);
                 goto out;
         }
+        tg_pipeline_set_publish(pipeline, publish_message, mqtt);
 
         next_stats = tg_monotonic_ms() + STATS_INTERVAL_MS;
         while (!stop_requested) {
@@ -312,8 +318,10 @@ out:
          * windows are saved and the producer drains. */
         drain_deadline = tg_monotonic_ms() + cfg->shutdown_timeout_ms;
         tg_metrics_destroy(metrics);
-        if (pipeline)
+        if (pipeline) {
                 log_stats(pipeline, sink, mqtt);
+                tg_pipeline_set_publish(pipeline, NULL, NULL); /* before the client goes */
+        }
         tg_mqtt_source_destroy(mqtt);
         left = tg_pipeline_destroy(pipeline, drain_deadline);
         left += tg_kafka_sink_destroy(sink, tg_ms_until(drain_deadline));

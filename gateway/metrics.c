@@ -155,6 +155,59 @@ void tg_metrics_render(tg_pipeline_t *pipeline, tg_kafka_sink_t *sink,
         fprintf(out, "tumblegate_refused_total{reason=\"timestamp_out_of_range\"} %llu\n",
                 (unsigned long long)(c.window.out_of_range +
                                      c.decode_failed[TG_DECODE_TS_OUT_OF_RANGE]));
+        if (c.sparkplug) { /* its anomalies, by their dead-letter reasons (docs/sparkplug.md 9) */
+                static const enum tg_sp_reason own[] = {
+                        TG_SP_BAD_TOPIC, TG_SP_NO_BIRTH, TG_SP_UNKNOWN_ALIAS, TG_SP_SEQ_GAP,
+                        TG_SP_BDSEQ_MISMATCH, TG_SP_TABLE_FULL,
+                };
+
+                for (i = 0; i < sizeof(own) / sizeof(*own); i++)
+                        fprintf(out, "tumblegate_refused_total{reason=\"%s\"} %llu\n",
+                                tg_sp_reason_name(own[i]),
+                                (unsigned long long)c.sp.anomalies[own[i]]);
+                head(out, "tumblegate_sparkplug_messages_total", "counter",
+                     "Sparkplug B messages read, per type (docs/sparkplug.md).");
+                for (i = 0; i < TG_SP_STATE; i++)
+                        if (i != TG_SP_NCMD && i != TG_SP_DCMD)
+                                fprintf(out, "tumblegate_sparkplug_messages_total{type=\"%s\"} "
+                                        "%llu\n", tg_sp_type_name((enum tg_sp_type)i),
+                                        (unsigned long long)c.sp.messages[i]);
+                head(out, "tumblegate_sparkplug_ignored_total", "counter",
+                     "Sparkplug B messages ignored: primary hosts' STATE, commands.");
+                for (i = TG_SP_NCMD; i <= TG_SP_STATE; i++)
+                        fprintf(out, "tumblegate_sparkplug_ignored_total{type=\"%s\"} %llu\n",
+                                tg_sp_type_name((enum tg_sp_type)i),
+                                (unsigned long long)c.sp.messages[i]);
+                {
+                        const struct plain rows[] = {
+                                {"tumblegate_sparkplug_rebirths_requested_total", "counter",
+                                 "Rebirth requests (NCMD Node Control/Rebirth) published.",
+                                 c.sp.rebirths_requested - c.sp_rebirths_failed},
+                                {"tumblegate_sparkplug_rebirths_limited_total", "counter",
+                                 "Rebirth requests held back by sparkplug.rebirth_interval.",
+                                 c.sp.rebirths_limited},
+                                {"tumblegate_sparkplug_rebirths_failed_total", "counter",
+                                 "Rebirth requests the MQTT client could not send.",
+                                 c.sp_rebirths_failed},
+                                {"tumblegate_sparkplug_deaths_total", "counter",
+                                 "Death records produced (NDEATH, DDEATH).", c.sp_deaths},
+                                {"tumblegate_sparkplug_metrics_raw_only_total", "counter",
+                                 "Metrics in raw records only: not numeric, null, or no "
+                                 "field or sensor for their name.", c.sp.metrics_raw_only},
+                                {"tumblegate_sparkplug_names_too_long_total", "counter",
+                                 "Of those, numeric metrics whose name is too long for a "
+                                 "field or a sensor id.", c.sp.names_too_long},
+                                {"tumblegate_sparkplug_nodes", "gauge",
+                                 "Edge nodes and devices in the table (sparkplug.max_nodes).",
+                                 c.sp.nodes},
+                                {"tumblegate_sparkplug_metrics", "gauge",
+                                 "Metrics named by births in the table (sparkplug.max_metrics).",
+                                 c.sp.metrics},
+                        };
+
+                        plain(out, rows, sizeof(rows) / sizeof(*rows));
+                }
+        }
         {
                 const struct plain rows[] = {
                         {"tumblegate_dead_letters_total", "counter",

@@ -603,3 +603,28 @@ void tg_mqtt_source_counters(const tg_mqtt_source_t *src,
         out->subscribed = atomic_load(&src->subscribed);
         out->session_takeovers_suspected = atomic_load(&src->takeovers_suspected);
 }
+
+/* Sparkplug rebirth requests (docs/sparkplug.md 5.5): QoS 0, not retained.
+ * Paho copies the payload and sends from its own thread; nothing waits. */
+int tg_mqtt_source_publish(tg_mqtt_source_t *src, const char *topic, const void *payload,
+                           size_t len) {
+        MQTTAsync_responseOptions opts = MQTTAsync_responseOptions_initializer;
+        MQTTAsync_message msg = MQTTAsync_message_initializer;
+        int rc;
+
+        if (!src || atomic_load(&src->stopping) || !MQTTAsync_isConnected(src->client))
+                return -ENOTCONN;
+        if (len > 0x7fffffffu) /* Paho takes an int */
+                return -EMSGSIZE;
+        msg.payload = (void *)payload;
+        msg.payloadlen = (int)len;
+        msg.qos = 0;
+        msg.retained = 0;
+        rc = MQTTAsync_sendMessage(src->client, topic, &msg, &opts);
+        if (rc != MQTTASYNC_SUCCESS) {
+                tg_warn_limited("mqtt: publish to %s not sent: %s", topic,
+                                MQTTAsync_strerror(rc));
+                return -EIO;
+        }
+        return 0;
+}

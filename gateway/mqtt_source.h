@@ -54,4 +54,13 @@ int tg_mqtt_source_ready(const tg_mqtt_source_t *src);
 void tg_mqtt_source_counters(const tg_mqtt_source_t *src,
                              struct tg_mqtt_counters *out);
 
+/**
+ * @brief Publish one message, QoS 0, not retained (a Sparkplug rebirth
+ *        request). Any thread; returns without waiting for the network.
+ * @return 0; -ENOTCONN while not connected or stopping; -EIO when Paho
+ *         refused it (logged).
+ */
+int tg_mqtt_source_publish(tg_mqtt_source_t *src, const char *topic, const void *payload,
+                           size_t len);
+
 #endif

@@ -112,7 +112,8 @@ tg_pipeline_t *tg_pipeline_new(const struct tg_config *cfg, const struct tg_sink
                                         errstr_size)))
                 goto fail;
         position = tg_checkpoint_restore(p->checkpoint, tg_worker_engine(p->worker),
-                                         tg_worker_downsample(p->worker));
+                                         tg_worker_downsample(p->worker),
+                                         tg_worker_sparkplug(p->worker));
         if (spool_start(p, cfg, position, errstr, errstr_size))
                 goto fail;
         if (p->memory) /* whatever a crash left in the spool goes out first */
@@ -193,7 +194,8 @@ int tg_pipeline_destroy(tg_pipeline_t *p, int64_t deadline_ms) {
                                 "stays, and the spool after it is forwarded at the next start");
                 else
                         tg_checkpoint_final(p->checkpoint, tg_worker_engine(p->worker),
-                                            tg_worker_downsample(p->worker), p->spool,
+                                            tg_worker_downsample(p->worker),
+                                            tg_worker_sparkplug(p->worker), p->spool,
                                             tg_ledger_next(p->ledger),
                                             tg_ledger_advance(p->ledger), left);
         }
@@ -245,6 +247,12 @@ const char *tg_pipeline_sub_filter(const tg_pipeline_t *p, size_t i) {
         return tg_worker_sub_filter(p->worker, i);
 }
 
+void tg_pipeline_set_publish(tg_pipeline_t *p, tg_worker_publish_fn *fn, void *opaque) {
+        pthread_mutex_lock(&p->worker_lock);
+        tg_worker_set_publish(p->worker, fn, opaque);
+        pthread_mutex_unlock(&p->worker_lock);
+}
+
 int tg_pipeline_input_held(const tg_pipeline_t *p) {
         return tg_intake_held(p->intake);
 }
@@ -275,6 +283,10 @@ void tg_pipeline_counters(tg_pipeline_t *p, struct tg_pipeline_counters *out) {
         out->sink_full_waits = w.sink_full_waits;
         out->window = w.window;
         out->last_arrival_ms = w.last_arrival_ms;
+        out->sparkplug = tg_worker_sparkplug(p->worker) != NULL;
+        out->sp = w.sparkplug;
+        out->sp_deaths = w.sp_deaths;
+        out->sp_rebirths_failed = w.sp_rebirths_failed;
         tg_checkpoint_counts(p->checkpoint, &out->checkpoints, &out->state_rejected);
         out->replayed = p->forwarder ? tg_forwarder_replayed(p->forwarder) : 0;
         out->spooled = sc.appended;

@@ -12,6 +12,7 @@
 #include "sink.h"
 #include "status.h"
 #include "window.h"
+#include "worker.h"
 
 struct tg_pipeline_counters {
         uint64_t received;                     /**< MQTT messages taken */
@@ -38,6 +39,9 @@ struct tg_pipeline_counters {
         uint64_t mqtt_redeliveries;            /**< DUP messages already in the spool, not spooled again */
         int64_t last_arrival_ms;               /**< arrival time of the last message processed */
         struct tg_window_counters window;
+        int sparkplug;                         /**< a subscription reads Sparkplug B */
+        struct tg_sp_counters sp;              /**< its decoder's counters */
+        uint64_t sp_deaths, sp_rebirths_failed;
 };
 
 /*
@@ -129,6 +133,13 @@ const char *tg_pipeline_sub_filter(const tg_pipeline_t *p, size_t i);
 
 /** @brief Any thread: the status page's rows (status.h), or NULL when off. */
 tg_status_t *tg_pipeline_status(tg_pipeline_t *p);
+
+/**
+ * @brief Where the worker publishes Sparkplug rebirth requests (worker.h);
+ *        NULL to stop, which must happen before the publisher goes away.
+ *        Waits for the worker's holder to finish its message.
+ */
+void tg_pipeline_set_publish(tg_pipeline_t *p, tg_worker_publish_fn *fn, void *opaque);
 
 /** @brief 1 while acknowledging waits for spool space (/readyz says so). */
 int tg_pipeline_input_held(const tg_pipeline_t *p);

@@ -14,6 +14,7 @@
 #include "downsample.h"
 #include "log.h"
 #include "records.h"
+#include "sparkplug.h"
 
 #define RAW_JSON_MAX 4096
 #define KEEP_MAX TG_READING_FIELDS_MAX
@@ -37,6 +38,14 @@ struct sub_state {
 
 struct tg_worker {
         struct sub_state subs[TG_SUBSCRIPTIONS_MAX];
+        /* Sparkplug B (docs/sparkplug.md): one decoder for every subscription
+         * of that format, NULL when none is; its records, which carry every
+         * metric, are built in their own larger buffer. */
+        tg_sparkplug_t *sp;
+        char *sp_json;
+        size_t sp_json_size;
+        tg_worker_publish_fn *publish;
+        void *publish_opaque;
         size_t nsubs;
         const struct tg_sink *sink;
         int has[TG_SINK__COUNT];       /* the sink's configured topics */
@@ -314,7 +323,8 @@ static void forward_downsampled(struct tg_worker *w, struct sub_state *sub,
 static void forward_reading(struct tg_worker *w, struct sub_state *sub, const char *topic,
                             const void *payload, size_t len,
                             struct tg_reading *r, enum tg_window_verdict v,
-                            int64_t arrival_ms) {
+                            int64_t arrival_ms, size_t sp_index) {
+        char *json = w->raw_json;
         size_t n;
         int raw;
 
@@ -353,7 +363,12 @@ static void forward_reading(struct tg_worker *w, struct sub_state *sub, const ch
          * The raw record is built only for a topic that takes it. */
         raw = sub->raw_all || w->has[TG_SINK_COMPRESSED];
         if (raw || (v == TG_WINDOW_LATE && w->has[TG_SINK_LATE])) {
-                n = tg_encode_raw_record(r, w->raw_json, sizeof(w->raw_json));
+                if (sp_index == SIZE_MAX) {
+                        n = tg_encode_raw_record(r, json, sizeof(w->raw_json));
+                } else { /* Sparkplug: the record names every metric (7) */
+                        json = w->sp_json;
+                        n = tg_sparkplug_raw_record(w->sp, sp_index, r, json, w->sp_json_size);
+                }
                 if (!n) {
                         w->c.forward_failed++;
                         w->outcome |= TG_OUTCOME_FAILED;
@@ -361,22 +376,120 @@ static void forward_reading(struct tg_worker *w, struct sub_state *sub, const ch
                         return;
                 }
                 if (raw) {
-                        if (emit(w, TG_SINK_RAW, r->sensor, r->sensor_len, w->raw_json, n,
+                        if (emit(w, TG_SINK_RAW, r->sensor, r->sensor_len, json, n,
                                  r->ts_ms, NULL, 0) == 0)
                                 w->c.forwarded++;
                         else
                                 w->c.forward_failed++;
                 }
                 if (v == TG_WINDOW_LATE)
-                        emit(w, TG_SINK_LATE, r->sensor, r->sensor_len, w->raw_json, n,
+                        emit(w, TG_SINK_LATE, r->sensor, r->sensor_len, json, n,
                              r->ts_ms, NULL, 0);
         }
         /* After the raw record's last use: its buffer is reused. */
-        if (!sub->raw_all)
+        if (!sub->raw_all && r->nfields)
                 forward_downsampled(w, sub, r);
         /* Taken, whether or not forward.mode sent its values (yet); a
          * record that failed marks the message failed, which prevails. */
         w->outcome |= TG_OUTCOME_FORWARDED;
+}
+
+/* --- Sparkplug B (docs/sparkplug.md) ------------------------------------ */
+
+/* A death certificate: its sensors' windows closed now, and its record. */
+static void sparkplug_death(struct tg_worker *w, const struct tg_sp_message *m) {
+        char id[TG_SENSOR_ID_MAX + 1];
+        size_t n, len = w->sensor_prefix_len + m->death_id_len;
+
+        if (len > TG_SENSOR_ID_MAX) {
+                /* No sensor of this node has an id this long (its readings were refused). */
+                return;
+        }
+        memcpy(id, w->sensor_prefix, w->sensor_prefix_len);
+        memcpy(id + w->sensor_prefix_len, m->death_id, m->death_id_len);
+        id[len] = '\0';
+        /* The node's own sensor and every one under it (its devices, or its
+         * metrics with sparkplug.sensor: metric). */
+        tg_window_engine_close_sensors(w->engine, id, len, 1);
+        n = tg_sparkplug_death_record(w->sp, id, len, w->sp_json, w->sp_json_size);
+        if (!n || !w->has[TG_SINK_RAW]) {
+                if (!n)
+                        w->c.forward_failed++;
+                return;
+        }
+        if (emit(w, TG_SINK_RAW, id, len, w->sp_json, n, m->ts_ms > TG_TS_MIN ? m->ts_ms
+                                                                               : TG_TS_MIN,
+                 NULL, 0) == 0)
+                w->c.sp_deaths++;
+        else
+                w->c.forward_failed++;
+        w->outcome |= TG_OUTCOME_FORWARDED;
+}
+
+static unsigned process_sparkplug(struct tg_worker *w, struct sub_state *sub,
+                                  const char *topic, const void *payload, size_t len,
+                                  int64_t arrival_ms) {
+        enum tg_window_verdict verdicts[READINGS_MAX];
+        struct tg_sp_message m;
+        enum tg_sp_reason r = tg_sparkplug_decode(w->sp, topic, payload, len, arrival_ms, &m);
+        size_t n, i, first;
+
+        if (m.rebirth && w->publish) {
+                uint8_t req[TG_SP_REBIRTH_MAX];
+                size_t k = tg_sparkplug_rebirth_payload(arrival_ms, req, sizeof(req));
+
+                if (w->publish(w->publish_opaque, m.rebirth_topic, req, k))
+                        w->c.sp_rebirths_failed++;
+                else
+                        tg_info_limited("sparkplug: asked %s for a rebirth (%s)",
+                                        m.rebirth_topic, tg_sp_reason_name(r));
+        }
+        if (r != TG_SP_OK) {
+                if (r == TG_SP_NOT_DECODABLE)
+                        w->c.decode_failed[TG_DECODE_NOT_DECODABLE]++;
+                else if (r == TG_SP_TOO_LARGE)
+                        w->c.decode_failed[TG_DECODE_TOO_LARGE]++;
+                tg_warn_limited("mqtt %s: %s: %s", topic, tg_sp_reason_name(r), m.detail);
+                dead_letter(w, topic, payload, len, tg_sp_reason_name(r), m.detail, arrival_ms);
+        }
+        if (m.refused || m.type == TG_SP_STATE || m.type == TG_SP_NCMD || m.type == TG_SP_DCMD) {
+                /* Ignored messages carry no reading either: refused in the
+                 * accounting (pipeline.h), without a dead letter. */
+                w->outcome |= TG_OUTCOME_REFUSED;
+                return w->outcome;
+        }
+        if (m.death)
+                sparkplug_death(w, &m);
+        while ((n = tg_sparkplug_readings(w->sp, w->readings, READINGS_MAX, &first))) {
+                for (i = 0; i < n; i++) {
+                        struct tg_reading *rd = &w->readings[i];
+
+                        verdicts[i] = TG_WINDOW_ACCEPTED;
+                        if (w->sensor_prefix_len &&
+                            tg_reading_prefix_sensor(rd, w->sensor_prefix, w->sensor_prefix_len)) {
+                                w->c.decode_failed[TG_DECODE_BAD_ID]++;
+                                tg_warn_limited("sparkplug: sensor %s: too long with "
+                                                "input.sensor_prefix: refused", rd->sensor);
+                                rd->sensor_len = 0; /* skipped below */
+                                continue;
+                        }
+                        /* Only metrics for the raw record: nothing to window. */
+                        if (rd->nfields)
+                                verdicts[i] = tg_window_engine_add(w->engine, rd);
+                }
+                for (i = 0; i < n; i++)
+                        if (w->readings[i].sensor_len)
+                                forward_reading(w, sub, topic, payload, len, &w->readings[i],
+                                                verdicts[i], arrival_ms, first + i);
+        }
+        if (!(w->outcome & TG_OUTCOME_FORWARDED))
+                w->outcome |= TG_OUTCOME_REFUSED;
+        return w->outcome;
+}
+
+void tg_worker_set_publish(tg_worker_t *w, tg_worker_publish_fn *fn, void *opaque) {
+        w->publish = fn;
+        w->publish_opaque = opaque;
 }
 
 unsigned tg_worker_process(tg_worker_t *w, size_t sub_index, const char *topic,
@@ -392,6 +505,8 @@ unsigned tg_worker_process(tg_worker_t *w, size_t sub_index, const char *topic,
         w->outcome = 0;
         w->tag = tag;
         w->may_wait = may_wait;
+        if (sub->format == TG_FORMAT_SPARKPLUG)
+                return process_sparkplug(w, sub, topic, payload, len, arrival_ms);
         derr = decode(w, sub, topic, payload, len, arrival_ms, &n);
         for (i = 0; !derr && w->sensor_prefix_len && i < n; i++)
                 if (tg_reading_prefix_sensor(&w->readings[i], w->sensor_prefix,
@@ -413,7 +528,7 @@ unsigned tg_worker_process(tg_worker_t *w, size_t sub_index, const char *topic,
         tg_window_engine_add_batch(w->engine, w->readings, n, verdicts);
         for (i = 0; i < n; i++)
                 forward_reading(w, sub, topic, payload, len, &w->readings[i], verdicts[i],
-                                arrival_ms);
+                                arrival_ms, SIZE_MAX);
         if (!(w->outcome & TG_OUTCOME_FORWARDED))
                 w->outcome |= TG_OUTCOME_REFUSED; /* every reading refused */
         return w->outcome;
@@ -455,10 +570,16 @@ tg_downsample_t *tg_worker_downsample(tg_worker_t *w) {
         return w->ds;
 }
 
+tg_sparkplug_t *tg_worker_sparkplug(tg_worker_t *w) {
+        return w->sp;
+}
+
 void tg_worker_publish(tg_worker_t *w) {
         tg_window_engine_counters(w->engine, &w->c.window);
         if (w->ds)
                 tg_downsample_counters(w->ds, &w->c.raw_values);
+        if (w->sp)
+                tg_sparkplug_counters(w->sp, &w->c.sparkplug);
         pthread_mutex_lock(&w->pub_lock);
         w->pub = w->c;
         pthread_mutex_unlock(&w->pub_lock);
@@ -517,6 +638,31 @@ tg_worker_t *tg_worker_new(const struct tg_config *cfg, const struct tg_sink *si
                         goto fail;
         if (!(w->engine = tg_window_engine_new(&wc, clock, on_window, w, errstr, errstr_size)))
                 goto fail;
+        for (i = 0; i < w->nsubs && w->subs[i].format != TG_FORMAT_SPARKPLUG; i++)
+                ;
+        if (i < w->nsubs) { /* memory for Sparkplug only when a subscription reads it */
+                struct tg_sparkplug_conf spc = {
+                        .max_nodes = (uint32_t)cfg->sp_max_nodes,
+                        .max_metrics = (uint32_t)cfg->sp_max_metrics,
+                        .sensor_per_metric = !strcmp(cfg->sp_sensor, "metric"),
+                        .max_payload = (size_t)cfg->limit_payload,
+                        .rebirth_interval_ms = strcmp(cfg->sp_rebirth, "yes")
+                                                       ? -1
+                                                       : cfg->sp_rebirth_interval_ms,
+                };
+
+                if (!(w->sp = tg_sparkplug_new(&spc, errstr, errstr_size)))
+                        goto fail;
+                /* Every metric of a payload, each string escaped at worst 6 to 1. */
+                w->sp_json_size = 6 * (size_t)cfg->limit_payload + 65536;
+                if (!(w->sp_json = malloc(w->sp_json_size))) {
+                        snprintf(errstr, errstr_size, "out of memory");
+                        goto fail;
+                }
+                tg_info("sparkplug: %zu bytes for %lld edge nodes and devices, %lld metrics",
+                        tg_sparkplug_memory(w->sp) + w->sp_json_size,
+                        (long long)cfg->sp_max_nodes, (long long)cfg->sp_max_metrics);
+        }
         if (cfg->status_sensors &&
             !(w->status = tg_status_new((uint32_t)cfg->status_sensors,
                                         (uint32_t)cfg->status_windows, errstr, errstr_size)))
@@ -558,6 +704,8 @@ void tg_worker_destroy(tg_worker_t *w) {
         tg_window_engine_destroy(w->engine);
         tg_status_destroy(w->status);
         tg_downsample_destroy(w->ds);
+        tg_sparkplug_destroy(w->sp);
+        free(w->sp_json);
         for (i = 0; i < TG_SUBSCRIPTIONS_MAX; i++)
                 free(w->subs[i].strings);
         pthread_mutex_destroy(&w->pub_lock);

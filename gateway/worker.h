@@ -11,6 +11,7 @@
 #include "downsample.h"
 #include "ledger.h"
 #include "sink.h"
+#include "sparkplug.h"
 #include "status.h"
 #include "window.h"
 
@@ -36,6 +37,9 @@ struct tg_worker_counters {
         uint64_t sink_full_waits;              /**< times a record waited for room in the sink */
         int64_t last_arrival_ms;               /**< arrival time of the last message processed */
         struct tg_window_counters window;
+        struct tg_sp_counters sparkplug;       /**< all zero when no subscription reads Sparkplug */
+        uint64_t sp_deaths;                    /**< Sparkplug death records produced */
+        uint64_t sp_rebirths_failed;           /**< rebirth requests the MQTT client refused */
 };
 
 typedef struct tg_worker tg_worker_t;
@@ -102,6 +106,21 @@ tg_status_t *tg_worker_status(tg_worker_t *w);
 /** @brief The raw-forwarding compressors, for checkpoints (holder only);
  *         NULL when every subscription forwards every reading. */
 tg_downsample_t *tg_worker_downsample(tg_worker_t *w);
+
+/** @brief The Sparkplug decoder's state, for checkpoints (holder only);
+ *         NULL when no subscription reads Sparkplug. */
+tg_sparkplug_t *tg_worker_sparkplug(tg_worker_t *w);
+
+/**
+ * Publishes one MQTT message (QoS 0, not retained): a Sparkplug rebirth
+ * request. Called by the worker's holder thread; must not block for long.
+ * @return 0, or a negative errno when it was not sent.
+ */
+typedef int (tg_worker_publish_fn)(void *opaque, const char *topic, const void *payload,
+                                   size_t len);
+
+/** @brief Where rebirth requests go (none until set). Before the worker is in use. */
+void tg_worker_set_publish(tg_worker_t *w, tg_worker_publish_fn *fn, void *opaque);
 
 /** @brief Holder: publish the counters for tg_worker_counters(). */
 void tg_worker_publish(tg_worker_t *w);

@@ -1261,16 +1261,49 @@ static void test_reference(void) {
                 rows++;
         }
         CU_ASSERT_EQUAL(rows, (int)n + TG_SUB__COUNT); /* then the subscription keys */
-        CU_ASSERT_PTR_NOT_NULL(strstr(text, "| `mqtt.format` | enum: auto, json, cbor, senml-json, senml-cbor | `auto` |"));
+        CU_ASSERT_PTR_NOT_NULL(strstr(text, "| `mqtt.format` | enum: auto, json, cbor, senml-json, senml-cbor, sparkplug | `auto` |"));
         CU_ASSERT_PTR_NOT_NULL(strstr(text, "| `mqtt.qos` | integer 0..1 | `1` |"));
         CU_ASSERT_PTR_NOT_NULL(strstr(text, "| `window.size` | duration | `10s` |"));
         CU_ASSERT_PTR_NOT_NULL(strstr(text, "| `log.file` | string | `\"\"` |"));
         free(text);
 }
 
+/* Sparkplug's namespace is the topic filter when none is given for it. */
+static void test_sparkplug_default_topic(void) {
+        static const char *const top[] = {"mqtt.format", "sparkplug", NULL};
+        static const char *const top_topic[] = {"mqtt.format", "sparkplug", "mqtt.topic",
+                                                "spBv1.0/plant1/#", NULL};
+        static const char *const listed[] = {"subscriptions.0.format", "sparkplug",
+                                             "subscriptions.1.topic", "sensors/+/telemetry",
+                                             NULL};
+        static const char *const listed_bad[] = {"subscriptions.0.format", "json", NULL};
+        struct tg_subscription subs[TG_SUBSCRIPTIONS_MAX];
+        struct tg_config *cfg;
+
+        cfg = config_with(top);
+        CU_ASSERT_EQUAL_FATAL(tg_config_subscriptions(cfg, subs), 1);
+        CU_ASSERT_STRING_EQUAL(subs[0].value[TG_SUB_TOPIC], "spBv1.0/#");
+        CU_ASSERT_STRING_EQUAL(cfg->sp_sensor, "device");
+        CU_ASSERT_STRING_EQUAL(cfg->sp_rebirth, "yes");
+        CU_ASSERT_EQUAL(cfg->sp_rebirth_interval_ms, 5000);
+        tg_config_destroy(cfg);
+        cfg = config_with(top_topic);
+        tg_config_subscriptions(cfg, subs);
+        CU_ASSERT_STRING_EQUAL(subs[0].value[TG_SUB_TOPIC], "spBv1.0/plant1/#");
+        tg_config_destroy(cfg);
+        cfg = config_with(listed);
+        CU_ASSERT_EQUAL_FATAL(tg_config_subscriptions(cfg, subs), 2);
+        CU_ASSERT_STRING_EQUAL(subs[0].value[TG_SUB_TOPIC], "spBv1.0/#");
+        CU_ASSERT_STRING_EQUAL(subs[1].value[TG_SUB_TOPIC], "sensors/+/telemetry");
+        tg_config_destroy(cfg);
+        expect_validate(listed, 1, NULL, __LINE__);
+        expect_validate(listed_bad, 0, "no topic", __LINE__);
+}
+
 int main(void) {
         static const struct tg_test tests[] = {
                 {"option table is consistent", test_table_is_sane},
+                {"sparkplug: spBv1.0/# unless a topic is given", test_sparkplug_default_topic},
                 {"defaults equal the table and validate", test_defaults_match_table},
                 {"configs share nothing", test_configs_are_independent},
                 {"set: unknown key", test_set_unknown_key},

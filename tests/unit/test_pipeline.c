@@ -19,6 +19,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "pipeline.h"
+#include "sparkplug_b.pb-c.h"
 #include "tg_test.h"
 
 /* ---- a fake sink -------------------------------------------------------- */
@@ -28,7 +29,8 @@
 struct rec {
         enum tg_sink_topic topic;
         uint64_t tag;
-        char key[64];
+        char key[80];
+        char reason[48];      /* a dead letter's tg.reason */
         char *value;
         int delivered;
 };
@@ -49,7 +51,7 @@ static int fake_produce(void *ctx, enum tg_sink_topic topic, const char *key, si
                         const struct tg_sink_header *h, size_t nh, uint64_t tag) {
         struct rec *r;
 
-        (void)ctx, (void)ts, (void)h, (void)nh;
+        (void)ctx, (void)ts;
         pthread_mutex_lock(&fk.lock);
         if (fk.held >= fk.capacity) {
                 pthread_mutex_unlock(&fk.lock);
@@ -64,6 +66,10 @@ static int fake_produce(void *ctx, enum tg_sink_topic topic, const char *key, si
         r->tag = tag;
         snprintf(r->key, sizeof(r->key), "%.*s", (int)key_len, key);
         r->value = strndup(value, len);
+        r->reason[0] = '\0';
+        if (nh && !strcmp(h[0].name, "tg.reason"))
+                snprintf(r->reason, sizeof(r->reason), "%.*s", (int)h[0].len,
+                         (const char *)h[0].value);
         r->delivered = 0;
         if (++fk.held > fk.max_held)
                 fk.max_held = fk.held;
@@ -727,6 +733,279 @@ static void test_sensor_prefix(void) {
         tg_config_destroy(cfg);
 }
 
+/* ---- Sparkplug B through the whole path ----------------------------------- */
+
+typedef Tumblegate__Sparkplug__Payload SpPayload;
+typedef Tumblegate__Sparkplug__Payload__Metric SpMetric;
+
+static struct {
+        pthread_mutex_t lock;
+        int n;
+        char topic[128];
+        size_t len;
+} published = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static int capture_publish(void *opaque, const char *topic, const void *payload, size_t len) {
+        (void)opaque, (void)payload;
+        pthread_mutex_lock(&published.lock);
+        published.n++;
+        snprintf(published.topic, sizeof(published.topic), "%s", topic);
+        published.len = len;
+        pthread_mutex_unlock(&published.lock);
+        return 0;
+}
+
+/* A Sparkplug payload of @p n metrics (name or NULL, alias or -1, datatype
+ * or -1, a double value) packed by protobuf-c; seq < 0: none. */
+static size_t sp_pack(uint8_t *buf, int64_t ts, int seq, size_t n, const char *const *names,
+                      const int *aliases, const int *dts, const double *values) {
+        SpPayload p = TUMBLEGATE__SPARKPLUG__PAYLOAD__INIT;
+        SpMetric m[8], *mp[8];
+        size_t i;
+
+        for (i = 0; i < n; i++) {
+                tumblegate__sparkplug__payload__metric__init(&m[i]);
+                mp[i] = &m[i];
+                m[i].name = (char *)names[i];
+                m[i].has_alias = aliases[i] >= 0;
+                m[i].alias = (uint64_t)(aliases[i] >= 0 ? aliases[i] : 0);
+                m[i].has_datatype = dts[i] >= 0;
+                m[i].datatype = (uint32_t)(dts[i] >= 0 ? dts[i] : 0);
+                if (dts[i] == 4) { /* Int64: bdSeq */
+                        m[i].value_case = TUMBLEGATE__SPARKPLUG__PAYLOAD__METRIC__VALUE_LONG_VALUE;
+                        m[i].long_value = (uint64_t)values[i];
+                } else {
+                        m[i].value_case = TUMBLEGATE__SPARKPLUG__PAYLOAD__METRIC__VALUE_DOUBLE_VALUE;
+                        m[i].double_value = values[i];
+                }
+        }
+        p.has_timestamp = 1;
+        p.timestamp = (uint64_t)ts;
+        p.has_seq = seq >= 0;
+        p.seq = (uint64_t)(seq >= 0 ? seq : 0);
+        p.n_metrics = n;
+        p.metrics = mp;
+        return tumblegate__sparkplug__payload__pack(&p, buf);
+}
+
+static void sp_ingest(tg_pipeline_t *p, const char *topic, const uint8_t *buf, size_t n) {
+        CU_ASSERT_EQUAL(tg_pipeline_ingest(p, topic, strlen(topic), buf, n, 1, 0), 0);
+}
+
+/* Wait up to 20 s for every message taken to be confirmed. */
+static int wait_settled(tg_pipeline_t *p, uint64_t taken) {
+        int64_t end = tg_monotonic_ms() + 20000;
+
+        while (tg_monotonic_ms() < end) {
+                struct tg_pipeline_messages m = messages(p);
+
+                if (m.in_flight == 0 && m.forwarded + m.dead_lettered >= taken)
+                        return 1;
+                usleep(10000);
+        }
+        return 0;
+}
+
+/* The first record on @p topic whose key is @p key and whose value holds
+ * @p needle (NULL: any), or -1. */
+static long find_rec(enum tg_sink_topic topic, const char *key, const char *needle) {
+        long i, found = -1;
+
+        pthread_mutex_lock(&fk.lock);
+        for (i = 0; i < (long)fk.n && found < 0; i++)
+                if (fk.recs[i].topic == topic && (!key || !strcmp(fk.recs[i].key, key)) &&
+                    (!needle || strstr(fk.recs[i].value, needle)))
+                        found = i;
+        pthread_mutex_unlock(&fk.lock);
+        return found;
+}
+
+static size_t count_reason(const char *reason) {
+        size_t i, c = 0;
+
+        pthread_mutex_lock(&fk.lock);
+        for (i = 0; i < fk.n; i++)
+                c += fk.recs[i].topic == TG_SINK_DLQ && !strcmp(fk.recs[i].reason, reason);
+        pthread_mutex_unlock(&fk.lock);
+        return c;
+}
+
+/* Births, aliases, anomalies, rebirth requests, a crash that replays from
+ * the checkpoint (the aliases and seq must come back with the windows), and
+ * deaths that close windows. */
+static void test_sparkplug(void) {
+        static const char *const birth_names[] = {"bdSeq", "Temp"};
+        static const int birth_aliases[] = {-1, 1}, birth_dts[] = {4, 10};
+        static const char *const dev_names[] = {"Speed"};
+        static const int dev_aliases[] = {10}, dev_dts[] = {10};
+        static const char *const none[] = {NULL};
+        static const int by_alias[] = {10}, no_dt[] = {-1};
+        struct tg_config *cfg = config("disk");
+        const char *const kv[][2] = {{"mqtt.format", "sparkplug"}, {"window.grace", "0"}};
+        struct tg_pipeline_counters c;
+        const int64_t t = NOW_MS - 3600000;
+        uint8_t buf[512];
+        double v;
+        size_t n;
+        long i;
+        tg_pipeline_t *p;
+
+        config_set(cfg, kv, 2);
+        fresh_state();
+        p = start(cfg, fake_reset(100000, 1));
+        tg_pipeline_set_publish(p, capture_publish, NULL);
+
+        /* Data before any birth: dead-lettered, a rebirth asked of the node. */
+        v = 1.0;
+        n = sp_pack(buf, t, 5, 1, none, by_alias, no_dt, &v);
+        sp_ingest(p, "spBv1.0/G/DDATA/N/D", buf, n);
+        /* The birth, the device's birth, data by alias. */
+        {
+                const double bv[] = {3, 20.5};
+
+                n = sp_pack(buf, t, 0, 2, birth_names, birth_aliases, birth_dts, bv);
+                sp_ingest(p, "spBv1.0/G/NBIRTH/N", buf, n);
+        }
+        v = 1.5;
+        n = sp_pack(buf, t, 1, 1, dev_names, dev_aliases, dev_dts, &v);
+        sp_ingest(p, "spBv1.0/G/DBIRTH/N/D", buf, n);
+        v = 2.5;
+        n = sp_pack(buf, t + 1000, 2, 1, none, by_alias, no_dt, &v);
+        sp_ingest(p, "spBv1.0/G/DDATA/N/D", buf, n);
+        CU_ASSERT_FATAL(wait_settled(p, 4));
+        CU_ASSERT_EQUAL(count_reason("sparkplug_no_birth"), 1);
+        pthread_mutex_lock(&published.lock);
+        CU_ASSERT_EQUAL(published.n, 1);
+        CU_ASSERT_STRING_EQUAL(published.topic, "spBv1.0/G/NCMD/N");
+        pthread_mutex_unlock(&published.lock);
+        CU_ASSERT(find_rec(TG_SINK_RAW, "G/N", "\"fields\":{\"Temp\":20.5}") >= 0);
+        i = find_rec(TG_SINK_RAW, "G/N/D", "\"Speed\":2.5");
+        CU_ASSERT_FATAL(i >= 0);
+        CU_ASSERT_PTR_NOT_NULL(strstr(fk.recs[i].value,
+                                      "\"sparkplug\":{\"group\":\"G\",\"node\":\"N\",\"device\":"
+                                      "\"D\",\"message\":\"DDATA\",\"seq\":2,\"metrics\":[{\"name\":"
+                                      "\"Speed\",\"alias\":10,\"datatype\":\"Double\",\"value\":2.5}]"));
+        CU_ASSERT_EQUAL(count(TG_SINK_AGG), 0);
+        check_accounting(p);
+
+        /* A checkpoint, then Kafka goes away, one more DDATA (seq 3) is
+         * taken, and the gateway stops with it unconfirmed: a crash as far
+         * as that message is concerned. */
+        usleep(300000);
+        fake_up(0);
+        v = 3.5;
+        n = sp_pack(buf, t + 2000, 3, 1, none, by_alias, no_dt, &v);
+        sp_ingest(p, "spBv1.0/G/DDATA/N/D", buf, n);
+        usleep(200000);
+        CU_ASSERT(tg_pipeline_destroy(p, tg_monotonic_ms() + 300) > 0);
+
+        /* Restarted: the replay of seq 3 meets the births the checkpoint
+         * held: no gap, no unknown alias, no missing birth. */
+        p = start(cfg, fake_reset(100000, 1));
+        tg_pipeline_set_publish(p, capture_publish, NULL);
+        CU_ASSERT(messages(p).recovered >= 1);
+        CU_ASSERT_FATAL(wait_settled(p, messages(p).recovered));
+        CU_ASSERT(find_rec(TG_SINK_RAW, "G/N/D", "\"Speed\":3.5") >= 0);
+        CU_ASSERT_EQUAL(find_rec(TG_SINK_DLQ, NULL, NULL), -1);
+
+        /* DDEATH: the device's window closes now, and is recorded. */
+        n = sp_pack(buf, t + 3000, 4, 0, NULL, NULL, NULL, NULL);
+        sp_ingest(p, "spBv1.0/G/DDEATH/N/D", buf, n);
+        /* A stale will: another session's bdSeq closes nothing. */
+        {
+                static const char *const bd[] = {"bdSeq"};
+                static const int bda[] = {-1}, bdt[] = {4};
+                double bv = 2;
+
+                n = sp_pack(buf, t + 4000, -1, 1, bd, bda, bdt, &bv);
+                sp_ingest(p, "spBv1.0/G/NDEATH/N", buf, n);
+                bv = 3;
+                n = sp_pack(buf, t + 5000, -1, 1, bd, bda, bdt, &bv);
+                sp_ingest(p, "spBv1.0/G/NDEATH/N", buf, n);
+        }
+        CU_ASSERT_FATAL(wait_settled(p, messages(p).recovered + 3));
+        i = find_rec(TG_SINK_AGG, "G/N/D", NULL);
+        CU_ASSERT(i >= 0); /* closed by the death, not by time */
+        if (i >= 0)
+                CU_ASSERT_PTR_NOT_NULL(strstr(fk.recs[i].value, "\"count\":3"));
+        CU_ASSERT(find_rec(TG_SINK_RAW, "G/N/D", "\"message\":\"DDEATH\"") >= 0);
+        CU_ASSERT_EQUAL(count_reason("sparkplug_bdseq_mismatch"), 1);
+        CU_ASSERT(find_rec(TG_SINK_RAW, "G/N", "\"message\":\"NDEATH\",\"bdSeq\":3") >= 0);
+        CU_ASSERT(find_rec(TG_SINK_AGG, "G/N", NULL) >= 0); /* the node's window too */
+        check_accounting(p);
+        tg_pipeline_counters(p, &c);
+        CU_ASSERT(c.sparkplug);
+        CU_ASSERT_EQUAL(c.sp_deaths, 2);
+        CU_ASSERT_EQUAL(c.sp.anomalies[TG_SP_BDSEQ_MISMATCH], 1);
+        CU_ASSERT_EQUAL(c.sp.messages[TG_SP_DDATA], 1); /* the replayed one: counters start at 0 */
+        tg_pipeline_destroy(p, tg_monotonic_ms() + 5000);
+        tg_config_destroy(cfg);
+}
+
+/* Whether the window state file holds @p magic somewhere. */
+static int state_file_holds(const char *magic) {
+        char path[128], buf[1 << 16];
+        size_t n, i, k = strlen(magic);
+        FILE *f;
+
+        snprintf(path, sizeof(path), "%s/windows.state", state_dir);
+        if (!(f = fopen(path, "rb")))
+                return 0;
+        n = fread(buf, 1, sizeof(buf), f);
+        fclose(f);
+        for (i = 0; i + k <= n; i++)
+                if (!memcmp(buf + i, magic, k))
+                        return 1;
+        return 0;
+}
+
+/* A state file an older gateway wrote (the compressors' bytes alone as the
+ * attachment) is read by one with a Sparkplug subscription, and the other
+ * way round the container carries both. */
+static void test_sparkplug_old_state_file(void) {
+        struct tg_config *cfg = config("disk");
+        const char *const plain[][2] = {{"forward.mode", "exception"},
+                                        {"forward.deviation", "1"}};
+        const char *const with_sp[][2] = {{"forward.mode", "exception"},
+                                          {"forward.deviation", "1"},
+                                          {"subscriptions.0.topic", "sensors/+/telemetry"},
+                                          {"subscriptions.1.format", "sparkplug"}};
+        struct tg_pipeline_counters c;
+        tg_pipeline_t *p;
+        int i;
+
+        fresh_state();
+        config_set(cfg, plain, 2);
+        p = start(cfg, fake_reset(100000, 1));
+        for (i = 0; i < 50; i++)
+                CU_ASSERT_EQUAL(ingest(p, i), 0);
+        CU_ASSERT_FATAL(wait_forwarded(p, 50));
+        tg_pipeline_destroy(p, tg_monotonic_ms() + 5000);
+        tg_config_destroy(cfg);
+        CU_ASSERT(state_file_holds("TGDSTATE"));
+        CU_ASSERT_FALSE(state_file_holds("TGATTACH"));
+
+        cfg = config("disk");
+        config_set(cfg, with_sp, 4);
+        p = start(cfg, fake_reset(100000, 1));
+        tg_pipeline_counters(p, &c);
+        CU_ASSERT_EQUAL(c.state_rejected, 0);
+        CU_ASSERT(c.sparkplug);
+        for (i = 50; i < 100; i++)
+                CU_ASSERT_EQUAL(ingest(p, i), 0);
+        CU_ASSERT_FATAL(wait_forwarded(p, 50));
+        tg_pipeline_destroy(p, tg_monotonic_ms() + 5000);
+        /* Now a container of both; read again. */
+        CU_ASSERT(state_file_holds("TGATTACH"));
+        CU_ASSERT(state_file_holds("TGDSTATE"));
+        CU_ASSERT(state_file_holds("TGSPSTAT"));
+        p = start(cfg, fake_reset(100000, 1));
+        tg_pipeline_counters(p, &c);
+        CU_ASSERT_EQUAL(c.state_rejected, 0);
+        tg_pipeline_destroy(p, tg_monotonic_ms() + 5000);
+        tg_config_destroy(cfg);
+}
+
 int main(void) {
         static const struct tg_test tests[] = {
                 {"issue 15: forward.mode exception on topics.raw", test_forward_mode_on_raw},
@@ -742,6 +1021,10 @@ int main(void) {
                 {"60 000 redeliveries after a crash recognised, a new DUP taken",
                  test_redeliveries},
                 {"input.sensor_prefix on every record; too long refused", test_sensor_prefix},
+                {"sparkplug: births, anomalies, rebirths, replay from the checkpoint, deaths",
+                 test_sparkplug},
+                {"sparkplug: state files with and without its state read both ways",
+                 test_sparkplug_old_state_file},
         };
         int rc;
 

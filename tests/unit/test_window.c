@@ -872,6 +872,63 @@ static void test_state_other_version(void) {
         tg_window_engine_destroy(e);
 }
 
+/* 5.5: closing on request, one sensor or every sensor under a prefix. */
+static void test_close_sensors(void) {
+        struct tg_window_conf c = base_conf();
+        struct tg_window_counters k;
+        tg_window_engine_t *e = engine(&c);
+        int i, seen_gn = 0, seen_gnd = 0, seen_gnd2 = 0;
+
+        set_now(e, 100000);
+        CU_ASSERT_EQUAL(add(e, "g/n", 10000, 1.0), TG_WINDOW_ACCEPTED);
+        CU_ASSERT_EQUAL(add(e, "g/n/d", 10000, 2.0), TG_WINDOW_ACCEPTED);
+        CU_ASSERT_EQUAL(add(e, "g/n/d", 21000, 3.0), TG_WINDOW_ACCEPTED); /* 2 open */
+        CU_ASSERT_EQUAL(add(e, "g/n/d2", 10000, 4.0), TG_WINDOW_ACCEPTED);
+        CU_ASSERT_EQUAL(add(e, "g/nx", 10000, 5.0), TG_WINDOW_ACCEPTED);  /* not under g/n */
+        CU_ASSERT_EQUAL(add(e, "g/n/d/m", 10000, 6.0), TG_WINDOW_ACCEPTED);
+        CU_ASSERT_EQUAL(nemits, 0);
+
+        /* One sensor: exactly it, none under it. */
+        CU_ASSERT_EQUAL(tg_window_engine_close_sensors(e, "g/n/d2", 6, 0), 1);
+        CU_ASSERT_EQUAL_FATAL(nemits, 1);
+        CU_ASSERT_STRING_EQUAL(emits[0].sensor, "g/n/d2");
+        CU_ASSERT(emits[0].final);
+        CU_ASSERT_EQUAL(emits[0].start, 10000);
+        CU_ASSERT_EQUAL(tg_window_engine_close_sensors(e, "g/n/d2", 6, 0), 0); /* none left */
+        CU_ASSERT_EQUAL(tg_window_engine_close_sensors(e, "nobody", 6, 0), 0);
+
+        /* A prefix: g/n itself and everything under g/n/, in start order per sensor. */
+        nemits = 0;
+        CU_ASSERT_EQUAL(tg_window_engine_close_sensors(e, "g/n", 3, 1), 3);
+        CU_ASSERT_EQUAL_FATAL(nemits, 4);
+        for (i = 0; i < nemits; i++) {
+                CU_ASSERT(emits[i].final);
+                if (!strcmp(emits[i].sensor, "g/n"))
+                        seen_gn++;
+                else if (!strcmp(emits[i].sensor, "g/n/d")) {
+                        CU_ASSERT_EQUAL(emits[i].start, seen_gnd ? 20000 : 10000);
+                        seen_gnd++;
+                } else if (!strcmp(emits[i].sensor, "g/n/d/m"))
+                        seen_gnd2++;
+                else
+                        CU_FAIL("closed a sensor not under the prefix");
+        }
+        CU_ASSERT_EQUAL(seen_gn, 1);
+        CU_ASSERT_EQUAL(seen_gnd, 2);
+        CU_ASSERT_EQUAL(seen_gnd2, 1);
+        tg_window_engine_counters(e, &k);
+        CU_ASSERT_EQUAL(k.death_closes, 4);
+        CU_ASSERT_EQUAL(k.windows_emitted, 5);
+
+        /* The sensors stay: a later reading opens a window as usual. */
+        nemits = 0;
+        CU_ASSERT_EQUAL(add(e, "g/n/d", 31000, 7.0), TG_WINDOW_ACCEPTED);
+        CU_ASSERT_EQUAL(nemits, 0);
+        tg_window_engine_flush(e);
+        CU_ASSERT_EQUAL(nemits, 2); /* g/n/d [30000,..) and g/nx, which was never closed */
+        tg_window_engine_destroy(e);
+}
+
 int main(void) {
         static const struct tg_test tests[] = {
                 {"1.2/1.3 future and out-of-range timestamps refused", test_future_and_range},
@@ -885,6 +942,7 @@ int main(void) {
                 {"5.2 idle close by the wall clock", test_idle_close},
                 {"5.2 idle is silence, not old timestamps", test_idle_is_silence_not_age},
                 {"5.4 update mode", test_update_mode},
+                {"5.5 closing one sensor or a prefix on request", test_close_sensors},
                 {"6.2 Welford mean and variance", test_welford},
                 {"6.2 statistics near the largest double", test_overflowing_statistics},
                 {"6.5 fields dropped when full", test_fields_dropped},
