@@ -28,13 +28,18 @@ mqtt_hostport=${TG_MQTT_URI#tcp://}
 mosquitto_sub -h "${mqtt_hostport%:*}" -p "${mqtt_hostport##*:}" -i "$run_id-ncmd" \
 	-t "spBv1.0/$group/NCMD/#" -F '%t %x' >"$work/ncmd.txt" 2>"$work/ncmd.err" &
 ncmd_pid=$!
+plc1_pid= plc1b_pid=
+# Whatever this test started goes with it, however it ends.
+trap 'kill -KILL $ncmd_pid $plc1_pid $plc1b_pid 2>/dev/null || true; cleanup' EXIT
 
 gateway_start --set mqtt.format=sparkplug --set "mqtt.topic=spBv1.0/$group/#" \
 	--set "topics.late=$run_id.late" --set window.size=10s --set window.grace=2s
 
+# edge ROLE: the command line of one edge node (run directly, not in a
+# function, so that a background one's $! is node's own pid).
 edge() {
-	node "$sp/edge_node.js" "$1" "$TG_MQTT_URI" "$group" "$t0" "$work/expect.jsonl" \
-		"$work/state-sp" 2>>"$work/edge.log"
+	edge_cmd=(node "$sp/edge_node.js" "$1" "$TG_MQTT_URI" "$group" "$t0" "$work/expect.jsonl"
+		"$work/state-sp")
 }
 wait_file() {
 	local i
@@ -46,11 +51,14 @@ wait_file() {
 	fail "the edge nodes did not get to $1 in $2 s"
 }
 
-edge plc1 &
+edge plc1
+"${edge_cmd[@]}" 2>>"$work/edge.log" &
 plc1_pid=$!
 wait_file plc1.done 40
-edge plc2 || { cat "$work/edge.log" >&2; fail "edge node plc2 failed"; }
-edge plc1b &
+edge plc2
+"${edge_cmd[@]}" 2>>"$work/edge.log" || { cat "$work/edge.log" >&2; fail "edge node plc2 failed"; }
+edge plc1b
+"${edge_cmd[@]}" 2>>"$work/edge.log" &
 plc1b_pid=$!
 wait_file plc1b.born 20
 # plc1's first session dies without a word: the broker sends its will.

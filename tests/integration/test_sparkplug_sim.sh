@@ -18,6 +18,8 @@ node=edge1
 node "$repo_dir/tests/integration/sparkplug/sim_check.js" "$TG_MQTT_URI" "$group" "$node" 3 \
 	"$work/ready" "$work/truth1.jsonl" "$work/truth2.jsonl" 2>"$work/check.log" &
 check_pid=$!
+sim_pid=
+trap 'kill -KILL $check_pid $sim_pid 2>/dev/null || true; cleanup' EXIT
 for ((i = 0; i < 100; i++)); do
 	[[ -f $work/ready ]] && break
 	kill -0 "$check_pid" 2>/dev/null || { cat "$work/check.log" >&2; fail "the checker exited"; }
