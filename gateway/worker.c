@@ -402,7 +402,9 @@ static void sparkplug_death(struct tg_worker *w, const struct tg_sp_message *m) 
         size_t n, len = w->sensor_prefix_len + m->death_id_len;
 
         if (len > TG_SENSOR_ID_MAX) {
-                /* No sensor of this node has an id this long (its readings were refused). */
+                /* No sensor of it has an id this long: its readings were refused (bad_id). */
+                tg_warn_limited("sparkplug: death of %s: too long with input.sensor_prefix: "
+                                "no windows to close, no record", m->death_id);
                 return;
         }
         memcpy(id, w->sensor_prefix, w->sensor_prefix_len);

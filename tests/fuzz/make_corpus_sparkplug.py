@@ -123,6 +123,10 @@ sessions = {
     "topics": b"\0" + msg(STATE, b'{"online":true}') + msg(BAD, BIRTH) + msg(BAD | 64, BIRTH)
     + msg(NBIRTH | LONG_GROUP, BIRTH) + msg(DBIRTH | LONG_GROUP, DBIRTH_P),
     "not_decodable": b"\0" + msg(NBIRTH, b"\xff\xff\xff") + msg(NBIRTH, BIRTH[:-3]),
+    # What the fuzzer's first minute found: a numeric metric with an empty
+    # name became a field with an empty name (fixed: raw only).
+    "empty_name": b"\0" + msg(NBIRTH, payload(T, 0, [metric("", 1, dt=10, d=1.0)]))
+    + b"\1" + msg(NBIRTH | N2, payload(T, 0, [metric("", 1, dt=10, d=1.0)])),
 }
 
 out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus", "sparkplug")

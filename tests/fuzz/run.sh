@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # Usage: tests/fuzz/run.sh [-t SECONDS] [TARGET...]
-#        (default: 600 s each; json cbor auto senml_json senml_cbor)
+#        (default: 600 s each; json cbor auto senml_json senml_cbor sparkplug)
 #
 # Targets run one after another (the CI machines have 2 cores, shared), each
 # with one job, starting from the seed corpus in tests/fuzz/corpus/<target>/
@@ -33,7 +33,7 @@ while getopts t: opt; do
 done
 shift $((OPTIND - 1))
 targets=("$@")
-((${#targets[@]})) || targets=(json cbor auto senml_json senml_cbor)
+((${#targets[@]})) || targets=(json cbor auto senml_json senml_cbor sparkplug)
 
 CC=clang cmake -S "$repo_dir" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	-DTG_FUZZ=ON -DTG_INTEGRATION_TESTS=OFF -DTG_BENCH=OFF >/dev/null
