@@ -284,6 +284,7 @@ async function plc1b() {
   nbirth(c, 'plc1');
   dbirth(c, 'plc1', 'press', PRESS, 0);
   for (let k = 1; k <= 6; k++) ddata(c, 'plc1', 'press', [PRESS[0], PRESS[4]], k);
+  await sleep(300); // at the broker before plc1's will
   fs.writeFileSync(path.join(stateDir, 'plc1b.born'), 'born\n');
   // The test now kills plc1: its will, an NDEATH of bdSeq 0, is stale.
   expect({ kind: 'dlq', reason: 'sparkplug_bdseq_mismatch',
