@@ -270,6 +270,7 @@ enum sim_garbage_kind {
         GARBAGE_TS_NEGATIVE,
         GARBAGE_DUPLICATE_MEMBER,
         GARBAGE_SPARKPLUG_BAD_TOPIC,
+        GARBAGE_SPARKPLUG_UNKNOWN_ALIAS,
         GARBAGE__COUNT
 };
 
@@ -352,6 +353,11 @@ static const struct sim_garbage_desc sim_garbage_kinds[GARBAGE__COUNT] = {
                 "the node's NDEATH payload sent to spBv1.0/G/DTAD/N/<id>, a message type "
                 "Sparkplug does not have (Sparkplug only)",
                 {NULL, NULL, NULL, NULL, "sparkplug_bad_topic"}},
+        [GARBAGE_SPARKPLUG_UNKNOWN_ALIAS] = {"sparkplug_unknown_alias",
+                "a DDATA of a born device whose one metric has an alias no birth gave; it takes "
+                "the next seq, and the gateway asks for a rebirth, which the node answers "
+                "(Sparkplug only)",
+                {NULL, NULL, NULL, NULL, "sparkplug_unknown_alias"}},
 };
 
 /* The name of the bad_field_name kind: a cut two-byte sequence. */
@@ -2016,7 +2022,7 @@ static size_t garbage_senml(enum sim_format fmt, enum sim_garbage_kind kind,
 /* Build one garbage payload of @p kind for @p sn into @p buf.
  * @return its length, or 0 if it does not fit (a bug: buf is sized for all). */
 static size_t garbage_encode(const struct sim_opts *o, struct sim_rng *rng,
-                             const sim_spn_t *spn, enum sim_garbage_kind kind,
+                             sim_spn_t *spn, unsigned dev, enum sim_garbage_kind kind,
                              const struct sim_sensor *sn, int64_t ts_ms, uint8_t *buf,
                              size_t cap) {
         switch (kind) {
@@ -2026,6 +2032,8 @@ static size_t garbage_encode(const struct sim_opts *o, struct sim_rng *rng,
                 return garbage_random_bytes(rng, buf, cap);
         case GARBAGE_SPARKPLUG_BAD_TOPIC:
                 return sim_spn_ndeath(spn, ts_ms, buf, cap);
+        case GARBAGE_SPARKPLUG_UNKNOWN_ALIAS:
+                return sim_spn_ddata_unknown_alias(spn, dev, ts_ms, buf, cap);
         case GARBAGE_TOO_LARGE:
                 return garbage_too_large(sn, ts_ms, buf, cap);
         case GARBAGE_FUTURE_TS: {
@@ -2355,11 +2363,17 @@ static int sim_publish_garbage(struct sim *s, struct sim_sensor *sn, int64_t ts_
         int rc;
 
         s->garbage_next = (s->garbage_next + 1) % s->garbage_nkinds;
+        /* An unknown alias needs a device that was born, else the gateway
+         * would rightly say no_birth: the next kind stands in. */
+        if (kind == GARBAGE_SPARKPLUG_UNKNOWN_ALIAS && sn->need_birth) {
+                kind = (enum sim_garbage_kind)s->garbage_cycle[s->garbage_next];
+                s->garbage_next = (s->garbage_next + 1) % s->garbage_nkinds;
+        }
         slot = slot_acquire(s, sim_garbage_kinds[kind].reason[o->format], 0);
         if (!slot)
                 return -ECANCELED;
-        len = garbage_encode(o, &s->garbage_bytes_rng, s->spn, kind, sn, ts_ms, s->garbage_buf,
-                             SIM_GARBAGE_MAX);
+        len = garbage_encode(o, &s->garbage_bytes_rng, s->spn, (unsigned)(sn - s->sensors), kind,
+                             sn, ts_ms, s->garbage_buf, SIM_GARBAGE_MAX);
         if (!len) {
                 tg_err("%s: garbage payload (%s) does not fit %d bytes", sn->id,
                        slot->garbage_reason, SIM_GARBAGE_MAX);

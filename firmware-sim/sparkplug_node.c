@@ -222,6 +222,29 @@ size_t sim_spn_ddata(sim_spn_t *n, unsigned dev, int64_t ts_ms, const double *v,
         return spn_pack(&p, buf, cap);
 }
 
+size_t sim_spn_ddata_unknown_alias(sim_spn_t *n, unsigned dev, int64_t ts_ms, uint8_t *buf,
+                                   size_t cap) {
+        sp_payload p = SP_PAYLOAD_INIT;
+        sp_metric m = SP_METRIC_INIT, *metrics[1] = {&m};
+
+        (void)dev;
+        /* Beyond every alias a node of SIM_SPN_FIELDS_MAX metrics per
+         * device can give (aliases start at 1, devices number < 2^32). */
+        m.has_alias = 1;
+        m.alias = UINT64_C(1) << 40;
+        m.has_timestamp = 1;
+        m.timestamp = (uint64_t)ts_ms;
+        m.value_case = TUMBLEGATE__SPARKPLUG__PAYLOAD__METRIC__VALUE_DOUBLE_VALUE;
+        m.double_value = 0.0;
+        p.has_timestamp = 1;
+        p.timestamp = (uint64_t)ts_ms;
+        p.has_seq = 1;
+        p.seq = spn_take_seq(n);
+        p.n_metrics = 1;
+        p.metrics = metrics;
+        return spn_pack(&p, buf, cap);
+}
+
 int sim_spn_is_rebirth(const void *payload, size_t len) {
         sp_payload *p = tumblegate__sparkplug__payload__unpack(NULL, len, payload);
         size_t i;

@@ -94,6 +94,14 @@ size_t sim_spn_ddata(sim_spn_t *n, unsigned dev, int64_t ts_ms, const double *v,
                      size_t cap);
 
 /**
+ * @brief Device @p dev's DDATA of one Double metric whose alias no birth
+ *        gave (the simulator's sparkplug_unknown_alias garbage). Takes the
+ *        next seq. @return as sim_spn_nbirth().
+ */
+size_t sim_spn_ddata_unknown_alias(sim_spn_t *n, unsigned dev, int64_t ts_ms, uint8_t *buf,
+                                   size_t cap);
+
+/**
  * @brief Whether the NCMD payload @p payload asks for a rebirth
  *        ("Node Control/Rebirth" true).
  * @return 1 if it does, 0 if not, -EBADMSG when it is no Sparkplug B payload.

@@ -51,7 +51,9 @@ log "Tahu: $(tail -n 2 "$work/check.log" | head -n 1 | sed 's/^sim_check: //')"
 # Then through the gateway, as the demo runs it: the truth file lets
 # tg-verify check every reading and window, under field conditions (hopping
 # windows, the reference's late readings) and with 2 % garbage (bad
-# protobuf, a bad topic) dead-lettered with its reason.
+# protobuf, a bad topic, an unknown alias) dead-lettered with its reason.
+# The unknown alias makes the gateway ask the node for a rebirth: its new
+# births, values included, must fit the truth as well.
 gateway_start --set mqtt.format=sparkplug --set "mqtt.topic=spBv1.0/$group-gw/#" \
 	--set window.size=10s --set window.hop=5s --set window.grace=2s \
 	--set window.idle_timeout=3s --set "topics.late=$run_id.late"
@@ -60,9 +62,11 @@ start_ms=$((($(date +%s) - 3600) * 1000))
 	--format sparkplug --group "$group-gw" --node "$node" --sensors 24 --rate 10 --duration 60 \
 	--fast --qos 1 --seed 16 --start-ms "$start_ms" --reorder 400 --late 0.02 --late-ms 6000 \
 	--skew 1500 --drift 300 --offline 0.25 --offline-ms 9000 --duplicate 0.01 --garbage 0.02 \
-	--quiet --truth "$work/truth-gw.jsonl" --garbage-truth "$work/garbage-gw.jsonl" ||
-	fail "the simulator failed"
-for kind in not_decodable sparkplug_bad_topic; do
+	--truth "$work/truth-gw.jsonl" --garbage-truth "$work/garbage-gw.jsonl" \
+	2>"$work/sim-gw.log" || { cat "$work/sim-gw.log" >&2; fail "the simulator failed"; }
+grep -qE "rebirths asked=[1-9]" "$work/sim-gw.log" ||
+	{ cat "$work/sim-gw.log" >&2; fail "the gateway's rebirth request did not reach the simulator"; }
+for kind in not_decodable sparkplug_bad_topic sparkplug_unknown_alias; do
 	grep -q "\"reason\":\"$kind\"" "$work/garbage-gw.jsonl" || fail "no $kind garbage was sent"
 done
 verify -t "$work/truth-gw.jsonl" -w 10000 -H 5000 -G 2000 -l "$run_id.late" -T 60 -s 3 \

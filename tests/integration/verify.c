@@ -134,7 +134,7 @@ static int parse_rec(const char *text, size_t len, struct rec *r) {
 
 /* A Sparkplug record that carries no reading: an NDEATH or DDEATH (no
  * "fields"), or a birth or data message whose metrics at that time are all
- * non-numeric or null ("fields":{}). It is context, not a value, and is
+ * non-numeric, null or of an unknown alias ("fields":{}). It is context, not a value, and is
  * set aside. */
 static int sparkplug_context(const char *text, size_t len) {
         cJSON *root = cJSON_ParseWithLength(text, len);
@@ -814,7 +814,7 @@ int main(int argc, char **argv) {
                         "%ld with a wrong Kafka timestamp\n",
                 raw.n, truth.n, agg.n, want_agg.n, timestamps_bad);
         if (sparkplug_set_aside)
-                fprintf(stderr, "tg-verify: %ld Sparkplug record(s) without a reading (deaths, "
+                fprintf(stderr, "tg-verify: %ld Sparkplug record(s) without a reading (deaths, unknown aliases, "
                                 "births without values) set aside\n", sparkplug_set_aside);
         compare_raw("raw", truth.p, truth.n, raw.p, raw.n);
         if (ref.G >= 0) {
