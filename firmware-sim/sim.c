@@ -602,15 +602,18 @@ static int sim_opts_parse(struct sim_opts *o, int argc, char **argv) {
                         o->quiet = 1;
                         break;
                 case OPT_GROUP:
-                case OPT_NODE:
+                case OPT_NODE: {
+                        const char *opt = c == OPT_GROUP ? "group" : "node";
+
                         /* Sparkplug ids are whole topic levels. */
-                        rc = check_topic_text(c == OPT_GROUP ? "group" : "node", optarg, "/+#");
+                        rc = check_topic_text(opt, optarg, "/+#");
                         if (!rc && !*optarg) {
-                                tg_err("--%s: must not be empty", c == OPT_GROUP ? "group" : "node");
+                                tg_err("--%s: must not be empty", opt);
                                 rc = -EINVAL;
                         }
                         *(c == OPT_GROUP ? &o->sp_group : &o->sp_node) = optarg;
                         break;
+                }
                 case OPT_BDSEQ_FILE:
                         o->bdseq_path = optarg;
                         break;

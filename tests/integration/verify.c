@@ -814,8 +814,9 @@ int main(int argc, char **argv) {
                         "%ld with a wrong Kafka timestamp\n",
                 raw.n, truth.n, agg.n, want_agg.n, timestamps_bad);
         if (sparkplug_set_aside)
-                fprintf(stderr, "tg-verify: %ld Sparkplug record(s) without a reading (deaths, unknown aliases, "
-                                "births without values) set aside\n", sparkplug_set_aside);
+                fprintf(stderr, "tg-verify: %ld Sparkplug record(s) without a reading (deaths, "
+                                "unknown aliases, births without values) set aside\n",
+                        sparkplug_set_aside);
         compare_raw("raw", truth.p, truth.n, raw.p, raw.n);
         if (ref.G >= 0) {
                 fprintf(stderr, "tg-verify: reference: %zu late readings, late topic %zu\n",

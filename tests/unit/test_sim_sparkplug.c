@@ -112,10 +112,12 @@ static void test_dbirth_ddata(void) {
                         CU_ASSERT_EQUAL(m->timestamp, 2000 + d);
                         seen[d][f] = m->alias;
                         if (is_float[f]) {
-                                CU_ASSERT_EQUAL(m->datatype, TUMBLEGATE__SPARKPLUG__DATA_TYPE__FLOAT);
+                                CU_ASSERT_EQUAL(m->datatype,
+                                                TUMBLEGATE__SPARKPLUG__DATA_TYPE__FLOAT);
                                 CU_ASSERT_EQUAL(m->float_value, (float)v[f]);
                         } else {
-                                CU_ASSERT_EQUAL(m->datatype, TUMBLEGATE__SPARKPLUG__DATA_TYPE__DOUBLE);
+                                CU_ASSERT_EQUAL(m->datatype,
+                                                TUMBLEGATE__SPARKPLUG__DATA_TYPE__DOUBLE);
                                 CU_ASSERT_EQUAL(m->double_value, v[f]);
                         }
                 }
