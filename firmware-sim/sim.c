@@ -834,7 +834,7 @@ struct sim_slot {
         unsigned idx;
         int in_use;
         const char *garbage_reason;     /* NULL: the slot carries a reading */
-        int control;                    /* a Sparkplug birth or death, not a reading */
+        int control;                    /* a Sparkplug birth without a reading */
         const char *garbage_kind;       /* garbage only */
         const char *topic;              /* garbage only */
         MQTTAsync client;               /* NULL: the simulator's own connection */
@@ -913,7 +913,7 @@ struct sim {
         uint64_t garbage_published;
         uint64_t garbage_confirmed;
         uint64_t garbage_failed;
-        uint64_t control_published;     /* Sparkplug births and deaths */
+        uint64_t control_published;     /* Sparkplug births without a reading */
         uint64_t control_confirmed;
         uint64_t control_failed;
         int rebirth_requested;  /* an NCMD asked for it (MQTT thread) */
@@ -1002,7 +1002,6 @@ static void on_publish_success(void *context, MQTTAsync_successData *response) {
         pthread_mutex_lock(&s->lock);
         if (slot->control) {
                 s->control_confirmed++;
-                sim_file_write_locked(&s->truth, slot->truth, slot->truth_len);
         } else if (slot->garbage_reason) {
                 s->garbage_confirmed++;
                 garbage_truth_write_locked(s, slot);
@@ -1216,6 +1215,10 @@ static int sim_sp_init(struct sim *s) {
         /* The will is fixed at connect: stamped with the session's start. */
         s->sp_will_len = sim_spn_ndeath(s->spn, tg_clock_now(&tg_clock_realtime), s->sp_will,
                                         sizeof(s->sp_will));
+        if (!o->quiet)
+                tg_info("sparkplug: edge node %s, session bdSeq %" PRIu64 ", devices %s%04u .. "
+                        "%s%04u", s->sp_node_id, bdseq, o->id_prefix, 0, o->id_prefix,
+                        o->sensors - 1);
         return s->sp_will_len ? 0 : -ENOBUFS;
 }
 
@@ -2214,13 +2217,11 @@ static size_t sim_sp_encode_reading(struct sim *s, struct sim_sensor *sn,
         return sim_spn_ddata(s->spn, dev, r->ts_ms, v, buf, cap);
 }
 
-/* Publish a birth or death: @p truth, when not NULL, is the reading its
- * values make (written to the truth file once confirmed).
- * @return 0, -ECANCELED when stopping, -ENOBUFS or -EIO. */
+/* Publish a birth that carries no reading (the NBIRTH, a DBIRTH without
+ * values): no truth line. @return 0, -ECANCELED when stopping, -ENOBUFS or -EIO. */
 static int sim_sp_publish_control(struct sim *s, const char *topic, const uint8_t *payload,
-                                  size_t len, const struct tg_reading *truth) {
+                                  size_t len) {
         struct sim_slot *slot;
-        size_t json_len;
         int rc;
 
         slot = slot_acquire(s, NULL, 1);
@@ -2230,19 +2231,6 @@ static int sim_sp_publish_control(struct sim *s, const char *topic, const uint8_
                 tg_err("%s: Sparkplug payload does not fit", topic);
                 sim_send_refused(s, slot);
                 return -ENOBUFS;
-        }
-        if (truth && s->truth.f) {
-                json_len = tg_encode_json(truth, slot->truth, sizeof(slot->truth) - 1);
-                if (s->field && json_len)
-                        json_len = sim_truth_add_seq(slot->truth, json_len,
-                                                     sizeof(slot->truth) - 1, s->seq++);
-                if (!json_len) {
-                        tg_err("%s: truth line does not fit", topic);
-                        sim_send_refused(s, slot);
-                        return -ENOBUFS;
-                }
-                slot->truth[json_len] = '\n';
-                slot->truth_len = json_len + 1;
         }
         rc = sim_send(s, slot, topic, payload, len);
         if (rc)
@@ -2264,7 +2252,7 @@ static int sim_sp_birth(struct sim *s, int64_t ts_ms) {
         len = sim_spn_nbirth(s->spn, ts_ms, buf, sizeof(buf));
         for (i = 0; i < s->opts->sensors; i++)
                 s->sensors[i].need_birth = 1;
-        return sim_sp_publish_control(s, s->sp_topic_nbirth, buf, len, NULL);
+        return sim_sp_publish_control(s, s->sp_topic_nbirth, buf, len);
 }
 
 /* Device @p i's DBIRTH without values, when the step sent none of its
@@ -2279,7 +2267,7 @@ static int sim_sp_birth_owed(struct sim *s, unsigned i, int64_t ts_ms) {
                 return 0;
         sn->need_birth = 0;
         len = sim_spn_dbirth(s->spn, i, ts_ms, NULL, buf, sizeof(buf));
-        return sim_sp_publish_control(s, sn->birth_topic, buf, len, NULL);
+        return sim_sp_publish_control(s, sn->birth_topic, buf, len);
 }
 
 /* Births again if a host asked for them since the last step.
@@ -2872,7 +2860,7 @@ int main(int argc, char **argv) {
          * failed are readings only, as they were before --garbage. */
         elapsed_s = (double)(t1 - t0) / 1000.0;
         if (s.spn)
-                tg_info("sparkplug: node %s bdSeq %" PRIu64 ", births and deaths published=%"
+                tg_info("sparkplug: node %s bdSeq %" PRIu64 ", births without a reading published=%"
                         PRIu64 " confirmed=%" PRIu64 " failed=%" PRIu64 ", rebirths asked=%" PRIu64,
                         s.sp_node_id, sim_spn_bdseq(s.spn), s.control_published,
                         s.control_confirmed, s.control_failed, s.rebirths);
