@@ -15,7 +15,9 @@ set -euo pipefail
 # checks the .deb: dpkg-shlibdeps (CPack computes the package's dependencies
 # with it), systemd-analyze (checks the unit; no running systemd needed), and
 # what the package's maintainer scripts call. Chromium, headless, is the real
-# browser integration.status_page loads the status page in.
+# browser integration.status_page loads the status page in. Node.js and npm run
+# the third-party Sparkplug B implementation (Eclipse Tahu's, from npm) that
+# integration.sparkplug and integration.sparkplug_sim check tumblegate against.
 packages=(
 	build-essential cmake ninja-build pkg-config clang
 	libpaho-mqtt-dev librdkafka-dev libcbor-dev libcunit1-dev libcjson-dev
@@ -26,6 +28,7 @@ packages=(
 	curl ca-certificates openssl
 	dpkg-dev systemd adduser init-system-helpers
 	chromium
+	nodejs
 )
 
 log() { printf 'install-deps: %s\n' "$*"; }
@@ -40,6 +43,9 @@ for pkg in "${packages[@]}"; do
 		missing+=("$pkg")
 	fi
 done
+# Debian's npm is a package of its own; NodeSource's nodejs carries npm and
+# conflicts with it, so ask only for what is not there.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if ((${#missing[@]} > 0)); then
 	log "installing: ${missing[*]}"

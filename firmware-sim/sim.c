@@ -24,6 +24,7 @@
 #include "log.h"
 #include "reading.h"
 #include "rng.h"
+#include "sparkplug_node.h"
 
 #ifndef TG_VERSION
 #define TG_VERSION "dev"
@@ -73,6 +74,7 @@ enum sim_format {
         SIM_FORMAT_JSON,
         SIM_FORMAT_SENML_JSON,
         SIM_FORMAT_SENML_CBOR,
+        SIM_FORMAT_SPARKPLUG,
         SIM_FORMAT__COUNT
 };
 
@@ -81,6 +83,7 @@ static const char *const sim_format_names[SIM_FORMAT__COUNT] = {
         [SIM_FORMAT_JSON] = "json",
         [SIM_FORMAT_SENML_JSON] = "senml-json",
         [SIM_FORMAT_SENML_CBOR] = "senml-cbor",
+        [SIM_FORMAT_SPARKPLUG] = "sparkplug",
 };
 
 static int sim_format_is_senml(enum sim_format f) {
@@ -111,6 +114,9 @@ struct sim_opts {
         int quiet;
         struct sim_field_opts field;    /* field conditions (field.h) */
         unsigned shape;         /* enum sim_shape */
+        const char *sp_group;   /* --format sparkplug */
+        const char *sp_node;
+        const char *bdseq_path;
 };
 
 enum sim_opt_key {
@@ -135,6 +141,7 @@ enum sim_opt_key {
         OPT_REORDER, OPT_LATE, OPT_LATE_MS, OPT_SKEW, OPT_DRIFT, OPT_OFFLINE, OPT_OFFLINE_MS,
         OPT_DISCONNECT, OPT_DISCONNECT_MS, OPT_DUPLICATE,
         OPT_SHAPE,
+        OPT_GROUP, OPT_NODE, OPT_BDSEQ_FILE,
         OPT_HELP = 'h',
         OPT_VERSION = 'V',
 };
@@ -173,7 +180,18 @@ static const struct sim_option sim_options[] = {
         {"qos", required_argument, OPT_QOS, "0|1", "MQTT QoS of every publish (default 1)"},
         {"format", required_argument, OPT_FORMAT, "F",
          "payload encoding: cbor or json (a flat map/object: sensor, ts, one member per field), "
-         "senml-json or senml-cbor (a SenML pack, RFC 8428) (default cbor)"},
+         "senml-json or senml-cbor (a SenML pack, RFC 8428), or sparkplug: one Sparkplug B "
+         "edge node whose devices are the sensors, on spBv1.0/G/<type>/N/<id> (NBIRTH with "
+         "bdSeq and an NDEATH will, a DBIRTH per device carrying its first reading, DDATA by "
+         "alias, seq 0..255, NBIRTH and DBIRTHs again on the NCMD Node Control/Rebirth; "
+         "--topic-prefix is not used) (default cbor)"},
+        {"group", required_argument, OPT_GROUP, "G",
+         "sparkplug: the group id; truth sensor ids are G/N/<id> (default tumblegate)"},
+        {"node", required_argument, OPT_NODE, "N",
+         "sparkplug: the edge node id (default the client id)"},
+        {"bdseq-file", required_argument, OPT_BDSEQ_FILE, "FILE",
+         "sparkplug: keep the session counter bdSeq here, one more (mod 256) each run "
+         "(default: the wall clock's seconds mod 256)"},
         {"seed", required_argument, OPT_SEED, "N",
          "seed of the signal generator; same seed and options, same values (default 1)"},
         {"truth", required_argument, OPT_TRUTH, "FILE",
@@ -251,6 +269,8 @@ enum sim_garbage_kind {
         GARBAGE_TS_ZERO,
         GARBAGE_TS_NEGATIVE,
         GARBAGE_DUPLICATE_MEMBER,
+        GARBAGE_SPARKPLUG_BAD_TOPIC,
+        GARBAGE_SPARKPLUG_UNKNOWN_ALIAS,
         GARBAGE__COUNT
 };
 
@@ -266,10 +286,12 @@ struct sim_garbage_desc {
 };
 
 static const struct sim_garbage_desc sim_garbage_kinds[GARBAGE__COUNT] = {
-        /*                      cbor, json, senml-json, senml-cbor */
+        /*                      cbor, json, senml-json, senml-cbor, sparkplug */
         [GARBAGE_NOT_DECODABLE] = {"not_decodable",
-                "random bytes that are neither a JSON object nor a CBOR map",
-                {"not_decodable", "not_decodable", "not_decodable", "not_decodable"}},
+                "random bytes that are neither a JSON object nor a CBOR map (Sparkplug: "
+                "nor a protobuf message, on a DDATA topic)",
+                {"not_decodable", "not_decodable", "not_decodable", "not_decodable",
+                 "not_decodable"}},
         [GARBAGE_WRONG_TYPE] = {"wrong_type",
                 "the JSON number 42 at the top level (an array would be read as "
                 "a SenML pack; not in SenML, whose decoders call any pack of the "
@@ -327,6 +349,15 @@ static const struct sim_garbage_desc sim_garbage_kinds[GARBAGE__COUNT] = {
                 "value (SenML: a record with \"v\" twice)",
                 {"duplicate_member", "duplicate_member", "duplicate_member",
                  "duplicate_member"}},
+        [GARBAGE_SPARKPLUG_BAD_TOPIC] = {"sparkplug_bad_topic",
+                "the node's NDEATH payload sent to spBv1.0/G/DTAD/N/<id>, a message type "
+                "Sparkplug does not have (Sparkplug only)",
+                {NULL, NULL, NULL, NULL, "sparkplug_bad_topic"}},
+        [GARBAGE_SPARKPLUG_UNKNOWN_ALIAS] = {"sparkplug_unknown_alias",
+                "a DDATA of a born device whose one metric has an alias no birth gave; it takes "
+                "the next seq, and the gateway asks for a rebirth, which the node answers "
+                "(Sparkplug only)",
+                {NULL, NULL, NULL, NULL, "sparkplug_unknown_alias"}},
 };
 
 /* The name of the bad_field_name kind: a cut two-byte sequence. */
@@ -537,7 +568,7 @@ static int sim_opts_parse(struct sim_opts *o, int argc, char **argv) {
                                         break;
                         if (i == SIM_FORMAT__COUNT) {
                                 tg_err("--format: '%s' is none of cbor, json, senml-json, "
-                                       "senml-cbor", optarg);
+                                       "senml-cbor, sparkplug", optarg);
                                 rc = -EINVAL;
                         }
                         o->format = (enum sim_format)i;
@@ -569,6 +600,22 @@ static int sim_opts_parse(struct sim_opts *o, int argc, char **argv) {
                         break;
                 case OPT_QUIET:
                         o->quiet = 1;
+                        break;
+                case OPT_GROUP:
+                case OPT_NODE: {
+                        const char *opt = c == OPT_GROUP ? "group" : "node";
+
+                        /* Sparkplug ids are whole topic levels. */
+                        rc = check_topic_text(opt, optarg, "/+#");
+                        if (!rc && !*optarg) {
+                                tg_err("--%s: must not be empty", opt);
+                                rc = -EINVAL;
+                        }
+                        *(c == OPT_GROUP ? &o->sp_group : &o->sp_node) = optarg;
+                        break;
+                }
+                case OPT_BDSEQ_FILE:
+                        o->bdseq_path = optarg;
                         break;
                 case OPT_GARBAGE:
                         rc = parse_fraction("garbage", optarg, &o->garbage);
@@ -649,6 +696,35 @@ static int sim_opts_parse(struct sim_opts *o, int argc, char **argv) {
                 snprintf(o->client_id_buf, sizeof(o->client_id_buf), "tumblegate-sim-%ld",
                          (long)getpid());
                 o->client_id = o->client_id_buf;
+        }
+        if (o->format == SIM_FORMAT_SPARKPLUG) {
+                char id[32];
+                int n = snprintf(id, sizeof(id), "%04u", o->sensors - 1);
+
+                if (!o->sp_group)
+                        o->sp_group = "tumblegate";
+                if (!o->sp_node) {
+                        o->sp_node = o->client_id;
+                        if ((rc = check_topic_text("client-id", o->sp_node, "/+#")))
+                                return rc;
+                }
+                /* The truth's sensor ids are G/N/<id>. */
+                if (strlen(o->sp_group) + strlen(o->sp_node) + strlen(o->id_prefix) + (size_t)n +
+                    2 > TG_SENSOR_ID_MAX) {
+                        tg_err("--group, --node, --id-prefix: sensor ids G/N/<id> would exceed "
+                               "%d bytes", TG_SENSOR_ID_MAX);
+                        return -EINVAL;
+                }
+                /* A device has no MQTT connection of its own to drop: the
+                 * node's connection is the only one. */
+                if (o->field.disconnect > 0) {
+                        tg_err("--disconnect: not with --format sparkplug, where the devices "
+                               "share the edge node's connection");
+                        return -EINVAL;
+                }
+        } else if (o->sp_group || o->sp_node || o->bdseq_path) {
+                tg_err("--group, --node and --bdseq-file are for --format sparkplug");
+                return -EINVAL;
         }
         return 0;
 }
@@ -758,6 +834,7 @@ struct sim_slot {
         unsigned idx;
         int in_use;
         const char *garbage_reason;     /* NULL: the slot carries a reading */
+        int control;                    /* a Sparkplug birth without a reading */
         const char *garbage_kind;       /* garbage only */
         const char *topic;              /* garbage only */
         MQTTAsync client;               /* NULL: the simulator's own connection */
@@ -783,6 +860,13 @@ struct sim_sensor {
         struct sim *sim;
         MQTTAsync own;
         int own_created, own_state, own_fd; /* own_state: 0 pending, 1 up, -1 failed/down */
+        /* --format sparkplug: the device's truth id G/N/<id>, its DBIRTH
+         * and bad topics (topic is its DDATA topic), and whether its next
+         * message must be a DBIRTH. */
+        char sp_id[TG_SENSOR_ID_MAX + 1];
+        uint16_t sp_id_len;
+        const char *birth_topic, *bad_topic;
+        int need_birth;
 };
 
 struct sim {
@@ -805,6 +889,15 @@ struct sim {
         unsigned garbage_next;                   /* index into garbage_cycle */
         uint8_t *garbage_buf;                    /* SIM_GARBAGE_MAX bytes */
 
+        /* --format sparkplug, the publishing thread's but rebirth. */
+        sim_spn_t *spn;
+        char sp_node_id[TG_SENSOR_ID_MAX + 1];  /* G/N, for messages */
+        char sp_topic_nbirth[SIM_TOPIC_PREFIX_MAX], sp_topic_ndeath[SIM_TOPIC_PREFIX_MAX];
+        char sp_topic_ncmd[SIM_TOPIC_PREFIX_MAX];
+        uint8_t sp_will[SIM_SPN_PAYLOAD_MAX];
+        size_t sp_will_len;
+        int64_t sp_last_ts;     /* the latest event time sent, for the NDEATH */
+
         /* Everything below is shared with Paho's threads and the signal
          * thread, and guarded by lock. Paho is never called with lock held:
          * its callbacks run under Paho's own mutex and take ours, so the
@@ -820,6 +913,13 @@ struct sim {
         uint64_t garbage_published;
         uint64_t garbage_confirmed;
         uint64_t garbage_failed;
+        uint64_t control_published;     /* Sparkplug births without a reading */
+        uint64_t control_confirmed;
+        uint64_t control_failed;
+        int rebirth_requested;  /* an NCMD asked for it (MQTT thread) */
+        uint64_t rebirths;
+        int sub_state;          /* the NCMD subscription: 0 pending, 1 done, -1 failed */
+        int sp_death_state;     /* the closing NDEATH: 0 pending, 1 done, -1 failed */
         int stop_signal;        /* first SIGINT/SIGTERM */
         int abort_drain;        /* a second one: stop waiting for confirmations */
         int failing;            /* a publish failed or stalled: stop publishing */
@@ -900,7 +1000,9 @@ static void on_publish_success(void *context, MQTTAsync_successData *response) {
         struct sim *s = slot->sim;
 
         pthread_mutex_lock(&s->lock);
-        if (slot->garbage_reason) {
+        if (slot->control) {
+                s->control_confirmed++;
+        } else if (slot->garbage_reason) {
                 s->garbage_confirmed++;
                 garbage_truth_write_locked(s, slot);
         } else {
@@ -917,7 +1019,9 @@ static void on_publish_failure(void *context, MQTTAsync_failureData *response) {
         int first;
 
         pthread_mutex_lock(&s->lock);
-        if (slot->garbage_reason)
+        if (slot->control)
+                s->control_failed++;
+        else if (slot->garbage_reason)
                 s->garbage_failed++;
         else
                 s->failed++;
@@ -1073,9 +1177,54 @@ static int sim_file_close(struct sim_file *f) {
         return 0;
 }
 
+/* The Sparkplug humidity is a Float, the other fields Doubles: a host
+ * must read both datatypes. */
+static const int sim_sp_is_float[SIM_FIELDS_MAX] = {0, 1, 0};
+
+/* --format sparkplug: the edge node, its session's bdSeq, its topics and
+ * the will. @return 0, or -errno said in words. */
+static int sim_sp_init(struct sim *s) {
+        const struct sim_opts *o = s->opts;
+        const char *names[SIM_FIELDS_MAX];
+        uint64_t bdseq;
+        unsigned f;
+        int rc;
+
+        rc = sim_spn_bdseq_next(o->bdseq_path, &bdseq);
+        if (rc) {
+                tg_err("--bdseq-file: %s: %s", o->bdseq_path, strerror(-rc));
+                return rc;
+        }
+        for (f = 0; f < o->nfields; f++)
+                names[f] = field_models[f].name;
+        s->spn = sim_spn_new(o->sp_group, o->sp_node, bdseq, o->nfields, names, sim_sp_is_float);
+        if (!s->spn) {
+                tg_err("out of memory for the Sparkplug edge node");
+                return -ENOMEM;
+        }
+        snprintf(s->sp_node_id, sizeof(s->sp_node_id), "%s/%s", o->sp_group, o->sp_node);
+        if (!sim_spn_topic(s->spn, SIM_SPN_NBIRTH, NULL, s->sp_topic_nbirth,
+                           sizeof(s->sp_topic_nbirth)) ||
+            !sim_spn_topic(s->spn, SIM_SPN_NDEATH, NULL, s->sp_topic_ndeath,
+                           sizeof(s->sp_topic_ndeath)) ||
+            !sim_spn_topic(s->spn, SIM_SPN_NCMD, NULL, s->sp_topic_ncmd,
+                           sizeof(s->sp_topic_ncmd))) {
+                tg_err("--group, --node: the Sparkplug topics are too long");
+                return -EINVAL;
+        }
+        /* The will is fixed at connect: stamped with the session's start. */
+        s->sp_will_len = sim_spn_ndeath(s->spn, tg_clock_now(&tg_clock_realtime), s->sp_will,
+                                        sizeof(s->sp_will));
+        if (!o->quiet)
+                tg_info("sparkplug: edge node %s, session bdSeq %" PRIu64 ", devices %s%04u .. "
+                        "%s%04u", s->sp_node_id, bdseq, o->id_prefix, 0, o->id_prefix,
+                        o->sensors - 1);
+        return s->sp_will_len ? 0 : -ENOBUFS;
+}
+
 static int sim_init(struct sim *s, const struct sim_opts *o) {
         pthread_condattr_t ca;
-        size_t topic_stride;
+        size_t topic_stride, sp_stride = 0;
         unsigned i, f;
         double dt_s;
         int rc;
@@ -1093,6 +1242,12 @@ static int sim_init(struct sim *s, const struct sim_opts *o) {
         /* Every table is sized here, once: the publish loop allocates
          * nothing of its own. */
         topic_stride = strlen(o->topic_prefix) + 1 + TG_SENSOR_ID_MAX + sizeof("/telemetry");
+        if (o->format == SIM_FORMAT_SPARKPLUG) {
+                /* spBv1.0/G/DBIRTH/N/<id>, three per sensor: DDATA, DBIRTH, DTAD. */
+                sp_stride = sizeof("spBv1.0/") + strlen(o->sp_group) + sizeof("/DBIRTH/") +
+                            strlen(o->sp_node) + 1 + TG_SENSOR_ID_MAX;
+                topic_stride = 3 * sp_stride;
+        }
         s->sensors = calloc(o->sensors, sizeof(*s->sensors));
         s->topics = calloc(o->sensors, topic_stride);
         s->slots = calloc(o->inflight, sizeof(*s->slots));
@@ -1118,6 +1273,20 @@ static int sim_init(struct sim *s, const struct sim_opts *o) {
                 sn->id_len = (uint16_t)n;
                 snprintf(topic, topic_stride, "%s/%s/telemetry", o->topic_prefix, sn->id);
                 sn->topic = topic;
+                if (o->format == SIM_FORMAT_SPARKPLUG) {
+                        /* Room checked in sim_opts_parse and sized above. */
+                        n = snprintf(sn->sp_id, sizeof(sn->sp_id), "%s/%s/%s", o->sp_group,
+                                     o->sp_node, sn->id);
+                        sn->sp_id_len = (uint16_t)n;
+                        snprintf(topic, sp_stride, "spBv1.0/%s/DDATA/%s/%s", o->sp_group,
+                                 o->sp_node, sn->id);
+                        snprintf(topic + sp_stride, sp_stride, "spBv1.0/%s/DBIRTH/%s/%s",
+                                 o->sp_group, o->sp_node, sn->id);
+                        snprintf(topic + 2 * sp_stride, sp_stride, "spBv1.0/%s/DTAD/%s/%s",
+                                 o->sp_group, o->sp_node, sn->id);
+                        sn->birth_topic = topic + sp_stride;
+                        sn->bad_topic = topic + 2 * sp_stride;
+                }
                 for (f = 0; f < o->nfields; f++)
                         field_init(&sn->fields[f], &field_models[f], o->seed, i, f);
         }
@@ -1150,6 +1319,8 @@ static int sim_init(struct sim *s, const struct sim_opts *o) {
                         return -ENOMEM;
                 }
         }
+        if (o->format == SIM_FORMAT_SPARKPLUG && (rc = sim_sp_init(s)))
+                return rc;
         rc = sim_file_open(&s->truth, "truth", o->truth_path);
         if (!rc)
                 rc = sim_file_open(&s->garbage_truth, "garbage-truth", o->garbage_truth_path);
@@ -1165,6 +1336,7 @@ static int sim_files_close(struct sim *s) {
 }
 
 static void sim_free(struct sim *s) {
+        sim_spn_destroy(s->spn);
         sim_field_destroy(s->field);
         free(s->garbage_buf);
         free(s->garbage_line);
@@ -1193,10 +1365,74 @@ static const char *connack_reason(int code) {
         }
 }
 
+/* A message on the node's NCMD topic (the only subscription): a rebirth
+ * request is handed to the publishing thread, which sends the births. */
+static int on_sp_command(void *context, char *topic, int topic_len, MQTTAsync_message *m) {
+        struct sim *s = context;
+        int rebirth = sim_spn_is_rebirth(m->payload, (size_t)m->payloadlen);
+
+        if (rebirth < 0)
+                tg_warn("%s: a command that is no Sparkplug B payload; ignored", topic);
+        else if (rebirth) {
+                pthread_mutex_lock(&s->lock);
+                s->rebirth_requested = 1;
+                pthread_mutex_unlock(&s->lock);
+        }
+        MQTTAsync_freeMessage(&m);
+        MQTTAsync_free(topic);
+        return 1;
+}
+
+static void on_sp_subscribed(void *context, MQTTAsync_successData *response) {
+        struct sim *s = context;
+
+        pthread_mutex_lock(&s->lock);
+        s->sub_state = 1;
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+}
+
+static void on_sp_subscribe_failed(void *context, MQTTAsync_failureData *response) {
+        struct sim *s = context;
+
+        pthread_mutex_lock(&s->lock);
+        s->sub_state = -1;
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+}
+
+/* Subscribe to the node's NCMD topic before the NBIRTH, as an edge node
+ * must, so that no rebirth request is missed. @return 0 or -EIO. */
+static int sim_sp_subscribe(struct sim *s) {
+        MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+        int64_t deadline = tg_monotonic_ms() + SIM_CONNECT_TIMEOUT_S * 1000;
+        int state;
+
+        ro.onSuccess = on_sp_subscribed;
+        ro.onFailure = on_sp_subscribe_failed;
+        ro.context = s;
+        if (MQTTAsync_subscribe(s->client, s->sp_topic_ncmd, 0, &ro) != MQTTASYNC_SUCCESS) {
+                tg_err("cannot subscribe to %s", s->sp_topic_ncmd);
+                return -EIO;
+        }
+        pthread_mutex_lock(&s->lock);
+        while (s->sub_state == 0 && !sim_should_stop_locked(s))
+                if (sim_wait_locked(s, deadline) == ETIMEDOUT)
+                        break;
+        state = s->sub_state;
+        pthread_mutex_unlock(&s->lock);
+        if (state != 1) {
+                tg_err("the broker did not grant the subscription to %s", s->sp_topic_ncmd);
+                return -EIO;
+        }
+        return 0;
+}
+
 static int sim_connect(struct sim *s) {
         const struct sim_opts *o = s->opts;
         MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
         MQTTAsync_connectOptions cn = MQTTAsync_connectOptions_initializer;
+        MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
         int64_t deadline;
         int rc, state;
 
@@ -1213,6 +1449,18 @@ static int sim_connect(struct sim *s) {
         }
         s->client_created = 1;
         MQTTAsync_setConnectionLostCallback(s->client, s, on_connection_lost);
+        if (s->spn) {
+                /* The NDEATH will, QoS 1 and not retained (Sparkplug 7.1);
+                 * the node listens for its commands. */
+                will.topicName = s->sp_topic_ndeath;
+                will.message = NULL;
+                will.payload.data = s->sp_will;
+                will.payload.len = (int)s->sp_will_len;
+                will.qos = 1;
+                will.retained = 0;
+                cn.will = &will;
+                MQTTAsync_setMessageArrivedCallback(s->client, s, on_sp_command);
+        }
 
         cn.keepAliveInterval = 30;
         cn.cleansession = 1;
@@ -1241,7 +1489,7 @@ static int sim_connect(struct sim *s) {
         pthread_mutex_unlock(&s->lock);
 
         if (state == 1)
-                return 0;
+                return s->spn ? sim_sp_subscribe(s) : 0;
         if (state == 0) {
                 tg_err("cannot connect to %s: %s", o->uri,
                        s->stop_signal ? "interrupted" : "timed out");
@@ -1256,6 +1504,60 @@ static int sim_connect(struct sim *s) {
         return -ECONNREFUSED;
 }
 
+/* An edge node that leaves on purpose says so with its NDEATH, the broker
+ * sending the will only when a connection breaks. Sent outside the slot
+ * window, which refuses everything once a stop was asked for; the
+ * DISCONNECT below waits for it to complete. */
+static void on_sp_death_done(void *context, MQTTAsync_successData *response) {
+        struct sim *s = context;
+
+        pthread_mutex_lock(&s->lock);
+        s->sp_death_state = 1;
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+}
+
+static void on_sp_death_failed(void *context, MQTTAsync_failureData *response) {
+        struct sim *s = context;
+
+        pthread_mutex_lock(&s->lock);
+        s->sp_death_state = -1;
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+}
+
+static void sim_sp_send_death(struct sim *s) {
+        MQTTAsync_message msg = MQTTAsync_message_initializer;
+        MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+        uint8_t buf[SIM_SPN_PAYLOAD_MAX];
+        int64_t ts = s->sp_last_ts ? s->sp_last_ts : tg_clock_now(&tg_clock_realtime);
+        int64_t deadline = tg_monotonic_ms() + SIM_DISCONNECT_TIMEOUT_MS;
+        size_t len = sim_spn_ndeath(s->spn, ts, buf, sizeof(buf));
+        int rc, state;
+
+        msg.payload = buf;
+        msg.payloadlen = (int)len;
+        msg.qos = 1;
+        ro.onSuccess = on_sp_death_done;
+        ro.onFailure = on_sp_death_failed;
+        ro.context = s;
+        rc = MQTTAsync_sendMessage(s->client, s->sp_topic_ndeath, &msg, &ro);
+        if (rc != MQTTASYNC_SUCCESS) {
+                tg_warn("NDEATH refused by the MQTT client: %s", MQTTAsync_strerror(rc));
+                return;
+        }
+        pthread_mutex_lock(&s->lock);
+        while (!s->sp_death_state)
+                if (sim_wait_locked(s, deadline) == ETIMEDOUT)
+                        break;
+        state = s->sp_death_state;
+        pthread_mutex_unlock(&s->lock);
+        if (state != 1)
+                tg_warn("NDEATH not acknowledged by the broker");
+        else if (!s->opts->quiet)
+                tg_info("NDEATH sent (bdSeq %" PRIu64 ")", sim_spn_bdseq(s->spn));
+}
+
 static void sim_disconnect(struct sim *s) {
         MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
         int64_t deadline;
@@ -1266,6 +1568,8 @@ static void sim_disconnect(struct sim *s) {
         pthread_mutex_unlock(&s->lock);
         if (lost || !MQTTAsync_isConnected(s->client))
                 return;
+        if (s->spn)
+                sim_sp_send_death(s);
         d.timeout = 1000;
         d.onSuccess = on_disconnect_done;
         d.onFailure = on_disconnect_failed;
@@ -1508,6 +1812,16 @@ static size_t garbage_random_bytes(struct sim_rng *rng, uint8_t *buf, size_t cap
         return len;
 }
 
+/* Sparkplug's not_decodable: a first byte whose wire type is 7, which no
+ * protobuf encoder writes and every decoder refuses, then random bytes. */
+static size_t garbage_not_protobuf(struct sim_rng *rng, uint8_t *buf, size_t cap) {
+        size_t len = garbage_random_bytes(rng, buf, cap);
+
+        if (len)
+                buf[0] = (uint8_t)(((rng_next(rng) >> 60) + 1) << 3 | 7);
+        return len;
+}
+
 /* The too_large kind: a flat JSON object of a reading's shape carrying a
  * string member of SIM_GARBAGE_BLOB_LEN bytes, over TG_PAYLOAD_MAX. */
 static size_t garbage_too_large(const struct sim_sensor *sn, int64_t ts_ms, uint8_t *buf,
@@ -1714,11 +2028,18 @@ static size_t garbage_senml(enum sim_format fmt, enum sim_garbage_kind kind,
 /* Build one garbage payload of @p kind for @p sn into @p buf.
  * @return its length, or 0 if it does not fit (a bug: buf is sized for all). */
 static size_t garbage_encode(const struct sim_opts *o, struct sim_rng *rng,
-                             enum sim_garbage_kind kind, const struct sim_sensor *sn,
-                             int64_t ts_ms, uint8_t *buf, size_t cap) {
+                             sim_spn_t *spn, unsigned dev, enum sim_garbage_kind kind,
+                             const struct sim_sensor *sn, int64_t ts_ms, uint8_t *buf,
+                             size_t cap) {
         switch (kind) {
         case GARBAGE_NOT_DECODABLE:
+                if (o->format == SIM_FORMAT_SPARKPLUG)
+                        return garbage_not_protobuf(rng, buf, cap);
                 return garbage_random_bytes(rng, buf, cap);
+        case GARBAGE_SPARKPLUG_BAD_TOPIC:
+                return sim_spn_ndeath(spn, ts_ms, buf, cap);
+        case GARBAGE_SPARKPLUG_UNKNOWN_ALIAS:
+                return sim_spn_ddata_unknown_alias(spn, dev, ts_ms, buf, cap);
         case GARBAGE_TOO_LARGE:
                 return garbage_too_large(sn, ts_ms, buf, cap);
         case GARBAGE_FUTURE_TS: {
@@ -1755,10 +2076,10 @@ static size_t garbage_encode(const struct sim_opts *o, struct sim_rng *rng,
 /* Publishing                                                                */
 /* ------------------------------------------------------------------------ */
 
-/* Take a free slot for a reading (@p garbage_reason NULL) or a garbage
- * message, waiting while the window is full.
- * @return the slot, or NULL when publishing must stop. */
-static struct sim_slot *slot_acquire(struct sim *s, const char *garbage_reason) {
+/* Take a free slot for a reading (@p garbage_reason NULL), a garbage
+ * message or (@p control) a Sparkplug birth or death, waiting while the
+ * window is full. @return the slot, or NULL when publishing must stop. */
+static struct sim_slot *slot_acquire(struct sim *s, const char *garbage_reason, int control) {
         struct sim_slot *slot = NULL;
         /* Waking per completion would cost a context switch per message;
          * waiting for a few free slots lets the publisher run in bursts. */
@@ -1786,7 +2107,11 @@ static struct sim_slot *slot_acquire(struct sim *s, const char *garbage_reason) 
                 slot->in_use = 1;
                 slot->client = NULL;
                 slot->garbage_reason = garbage_reason;
-                if (garbage_reason)
+                slot->control = control;
+                slot->truth_len = 0;
+                if (control)
+                        s->control_published++;
+                else if (garbage_reason)
                         s->garbage_published++;
                 else
                         s->published++;
@@ -1822,7 +2147,9 @@ static int sim_send(struct sim *s, struct sim_slot *slot, const char *topic, con
 /* Count a publish that never reached Paho as failed and stop. */
 static void sim_send_refused(struct sim *s, struct sim_slot *slot) {
         pthread_mutex_lock(&s->lock);
-        if (slot->garbage_reason)
+        if (slot->control)
+                s->control_failed++;
+        else if (slot->garbage_reason)
                 s->garbage_failed++;
         else
                 s->failed++;
@@ -1855,17 +2182,125 @@ static void sim_fill_reading(struct sim *s, struct sim_sensor *sn, int64_t ts_ms
         }
 }
 
+/* ------------------------------------------------------------------------ */
+/* Sparkplug: births, data and the death of the edge node                    */
+/* ------------------------------------------------------------------------ */
+
+/* @p r as the node sends it: the device's truth id G/N/<id> and the values
+ * as the wire carries them (a Float field rounded). */
+static void sim_sp_reading(struct sim *s, struct sim_sensor *sn, struct tg_reading *r) {
+        unsigned f;
+
+        tg_reading_set_sensor(r, sn->sp_id, sn->sp_id_len);
+        for (f = 0; f < r->nfields; f++)
+                r->fields[f].value = sim_spn_wire_value(s->spn, f, r->fields[f].value);
+        if (r->ts_ms > s->sp_last_ts)
+                s->sp_last_ts = r->ts_ms;
+}
+
+/* @p r as the device's DBIRTH, when a birth is owed, else its DDATA; the
+ * topic into @p topic. @return the payload's length, 0 if it does not fit. */
+static size_t sim_sp_encode_reading(struct sim *s, struct sim_sensor *sn,
+                                    const struct tg_reading *r, uint8_t *buf, size_t cap,
+                                    const char **topic) {
+        double v[SIM_FIELDS_MAX];
+        unsigned f, dev = (unsigned)(sn - s->sensors);
+
+        for (f = 0; f < r->nfields && f < SIM_FIELDS_MAX; f++)
+                v[f] = r->fields[f].value;
+        if (sn->need_birth) {
+                sn->need_birth = 0;
+                *topic = sn->birth_topic;
+                return sim_spn_dbirth(s->spn, dev, r->ts_ms, v, buf, cap);
+        }
+        *topic = sn->topic;
+        return sim_spn_ddata(s->spn, dev, r->ts_ms, v, buf, cap);
+}
+
+/* Publish a birth that carries no reading (the NBIRTH, a DBIRTH without
+ * values): no truth line. @return 0, -ECANCELED when stopping, -ENOBUFS or -EIO. */
+static int sim_sp_publish_control(struct sim *s, const char *topic, const uint8_t *payload,
+                                  size_t len) {
+        struct sim_slot *slot;
+        int rc;
+
+        slot = slot_acquire(s, NULL, 1);
+        if (!slot)
+                return -ECANCELED;
+        if (!len) {
+                tg_err("%s: Sparkplug payload does not fit", topic);
+                sim_send_refused(s, slot);
+                return -ENOBUFS;
+        }
+        rc = sim_send(s, slot, topic, payload, len);
+        if (rc)
+                sim_send_refused(s, slot);
+        return rc;
+}
+
+/* The NBIRTH, stamped @p ts_ms, and a DBIRTH owed by every device: each
+ * device's next reading goes out as its DBIRTH (sim_sp_encode_reading), or
+ * a DBIRTH without values at the end of the step if it has none to send
+ * (sim_sp_birth_owed). The NBIRTH holds only control metrics (bdSeq,
+ * Node Control/Rebirth), which are never fields: it has no truth line.
+ * @return as sim_sp_publish_control(). */
+static int sim_sp_birth(struct sim *s, int64_t ts_ms) {
+        uint8_t buf[SIM_SPN_PAYLOAD_MAX];
+        size_t len;
+        unsigned i;
+
+        len = sim_spn_nbirth(s->spn, ts_ms, buf, sizeof(buf));
+        for (i = 0; i < s->opts->sensors; i++)
+                s->sensors[i].need_birth = 1;
+        return sim_sp_publish_control(s, s->sp_topic_nbirth, buf, len);
+}
+
+/* Device @p i's DBIRTH without values, when the step sent none of its
+ * readings (held back, or only garbage): a birth must follow the NBIRTH
+ * at once. @return as sim_sp_publish_control(). */
+static int sim_sp_birth_owed(struct sim *s, unsigned i, int64_t ts_ms) {
+        struct sim_sensor *sn = &s->sensors[i];
+        uint8_t buf[SIM_SPN_PAYLOAD_MAX];
+        size_t len;
+
+        if (!sn->need_birth)
+                return 0;
+        sn->need_birth = 0;
+        len = sim_spn_dbirth(s->spn, i, ts_ms, NULL, buf, sizeof(buf));
+        return sim_sp_publish_control(s, sn->birth_topic, buf, len);
+}
+
+/* Births again if a host asked for them since the last step.
+ * @return as sim_sp_birth(). */
+static int sim_sp_rebirth_due(struct sim *s, int64_t ts_ms) {
+        int due;
+
+        pthread_mutex_lock(&s->lock);
+        due = s->rebirth_requested;
+        s->rebirth_requested = 0;
+        pthread_mutex_unlock(&s->lock);
+        if (!due)
+                return 0;
+        s->rebirths++;
+        if (!s->opts->quiet)
+                tg_info("NCMD %s: sending NBIRTH and every DBIRTH again", SIM_SPN_REBIRTH);
+        return sim_sp_birth(s, ts_ms);
+}
+
 /* Publish one reading @p r of @p sn. @return 0, -ECANCELED when stopping, or -EIO. */
 static int sim_publish_reading(struct sim *s, struct sim_sensor *sn, const struct tg_reading *rp) {
         const struct sim_opts *o = s->opts;
-        const struct tg_reading r = *rp;
+        struct tg_reading r = *rp;
         uint8_t buf[SIM_PAYLOAD_MAX];
         const void *payload = buf;
+        const char *topic = sn->topic;
         struct sim_slot *slot;
         size_t json_len = 0, len;
         int rc;
 
-        slot = slot_acquire(s, NULL);
+        if (s->spn)
+                sim_sp_reading(s, sn, &r);
+        slot = slot_acquire(s, NULL, 0);
         if (!slot)
                 return -ECANCELED;
 
@@ -1885,6 +2320,8 @@ static int sim_publish_reading(struct sim *s, struct sim_sensor *sn, const struc
         if (o->format == SIM_FORMAT_JSON && s->truth.f && !s->field) {
                 payload = slot->truth; /* the truth line is the payload */
                 len = json_len;
+        } else if (s->spn) {
+                len = sim_sp_encode_reading(s, sn, &r, buf, sizeof(buf), &topic);
         } else {
                 len = sim_encode(o->format, &r, buf, sizeof(buf));
         }
@@ -1893,7 +2330,7 @@ static int sim_publish_reading(struct sim *s, struct sim_sensor *sn, const struc
                 sim_send_refused(s, slot);
                 return -ENOBUFS;
         }
-        rc = sim_send(s, slot, sn->topic, payload, len);
+        rc = sim_send(s, slot, topic, payload, len);
         if (rc)
                 sim_send_refused(s, slot);
         return rc;
@@ -1917,21 +2354,27 @@ static int sim_publish_garbage(struct sim *s, struct sim_sensor *sn, int64_t ts_
         int rc;
 
         s->garbage_next = (s->garbage_next + 1) % s->garbage_nkinds;
-        slot = slot_acquire(s, sim_garbage_kinds[kind].reason[o->format]);
+        /* An unknown alias needs a device that was born, else the gateway
+         * would rightly say no_birth: the next kind stands in. */
+        if (kind == GARBAGE_SPARKPLUG_UNKNOWN_ALIAS && sn->need_birth) {
+                kind = (enum sim_garbage_kind)s->garbage_cycle[s->garbage_next];
+                s->garbage_next = (s->garbage_next + 1) % s->garbage_nkinds;
+        }
+        slot = slot_acquire(s, sim_garbage_kinds[kind].reason[o->format], 0);
         if (!slot)
                 return -ECANCELED;
-        len = garbage_encode(o, &s->garbage_bytes_rng, kind, sn, ts_ms, s->garbage_buf,
-                             SIM_GARBAGE_MAX);
+        len = garbage_encode(o, &s->garbage_bytes_rng, s->spn, (unsigned)(sn - s->sensors), kind,
+                             sn, ts_ms, s->garbage_buf, SIM_GARBAGE_MAX);
         if (!len) {
                 tg_err("%s: garbage payload (%s) does not fit %d bytes", sn->id,
                        slot->garbage_reason, SIM_GARBAGE_MAX);
                 sim_send_refused(s, slot);
                 return -ENOBUFS;
         }
-        slot->topic = sn->topic;
+        slot->topic = kind == GARBAGE_SPARKPLUG_BAD_TOPIC ? sn->bad_topic : sn->topic;
         slot->garbage_kind = sim_garbage_kinds[kind].name;
         slot->garbage_bytes = len;
-        rc = sim_send(s, slot, sn->topic, s->garbage_buf, len);
+        rc = sim_send(s, slot, slot->topic, s->garbage_buf, len);
         if (rc)
                 sim_send_refused(s, slot);
         return rc;
@@ -2219,6 +2662,8 @@ static void sim_run(struct sim *s, uint64_t steps, int64_t start_ms) {
         uint64_t k;
         unsigned i;
 
+        if (s->spn && sim_sp_birth(s, start_ms))
+                return;
         for (k = 0; !steps || k < steps; k++) {
                 int64_t offset_ms = (int64_t)(k * o->step_ms);
                 double t_s = (double)offset_ms / 1000.0;
@@ -2239,6 +2684,8 @@ static void sim_run(struct sim *s, uint64_t steps, int64_t start_ms) {
                                 lag_warned = 1;
                         }
                 }
+                if (s->spn && sim_sp_rebirth_due(s, start_ms + offset_ms))
+                        return;
                 for (i = 0; i < o->sensors; i++) {
                         struct sim_sensor *sn = &s->sensors[i];
 
@@ -2251,6 +2698,8 @@ static void sim_run(struct sim *s, uint64_t steps, int64_t start_ms) {
                                    sim_publish(s, sn, start_ms + offset_ms, t_s)) {
                                 return;
                         }
+                        if (s->spn && sim_sp_birth_owed(s, i, start_ms + offset_ms))
+                                return;
                 }
 
                 now = tg_monotonic_ms();
@@ -2393,7 +2842,9 @@ int main(int argc, char **argv) {
         for (i = 0; i < o.inflight; i++) {
                 if (!s.slots[i].in_use)
                         continue;
-                if (s.slots[i].garbage_reason)
+                if (s.slots[i].control)
+                        s.control_failed++;
+                else if (s.slots[i].garbage_reason)
                         s.garbage_failed++;
                 else
                         s.failed++;
@@ -2408,6 +2859,13 @@ int main(int argc, char **argv) {
         /* Readings and garbage are counted apart: published, confirmed and
          * failed are readings only, as they were before --garbage. */
         elapsed_s = (double)(t1 - t0) / 1000.0;
+        if (s.spn)
+                tg_info("sparkplug: node %s bdSeq %" PRIu64 ", births without a reading published=%"
+                        PRIu64 " confirmed=%" PRIu64 " failed=%" PRIu64 ", rebirths asked=%" PRIu64,
+                        s.sp_node_id, sim_spn_bdseq(s.spn), s.control_published,
+                        s.control_confirmed, s.control_failed, s.rebirths);
+        if (s.control_failed)
+                status = 1;
         tg_info("summary: published=%" PRIu64 " confirmed=%" PRIu64 " failed=%" PRIu64
                 " garbage_published=%" PRIu64 " garbage_confirmed=%" PRIu64
                 " garbage_failed=%" PRIu64 " elapsed_s=%.3f rate_per_s=%.0f",

@@ -185,3 +185,22 @@ assert_log_lines_below() {
 	((lines < $1)) || fail "$file has $lines lines, want fewer than $1"
 	log "$file: $lines lines (bound $1)"
 }
+
+# sparkplug_tools: Eclipse Tahu's JavaScript Sparkplug B client and payload
+# codec (npm, versions pinned by tests/integration/sparkplug/package-lock.json)
+# installed once under the build tree; exports NODE_PATH for the test scripts
+# in tests/integration/sparkplug/. No install scripts are run.
+sparkplug_tools() {
+	local src=$repo_dir/tests/integration/sparkplug dst=$build_dir/tests/integration/sparkplug-npm
+	command -v node >/dev/null && command -v npm >/dev/null ||
+		fail "node and npm are needed (deploy/install-deps.sh installs them)"
+	if ! cmp -s "$src/package-lock.json" "$dst/package-lock.json" ||
+		[[ ! -d $dst/node_modules/sparkplug-client ]]; then
+		log "installing the Sparkplug test tools from npm into $dst"
+		mkdir -p "$dst"
+		cp "$src/package.json" "$src/package-lock.json" "$dst/"
+		(cd "$dst" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2) ||
+			fail "npm ci of the Sparkplug test tools failed"
+	fi
+	export NODE_PATH=$dst/node_modules
+}
