@@ -1040,13 +1040,18 @@ static void on_publish_failure(void *context, MQTTAsync_failureData *response) {
         }
 }
 
+/* A Paho callback's outcome for a thread waiting on s->cond: *state = v. */
+static void sim_signal(struct sim *s, int *state, int v) {
+        pthread_mutex_lock(&s->lock);
+        *state = v;
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+}
+
 static void on_connect_success(void *context, MQTTAsync_successData *response) {
         struct sim *s = context;
 
-        pthread_mutex_lock(&s->lock);
-        s->connect_state = 1;
-        pthread_cond_broadcast(&s->cond);
-        pthread_mutex_unlock(&s->lock);
+        sim_signal(s, &s->connect_state, 1);
 }
 
 static void on_connect_failure(void *context, MQTTAsync_failureData *response) {
@@ -1077,10 +1082,7 @@ static void on_connection_lost(void *context, char *cause) {
 static void on_disconnect_done(void *context, MQTTAsync_successData *response) {
         struct sim *s = context;
 
-        pthread_mutex_lock(&s->lock);
-        s->disconnected = 1;
-        pthread_cond_broadcast(&s->cond);
-        pthread_mutex_unlock(&s->lock);
+        sim_signal(s, &s->disconnected, 1);
 }
 
 static void on_disconnect_failed(void *context, MQTTAsync_failureData *response) {
@@ -1386,19 +1388,13 @@ static int on_sp_command(void *context, char *topic, int topic_len, MQTTAsync_me
 static void on_sp_subscribed(void *context, MQTTAsync_successData *response) {
         struct sim *s = context;
 
-        pthread_mutex_lock(&s->lock);
-        s->sub_state = 1;
-        pthread_cond_broadcast(&s->cond);
-        pthread_mutex_unlock(&s->lock);
+        sim_signal(s, &s->sub_state, 1);
 }
 
 static void on_sp_subscribe_failed(void *context, MQTTAsync_failureData *response) {
         struct sim *s = context;
 
-        pthread_mutex_lock(&s->lock);
-        s->sub_state = -1;
-        pthread_cond_broadcast(&s->cond);
-        pthread_mutex_unlock(&s->lock);
+        sim_signal(s, &s->sub_state, -1);
 }
 
 /* Subscribe to the node's NCMD topic before the NBIRTH, as an edge node
@@ -1511,19 +1507,13 @@ static int sim_connect(struct sim *s) {
 static void on_sp_death_done(void *context, MQTTAsync_successData *response) {
         struct sim *s = context;
 
-        pthread_mutex_lock(&s->lock);
-        s->sp_death_state = 1;
-        pthread_cond_broadcast(&s->cond);
-        pthread_mutex_unlock(&s->lock);
+        sim_signal(s, &s->sp_death_state, 1);
 }
 
 static void on_sp_death_failed(void *context, MQTTAsync_failureData *response) {
         struct sim *s = context;
 
-        pthread_mutex_lock(&s->lock);
-        s->sp_death_state = -1;
-        pthread_cond_broadcast(&s->cond);
-        pthread_mutex_unlock(&s->lock);
+        sim_signal(s, &s->sp_death_state, -1);
 }
 
 static void sim_sp_send_death(struct sim *s) {

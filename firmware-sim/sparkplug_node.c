@@ -162,8 +162,10 @@ size_t sim_spn_ndeath(const sim_spn_t *n, int64_t ts_ms, uint8_t *buf, size_t ca
         return spn_pack(&p, buf, cap);
 }
 
-size_t sim_spn_dbirth(sim_spn_t *n, unsigned dev, int64_t ts_ms, const double *v, uint8_t *buf,
-                      size_t cap) {
+/* A device's metrics: a DBIRTH names each with its datatype (and, with
+ * @p v NULL, carries null values); a DDATA gives the alias alone. */
+static size_t spn_device_message(sim_spn_t *n, unsigned dev, int64_t ts_ms, const double *v,
+                                 int birth, uint8_t *buf, size_t cap) {
         sp_payload p = SP_PAYLOAD_INIT;
         sp_metric m[SIM_SPN_FIELDS_MAX], *metrics[SIM_SPN_FIELDS_MAX];
         unsigned f;
@@ -172,11 +174,13 @@ size_t sim_spn_dbirth(sim_spn_t *n, unsigned dev, int64_t ts_ms, const double *v
                 sp_metric init = SP_METRIC_INIT;
 
                 m[f] = init;
-                m[f].name = (char *)n->names[f];
+                if (birth) {
+                        m[f].name = (char *)n->names[f];
+                        m[f].has_datatype = 1;
+                        m[f].datatype = n->is_float[f] ? SP_FLOAT : SP_DOUBLE;
+                }
                 m[f].has_alias = 1;
                 m[f].alias = spn_alias(n, dev, f);
-                m[f].has_datatype = 1;
-                m[f].datatype = n->is_float[f] ? SP_FLOAT : SP_DOUBLE;
                 m[f].has_timestamp = 1;
                 m[f].timestamp = (uint64_t)ts_ms;
                 if (v) {
@@ -196,30 +200,14 @@ size_t sim_spn_dbirth(sim_spn_t *n, unsigned dev, int64_t ts_ms, const double *v
         return spn_pack(&p, buf, cap);
 }
 
+size_t sim_spn_dbirth(sim_spn_t *n, unsigned dev, int64_t ts_ms, const double *v, uint8_t *buf,
+                      size_t cap) {
+        return spn_device_message(n, dev, ts_ms, v, 1, buf, cap);
+}
+
 size_t sim_spn_ddata(sim_spn_t *n, unsigned dev, int64_t ts_ms, const double *v, uint8_t *buf,
                      size_t cap) {
-        sp_payload p = SP_PAYLOAD_INIT;
-        sp_metric m[SIM_SPN_FIELDS_MAX], *metrics[SIM_SPN_FIELDS_MAX];
-        unsigned f;
-
-        for (f = 0; f < n->nfields; f++) {
-                sp_metric init = SP_METRIC_INIT;
-
-                m[f] = init;
-                m[f].has_alias = 1;
-                m[f].alias = spn_alias(n, dev, f);
-                m[f].has_timestamp = 1;
-                m[f].timestamp = (uint64_t)ts_ms;
-                spn_set_value(n, &m[f], f, v[f]);
-                metrics[f] = &m[f];
-        }
-        p.has_timestamp = 1;
-        p.timestamp = (uint64_t)ts_ms;
-        p.has_seq = 1;
-        p.seq = spn_take_seq(n);
-        p.n_metrics = n->nfields;
-        p.metrics = metrics;
-        return spn_pack(&p, buf, cap);
+        return spn_device_message(n, dev, ts_ms, v, 0, buf, cap);
 }
 
 size_t sim_spn_ddata_unknown_alias(sim_spn_t *n, unsigned dev, int64_t ts_ms, uint8_t *buf,
