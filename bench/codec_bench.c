@@ -12,6 +12,12 @@
  * readings also go through the SenML codecs, encoded as the simulator's
  * --format senml-json / senml-cbor does (tg_encode_senml_json/cbor) and
  * decoded as the gateway does (field mapping, room for 64 readings).
+ * "decode sparkplug" reads them as Sparkplug B DDATA of devices G/N/node-XXXX,
+ * each metric by alias alone with the payload's timestamp, packed with
+ * protobuf-c after one NBIRTH and a DBIRTH per device: the stateful decoder
+ * as the gateway runs it (protobuf-c unpacking into its arena, the alias
+ * lookups, the grouping into a reading). They carry no seq, which the
+ * round-robin replay would otherwise turn into gaps.
  *
  * Time is CPU time of this thread, so the figure is per core.
  * Usage: codec_bench [READINGS [ONLY]]   (default 5 000 000 per line; ONLY:
@@ -30,6 +36,8 @@
 #include "codec_senml.h"
 #include "payloads.h"
 #include "reading.h"
+#include "sparkplug.h"
+#include "sparkplug_b.pb-c.h"
 
 #define PAYLOADS 1024
 #define PAYLOAD_CAP 512
@@ -43,6 +51,9 @@ static uint8_t senml_cbor[PAYLOADS][PAYLOAD_CAP];
 static size_t senml_cbor_len[PAYLOADS];
 static char senml_json[PAYLOADS][PAYLOAD_CAP];
 static size_t senml_json_len[PAYLOADS];
+static uint8_t sp_data[PAYLOADS][PAYLOAD_CAP];
+static size_t sp_data_len[PAYLOADS];
+static char sp_topic[PAYLOADS][48];
 
 #define SENML_READINGS 64 /* what the gateway passes (gateway/pipeline.c) */
 
@@ -205,6 +216,97 @@ static void bench_encode(const char *name, enum encoder enc, uint64_t n) {
         report(name, n, t1 - t0, bytes / n, 0);
 }
 
+/* --- Sparkplug B ----------------------------------------------------------- */
+
+typedef Tumblegate__Sparkplug__Payload SpPayload;
+typedef Tumblegate__Sparkplug__Payload__Metric SpMetric;
+
+/* Device i's NBIRTH (i < 0) or DBIRTH (names, aliases 3i+1.., Double) or
+ * DDATA (aliases alone, values of reading i), packed into @p buf. */
+static size_t sp_pack(int i, int birth, uint8_t *buf, size_t cap) {
+        SpPayload p = TUMBLEGATE__SPARKPLUG__PAYLOAD__INIT;
+        SpMetric m[3], *mp[3];
+        const struct tg_reading *r = &readings[i < 0 ? 0 : i];
+        unsigned f;
+
+        p.has_timestamp = 1;
+        p.timestamp = (uint64_t)r->ts_ms;
+        for (f = 0; i >= 0 && f < 3; f++) {
+                tumblegate__sparkplug__payload__metric__init(&m[f]);
+                if (birth) {
+                        m[f].name = (char *)r->fields[f].name;
+                        m[f].has_datatype = 1;
+                        m[f].datatype = TUMBLEGATE__SPARKPLUG__DATA_TYPE__DOUBLE;
+                }
+                m[f].has_alias = 1;
+                m[f].alias = 3 * (uint64_t)i + f + 1;
+                m[f].value_case = TUMBLEGATE__SPARKPLUG__PAYLOAD__METRIC__VALUE_DOUBLE_VALUE;
+                m[f].double_value = r->fields[f].value;
+                mp[f] = &m[f];
+        }
+        p.n_metrics = i < 0 ? 0 : 3;
+        p.metrics = mp;
+        if (tumblegate__sparkplug__payload__get_packed_size(&p) > cap)
+                return 0;
+        return tumblegate__sparkplug__payload__pack(&p, buf);
+}
+
+static void bench_decode_sparkplug(const char *name, uint64_t n) {
+        static struct tg_reading r[SENML_READINGS];
+        struct tg_sparkplug_conf conf = {.max_nodes = 2 * PAYLOADS, .max_metrics = 4 * PAYLOADS,
+                                         .max_payload = 64 * 1024, .rebirth_interval_ms = -1};
+        struct tg_sp_message m;
+        char errstr[256], topic[64];
+        uint8_t buf[PAYLOAD_CAP];
+        tg_sparkplug_t *sp;
+        double t0, t1, sum = 0;
+        size_t len, got, first;
+        uint64_t k;
+        int i;
+
+        if (skip(name))
+                return;
+        if (!(sp = tg_sparkplug_new(&conf, errstr, sizeof(errstr)))) {
+                fprintf(stderr, "codec_bench: %s\n", errstr);
+                exit(1);
+        }
+        for (i = -1; i < PAYLOADS; i++) { /* the births, then the data */
+                len = sp_pack(i, 1, buf, sizeof(buf));
+                if (i < 0)
+                        snprintf(topic, sizeof(topic), "spBv1.0/G/NBIRTH/N");
+                else
+                        snprintf(topic, sizeof(topic), "spBv1.0/G/DBIRTH/N/%s",
+                                 readings[i].sensor);
+                if (!len || tg_sparkplug_decode(sp, topic, buf, len, 1, &m) != TG_SP_OK) {
+                        fprintf(stderr, "codec_bench: %s: birth %d refused\n", name, i);
+                        exit(1);
+                }
+                if (i >= 0 && !(sp_data_len[i] = sp_pack(i, 0, sp_data[i], PAYLOAD_CAP)))
+                        exit(1);
+                if (i >= 0)
+                        snprintf(sp_topic[i], sizeof(sp_topic[i]), "spBv1.0/G/DDATA/N/%s",
+                                 readings[i].sensor);
+        }
+        t0 = thread_cpu_s();
+        for (k = 0; k < n; k++) {
+                unsigned j = (unsigned)(k % PAYLOADS);
+                enum tg_sp_reason err;
+
+                err = tg_sparkplug_decode(sp, sp_topic[j], sp_data[j], sp_data_len[j], 1, &m);
+                got = tg_sparkplug_readings(sp, r, SENML_READINGS, &first);
+                if (err != TG_SP_OK || got != 1 || r[0].nfields != 3) {
+                        fprintf(stderr, "codec_bench: %s: payload %u: %s\n", name, j,
+                                tg_sp_reason_name(err));
+                        exit(1);
+                }
+                sum += r[0].fields[2].value + (double)r[0].ts_ms;
+        }
+        t1 = thread_cpu_s();
+        sink = sum;
+        report(name, n, t1 - t0, mean_len(sp_data_len), 0);
+        tg_sparkplug_destroy(sp);
+}
+
 int main(int argc, char **argv) {
         uint64_t n = 5000000;
 
@@ -228,6 +330,7 @@ int main(int argc, char **argv) {
         bench_decode("decode auto (json)", TG_FORMAT_AUTO, 0, n, 2.0);
         bench_decode_senml("decode senml-cbor", SENML_CBOR, n);
         bench_decode_senml("decode senml-json", SENML_JSON, n);
+        bench_decode_sparkplug("decode sparkplug", n);
         bench_encode("encode cbor", ENC_CBOR, n);
         bench_encode("encode json", ENC_JSON, n);
         bench_encode("encode raw record", ENC_RAW_RECORD, n);

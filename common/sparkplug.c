@@ -669,15 +669,22 @@ static int find_bdseq(const Payload *p, uint64_t *out) {
         return 0;
 }
 
-/* The id "G/N" or "G/N/D" into @p id. @return its length, 0 if too long. */
+/* The id "G/N" or "G/N/D" into @p id (TG_SENSOR_ID_MAX + 1 bytes), once
+ * per message: copied, not printed. @return its length, 0 if too long. */
 static size_t make_id(const tg_sparkplug_t *sp, int device, char *id) {
-        int n = device ? snprintf(id, TG_SENSOR_ID_MAX + 1, "%.*s/%.*s/%.*s", (int)sp->group_len,
-                                  sp->group_name, (int)sp->node_len, sp->node_name,
-                                  (int)sp->device_len, sp->device_name)
-                       : snprintf(id, TG_SENSOR_ID_MAX + 1, "%.*s/%.*s", (int)sp->group_len,
-                                  sp->group_name, (int)sp->node_len, sp->node_name);
+        size_t n = sp->group_len + 1 + sp->node_len + (device ? 1 + sp->device_len : 0);
 
-        return n > 0 && n <= TG_SENSOR_ID_MAX ? (size_t)n : 0;
+        if (n > TG_SENSOR_ID_MAX)
+                return 0;
+        memcpy(id, sp->group_name, sp->group_len);
+        id[sp->group_len] = '/';
+        memcpy(id + sp->group_len + 1, sp->node_name, sp->node_len);
+        if (device) {
+                id[sp->group_len + 1 + sp->node_len] = '/';
+                memcpy(id + sp->group_len + 2 + sp->node_len, sp->device_name, sp->device_len);
+        }
+        id[n] = '\0';
+        return n;
 }
 
 /* Births name their metrics: remember them for @p ei. */
