@@ -813,7 +813,7 @@ static void check_properties(const char *durability) {
         const struct rec *r;
         tg_pipeline_t *p;
         size_t plen;
-        int n;
+        int n, i;
         const char *const kv[][2] = {{"input.timestamp.property", "captured"},
                                      {"input.timestamp.missing", "reject"}};
 
@@ -868,7 +868,14 @@ static void check_properties(const char *durability) {
         r = find_rec(TG_SINK_RAW, "\"p5\"");
         CU_ASSERT(r && r->headers == NULL);
         pthread_mutex_unlock(&fk.lock);
-        tg_pipeline_counters(p, &c);
+        /* The worker publishes its counters at its ticks (100 ms; later
+         * under qemu): wait for the one after the records. */
+        for (i = 0; i < 100; i++) {
+                tg_pipeline_counters(p, &c);
+                if (c.ts_from_property)
+                        break;
+                usleep(50 * 1000);
+        }
         CU_ASSERT_EQUAL(c.ts_from_property, 1);
         CU_ASSERT_EQUAL(c.ts_from_arrival, 0);
 
@@ -912,7 +919,12 @@ static void check_properties(const char *durability) {
         CU_ASSERT(find_rec(TG_SINK_RAW, "\"e1\"") == NULL);
         CU_ASSERT(find_rec(TG_SINK_RAW, "\"e2\"") != NULL);
         pthread_mutex_unlock(&fk.lock);
-        tg_pipeline_counters(p, &c);
+        for (i = 0; i < 100; i++) { /* published at the worker's next tick */
+                tg_pipeline_counters(p, &c);
+                if (c.expired)
+                        break;
+                usleep(50 * 1000);
+        }
         tg_check(c.expired == 1, __LINE__, "%s: expired %" PRIu64, durability, c.expired);
         check_accounting(p);
         tg_pipeline_destroy(p, tg_monotonic_ms() + 5000);
