@@ -725,6 +725,10 @@ size_t tg_sparkplug_memory(const tg_sparkplug_t *sp) {
         return sp->memory;
 }
 
+size_t tg_sparkplug_name_bytes(const tg_sparkplug_t *sp) {
+        return sp->names_size;
+}
+
 int tg_sparkplug_set_hash_key(tg_sparkplug_t *sp, const unsigned char key[16]) {
         if (sp->nentities)
                 return -EBUSY;

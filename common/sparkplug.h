@@ -118,6 +118,9 @@ void tg_sparkplug_destroy(tg_sparkplug_t *sp);
 /** @brief Bytes allocated at start-up. */
 size_t tg_sparkplug_memory(const tg_sparkplug_t *sp);
 
+/** @brief Of those, the metric names' pool (conf.name_bytes, or its default). */
+size_t tg_sparkplug_name_bytes(const tg_sparkplug_t *sp);
+
 /**
  * @brief Read one message of MQTT topic @p topic, update the state, and say
  *        what it was in @p out. Allocation-free. The payload is kept
