@@ -927,9 +927,10 @@ static void test_live_entries_kept(void) {
         CU_ASSERT(m.refused);
         CU_ASSERT_FALSE(m.rebirth); /* no room to remember the request */
         CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/DBIRTH/N0/D", dbirth(1), NOW, &m), TG_SP_TABLE_FULL);
-        for (i = 0; i < 4; i++) { /* each still alive, its seq and aliases kept */
+        /* Each still alive, its seq (the refused DBIRTH took none) and aliases kept. */
+        for (i = 0; i < 4; i++) {
                 snprintf(topic, sizeof(topic), "spBv1.0/G/NDATA/N%d", i);
-                CU_ASSERT_EQUAL(msg(sp, topic, ndata(1), NOW, &m), TG_SP_OK); /* refused: no seq taken */
+                CU_ASSERT_EQUAL(msg(sp, topic, ndata(1), NOW, &m), TG_SP_OK);
                 CU_ASSERT_EQUAL_FATAL(readings(sp), 1);
                 CU_ASSERT_DOUBLE_EQUAL(field(&rd[0], "Temp")->value, 22.5, 0);
         }
