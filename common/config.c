@@ -117,13 +117,19 @@ static const struct tg_option options[] = {
          "rebirth request (NCMD Node Control/Rebirth) to the edge node.", 0},
         {"sparkplug.rebirth_interval", TG_OPT_DURATION, OPT(sp_rebirth_interval_ms), 0, DAY,
          "5s", NULL, "Sparkplug B: at most one rebirth request per edge node this often.", 0},
-        {"sparkplug.max_nodes", TG_OPT_INT, OPT(sp_max_nodes), 1, 1 << 24, "10000", NULL,
+        {"sparkplug.max_nodes", TG_OPT_INT, OPT(sp_max_nodes), 1, 1 << 24, "1000", NULL,
          "Sparkplug B: edge nodes and devices remembered (births, seq, bdSeq), in memory "
-         "fixed at start (about 120 bytes each); more are refused (sparkplug_table_full).",
-         0},
+         "fixed at start (about 150 bytes each). When full, the least recently seen entry "
+         "that is not alive (dead, or never born) is reused; when every entry is alive, "
+         "a new one is refused (sparkplug_table_full).", 0},
         {"sparkplug.max_metrics", TG_OPT_INT, OPT(sp_max_metrics), 1, 1 << 26, "50000", NULL,
-         "Sparkplug B: metrics named by births (name, alias, datatype) remembered in all, "
-         "in memory fixed at start (about 180 bytes each); more are counted "
+         "Sparkplug B: metrics named by births (alias, datatype, name) remembered in all, "
+         "in memory fixed at start (about 40 bytes each, their names apart); more are "
+         "counted (sparkplug_table_full).", 0},
+        {"sparkplug.name_bytes", TG_OPT_INT, OPT(sp_name_bytes), 0, 1LL << 32, "0", NULL,
+         "Sparkplug B: bytes for the names of those metrics, fixed at start; a name of up "
+         "to 16 bytes takes 16, up to 32 takes 32, up to 64 takes 64, up to 127 takes 128. "
+         "0: 32 bytes per sparkplug.max_metrics. Names with no room are counted "
          "(sparkplug_table_full).", 0},
         {"input.fields", TG_OPT_STRING, OPT(input_fields), 0, 0, "", NULL,
          "Numeric fields to keep, a list or comma-separated; empty: every "

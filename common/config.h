@@ -76,6 +76,7 @@ struct tg_config {
         int64_t sp_rebirth_interval_ms;
         int64_t sp_max_nodes;
         int64_t sp_max_metrics;
+        int64_t sp_name_bytes;
         /* Kafka side */
         char *kafka_bootstrap_servers;
         char *kafka_compression;

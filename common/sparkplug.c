@@ -18,13 +18,23 @@
  * Memory (docs/sparkplug.md 8), all allocated by tg_sparkplug_new():
  *
  *   entities[max_nodes]      edge nodes and devices, by id "G/N" or "G/N/D";
- *                            taken in order and never freed (a node that
- *                            died keeps its entry: its bdSeq and seq still
- *                            matter), so the ones in use are [0, nentities)
+ *                            a free slot has id_len 0 and is on the free
+ *                            list (through .next). An entry that is not
+ *                            alive (never born, voided, dead) is on the LRU
+ *                            list, least recently seen first; a full table
+ *                            takes its head (a node with its devices) for a
+ *                            new id. Live entries are on no list and never
+ *                            taken. A node lists its devices (dev_*), so a
+ *                            birth or death touches only them.
  *   ent_buckets[2^k]         chains of entities by SipHash of the id
- *   metrics[max_metrics]     one per metric a BIRTH named: name, alias,
- *                            datatype; listed per owner, freed when the
- *                            owner is born again or dies
+ *   metrics[max_metrics]     one per metric a BIRTH named: alias, datatype,
+ *                            where its name is in the pool; listed per
+ *                            owner, freed when the owner is born again or
+ *                            dies
+ *   names[name_bytes]        the metrics' names: a buddy allocator of 16,
+ *                            32, 64 and 128-byte blocks (free lists per
+ *                            size, a bitmap of free blocks' starts), so
+ *                            short names take little and freed blocks merge
  *   alias_buckets, name_buckets   chains of metrics by SipHash of
  *                            (owner, alias) and (owner, name)
  *   arena                    the unpacked payload (protobuf-c's allocator
@@ -39,7 +49,9 @@
 
 #define NONE UINT32_MAX
 #define NAME_MAX_SP 127           /* longest metric name remembered */
+#define NAME_POOL_DEFAULT 32      /* name pool bytes per metric when not set */
 #define NAME_UNKNOWN 0xff
+#define DT_CLAMP 0xff           /* datatypes stored in a byte */
 #define NS "spBv1.0/"
 
 typedef Tumblegate__Sparkplug__Payload Payload;
@@ -47,10 +59,13 @@ typedef Tumblegate__Sparkplug__Payload__Metric Metric;
 #define VC(x) TUMBLEGATE__SPARKPLUG__PAYLOAD__METRIC__VALUE_##x
 
 struct entity {
-        uint32_t next;            /* bucket chain */
+        uint32_t next;            /* bucket chain; the free list */
         uint32_t node;            /* a device's node; a node's own index */
         uint32_t metrics;         /* its metrics' list */
         uint32_t nmetrics;
+        uint32_t lru_prev, lru_next; /* not alive: the LRU list */
+        uint32_t dev_first;       /* a node: its devices */
+        uint32_t dev_prev, dev_next; /* a device: its node's list */
         uint8_t is_device, born, has_seq, seq, has_bdseq, overflow;
         uint16_t id_len;
         uint64_t bdseq;
@@ -63,10 +78,10 @@ struct metric {
         uint32_t next_owner;      /* the owner's list, or the free list */
         uint32_t next_alias, next_name;
         uint64_t alias;
-        uint32_t datatype;
+        uint32_t name_off;        /* its name in the pool */
+        uint8_t datatype;         /* DT_CLAMP: any past the specification's */
         uint8_t has_alias;
         uint8_t name_len;         /* NAME_UNKNOWN: none remembered (too long or not text) */
-        char name[NAME_MAX_SP + 1];
 };
 
 /* One metric of the message in work. */
@@ -97,9 +112,16 @@ struct tg_sparkplug {
         unsigned char key[TG_HASH_KEY_BYTES];
 
         struct entity *entities;
-        uint32_t nentities;
+        uint32_t nentities;       /* in use */
+        uint32_t ent_free;        /* free slots, through .next */
+        uint32_t lru_head, lru_tail; /* not alive, least recently seen first */
         uint32_t *ent_buckets;
         uint32_t ent_mask;
+
+        unsigned char *names;     /* the name pool */
+        size_t names_size;
+        uint8_t *name_map;        /* a bit per 16-byte unit: a free block starts there */
+        uint32_t name_free[4];    /* free blocks of 16 << k bytes, by unit */
 
         struct metric *metrics;
         uint32_t metric_free, nmetrics;
@@ -124,6 +146,10 @@ struct tg_sparkplug {
         int64_t arrival_ms;
         int has_bdseq;            /* an NDEATH's bdSeq, for its record */
         uint64_t bdseq;
+
+        /* every node's rebirth requests in the current second (5.5) */
+        int64_t rebirth_second;
+        uint32_t rebirths_in_second;
 
         struct tg_sp_counters c;
         size_t memory;
@@ -237,24 +263,152 @@ static uint32_t entity_find(const tg_sparkplug_t *sp, const char *id, size_t len
         return NONE;
 }
 
-static uint32_t entity_add(tg_sparkplug_t *sp, const char *id, size_t len) {
-        uint32_t b = (uint32_t)(tg_hash_keyed(sp->key, id, len) & sp->ent_mask), i;
-        struct entity *e;
+/* --- the LRU list of entries that are not alive ------------------------- */
 
-        if (sp->nentities == sp->conf.max_nodes)
-                return NONE;
-        i = sp->nentities++;
-        e = &sp->entities[i];
-        memset(e, 0, sizeof(*e));
-        memcpy(e->id, id, len);
-        e->id[len] = '\0';
-        e->id_len = (uint16_t)len;
-        e->node = i;
-        e->metrics = NONE;
-        e->last_rebirth_ms = INT64_MIN;
-        e->next = sp->ent_buckets[b];
-        sp->ent_buckets[b] = i;
-        return i;
+static void lru_remove(tg_sparkplug_t *sp, uint32_t i) {
+        struct entity *e = &sp->entities[i];
+
+        if (e->lru_prev != NONE)
+                sp->entities[e->lru_prev].lru_next = e->lru_next;
+        else
+                sp->lru_head = e->lru_next;
+        if (e->lru_next != NONE)
+                sp->entities[e->lru_next].lru_prev = e->lru_prev;
+        else
+                sp->lru_tail = e->lru_prev;
+        e->lru_prev = e->lru_next = NONE;
+}
+
+static void lru_append(tg_sparkplug_t *sp, uint32_t i) {
+        struct entity *e = &sp->entities[i];
+
+        e->lru_next = NONE;
+        e->lru_prev = sp->lru_tail;
+        if (sp->lru_tail != NONE)
+                sp->entities[sp->lru_tail].lru_next = i;
+        else
+                sp->lru_head = i;
+        sp->lru_tail = i;
+}
+
+/* Entry @p i was named by a message: if not alive, it is now the most
+ * recently seen. */
+static void entity_seen(tg_sparkplug_t *sp, uint32_t i) {
+        if (i == NONE || sp->entities[i].born || sp->lru_tail == i)
+                return;
+        lru_remove(sp, i);
+        lru_append(sp, i);
+}
+
+/* Alive (born) or not: on the LRU list exactly when not. */
+static void set_born(tg_sparkplug_t *sp, uint32_t i, int born) {
+        struct entity *e = &sp->entities[i];
+
+        if (!born == !e->born) {
+                if (!born)
+                        entity_seen(sp, i);
+                return;
+        }
+        e->born = (uint8_t)!!born;
+        if (born)
+                lru_remove(sp, i);
+        else
+                lru_append(sp, i);
+}
+
+/* --- the name pool: a buddy allocator of 16 << k bytes, k = 0..3 --------- */
+
+#define UNIT 16u
+#define ORDERS 4
+
+struct fblock { /* at the start of a free block */
+        uint32_t prev, next;      /* units; NONE */
+        uint8_t order;
+};
+
+static struct fblock *fb(const tg_sparkplug_t *sp, uint32_t u) {
+        return (struct fblock *)(void *)(sp->names + (size_t)u * UNIT);
+}
+
+static int map_get(const tg_sparkplug_t *sp, uint32_t u) {
+        return sp->name_map[u >> 3] >> (u & 7) & 1;
+}
+
+static void map_set(tg_sparkplug_t *sp, uint32_t u, int v) {
+        if (v)
+                sp->name_map[u >> 3] |= (uint8_t)(1u << (u & 7));
+        else
+                sp->name_map[u >> 3] &= (uint8_t) ~(1u << (u & 7));
+}
+
+static void pool_push(tg_sparkplug_t *sp, uint32_t u, unsigned k) {
+        struct fblock *b = fb(sp, u);
+
+        b->order = (uint8_t)k;
+        b->prev = NONE;
+        b->next = sp->name_free[k];
+        if (b->next != NONE)
+                fb(sp, b->next)->prev = u;
+        sp->name_free[k] = u;
+        map_set(sp, u, 1);
+}
+
+static void pool_unlink(tg_sparkplug_t *sp, uint32_t u) {
+        struct fblock *b = fb(sp, u);
+
+        if (b->prev != NONE)
+                fb(sp, b->prev)->next = b->next;
+        else
+                sp->name_free[b->order] = b->next;
+        if (b->next != NONE)
+                fb(sp, b->next)->prev = b->prev;
+        map_set(sp, u, 0);
+}
+
+static unsigned pool_order(size_t len) {
+        unsigned k = 0;
+
+        while ((size_t)UNIT << k < len)
+                k++;
+        return k;
+}
+
+/* Room for a name of @p len (1..128) bytes. @return 0, or -ENOSPC. */
+static int pool_alloc(tg_sparkplug_t *sp, size_t len, uint32_t *off) {
+        unsigned k = pool_order(len), j = k;
+        uint32_t u;
+
+        while (j < ORDERS && sp->name_free[j] == NONE)
+                j++;
+        if (j == ORDERS)
+                return -ENOSPC;
+        u = sp->name_free[j];
+        pool_unlink(sp, u);
+        while (j > k) { /* split: the upper half stays free */
+                j--;
+                pool_push(sp, u + (1u << j), j);
+        }
+        *off = u * UNIT;
+        return 0;
+}
+
+static void pool_free(tg_sparkplug_t *sp, uint32_t off, size_t len) {
+        unsigned k = pool_order(len);
+        uint32_t u = off / UNIT;
+
+        for (; k + 1 < ORDERS; k++) {
+                uint32_t buddy = u ^ (1u << k);
+
+                if (!map_get(sp, buddy) || fb(sp, buddy)->order != k)
+                        break;
+                pool_unlink(sp, buddy);
+                u &= ~(1u << k);
+        }
+        pool_push(sp, u, k);
+}
+
+static const char *name_of(const tg_sparkplug_t *sp, const struct metric *m) {
+        return (const char *)sp->names + m->name_off;
 }
 
 static void chain_unlink(uint32_t *head, struct metric *m, uint32_t i, int by_alias) {
@@ -279,10 +433,14 @@ static void metrics_free(tg_sparkplug_t *sp, uint32_t ei) {
                         chain_unlink(&sp->alias_buckets[hash_pair(sp, ei, &m->alias, 8) &
                                                         sp->metric_mask],
                                      sp->metrics, i, 1);
-                if (m->name_len != NAME_UNKNOWN)
-                        chain_unlink(&sp->name_buckets[hash_pair(sp, ei, m->name, m->name_len) &
+                if (m->name_len != NAME_UNKNOWN) {
+                        chain_unlink(&sp->name_buckets[hash_pair(sp, ei, name_of(sp, m),
+                                                                 m->name_len) &
                                                        sp->metric_mask],
                                      sp->metrics, i, 0);
+                        if (m->name_len)
+                                pool_free(sp, m->name_off, m->name_len);
+                }
                 m->owner = NONE;
                 m->next_owner = sp->metric_free;
                 sp->metric_free = i;
@@ -291,6 +449,98 @@ static void metrics_free(tg_sparkplug_t *sp, uint32_t ei) {
         e->metrics = NONE;
         e->nmetrics = 0;
         e->overflow = 0;
+}
+
+/* --- entries ------------------------------------------------------------ */
+
+/* Give slot @p i back: out of its chain, its node's list, the LRU list. */
+static void entity_free(tg_sparkplug_t *sp, uint32_t i) {
+        struct entity *e = &sp->entities[i];
+        uint32_t *p = &sp->ent_buckets[tg_hash_keyed(sp->key, e->id, e->id_len) & sp->ent_mask];
+
+        metrics_free(sp, i);
+        while (*p != NONE && *p != i)
+                p = &sp->entities[*p].next;
+        if (*p == i)
+                *p = e->next;
+        if (e->is_device) {
+                struct entity *n = &sp->entities[e->node];
+
+                if (e->dev_prev != NONE)
+                        sp->entities[e->dev_prev].dev_next = e->dev_next;
+                else
+                        n->dev_first = e->dev_next;
+                if (e->dev_next != NONE)
+                        sp->entities[e->dev_next].dev_prev = e->dev_prev;
+        }
+        if (!e->born)
+                lru_remove(sp, i);
+        e->id_len = 0;
+        e->next = sp->ent_free;
+        sp->ent_free = i;
+        sp->nentities--;
+}
+
+/* The least recently seen entry that is not alive, and a node's devices
+ * with it (none of them is alive: a device lives only while its node does). */
+static void evict(tg_sparkplug_t *sp) {
+        uint32_t i = sp->lru_head;
+        struct entity *e = &sp->entities[i];
+
+        if (!e->is_device)
+                while (e->dev_first != NONE) {
+                        entity_free(sp, e->dev_first);
+                        sp->c.evictions++;
+                }
+        entity_free(sp, i);
+        sp->c.evictions++;
+}
+
+/* A new entry, not alive (on the LRU list, most recent), for @p id; a
+ * device's under node @p node (alive). @return NONE when every entry is. */
+static uint32_t entity_add(tg_sparkplug_t *sp, const char *id, size_t len, uint32_t node) {
+        uint32_t b, i;
+        struct entity *e;
+
+        if (sp->ent_free == NONE && sp->lru_head != NONE)
+                evict(sp);
+        if ((i = sp->ent_free) == NONE)
+                return NONE;
+        e = &sp->entities[i];
+        sp->ent_free = e->next;
+        sp->nentities++;
+        b = (uint32_t)(tg_hash_keyed(sp->key, id, len) & sp->ent_mask);
+        memset(e, 0, sizeof(*e));
+        memcpy(e->id, id, len);
+        e->id[len] = '\0';
+        e->id_len = (uint16_t)len;
+        e->node = node == NONE ? i : node;
+        e->metrics = NONE;
+        e->dev_first = e->dev_prev = e->dev_next = NONE;
+        e->last_rebirth_ms = INT64_MIN;
+        e->next = sp->ent_buckets[b];
+        sp->ent_buckets[b] = i;
+        if (node != NONE) {
+                struct entity *n = &sp->entities[node];
+
+                e->is_device = 1;
+                e->dev_next = n->dev_first;
+                if (n->dev_first != NONE)
+                        sp->entities[n->dev_first].dev_prev = i;
+                n->dev_first = i;
+        }
+        lru_append(sp, i);
+        return i;
+}
+
+/* A node's devices are not alive any more, and forget their metrics. */
+static void devices_void(tg_sparkplug_t *sp, uint32_t ni) {
+        uint32_t d;
+
+        for (d = sp->entities[ni].dev_first; d != NONE; d = sp->entities[d].dev_next) {
+                set_born(sp, d, 0);
+                metrics_free(sp, d);
+        }
 }
 
 static uint32_t metric_by_alias(const tg_sparkplug_t *sp, uint32_t ei, uint64_t alias) {
@@ -311,17 +561,19 @@ static uint32_t metric_by_name(const tg_sparkplug_t *sp, uint32_t ei, const char
         i = sp->name_buckets[hash_pair(sp, ei, name, len) & sp->metric_mask];
         for (; i != NONE; i = sp->metrics[i].next_name)
                 if (sp->metrics[i].owner == ei && sp->metrics[i].name_len == len &&
-                    !memcmp(sp->metrics[i].name, name, len))
+                    !memcmp(name_of(sp, &sp->metrics[i]), name, len))
                         return i;
         return NONE;
 }
 
-/* Remember a metric a birth named. @return 0, or -ENOSPC. */
+/* Remember a metric a birth named. @return 0, or -ENOSPC (no entry, or no
+ * room for its name). */
 static int metric_add(tg_sparkplug_t *sp, uint32_t ei, const char *name, size_t name_len,
                       int has_alias, uint64_t alias, uint32_t datatype) {
         struct entity *e = &sp->entities[ei];
         int named = name && name_len <= NAME_MAX_SP && tg_text_valid(name, name_len);
-        uint32_t i = NONE;
+        uint8_t dt = datatype > DT_CLAMP ? DT_CLAMP : (uint8_t)datatype;
+        uint32_t i = NONE, off = 0;
         struct metric *m;
 
         /* A birth naming a metric twice: the later one holds. */
@@ -331,12 +583,14 @@ static int metric_add(tg_sparkplug_t *sp, uint32_t ei, const char *name, size_t 
                 i = metric_by_name(sp, ei, name, name_len);
         if (i != NONE) {
                 m = &sp->metrics[i];
-                m->datatype = datatype;
+                m->datatype = dt;
                 return 0;
         }
         if (!named && !has_alias)
                 return 0; /* nothing to find it by */
         if ((i = sp->metric_free) == NONE)
+                return -ENOSPC;
+        if (named && name_len && pool_alloc(sp, name_len, &off))
                 return -ENOSPC;
         m = &sp->metrics[i];
         sp->metric_free = m->next_owner;
@@ -345,21 +599,20 @@ static int metric_add(tg_sparkplug_t *sp, uint32_t ei, const char *name, size_t 
         m->next_owner = e->metrics;
         e->metrics = i;
         e->nmetrics++;
-        m->datatype = datatype;
+        m->datatype = dt;
         m->has_alias = (uint8_t)!!has_alias;
         m->alias = has_alias ? alias : 0;
         m->next_alias = m->next_name = NONE;
+        m->name_off = off;
         if (named) {
                 uint32_t b = (uint32_t)(hash_pair(sp, ei, name, name_len) & sp->metric_mask);
 
-                memcpy(m->name, name, name_len);
-                m->name[name_len] = '\0';
+                memcpy(sp->names + off, name, name_len);
                 m->name_len = (uint8_t)name_len;
                 m->next_name = sp->name_buckets[b];
                 sp->name_buckets[b] = i;
         } else {
                 m->name_len = NAME_UNKNOWN;
-                m->name[0] = '\0';
         }
         if (has_alias) {
                 uint32_t b = (uint32_t)(hash_pair(sp, ei, &alias, 8) & sp->metric_mask);
@@ -371,18 +624,32 @@ static int metric_add(tg_sparkplug_t *sp, uint32_t ei, const char *name, size_t 
 }
 
 static void tables_clear(tg_sparkplug_t *sp) {
-        uint32_t i;
+        uint32_t i, u, units = (uint32_t)(sp->names_size / UNIT);
 
         memset(sp->ent_buckets, 0xff, ((size_t)sp->ent_mask + 1) * sizeof(uint32_t));
         memset(sp->alias_buckets, 0xff, ((size_t)sp->metric_mask + 1) * sizeof(uint32_t));
         memset(sp->name_buckets, 0xff, ((size_t)sp->metric_mask + 1) * sizeof(uint32_t));
         sp->nentities = 0;
+        for (i = 0; i < sp->conf.max_nodes; i++) {
+                sp->entities[i].id_len = 0;
+                sp->entities[i].next = i + 1 < sp->conf.max_nodes ? i + 1 : NONE;
+        }
+        sp->ent_free = 0;
+        sp->lru_head = sp->lru_tail = NONE;
         for (i = 0; i < sp->conf.max_metrics; i++) {
                 sp->metrics[i].owner = NONE;
                 sp->metrics[i].next_owner = i + 1 < sp->conf.max_metrics ? i + 1 : NONE;
         }
         sp->metric_free = sp->conf.max_metrics ? 0 : NONE;
         sp->nmetrics = 0;
+        /* The pool: every 128-byte block free, in address order. */
+        memset(sp->name_map, 0, ((size_t)units + 7) / 8);
+        for (i = 0; i < ORDERS; i++)
+                sp->name_free[i] = NONE;
+        for (u = units; u >= 1u << (ORDERS - 1);) {
+                u -= 1u << (ORDERS - 1);
+                pool_push(sp, u, ORDERS - 1);
+        }
 }
 
 tg_sparkplug_t *tg_sparkplug_new(const struct tg_sparkplug_conf *conf, char *errstr,
@@ -391,9 +658,10 @@ tg_sparkplug_t *tg_sparkplug_new(const struct tg_sparkplug_conf *conf, char *err
         size_t eb, mb;
 
         if (!conf->max_nodes || !conf->max_metrics || conf->max_nodes > (1u << 24) ||
-            conf->max_metrics > (1u << 26)) {
+            conf->max_metrics > (1u << 26) || conf->name_bytes > ((size_t)1 << 32)) {
                 snprintf(errstr, errstr_size,
-                         "sparkplug.max_nodes and sparkplug.max_metrics: 1..2^24 and 1..2^26");
+                         "sparkplug.max_nodes, sparkplug.max_metrics and sparkplug.name_bytes: "
+                         "1..2^24, 1..2^26 and 0..2^32");
                 return NULL;
         }
         if (!(sp = calloc(1, sizeof(*sp)))) {
@@ -407,7 +675,11 @@ tg_sparkplug_t *tg_sparkplug_new(const struct tg_sparkplug_conf *conf, char *err
         if (!conf->arena_bytes && sp->arena_size < ((size_t)1 << 20))
                 sp->arena_size = (size_t)1 << 20;
         sp->ent_mask = pow2_at_least(2 * (uint64_t)conf->max_nodes) - 1;
-        sp->metric_mask = pow2_at_least(2 * (uint64_t)conf->max_metrics) - 1;
+        sp->metric_mask = pow2_at_least(conf->max_metrics) - 1;
+        /* The names: 0 is NAME_POOL_DEFAULT bytes a metric, in whole 128-byte blocks. */
+        sp->names_size = conf->name_bytes ? conf->name_bytes
+                                          : (size_t)conf->max_metrics * NAME_POOL_DEFAULT;
+        sp->names_size = (sp->names_size + 127) / 128 * 128;
         eb = ((size_t)sp->ent_mask + 1) * sizeof(uint32_t);
         mb = ((size_t)sp->metric_mask + 1) * sizeof(uint32_t);
         sp->entities = calloc(conf->max_nodes, sizeof(*sp->entities));
@@ -416,8 +688,10 @@ tg_sparkplug_t *tg_sparkplug_new(const struct tg_sparkplug_conf *conf, char *err
         sp->alias_buckets = malloc(mb);
         sp->name_buckets = malloc(mb);
         sp->arena = malloc(sp->arena_size);
+        sp->names = malloc(sp->names_size);
+        sp->name_map = malloc(sp->names_size / UNIT / 8 + 1);
         if (!sp->entities || !sp->ent_buckets || !sp->metrics || !sp->alias_buckets ||
-            !sp->name_buckets || !sp->arena) {
+            !sp->name_buckets || !sp->arena || !sp->names || !sp->name_map) {
                 snprintf(errstr, errstr_size, "out of memory for the Sparkplug tables");
                 tg_sparkplug_destroy(sp);
                 return NULL;
@@ -428,7 +702,8 @@ tg_sparkplug_t *tg_sparkplug_new(const struct tg_sparkplug_conf *conf, char *err
                 return NULL;
         }
         sp->memory = sizeof(*sp) + conf->max_nodes * sizeof(*sp->entities) + eb +
-                     conf->max_metrics * sizeof(*sp->metrics) + 2 * mb + sp->arena_size;
+                     conf->max_metrics * sizeof(*sp->metrics) + 2 * mb + sp->names_size +
+                     sp->names_size / UNIT / 8 + 1 + sp->arena_size;
         sp->alloc.alloc = arena_alloc;
         sp->alloc.free = arena_free;
         sp->alloc.allocator_data = sp;
@@ -445,11 +720,17 @@ void tg_sparkplug_destroy(tg_sparkplug_t *sp) {
         free(sp->alias_buckets);
         free(sp->name_buckets);
         free(sp->arena);
+        free(sp->names);
+        free(sp->name_map);
         free(sp);
 }
 
 size_t tg_sparkplug_memory(const tg_sparkplug_t *sp) {
         return sp->memory;
+}
+
+size_t tg_sparkplug_name_bytes(const tg_sparkplug_t *sp) {
+        return sp->names_size;
 }
 
 int tg_sparkplug_set_hash_key(tg_sparkplug_t *sp, const unsigned char key[16]) {
@@ -624,6 +905,17 @@ static void want_rebirth(tg_sparkplug_t *sp, uint32_t ni, int64_t now,
                 sp->c.rebirths_limited++;
                 return;
         }
+        /* All nodes together, too: a flood of made-up node ids must not
+         * make the gateway flood the broker with requests. */
+        if (now / 1000 != sp->rebirth_second) {
+                sp->rebirth_second = now / 1000;
+                sp->rebirths_in_second = 0;
+        }
+        if (sp->rebirths_in_second >= TG_SP_REBIRTHS_PER_S) {
+                sp->c.rebirths_limited++;
+                return;
+        }
+        sp->rebirths_in_second++;
         n->last_rebirth_ms = now;
         out->rebirth = 1;
         snprintf(out->rebirth_topic, sizeof(out->rebirth_topic), NS "%.*s/NCMD/%.*s",
@@ -820,7 +1112,7 @@ static void place(tg_sparkplug_t *sp, struct place_ctx *pc, uint32_t owner,
                         const struct metric *r = &sp->metrics[k];
 
                         if (!x->name && r->name_len != NAME_UNKNOWN) {
-                                x->name = r->name;
+                                x->name = name_of(sp, r);
                                 x->name_len = r->name_len;
                         }
                         if (!m->has_datatype)
@@ -946,24 +1238,20 @@ enum tg_sp_reason tg_sparkplug_decode(tg_sparkplug_t *sp, const char *topic,
                 size_t nlen = make_id(sp, 0, nid);
 
                 ni = entity_find(sp, nid, nlen);
-                if (ni == NONE && t != TG_SP_NDEATH)
-                        ni = entity_add(sp, nid, nlen);
+                if (ni != NONE)
+                        entity_seen(sp, ni);
+                else if (t != TG_SP_NDEATH)
+                        ni = entity_add(sp, nid, nlen, NONE);
         }
         n = ni != NONE ? &sp->entities[ni] : NULL;
         switch (t) {
         case TG_SP_NBIRTH: {
-                uint32_t i;
-
                 if (!n)
                         return refuse(sp, out, TG_SP_TABLE_FULL,
                                       "%s: no room for the edge node (sparkplug.max_nodes)", id);
                 /* A new birth voids what the node and its devices said before. */
-                for (i = 0; i < sp->nentities; i++)
-                        if (sp->entities[i].is_device && sp->entities[i].node == ni) {
-                                sp->entities[i].born = 0;
-                                metrics_free(sp, i);
-                        }
-                n->born = 1;
+                devices_void(sp, ni);
+                set_born(sp, ni, 1);
                 n->has_seq = (uint8_t)(sp->payload->has_seq && sp->payload->seq <= 255);
                 n->seq = (uint8_t)sp->payload->seq;
                 n->has_bdseq = (uint8_t)find_bdseq(sp->payload, &n->bdseq);
@@ -982,7 +1270,6 @@ enum tg_sp_reason tg_sparkplug_decode(tg_sparkplug_t *sp, const char *topic,
                 break;
         case TG_SP_NDEATH: {
                 uint64_t bd = 0;
-                uint32_t i;
 
                 if (!n || !n->born)
                         return refuse(sp, out, TG_SP_NO_BIRTH, "NDEATH of %s, which is not alive",
@@ -992,12 +1279,10 @@ enum tg_sp_reason tg_sparkplug_decode(tg_sparkplug_t *sp, const char *topic,
                 if (n->has_bdseq && sp->has_bdseq && bd != n->bdseq)
                         return refuse(sp, out, TG_SP_BDSEQ_MISMATCH,
                                       "NDEATH of %s with another birth's bdSeq: a stale will", id);
-                for (i = 0; i < sp->nentities; i++)
-                        if (sp->entities[i].is_device && sp->entities[i].node == ni) {
-                                sp->entities[i].born = 0;
-                                metrics_free(sp, i);
-                        }
-                n->born = 0;
+                /* The node first on the LRU list, then its devices: the
+                 * node, taken, takes them with it. */
+                set_born(sp, ni, 0);
+                devices_void(sp, ni);
                 n->has_seq = 0;
                 metrics_free(sp, ni);
                 out->death = 1;
@@ -1016,15 +1301,12 @@ enum tg_sp_reason tg_sparkplug_decode(tg_sparkplug_t *sp, const char *topic,
                                       type_names[t]);
                 }
                 di = entity_find(sp, id, idlen);
-                if (di == NONE && t == TG_SP_DBIRTH) {
-                        if ((di = entity_add(sp, id, idlen)) == NONE)
-                                return refuse(sp, out, TG_SP_TABLE_FULL,
-                                              "%s: no room for the device (sparkplug.max_nodes)",
-                                              id);
-                        sp->entities[di].is_device = 1;
-                        sp->entities[di].node = ni;
-                        n = &sp->entities[ni];
-                }
+                if (di != NONE)
+                        entity_seen(sp, di);
+                else if (t == TG_SP_DBIRTH &&
+                         (di = entity_add(sp, id, idlen, ni)) == NONE)
+                        return refuse(sp, out, TG_SP_TABLE_FULL,
+                                      "%s: no room for the device (sparkplug.max_nodes)", id);
                 d = di != NONE ? &sp->entities[di] : NULL;
                 if (t != TG_SP_DBIRTH && (!d || !d->born)) {
                         check_seq(sp, n, ni, arrival_ms, out);
@@ -1035,10 +1317,10 @@ enum tg_sp_reason tg_sparkplug_decode(tg_sparkplug_t *sp, const char *topic,
                 }
                 check_seq(sp, n, ni, arrival_ms, out);
                 if (t == TG_SP_DBIRTH) {
-                        d->born = 1;
+                        set_born(sp, di, 1);
                         remember_metrics(sp, di, out);
                 } else if (t == TG_SP_DDEATH) {
-                        d->born = 0;
+                        set_born(sp, di, 0);
                         metrics_free(sp, di);
                         out->death = 1;
                         memcpy(out->death_id, d->id, d->id_len + 1u);
@@ -1297,9 +1579,16 @@ void tg_sparkplug_counters(const tg_sparkplug_t *sp, struct tg_sp_counters *out)
  * checked by CRC and read on the machine that wrote it):
  *   "TGSPSTAT" u32 version u32 nentities
  *   per entity: u16 id_len, id, u8 is_device born has_seq seq has_bdseq
- *               overflow, u32 node, u64 bdseq, i64 last_rebirth_ms,
- *               u32 nmetrics, then per metric: u8 has_alias, u64 alias,
- *               u32 datatype, u8 name_len (0xff: none), name
+ *               overflow, u32 node (its place in this list), u64 bdseq,
+ *               i64 last_rebirth_ms, u32 nmetrics, then per metric:
+ *               u8 has_alias, u64 alias, u32 datatype, u8 name_len
+ *               (0xff: none), name
+ *
+ * The live entries come first, then those not alive from the least to the
+ * most recently seen: a restore rebuilds the LRU list from that order.
+ * Version 1 as c31feb5 wrote it (entries in the order they were taken,
+ * which the LRU list then follows): the bytes mean the same, so the files
+ * of either read in the other.
  */
 #define SNAP_MAGIC "TGSPSTAT"
 #define SNAP_VERSION 1u
@@ -1308,35 +1597,62 @@ static size_t metric_bytes(const struct metric *m) {
         return 1 + 8 + 4 + 1 + (m->name_len == NAME_UNKNOWN ? 0 : m->name_len);
 }
 
+/* The entries in the snapshot's order into @p order; @return how many. */
+static uint32_t snapshot_order(const tg_sparkplug_t *sp, uint32_t *order) {
+        uint32_t i, n = 0;
+
+        for (i = 0; i < sp->conf.max_nodes; i++)
+                if (sp->entities[i].id_len && sp->entities[i].born)
+                        order[n++] = i;
+        for (i = sp->lru_head; i != NONE; i = sp->entities[i].lru_next)
+                order[n++] = i;
+        return n;
+}
+
 int tg_sparkplug_snapshot(const tg_sparkplug_t *sp, void **buf, size_t *len) {
         size_t n = 16, off = 0, block, end;
-        uint32_t i, k;
+        uint32_t i, k, count, *order, *place;
         unsigned char *p;
 
-        for (i = 0; i < sp->nentities; i++) {
-                n += 2 + sp->entities[i].id_len + 6 + 4 + 8 + 8 + 4;
-                for (k = sp->entities[i].metrics; k != NONE; k = sp->metrics[k].next_owner)
+        order = malloc((size_t)sp->conf.max_nodes * sizeof(*order));
+        place = malloc((size_t)sp->conf.max_nodes * sizeof(*place));
+        if (!order || !place) {
+                free(order);
+                free(place);
+                return -ENOMEM;
+        }
+        count = snapshot_order(sp, order);
+        for (i = 0; i < count; i++) {
+                const struct entity *e = &sp->entities[order[i]];
+
+                place[order[i]] = i;
+                n += 2 + e->id_len + 6 + 4 + 8 + 8 + 4;
+                for (k = e->metrics; k != NONE; k = sp->metrics[k].next_owner)
                         n += metric_bytes(&sp->metrics[k]);
         }
-        if (!(p = malloc(n)))
+        if (!(p = malloc(n))) {
+                free(order);
+                free(place);
                 return -ENOMEM;
+        }
 #define PUT(src, k) (memcpy(p + off, (src), (k)), off += (k))
         PUT(SNAP_MAGIC, 8);
         {
                 uint32_t v = SNAP_VERSION;
 
                 PUT(&v, 4);
-                PUT(&sp->nentities, 4);
+                PUT(&count, 4);
         }
-        for (i = 0; i < sp->nentities; i++) {
-                const struct entity *e = &sp->entities[i];
+        for (i = 0; i < count; i++) {
+                const struct entity *e = &sp->entities[order[i]];
                 uint8_t b[6] = {e->is_device, e->born, e->has_seq, e->seq, e->has_bdseq,
                                 e->overflow};
+                uint32_t node = place[e->node];
 
                 PUT(&e->id_len, 2);
                 PUT(e->id, e->id_len);
                 PUT(b, 6);
-                PUT(&e->node, 4);
+                PUT(&node, 4);
                 PUT(&e->bdseq, 8);
                 PUT(&e->last_rebirth_ms, 8);
                 PUT(&e->nmetrics, 4);
@@ -1349,21 +1665,24 @@ int tg_sparkplug_snapshot(const tg_sparkplug_t *sp, void **buf, size_t *len) {
                 end = off + block;
                 for (k = e->metrics; k != NONE; k = sp->metrics[k].next_owner) {
                         const struct metric *m = &sp->metrics[k];
+                        uint32_t dt = m->datatype;
                         size_t save = off;
 
                         end -= metric_bytes(m);
                         off = end;
                         PUT(&m->has_alias, 1);
                         PUT(&m->alias, 8);
-                        PUT(&m->datatype, 4);
+                        PUT(&dt, 4);
                         PUT(&m->name_len, 1);
                         if (m->name_len != NAME_UNKNOWN)
-                                PUT(m->name, m->name_len);
+                                PUT(name_of(sp, m), m->name_len);
                         off = save;
                 }
                 off += block;
         }
 #undef PUT
+        free(order);
+        free(place);
         *buf = p;
         *len = off;
         return 0;
@@ -1401,6 +1720,8 @@ int tg_sparkplug_restore(tg_sparkplug_t *sp, const void *buf, size_t len, char *
                 memcpy((dst), p + off, (k));                                           \
                 off += (k);                                                            \
         } while (0)
+        /* Entry i takes slot i (the free list is in order after a clear);
+         * nodes and lists are linked once all are read. */
         for (i = 0; i < n; i++) {
                 uint16_t idl;
                 uint8_t b[6];
@@ -1414,11 +1735,12 @@ int tg_sparkplug_restore(tg_sparkplug_t *sp, const void *buf, size_t len, char *
                 GET(id, idl);
                 if (entity_find(sp, id, idl) != NONE)
                         return restore_fail(sp, errstr, errstr_size, "corrupt");
-                ei = entity_add(sp, id, idl);
+                ei = entity_add(sp, id, idl, NONE);
                 e = &sp->entities[ei];
+                lru_remove(sp, ei); /* the lists below */
                 GET(b, 6);
                 GET(&node, 4);
-                if (node >= n)
+                if (node >= n || (!b[0] && node != i))
                         return restore_fail(sp, errstr, errstr_size, "corrupt");
                 e->is_device = b[0];
                 e->born = b[1];
@@ -1448,11 +1770,32 @@ int tg_sparkplug_restore(tg_sparkplug_t *sp, const void *buf, size_t len, char *
                         if (metric_add(sp, ei, nl == NAME_UNKNOWN ? NULL : name,
                                        nl == NAME_UNKNOWN ? 0 : nl, has_alias, alias, dt))
                                 return restore_fail(sp, errstr, errstr_size,
-                                                    "holds more metrics than sparkplug.max_metrics");
+                                                    "holds more metrics or metric names than "
+                                                    "sparkplug.max_metrics, "
+                                                    "sparkplug.name_bytes");
                 }
         }
 #undef GET
         if (off != len)
                 return restore_fail(sp, errstr, errstr_size, "has trailing bytes");
+        /* A device under a node, alive only while its node is; the LRU list
+         * in the order written. */
+        for (i = 0; i < n; i++) {
+                struct entity *e = &sp->entities[i];
+
+                if (e->is_device) {
+                        struct entity *nd = &sp->entities[e->node];
+
+                        if (nd->is_device || (e->born && !nd->born))
+                                return restore_fail(sp, errstr, errstr_size, "corrupt");
+                        e->dev_prev = NONE;
+                        e->dev_next = nd->dev_first;
+                        if (nd->dev_first != NONE)
+                                sp->entities[nd->dev_first].dev_prev = i;
+                        nd->dev_first = i;
+                }
+                if (!e->born)
+                        lru_append(sp, i);
+        }
         return 0;
 }

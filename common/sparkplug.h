@@ -62,6 +62,7 @@ const char *tg_sp_datatype_name(uint32_t datatype);
 struct tg_sparkplug_conf {
         uint32_t max_nodes;       /**< edge nodes + devices remembered */
         uint32_t max_metrics;     /**< metrics (name, alias, datatype) remembered, in all */
+        size_t name_bytes;        /**< the metrics' names' pool; 0: 32 per metric */
         int sensor_per_metric;    /**< 1: sensor G/N[/D]/<metric>, field "value" */
         size_t max_payload;       /**< bytes; larger payloads are too_large */
         size_t arena_bytes;       /**< the unpacked payload's memory; 0: 32 x max_payload, >= 1 MiB */
@@ -98,6 +99,7 @@ struct tg_sp_counters {
         uint64_t rebirths_limited;   /**< wanted, held back by the rate limit */
         uint64_t metrics_raw_only;   /**< not numeric, null, or no field for them */
         uint64_t names_too_long;     /**< of those: the name cannot be a field or sensor */
+        uint64_t evictions;          /**< entries not alive, reused for a new id (table full) */
         uint64_t nodes, metrics;     /**< table entries in use now */
 };
 
@@ -115,6 +117,9 @@ void tg_sparkplug_destroy(tg_sparkplug_t *sp);
 
 /** @brief Bytes allocated at start-up. */
 size_t tg_sparkplug_memory(const tg_sparkplug_t *sp);
+
+/** @brief Of those, the metric names' pool (conf.name_bytes, or its default). */
+size_t tg_sparkplug_name_bytes(const tg_sparkplug_t *sp);
 
 /**
  * @brief Read one message of MQTT topic @p topic, update the state, and say
@@ -156,6 +161,9 @@ size_t tg_sparkplug_raw_record(const tg_sparkplug_t *sp, size_t i, const struct 
  */
 size_t tg_sparkplug_death_record(const tg_sparkplug_t *sp, const char *sensor, size_t len,
                                  char *buf, size_t cap);
+
+/** Rebirth requests of all nodes together in one second of arrival time, at most. */
+#define TG_SP_REBIRTHS_PER_S 10
 
 /** Bytes a rebirth request's payload takes at most. */
 #define TG_SP_REBIRTH_MAX 64

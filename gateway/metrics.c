@@ -204,6 +204,10 @@ void tg_metrics_render(tg_pipeline_t *pipeline, tg_kafka_sink_t *sink,
                                 {"tumblegate_sparkplug_names_too_long_total", "counter",
                                  "Of those, numeric metrics whose name is too long for a "
                                  "field or a sensor id.", c.sp.names_too_long},
+                                {"tumblegate_sparkplug_evictions_total", "counter",
+                                 "Edge node and device entries reused for a new id with the "
+                                 "table full: not alive, least recently seen (a node with "
+                                 "its devices, each counted).", c.sp.evictions},
                                 {"tumblegate_sparkplug_nodes", "gauge",
                                  "Edge nodes and devices in the table (sparkplug.max_nodes).",
                                  c.sp.nodes},

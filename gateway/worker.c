@@ -761,6 +761,7 @@ tg_worker_t *tg_worker_new(const struct tg_config *cfg, const struct tg_sink *si
                 struct tg_sparkplug_conf spc = {
                         .max_nodes = (uint32_t)cfg->sp_max_nodes,
                         .max_metrics = (uint32_t)cfg->sp_max_metrics,
+                        .name_bytes = (size_t)cfg->sp_name_bytes,
                         .sensor_per_metric = !strcmp(cfg->sp_sensor, "metric"),
                         .max_payload = (size_t)cfg->limit_payload,
                         .rebirth_interval_ms = strcmp(cfg->sp_rebirth, "yes")
@@ -776,9 +777,11 @@ tg_worker_t *tg_worker_new(const struct tg_config *cfg, const struct tg_sink *si
                         snprintf(errstr, errstr_size, "out of memory");
                         goto fail;
                 }
-                tg_info("sparkplug: %zu bytes for %lld edge nodes and devices, %lld metrics",
+                tg_info("sparkplug: %zu bytes for %lld edge nodes and devices, %lld metrics "
+                        "(names: %zu bytes)",
                         tg_sparkplug_memory(w->sp) + w->sp_json_size,
-                        (long long)cfg->sp_max_nodes, (long long)cfg->sp_max_metrics);
+                        (long long)cfg->sp_max_nodes, (long long)cfg->sp_max_metrics,
+                        tg_sparkplug_name_bytes(w->sp));
         }
         if (cfg->status_sensors &&
             !(w->status = tg_status_new((uint32_t)cfg->status_sensors,

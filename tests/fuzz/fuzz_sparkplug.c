@@ -13,7 +13,8 @@
  *   u16 length     little-endian, then that many payload bytes (fewer if
  *                  the input ends)
  *
- * The tables are tiny (4 nodes and devices, 16 metrics) so overflow is
+ * The tables are tiny (4 nodes and devices, 16 metrics, 256 bytes of
+ * names) so overflow and the reuse of entries that are not alive are
  * reached; the arena is small, so too_large too. Besides the sanitizers,
  * an input fails (__builtin_trap()) when a reason or type is out of range,
  * a message is both refused and has readings, a reading breaks the
@@ -106,6 +107,7 @@ static void run(const uint8_t *data, size_t size, void **snap, size_t *snap_len,
         struct tg_sparkplug_conf c = {
                 .max_nodes = 4,
                 .max_metrics = 16,
+                .name_bytes = 256, /* two 128-byte blocks: the name pool runs out too */
                 .sensor_per_metric = size && (data[0] & 1),
                 .max_payload = 4096,
                 .arena_bytes = 64 << 10,
@@ -136,6 +138,12 @@ static void run(const uint8_t *data, size_t size, void **snap, size_t *snap_len,
                 now += 1000;
                 CHECK((unsigned)r < TG_SP__REASONS && r == m.reason, "reason");
                 CHECK((unsigned)m.type < TG_SP__TYPES, "type");
+                {
+                        struct tg_sp_counters sc;
+
+                        tg_sparkplug_counters(sp, &sc);
+                        CHECK(sc.nodes <= c.max_nodes && sc.metrics <= c.max_metrics, "tables");
+                }
                 CHECK(!m.refused || (m.reason != TG_SP_OK && m.readings == 0), "refused");
                 CHECK(!m.death || (m.death_id_len && strlen(m.death_id) == m.death_id_len),
                       "death id");

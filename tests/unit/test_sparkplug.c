@@ -829,6 +829,353 @@ static void test_arena_too_large(void) {
         tg_sparkplug_destroy(sp);
 }
 
+static tg_sparkplug_t *decoder_names(uint32_t nodes, uint32_t metrics, size_t name_bytes) {
+        struct tg_sparkplug_conf c = {
+                .max_nodes = nodes,
+                .max_metrics = metrics,
+                .name_bytes = name_bytes,
+                .max_payload = 65536,
+                .rebirth_interval_ms = 5000,
+        };
+        char err[200];
+        tg_sparkplug_t *sp = tg_sparkplug_new(&c, err, sizeof(err));
+
+        CU_ASSERT_PTR_NOT_NULL_FATAL(sp);
+        return sp;
+}
+
+/* NDEATH of G/<node> with bdSeq 7 (nbirth()'s). */
+static size_t ndeath(void) {
+        reset_metrics();
+        m_long("bdSeq", -1, 4, 7);
+        return pack(T0, -1);
+}
+
+/* NDATA of one known alias (Temp, 1) at @p seq. */
+static size_t ndata(int seq) {
+        reset_metrics();
+        m_float(NULL, 1, -1, 22.5f);
+        return pack(T0, seq);
+}
+
+/* 8.1: a flood of made-up node ids takes entries that are not alive; they
+ * are reused, and a real node after the flood is served. */
+static void test_flood_of_unknown_nodes(void) {
+        enum { NODES = 8, FLOOD = 5000 };
+        tg_sparkplug_t *sp = decoder(0, NODES, 64);
+        struct tg_sp_message m;
+        struct tg_sp_counters c;
+        char topic[64];
+        size_t n = ndata(5);
+        int i, refused = 0, rebirths = 0, want, in_second;
+
+        for (i = 0; i < FLOOD; i++) {
+                snprintf(topic, sizeof(topic), "spBv1.0/G/NDATA/fake-%d", i);
+                refused += msg(sp, topic, n, NOW + i, &m) == TG_SP_NO_BIRTH && m.refused;
+                rebirths += m.rebirth;
+        }
+        CU_ASSERT_EQUAL(refused, FLOOD);
+        /* Each id is its own entry, with a request of its own, but at most
+         * TG_SP_REBIRTHS_PER_S of them in a second of arrival (5.5). */
+        for (i = 0, want = 0, in_second = 0; i < FLOOD; i++) {
+                if (i && (NOW + i) / 1000 != (NOW + i - 1) / 1000)
+                        in_second = 0;
+                if (in_second < TG_SP_REBIRTHS_PER_S)
+                        want++, in_second++;
+        }
+        CU_ASSERT(want < FLOOD);
+        CU_ASSERT_EQUAL(rebirths, want);
+        tg_sparkplug_counters(sp, &c);
+        CU_ASSERT_EQUAL(c.anomalies[TG_SP_NO_BIRTH], FLOOD);
+        CU_ASSERT_EQUAL(c.anomalies[TG_SP_TABLE_FULL], 0);
+        CU_ASSERT_EQUAL(c.evictions, FLOOD - NODES);
+        CU_ASSERT_EQUAL(c.nodes, NODES);
+        /* The real node: NBIRTH, DBIRTH, DDATA by alias, decoded. */
+        born(sp);
+        reset_metrics();
+        m_double(NULL, 10, -1, 7.25);
+        m_int(NULL, 11, -1, 43);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/DDATA/N/D", pack(T0, 2), NOW + FLOOD, &m), TG_SP_OK);
+        CU_ASSERT_FALSE(m.refused);
+        CU_ASSERT_EQUAL_FATAL(readings(sp), 1);
+        CU_ASSERT_STRING_EQUAL(rd[0].sensor, "G/N/D");
+        CU_ASSERT_DOUBLE_EQUAL(field(&rd[0], "Speed")->value, 7.25, 0);
+        CU_ASSERT_DOUBLE_EQUAL(field(&rd[0], "Count")->value, 43, 0);
+        tg_sparkplug_counters(sp, &c);
+        CU_ASSERT_EQUAL(c.evictions, FLOOD - NODES + 2); /* the node's entry, the device's */
+        CU_ASSERT_EQUAL(c.nodes, NODES);
+        /* A second flood does not take the live ones. */
+        for (i = 0; i < FLOOD; i++) {
+                snprintf(topic, sizeof(topic), "spBv1.0/G/NDATA/more-%d", i);
+                CU_ASSERT_EQUAL(msg(sp, topic, ndata(5), NOW + FLOOD + i, &m), TG_SP_NO_BIRTH);
+        }
+        reset_metrics();
+        m_double(NULL, 10, -1, 8.5);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/DDATA/N/D", pack(T0, 3), NOW, &m), TG_SP_OK);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NDATA/N", ndata(4), NOW, &m), TG_SP_OK);
+        tg_sparkplug_counters(sp, &c);
+        CU_ASSERT_EQUAL(c.evictions, 2 * FLOOD - NODES + 2);
+        tg_sparkplug_destroy(sp);
+}
+
+/* 8.1: live entries are never taken; a full table of them refuses. */
+static void test_live_entries_kept(void) {
+        tg_sparkplug_t *sp = decoder(0, 4, 64);
+        struct tg_sp_message m;
+        struct tg_sp_counters c;
+        char topic[64];
+        int i;
+
+        for (i = 0; i < 4; i++) {
+                snprintf(topic, sizeof(topic), "spBv1.0/G/NBIRTH/N%d", i);
+                CU_ASSERT_EQUAL(msg(sp, topic, nbirth(0), NOW, &m), TG_SP_OK);
+        }
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NBIRTH/N4", nbirth(0), NOW, &m), TG_SP_TABLE_FULL);
+        CU_ASSERT(m.refused);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NDATA/X", ndata(0), NOW, &m), TG_SP_NO_BIRTH);
+        CU_ASSERT(m.refused);
+        CU_ASSERT_FALSE(m.rebirth); /* no room to remember the request */
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/DBIRTH/N0/D", dbirth(1), NOW, &m), TG_SP_TABLE_FULL);
+        /* Each still alive, its seq (the refused DBIRTH took none) and aliases kept. */
+        for (i = 0; i < 4; i++) {
+                snprintf(topic, sizeof(topic), "spBv1.0/G/NDATA/N%d", i);
+                CU_ASSERT_EQUAL(msg(sp, topic, ndata(1), NOW, &m), TG_SP_OK);
+                CU_ASSERT_EQUAL_FATAL(readings(sp), 1);
+                CU_ASSERT_DOUBLE_EQUAL(field(&rd[0], "Temp")->value, 22.5, 0);
+        }
+        tg_sparkplug_counters(sp, &c);
+        CU_ASSERT_EQUAL(c.evictions, 0);
+        CU_ASSERT_EQUAL(c.anomalies[TG_SP_TABLE_FULL], 2);
+        CU_ASSERT_EQUAL(c.nodes, 4);
+        tg_sparkplug_destroy(sp);
+}
+
+/* 8.1: a dead node's entry is taken with its devices' and the node's next
+ * birth starts clean; a dead device alone is taken while its node lives;
+ * the least recently seen goes first. */
+static void test_dead_entries_reused(void) {
+        tg_sparkplug_t *sp = decoder(0, 3, 64);
+        struct tg_sp_message m;
+        struct tg_sp_counters c;
+
+        /* A and its device, then B: full. A dies (with A/D). */
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NBIRTH/A", nbirth(0), NOW, &m), TG_SP_OK);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/DBIRTH/A/D", dbirth(1), NOW, &m), TG_SP_OK);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NBIRTH/B", nbirth(0), NOW, &m), TG_SP_OK);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NDEATH/A", ndeath(), NOW, &m), TG_SP_OK);
+        CU_ASSERT(m.death);
+        /* C takes A's entry and A/D's with it. */
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NBIRTH/C", nbirth(0), NOW, &m), TG_SP_OK);
+        tg_sparkplug_counters(sp, &c);
+        CU_ASSERT_EQUAL(c.evictions, 2);
+        CU_ASSERT_EQUAL(c.nodes, 2);
+        /* A is born again in the free entry, clean: its old device unknown,
+         * seq counted from the new birth, no eviction needed. */
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NBIRTH/A", nbirth(10), NOW, &m), TG_SP_OK);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NDATA/A", ndata(11), NOW, &m), TG_SP_OK);
+        reset_metrics();
+        m_double(NULL, 10, -1, 1.0);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/DDATA/A/D", pack(T0, 12), NOW, &m), TG_SP_NO_BIRTH);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/DBIRTH/A/D", dbirth(13), NOW, &m), TG_SP_TABLE_FULL);
+        tg_sparkplug_counters(sp, &c);
+        CU_ASSERT_EQUAL(c.evictions, 2);
+        CU_ASSERT_EQUAL(c.nodes, 3);
+
+        /* A device dead, its node alive: the device alone is taken. */
+        tg_sparkplug_destroy(sp);
+        sp = decoder(0, 3, 64);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NBIRTH/A", nbirth(0), NOW, &m), TG_SP_OK);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/DBIRTH/A/D1", dbirth(1), NOW, &m), TG_SP_OK);
+        reset_metrics();
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/DDEATH/A/D1", pack(T0, 2), NOW, &m), TG_SP_OK);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/DBIRTH/A/D2", dbirth(3), NOW, &m), TG_SP_OK);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/DBIRTH/A/D3", dbirth(4), NOW, &m), TG_SP_OK);
+        tg_sparkplug_counters(sp, &c);
+        CU_ASSERT_EQUAL(c.evictions, 1);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NDATA/A", ndata(5), NOW, &m), TG_SP_OK);
+        reset_metrics();
+        m_double(NULL, 10, -1, 2.0);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/DDATA/A/D2", pack(T0, 6), NOW, &m), TG_SP_OK);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/DDATA/A/D1", pack(T0, 7), NOW, &m), TG_SP_NO_BIRTH);
+        tg_sparkplug_destroy(sp);
+
+        /* Least recently seen first: X1, X2 unknown; X1 seen again; X3
+         * takes X2's entry, so X1 still remembers its rebirth request and
+         * X2 gets a new one. */
+        sp = decoder(0, 2, 64);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NDATA/X1", ndata(0), NOW, &m), TG_SP_NO_BIRTH);
+        CU_ASSERT(m.rebirth);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NDATA/X2", ndata(0), NOW, &m), TG_SP_NO_BIRTH);
+        CU_ASSERT(m.rebirth);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NDATA/X1", ndata(0), NOW + 1, &m), TG_SP_NO_BIRTH);
+        CU_ASSERT_FALSE(m.rebirth);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NDATA/X3", ndata(0), NOW + 2, &m), TG_SP_NO_BIRTH);
+        CU_ASSERT(m.rebirth);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NDATA/X1", ndata(0), NOW + 3, &m), TG_SP_NO_BIRTH);
+        CU_ASSERT_FALSE(m.rebirth);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NDATA/X2", ndata(0), NOW + 4, &m), TG_SP_NO_BIRTH);
+        CU_ASSERT(m.rebirth); /* forgotten: taken by X3 */
+        tg_sparkplug_counters(sp, &c);
+        CU_ASSERT_EQUAL(c.evictions, 2); /* X2 by X3, then X3 by X2 (X1 seen at +3) */
+        tg_sparkplug_destroy(sp);
+}
+
+/* 7.5: the LRU order survives the checkpoint, and a state written by
+ * c31feb5 (before entries were reclaimed) loads and snapshots the same. */
+static void test_state_lru_and_old_file(void) {
+        /* c31feb5's tg_sparkplug_snapshot() of: NBIRTH G/N (bdSeq 7, Temp
+         * alias 1 Float), DBIRTH G/N/D (Speed alias 10 Double), NDATA from
+         * G/X (no birth; a rebirth request at NOW). */
+        static const unsigned char old[] =
+                "\x54\x47\x53\x50\x53\x54\x41\x54\x01\x00\x00\x00\x03\x00\x00\x00"
+                "\x03\x00\x47\x2f\x4e\x00\x01\x01\x01\x01\x00\x00\x00\x00\x00\x07"
+                "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80\x02"
+                "\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x04\x00\x00\x00"
+                "\x05\x62\x64\x53\x65\x71\x01\x01\x00\x00\x00\x00\x00\x00\x00\x09"
+                "\x00\x00\x00\x04\x54\x65\x6d\x70\x05\x00\x47\x2f\x4e\x2f\x44\x01"
+                "\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+                "\x00\x00\x00\x00\x00\x00\x00\x00\x80\x01\x00\x00\x00\x01\x0a\x00"
+                "\x00\x00\x00\x00\x00\x00\x0a\x00\x00\x00\x05\x53\x70\x65\x65\x64"
+                "\x03\x00\x47\x2f\x58\x00\x00\x00\x00\x00\x00\x02\x00\x00\x00\x00"
+                "\x00\x00\x00\x00\x00\x00\x00\xa0\x55\xf9\x6c\x93\x01\x00\x00\x00"
+                "\x00\x00\x00";
+        tg_sparkplug_t *sp = decoder(0, 3, 64), *sp2;
+        struct tg_sp_message m;
+        struct tg_sp_counters c;
+        char err[200];
+        void *b1, *b2;
+        size_t l1, l2;
+        unsigned char bad[sizeof(old)];
+
+        CU_ASSERT_EQUAL_FATAL(tg_sparkplug_restore(sp, old, sizeof(old) - 1, err, sizeof(err)),
+                              0);
+        CU_ASSERT_EQUAL(tg_sparkplug_snapshot(sp, &b1, &l1), 0);
+        CU_ASSERT_EQUAL(l1, sizeof(old) - 1);
+        CU_ASSERT(!memcmp(b1, old, l1));
+        free(b1);
+        /* G/X's request remembered; G/N and G/N/D alive: G/Y takes G/X. */
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NDATA/X", ndata(0), NOW + 1, &m), TG_SP_NO_BIRTH);
+        CU_ASSERT_FALSE(m.rebirth);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NBIRTH/Y", nbirth(0), NOW, &m), TG_SP_OK);
+        reset_metrics();
+        m_double(NULL, 10, -1, 4.5);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/DDATA/N/D", pack(T0, 2), NOW, &m), TG_SP_OK);
+        CU_ASSERT_EQUAL_FATAL(readings(sp), 1);
+        CU_ASSERT_DOUBLE_EQUAL(field(&rd[0], "Speed")->value, 4.5, 0);
+        tg_sparkplug_counters(sp, &c);
+        CU_ASSERT_EQUAL(c.evictions, 1);
+        tg_sparkplug_destroy(sp);
+
+        /* Dead and never-born entries, in an order of their own, through a
+         * checkpoint: the same bytes, the same entry taken first. */
+        sp = decoder(0, 4, 64);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NBIRTH/A", nbirth(0), NOW, &m), TG_SP_OK);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NDATA/U", ndata(0), NOW, &m), TG_SP_NO_BIRTH);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NBIRTH/B", nbirth(0), NOW, &m), TG_SP_OK);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NDEATH/A", ndeath(), NOW, &m), TG_SP_OK);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NDATA/U", ndata(0), NOW + 1, &m), TG_SP_NO_BIRTH);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NBIRTH/C", nbirth(0), NOW, &m), TG_SP_OK);
+        CU_ASSERT_EQUAL(tg_sparkplug_snapshot(sp, &b1, &l1), 0);
+        sp2 = decoder(0, 4, 64);
+        CU_ASSERT_EQUAL(tg_sparkplug_restore(sp2, b1, l1, err, sizeof(err)), 0);
+        CU_ASSERT_EQUAL(tg_sparkplug_snapshot(sp2, &b2, &l2), 0);
+        CU_ASSERT(l1 == l2 && !memcmp(b1, b2, l1));
+        free(b2);
+        /* Full (A dead, U seen after A's death, B and C alive): D takes
+         * A, so U still remembers its request. */
+        CU_ASSERT_EQUAL(msg(sp2, "spBv1.0/G/NBIRTH/D", nbirth(0), NOW, &m), TG_SP_OK);
+        CU_ASSERT_EQUAL(msg(sp2, "spBv1.0/G/NDATA/U", ndata(0), NOW + 2, &m), TG_SP_NO_BIRTH);
+        CU_ASSERT_FALSE(m.rebirth);
+        tg_sparkplug_counters(sp2, &c);
+        CU_ASSERT_EQUAL(c.evictions, 1);
+        CU_ASSERT_EQUAL(c.nodes, 4);
+        tg_sparkplug_destroy(sp2);
+        free(b1);
+        tg_sparkplug_destroy(sp);
+
+        /* A live device under a dead node is no state this decoder makes:
+         * refused as corrupt (G/N's born byte cleared in the old file). */
+        memcpy(bad, old, sizeof(old));
+        bad[22] = 0;
+        sp = decoder(0, 3, 64);
+        CU_ASSERT_EQUAL(tg_sparkplug_restore(sp, bad, sizeof(old) - 1, err, sizeof(err)),
+                        -EINVAL);
+        CU_ASSERT_PTR_NOT_NULL(strstr(err, "corrupt"));
+        tg_sparkplug_destroy(sp);
+}
+
+/* 8.1: names from a fixed pool; freed blocks merge for longer names; a
+ * name with no room is table_full. */
+static void test_name_pool(void) {
+        tg_sparkplug_t *sp = decoder_names(4, 64, 256); /* two 128-byte blocks */
+        struct tg_sp_message m;
+        struct tg_sp_counters c;
+        char names[17][20], longname[3][128];
+        int i;
+
+        CU_ASSERT_EQUAL(tg_sparkplug_name_bytes(sp), 256);
+        reset_metrics();
+        for (i = 0; i < 16; i++) { /* 16 names of 16 bytes: the pool exactly */
+                snprintf(names[i], sizeof(names[i]), "metric-%09d", i);
+                m_double(names[i], i, 10, i);
+        }
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NBIRTH/N", pack(T0, 0), NOW, &m), TG_SP_OK);
+        reset_metrics();
+        m_double(NULL, 15, -1, 9.0);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NDATA/N", pack(T0, 1), NOW, &m), TG_SP_OK);
+        CU_ASSERT_EQUAL_FATAL(readings(sp), 1);
+        CU_ASSERT_PTR_NOT_NULL(field(&rd[0], "metric-000000015"));
+        /* One more name: no room. */
+        snprintf(names[16], sizeof(names[16]), "metric-%09d", 16);
+        reset_metrics();
+        for (i = 0; i < 17; i++)
+                m_double(names[i], i, 10, i);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NBIRTH/N", pack(T0, 0), NOW, &m), TG_SP_TABLE_FULL);
+        /* The next birth gives the 16-byte blocks back; merged, they hold
+         * two names of 127 bytes, not three. */
+        reset_metrics();
+        for (i = 0; i < 3; i++) {
+                memset(longname[i], 'a' + i, 127);
+                longname[i][127] = '\0';
+                m_double(longname[i], 100 + i, 10, i);
+        }
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NBIRTH/N", pack(T0, 0), NOW, &m), TG_SP_TABLE_FULL);
+        reset_metrics();
+        m_double(NULL, 100, -1, 1.0);
+        m_double(NULL, 101, -1, 2.0);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NDATA/N", pack(T0, 1), NOW, &m), TG_SP_OK);
+        CU_ASSERT_EQUAL(m.metrics_raw_only, 2); /* over 32 bytes: no field, but named */
+        CU_ASSERT_EQUAL_FATAL(readings(sp), 1);
+        {
+                cJSON *j = raw(sp, 0);
+
+                CU_ASSERT_PTR_NOT_NULL(raw_metric(j, longname[0]));
+                CU_ASSERT_PTR_NOT_NULL(raw_metric(j, longname[1]));
+                cJSON_Delete(j);
+        }
+        /* After a death, the whole pool again: 16 short names fit. */
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NDEATH/N", ndeath(), NOW, &m), TG_SP_OK);
+        reset_metrics();
+        for (i = 0; i < 16; i++)
+                m_double(names[i], i, 10, i);
+        CU_ASSERT_EQUAL(msg(sp, "spBv1.0/G/NBIRTH/N", pack(T0, 0), NOW, &m), TG_SP_OK);
+        tg_sparkplug_counters(sp, &c);
+        CU_ASSERT_EQUAL(c.metrics, 16);
+        CU_ASSERT_EQUAL(c.anomalies[TG_SP_TABLE_FULL], 2);
+        tg_sparkplug_destroy(sp);
+}
+
+/* 8: the defaults' cost (docs/sparkplug.md 8.3). */
+static void test_default_memory(void) {
+        tg_sparkplug_t *sp = decoder(0, 1000, 50000);
+
+        printf("\n    tg_sparkplug_memory(1000 nodes, 50000 metrics) = %zu\n",
+               tg_sparkplug_memory(sp));
+        CU_ASSERT(tg_sparkplug_memory(sp) < 6500000);
+        CU_ASSERT_EQUAL(tg_sparkplug_name_bytes(sp), 50000 * 32);
+        tg_sparkplug_destroy(sp);
+}
+
 int main(void) {
         static const struct tg_test tests[] = {
                 {"2 topics, STATE and commands", test_topics},
@@ -845,6 +1192,13 @@ int main(void) {
                 {"8 table overflow", test_table_overflow},
                 {"8 the arena bounds a payload's decoded form", test_arena_too_large},
                 {"wire bytes written from the specification", test_hand_written_bytes},
+                {"8.1 a flood of unknown node ids, then a real node", test_flood_of_unknown_nodes},
+                {"8.1 live entries are never taken", test_live_entries_kept},
+                {"8.1 dead entries reused, least recently seen first", test_dead_entries_reused},
+                {"7.5 the LRU order and c31feb5's state through a checkpoint",
+                 test_state_lru_and_old_file},
+                {"8.1 the name pool", test_name_pool},
+                {"8.3 the defaults' memory", test_default_memory},
         };
 
         return TG_TEST_RUN("sparkplug", tests);
