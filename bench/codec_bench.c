@@ -53,7 +53,7 @@ static char senml_json[PAYLOADS][PAYLOAD_CAP];
 static size_t senml_json_len[PAYLOADS];
 static uint8_t sp_data[PAYLOADS][PAYLOAD_CAP];
 static size_t sp_data_len[PAYLOADS];
-static char sp_topic[PAYLOADS][48];
+static char sp_topic[PAYLOADS][TG_SENSOR_ID_MAX + 32];
 
 #define SENML_READINGS 64 /* what the gateway passes (gateway/pipeline.c) */
 
@@ -256,7 +256,7 @@ static void bench_decode_sparkplug(const char *name, uint64_t n) {
         struct tg_sparkplug_conf conf = {.max_nodes = 2 * PAYLOADS, .max_metrics = 4 * PAYLOADS,
                                          .max_payload = 64 * 1024, .rebirth_interval_ms = -1};
         struct tg_sp_message m;
-        char errstr[256], topic[64];
+        char errstr[256], topic[TG_SENSOR_ID_MAX + 32];
         uint8_t buf[PAYLOAD_CAP];
         tg_sparkplug_t *sp;
         double t0, t1, sum = 0;
