@@ -255,9 +255,7 @@ const char *tg_pipeline_sub_filter(const tg_pipeline_t *p, size_t i) {
 }
 
 void tg_pipeline_set_publish(tg_pipeline_t *p, tg_worker_publish_fn *fn, void *opaque) {
-        pthread_mutex_lock(&p->worker_lock);
         tg_worker_set_publish(p->worker, fn, opaque);
-        pthread_mutex_unlock(&p->worker_lock);
 }
 
 int tg_pipeline_input_held(const tg_pipeline_t *p) {

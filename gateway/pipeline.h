@@ -149,7 +149,8 @@ tg_status_t *tg_pipeline_status(tg_pipeline_t *p);
 /**
  * @brief Where the worker publishes Sparkplug rebirth requests (worker.h);
  *        NULL to stop, which must happen before the publisher goes away.
- *        Waits for the worker's holder to finish its message.
+ *        Never waits for the worker's message (a forwarder waiting for
+ *        Kafka may hold the worker through a long outage).
  */
 void tg_pipeline_set_publish(tg_pipeline_t *p, tg_worker_publish_fn *fn, void *opaque);
 

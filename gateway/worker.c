@@ -47,6 +47,11 @@ struct tg_worker {
         tg_sparkplug_t *sp;
         char *sp_json;
         size_t sp_json_size;
+        /* Where rebirth requests go: set and cleared by another thread
+         * (tg_worker_set_publish()), under a lock of its own, which is held
+         * only for the call, one that never blocks: never the worker's
+         * lock, which a forwarder waiting for Kafka may hold for long. */
+        pthread_mutex_t publish_lock;
         tg_worker_publish_fn *publish;
         void *publish_opaque;
         size_t nsubs;
@@ -516,11 +521,15 @@ static unsigned process_sparkplug(struct tg_worker *w, struct sub_state *sub,
         enum tg_sp_reason r = tg_sparkplug_decode(w->sp, topic, payload, len, arrival_ms, &m);
         size_t n, i, first;
 
-        if (m.rebirth && w->publish) {
+        if (m.rebirth) {
                 uint8_t req[TG_SP_REBIRTH_MAX];
                 size_t k = tg_sparkplug_rebirth_payload(arrival_ms, req, sizeof(req));
+                int sent;
 
-                if (w->publish(w->publish_opaque, m.rebirth_topic, req, k))
+                pthread_mutex_lock(&w->publish_lock);
+                sent = w->publish && !w->publish(w->publish_opaque, m.rebirth_topic, req, k);
+                pthread_mutex_unlock(&w->publish_lock);
+                if (!sent)
                         w->c.sp_rebirths_failed++;
                 else
                         tg_info_limited("sparkplug: asked %s for a rebirth (%s)",
@@ -570,8 +579,10 @@ static unsigned process_sparkplug(struct tg_worker *w, struct sub_state *sub,
 }
 
 void tg_worker_set_publish(tg_worker_t *w, tg_worker_publish_fn *fn, void *opaque) {
+        pthread_mutex_lock(&w->publish_lock);
         w->publish = fn;
         w->publish_opaque = opaque;
+        pthread_mutex_unlock(&w->publish_lock);
 }
 
 unsigned tg_worker_process(tg_worker_t *w, size_t sub_index, const char *topic,
@@ -738,6 +749,7 @@ tg_worker_t *tg_worker_new(const struct tg_config *cfg, const struct tg_sink *si
                 return NULL;
         }
         pthread_mutex_init(&w->pub_lock, NULL);
+        pthread_mutex_init(&w->publish_lock, NULL);
         w->sink = sink;
         w->ledger = ledger;
         w->stop = stop;
@@ -829,5 +841,6 @@ void tg_worker_destroy(tg_worker_t *w) {
         for (i = 0; i < TG_SUBSCRIPTIONS_MAX; i++)
                 free(w->subs[i].strings);
         pthread_mutex_destroy(&w->pub_lock);
+        pthread_mutex_destroy(&w->publish_lock);
         free(w);
 }

@@ -126,7 +126,10 @@ tg_sparkplug_t *tg_worker_sparkplug(tg_worker_t *w);
 typedef int (tg_worker_publish_fn)(void *opaque, const char *topic, const void *payload,
                                    size_t len);
 
-/** @brief Where rebirth requests go (none until set). Before the worker is in use. */
+/** @brief Where rebirth requests go (none until set; NULL again before the
+ *         publisher goes away). Any thread, at any time: it waits only for
+ *         a request being handed over, never for the worker's message.
+ *         @p fn must not block. */
 void tg_worker_set_publish(tg_worker_t *w, tg_worker_publish_fn *fn, void *opaque);
 
 /** @brief Holder: publish the counters for tg_worker_counters(). */

@@ -940,6 +940,70 @@ static void test_properties_memory(void) {
         check_properties("memory");
 }
 
+/* ---- the rebirth publisher is cleared without waiting for Kafka -------------- */
+
+static int null_publish(void *opaque, const char *topic, const void *payload, size_t len) {
+        (void)opaque, (void)topic, (void)payload, (void)len;
+        return 0;
+}
+
+struct clear_call {
+        tg_pipeline_t *p;
+        _Atomic int done;
+};
+
+static void *clear_publish(void *arg) {
+        struct clear_call *c = arg;
+
+        tg_pipeline_set_publish(c->p, NULL, NULL);
+        atomic_store(&c->done, 1);
+        return NULL;
+}
+
+/* Kafka down and a burst of records bigger than the sink: the forwarder
+ * waits for room holding the worker. Shutting down clears the publisher
+ * first (main.c); that must not wait for Kafka. */
+static void test_clear_publish_while_kafka_waits(void) {
+        struct tg_config *cfg = config("disk");
+        struct clear_call call = {0};
+        char pack[1024];
+        size_t n, i;
+        pthread_t t;
+        tg_pipeline_t *p;
+
+        fresh_state();
+        clock_ahead_ms = 0;
+        p = start(cfg, fake_reset(10, 0));
+        call.p = p;
+        tg_pipeline_set_publish(p, null_publish, NULL);
+        /* five sensors' first windows, five records in flight */
+        for (int k = 0; k < 2; k++) {
+                n = (size_t)snprintf(pack, sizeof(pack), "[");
+                for (i = 0; i < 5; i++)
+                        n += (size_t)snprintf(pack + n, sizeof(pack) - n,
+                                              "%s{\"bn\":\"c%zu\",\"bt\":%.3f,\"n\":\"t\",\"v\":%zu}",
+                                              i ? "," : "",
+                                              i, (double)(NOW_MS - (k ? 30000 : 60000)) / 1000, i);
+                n += (size_t)snprintf(pack + n, sizeof(pack) - n, "]");
+                CU_ASSERT_EQUAL(tg_pipeline_ingest(p, "m/c", 3, pack, n, 1, 0), 0);
+                usleep(200 * 1000);
+        }
+        /* the second pack closes five windows: ten records for five places */
+        pthread_mutex_lock(&fk.lock);
+        CU_ASSERT(fk.held == 10);
+        pthread_mutex_unlock(&fk.lock);
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, clear_publish, &call), 0);
+        for (i = 0; i < 100 && !atomic_load(&call.done); i++)
+                usleep(10 * 1000);
+        tg_check(atomic_load(&call.done), __LINE__,
+                 "clearing the publisher waited for the forwarder, which waits for Kafka");
+        fake_up(1);
+        pthread_join(t, NULL);
+        CU_ASSERT(wait_forwarded(p, 2));
+        tg_pipeline_destroy(p, tg_monotonic_ms() + 5000);
+        tg_config_destroy(cfg);
+}
+
 /* ---- Sparkplug B through the whole path ----------------------------------- */
 
 typedef Tumblegate__Sparkplug__Payload SpPayload;
@@ -1234,6 +1298,8 @@ int main(void) {
                  test_properties_memory},
                 {"sparkplug: births, anomalies, rebirths, replay from the checkpoint, deaths",
                  test_sparkplug},
+                {"the rebirth publisher cleared while the forwarder waits for Kafka",
+                 test_clear_publish_while_kafka_waits},
                 {"sparkplug: state files with and without its state read both ways",
                  test_sparkplug_old_state_file},
         };
