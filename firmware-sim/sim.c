@@ -869,6 +869,13 @@ struct sim_sensor {
         int need_birth;
 };
 
+/* A Paho request the main thread waits for: state 0 pending, 1 done,
+ * -1 failed; set by on_request_done()/on_request_failed() under s->lock. */
+struct sim_request {
+        struct sim *s;
+        int state;
+};
+
 struct sim {
         const struct sim_opts *opts;
         MQTTAsync client;
@@ -918,8 +925,8 @@ struct sim {
         uint64_t control_failed;
         int rebirth_requested;  /* an NCMD asked for it (MQTT thread) */
         uint64_t rebirths;
-        int sub_state;          /* the NCMD subscription: 0 pending, 1 done, -1 failed */
-        int sp_death_state;     /* the closing NDEATH: 0 pending, 1 done, -1 failed */
+        struct sim_request sp_sub;   /* the NCMD subscription */
+        struct sim_request sp_death; /* the closing NDEATH */
         int stop_signal;        /* first SIGINT/SIGTERM */
         int abort_drain;        /* a second one: stop waiting for confirmations */
         int failing;            /* a publish failed or stalled: stop publishing */
@@ -1046,6 +1053,43 @@ static void sim_signal(struct sim *s, int *state, int v) {
         *state = v;
         pthread_cond_broadcast(&s->cond);
         pthread_mutex_unlock(&s->lock);
+}
+
+static void on_request_done(void *context, MQTTAsync_successData *response) {
+        struct sim_request *r = context;
+
+        sim_signal(r->s, &r->state, 1);
+}
+
+static void on_request_failed(void *context, MQTTAsync_failureData *response) {
+        struct sim_request *r = context;
+
+        sim_signal(r->s, &r->state, -1);
+}
+
+/* @p r's request handed to Paho: its callbacks and context. */
+static void sim_request_start(struct sim *s, struct sim_request *r,
+                              MQTTAsync_responseOptions *ro) {
+        r->s = s;
+        r->state = 0;
+        ro->onSuccess = on_request_done;
+        ro->onFailure = on_request_failed;
+        ro->context = r;
+}
+
+/* Wait for @p r's outcome until @p deadline_ms (or, with @p stop_aware, a
+ * stop). @return its state. */
+static int sim_request_wait(struct sim *s, struct sim_request *r, int64_t deadline_ms,
+                            int stop_aware) {
+        int state;
+
+        pthread_mutex_lock(&s->lock);
+        while (r->state == 0 && !(stop_aware && sim_should_stop_locked(s)))
+                if (sim_wait_locked(s, deadline_ms) == ETIMEDOUT)
+                        break;
+        state = r->state;
+        pthread_mutex_unlock(&s->lock);
+        return state;
 }
 
 static void on_connect_success(void *context, MQTTAsync_successData *response) {
@@ -1385,39 +1429,18 @@ static int on_sp_command(void *context, char *topic, int topic_len, MQTTAsync_me
         return 1;
 }
 
-static void on_sp_subscribed(void *context, MQTTAsync_successData *response) {
-        struct sim *s = context;
-
-        sim_signal(s, &s->sub_state, 1);
-}
-
-static void on_sp_subscribe_failed(void *context, MQTTAsync_failureData *response) {
-        struct sim *s = context;
-
-        sim_signal(s, &s->sub_state, -1);
-}
-
 /* Subscribe to the node's NCMD topic before the NBIRTH, as an edge node
  * must, so that no rebirth request is missed. @return 0 or -EIO. */
 static int sim_sp_subscribe(struct sim *s) {
         MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
         int64_t deadline = tg_monotonic_ms() + SIM_CONNECT_TIMEOUT_S * 1000;
-        int state;
 
-        ro.onSuccess = on_sp_subscribed;
-        ro.onFailure = on_sp_subscribe_failed;
-        ro.context = s;
+        sim_request_start(s, &s->sp_sub, &ro);
         if (MQTTAsync_subscribe(s->client, s->sp_topic_ncmd, 0, &ro) != MQTTASYNC_SUCCESS) {
                 tg_err("cannot subscribe to %s", s->sp_topic_ncmd);
                 return -EIO;
         }
-        pthread_mutex_lock(&s->lock);
-        while (s->sub_state == 0 && !sim_should_stop_locked(s))
-                if (sim_wait_locked(s, deadline) == ETIMEDOUT)
-                        break;
-        state = s->sub_state;
-        pthread_mutex_unlock(&s->lock);
-        if (state != 1) {
+        if (sim_request_wait(s, &s->sp_sub, deadline, 1) != 1) {
                 tg_err("the broker did not grant the subscription to %s", s->sp_topic_ncmd);
                 return -EIO;
         }
@@ -1504,18 +1527,6 @@ static int sim_connect(struct sim *s) {
  * sending the will only when a connection breaks. Sent outside the slot
  * window, which refuses everything once a stop was asked for; the
  * DISCONNECT below waits for it to complete. */
-static void on_sp_death_done(void *context, MQTTAsync_successData *response) {
-        struct sim *s = context;
-
-        sim_signal(s, &s->sp_death_state, 1);
-}
-
-static void on_sp_death_failed(void *context, MQTTAsync_failureData *response) {
-        struct sim *s = context;
-
-        sim_signal(s, &s->sp_death_state, -1);
-}
-
 static void sim_sp_send_death(struct sim *s) {
         MQTTAsync_message msg = MQTTAsync_message_initializer;
         MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
@@ -1523,26 +1534,18 @@ static void sim_sp_send_death(struct sim *s) {
         int64_t ts = s->sp_last_ts ? s->sp_last_ts : tg_clock_now(&tg_clock_realtime);
         int64_t deadline = tg_monotonic_ms() + SIM_DISCONNECT_TIMEOUT_MS;
         size_t len = sim_spn_ndeath(s->spn, ts, buf, sizeof(buf));
-        int rc, state;
+        int rc;
 
         msg.payload = buf;
         msg.payloadlen = (int)len;
         msg.qos = 1;
-        ro.onSuccess = on_sp_death_done;
-        ro.onFailure = on_sp_death_failed;
-        ro.context = s;
+        sim_request_start(s, &s->sp_death, &ro);
         rc = MQTTAsync_sendMessage(s->client, s->sp_topic_ndeath, &msg, &ro);
         if (rc != MQTTASYNC_SUCCESS) {
                 tg_warn("NDEATH refused by the MQTT client: %s", MQTTAsync_strerror(rc));
                 return;
         }
-        pthread_mutex_lock(&s->lock);
-        while (!s->sp_death_state)
-                if (sim_wait_locked(s, deadline) == ETIMEDOUT)
-                        break;
-        state = s->sp_death_state;
-        pthread_mutex_unlock(&s->lock);
-        if (state != 1)
+        if (sim_request_wait(s, &s->sp_death, deadline, 0) != 1)
                 tg_warn("NDEATH not acknowledged by the broker");
         else if (!s->opts->quiet)
                 tg_info("NDEATH sent (bdSeq %" PRIu64 ")", sim_spn_bdseq(s->spn));
