@@ -111,12 +111,26 @@ static void spn_set_value(const sim_spn_t *n, sp_metric *m, unsigned f, double v
         }
 }
 
-static size_t spn_pack(const sp_payload *p, uint8_t *buf, size_t cap) {
-        size_t need = tumblegate__sparkplug__payload__get_packed_size(p);
+/* A payload of @p nm metrics stamped @p ts_ms, with @p seq (none when
+ * negative: NDEATH), packed into @p buf. @return its length, 0 if @p cap is
+ * too small. */
+static size_t spn_pack(int64_t ts_ms, int seq, sp_metric **metrics, size_t nm, uint8_t *buf,
+                       size_t cap) {
+        sp_payload p = SP_PAYLOAD_INIT;
+        size_t need;
 
+        p.has_timestamp = 1;
+        p.timestamp = (uint64_t)ts_ms;
+        if (seq >= 0) {
+                p.has_seq = 1;
+                p.seq = (uint64_t)seq;
+        }
+        p.n_metrics = nm;
+        p.metrics = metrics;
+        need = tumblegate__sparkplug__payload__get_packed_size(&p);
         if (need > cap)
                 return 0;
-        return tumblegate__sparkplug__payload__pack(p, buf);
+        return tumblegate__sparkplug__payload__pack(&p, buf);
 }
 
 /* A metric of the node itself (bdSeq, Node Control/Rebirth): no alias. */
@@ -129,7 +143,6 @@ static void spn_bdseq_metric(const sim_spn_t *n, sp_metric *m) {
 }
 
 size_t sim_spn_nbirth(sim_spn_t *n, int64_t ts_ms, uint8_t *buf, size_t cap) {
-        sp_payload p = SP_PAYLOAD_INIT;
         sp_metric bdseq = SP_METRIC_INIT, rebirth = SP_METRIC_INIT;
         sp_metric *metrics[2] = {&bdseq, &rebirth};
 
@@ -140,33 +153,21 @@ size_t sim_spn_nbirth(sim_spn_t *n, int64_t ts_ms, uint8_t *buf, size_t cap) {
         rebirth.datatype = SP_BOOLEAN;
         rebirth.value_case = TUMBLEGATE__SPARKPLUG__PAYLOAD__METRIC__VALUE_BOOLEAN_VALUE;
         rebirth.boolean_value = 0;
-        p.has_timestamp = 1;
-        p.timestamp = (uint64_t)ts_ms;
-        p.has_seq = 1;
-        p.seq = spn_take_seq(n);
-        p.n_metrics = 2;
-        p.metrics = metrics;
-        return spn_pack(&p, buf, cap);
+        return spn_pack(ts_ms, (int)spn_take_seq(n), metrics, 2, buf, cap);
 }
 
 size_t sim_spn_ndeath(const sim_spn_t *n, int64_t ts_ms, uint8_t *buf, size_t cap) {
-        sp_payload p = SP_PAYLOAD_INIT;
         sp_metric bdseq = SP_METRIC_INIT;
         sp_metric *metrics[1] = {&bdseq};
 
         spn_bdseq_metric(n, &bdseq);
-        p.has_timestamp = 1;
-        p.timestamp = (uint64_t)ts_ms;
-        p.n_metrics = 1;
-        p.metrics = metrics;
-        return spn_pack(&p, buf, cap);
+        return spn_pack(ts_ms, -1, metrics, 1, buf, cap);
 }
 
 /* A device's metrics: a DBIRTH names each with its datatype (and, with
  * @p v NULL, carries null values); a DDATA gives the alias alone. */
 static size_t spn_device_message(sim_spn_t *n, unsigned dev, int64_t ts_ms, const double *v,
                                  int birth, uint8_t *buf, size_t cap) {
-        sp_payload p = SP_PAYLOAD_INIT;
         sp_metric m[SIM_SPN_FIELDS_MAX], *metrics[SIM_SPN_FIELDS_MAX];
         unsigned f;
 
@@ -191,13 +192,7 @@ static size_t spn_device_message(sim_spn_t *n, unsigned dev, int64_t ts_ms, cons
                 }
                 metrics[f] = &m[f];
         }
-        p.has_timestamp = 1;
-        p.timestamp = (uint64_t)ts_ms;
-        p.has_seq = 1;
-        p.seq = spn_take_seq(n);
-        p.n_metrics = n->nfields;
-        p.metrics = metrics;
-        return spn_pack(&p, buf, cap);
+        return spn_pack(ts_ms, (int)spn_take_seq(n), metrics, n->nfields, buf, cap);
 }
 
 size_t sim_spn_dbirth(sim_spn_t *n, unsigned dev, int64_t ts_ms, const double *v, uint8_t *buf,
@@ -212,7 +207,6 @@ size_t sim_spn_ddata(sim_spn_t *n, unsigned dev, int64_t ts_ms, const double *v,
 
 size_t sim_spn_ddata_unknown_alias(sim_spn_t *n, unsigned dev, int64_t ts_ms, uint8_t *buf,
                                    size_t cap) {
-        sp_payload p = SP_PAYLOAD_INIT;
         sp_metric m = SP_METRIC_INIT, *metrics[1] = {&m};
 
         (void)dev;
@@ -224,13 +218,7 @@ size_t sim_spn_ddata_unknown_alias(sim_spn_t *n, unsigned dev, int64_t ts_ms, ui
         m.timestamp = (uint64_t)ts_ms;
         m.value_case = TUMBLEGATE__SPARKPLUG__PAYLOAD__METRIC__VALUE_DOUBLE_VALUE;
         m.double_value = 0.0;
-        p.has_timestamp = 1;
-        p.timestamp = (uint64_t)ts_ms;
-        p.has_seq = 1;
-        p.seq = spn_take_seq(n);
-        p.n_metrics = 1;
-        p.metrics = metrics;
-        return spn_pack(&p, buf, cap);
+        return spn_pack(ts_ms, (int)spn_take_seq(n), metrics, 1, buf, cap);
 }
 
 int sim_spn_is_rebirth(const void *payload, size_t len) {
