@@ -265,6 +265,13 @@ void tg_jw_int(struct tg_jw *w, int64_t v);
 /** @return the text length (NUL-terminated in the buffer), or 0 on overflow. */
 size_t tg_jw_finish(const struct tg_jw *w);
 
+/**
+ * @brief Write @p r's raw record (tg_encode_raw_record()) but for its
+ *        closing brace, so that a format can add members of its own after
+ *        "fields" (and "units").
+ */
+void tg_jw_raw_record_open(struct tg_jw *w, const struct tg_reading *r);
+
 struct tg_field_stats; /* window.h */
 
 /**

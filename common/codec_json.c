@@ -612,40 +612,52 @@ void tg_jw_field_stats(struct tg_jw *w, const struct tg_field_stats *f) {
         tg_jw_raw(w, overflow ? ",\"overflow\":true}" : "}");
 }
 
-static size_t encode_json(const struct tg_reading *r, char *buf, size_t cap,
-                          int nested) {
-        struct tg_jw w;
+/* The reading as a JSON object without its closing brace: flat
+ * ({"sensor":..,"ts":..,"temperature":..}) or @p nested, the raw record's
+ * ({"sensor":..,"ts":..,"fields":{..}[,"units":{..}]). */
+static void put_reading(struct tg_jw *w, const struct tg_reading *r, int nested) {
         uint16_t i;
 
-        tg_jw_init(&w, buf, cap);
-        tg_jw_raw(&w, "{\"sensor\":");
-        tg_jw_string(&w, r->sensor, r->sensor_len);
-        tg_jw_raw(&w, ",\"ts\":");
-        tg_jw_int(&w, r->ts_ms);
-        tg_jw_raw(&w, nested ? ",\"fields\":{" : r->nfields ? "," : "");
+        tg_jw_raw(w, "{\"sensor\":");
+        tg_jw_string(w, r->sensor, r->sensor_len);
+        tg_jw_raw(w, ",\"ts\":");
+        tg_jw_int(w, r->ts_ms);
+        tg_jw_raw(w, nested ? ",\"fields\":{" : r->nfields ? "," : "");
         for (i = 0; i < r->nfields; i++) {
                 if (i)
-                        tg_jw_raw(&w, ",");
-                tg_jw_string(&w, r->fields[i].name, r->fields[i].name_len);
-                tg_jw_raw(&w, ":");
-                tg_jw_double(&w, r->fields[i].value);
+                        tg_jw_raw(w, ",");
+                tg_jw_string(w, r->fields[i].name, r->fields[i].name_len);
+                tg_jw_raw(w, ":");
+                tg_jw_double(w, r->fields[i].value);
         }
         if (nested) {
                 int any = 0;
 
-                tg_jw_raw(&w, "}");
+                tg_jw_raw(w, "}");
                 /* Units, when the payload had them (SenML): {"temperature":"Cel"} */
                 for (i = 0; i < r->nfields; i++) {
                         if (!r->fields[i].unit[0])
                                 continue;
-                        tg_jw_raw(&w, any++ ? "," : ",\"units\":{");
-                        tg_jw_string(&w, r->fields[i].name, r->fields[i].name_len);
-                        tg_jw_raw(&w, ":");
-                        tg_jw_string(&w, r->fields[i].unit, strlen(r->fields[i].unit));
+                        tg_jw_raw(w, any++ ? "," : ",\"units\":{");
+                        tg_jw_string(w, r->fields[i].name, r->fields[i].name_len);
+                        tg_jw_raw(w, ":");
+                        tg_jw_string(w, r->fields[i].unit, strlen(r->fields[i].unit));
                 }
                 if (any)
-                        tg_jw_raw(&w, "}");
+                        tg_jw_raw(w, "}");
         }
+}
+
+void tg_jw_raw_record_open(struct tg_jw *w, const struct tg_reading *r) {
+        put_reading(w, r, 1);
+}
+
+static size_t encode_json(const struct tg_reading *r, char *buf, size_t cap,
+                          int nested) {
+        struct tg_jw w;
+
+        tg_jw_init(&w, buf, cap);
+        put_reading(&w, r, nested);
         tg_jw_raw(&w, "}");
         return tg_jw_finish(&w);
 }

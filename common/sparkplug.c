@@ -859,16 +859,23 @@ static int64_t ts_of(uint64_t t) {
 
 /* --- one message -------------------------------------------------------- */
 
+/* The message's first anomaly names its dead letter; later ones are counted
+ * by their callers only. */
+static void __attribute__((format(printf, 3, 0)))
+vnote(struct tg_sp_message *out, enum tg_sp_reason r, const char *fmt, va_list ap) {
+        if (out->reason == TG_SP_OK) {
+                out->reason = r;
+                vsnprintf(out->detail, sizeof(out->detail), fmt, ap);
+        }
+}
+
 static enum tg_sp_reason __attribute__((format(printf, 3, 4)))
 note(struct tg_sp_message *out, enum tg_sp_reason r, const char *fmt, ...) {
         va_list ap;
 
-        if (out->reason == TG_SP_OK) {
-                out->reason = r;
-                va_start(ap, fmt);
-                vsnprintf(out->detail, sizeof(out->detail), fmt, ap);
-                va_end(ap);
-        }
+        va_start(ap, fmt);
+        vnote(out, r, fmt, ap);
+        va_end(ap);
         return r;
 }
 
@@ -876,12 +883,9 @@ static enum tg_sp_reason __attribute__((format(printf, 4, 5)))
 refuse(tg_sparkplug_t *sp, struct tg_sp_message *out, enum tg_sp_reason r, const char *fmt, ...) {
         va_list ap;
 
-        if (out->reason == TG_SP_OK) {
-                out->reason = r;
-                va_start(ap, fmt);
-                vsnprintf(out->detail, sizeof(out->detail), fmt, ap);
-                va_end(ap);
-        }
+        va_start(ap, fmt);
+        vnote(out, r, fmt, ap);
+        va_end(ap);
         out->refused = 1;
         sp->c.anomalies[out->reason]++;
         sp->payload = NULL;
@@ -1460,25 +1464,13 @@ size_t tg_sparkplug_raw_record(const tg_sparkplug_t *sp, size_t i, const struct 
         const struct group *g;
         struct tg_jw w;
         uint32_t k;
-        uint16_t f;
 
         if (!sp->payload || i >= sp->ngroups)
                 return 0;
         g = &sp->groups[i];
         tg_jw_init(&w, buf, cap);
-        tg_jw_raw(&w, "{\"sensor\":");
-        tg_jw_string(&w, r->sensor, r->sensor_len);
-        tg_jw_raw(&w, ",\"ts\":");
-        tg_jw_int(&w, r->ts_ms);
-        tg_jw_raw(&w, ",\"fields\":{");
-        for (f = 0; f < r->nfields; f++) {
-                if (f)
-                        tg_jw_raw(&w, ",");
-                tg_jw_string(&w, r->fields[f].name, r->fields[f].name_len);
-                tg_jw_raw(&w, ":");
-                tg_jw_double(&w, r->fields[f].value);
-        }
-        tg_jw_raw(&w, "},");
+        tg_jw_raw_record_open(&w, r); /* the raw record of every format (7.1) */
+        tg_jw_raw(&w, ",");
         put_context(sp, &w);
         if (sp->payload->has_seq) {
                 tg_jw_raw(&w, ",\"seq\":");
